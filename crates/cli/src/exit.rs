@@ -1,0 +1,9 @@
+//! Lamina's own exit codes. A guest's exit code passes through unchanged; these are used when
+//! the guest did not exit by itself.
+
+/// The guest was killed by `--timeout` or `--fuel` (as `timeout(1)` does).
+pub(crate) const KILLED: i32 = 124;
+/// Lamina could not load or start the guest (bad file, bad option, missing directory…).
+pub(crate) const FAILURE: i32 = 125;
+/// The guest trapped: unreachable, out of bounds, out of memory, stack overflow.
+pub(crate) const TRAPPED: i32 = 134;

@@ -1,0 +1,184 @@
+//! Typed errors of the runtime crate, split by cause.
+
+use std::path::PathBuf;
+
+use lamina_types::{Profile, Target};
+
+/// Everything that can go wrong in the runtime crate, before a guest runs or while it is set up.
+///
+/// What happens *inside* a guest (exit codes, traps, limits hit) is not an error: it is an
+/// [`Exit`](crate::Exit).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine could not be configured.
+    #[error("cannot configure the engine: {0}")]
+    Engine(String),
+    /// The input could not be loaded as a module, component or artifact.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// An artifact is malformed or was built for something else.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// The guest could not be instantiated.
+    #[error(transparent)]
+    Instantiate(#[from] InstantiateError),
+    /// Reading or writing a file failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Why bytes could not be loaded as a program.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The bytes are not WebAssembly nor a Lamina artifact.
+    #[error("not a WebAssembly module, component or Lamina artifact (the file starts with {found})")]
+    NotWasm {
+        /// The first bytes, in hex.
+        found: String,
+    },
+    /// The binary ends before its sections do.
+    #[error("truncated WebAssembly: {message} at offset {offset:#x} (the file is {len} bytes)")]
+    Truncated {
+        /// Where reading stopped.
+        offset: usize,
+        /// The parser's message.
+        message: String,
+        /// The file's length.
+        len: usize,
+    },
+    /// The binary is malformed or fails validation.
+    #[error("invalid WebAssembly at offset {offset:#x}: {message}")]
+    Invalid {
+        /// Where the problem is.
+        offset: usize,
+        /// The parser's or validator's message.
+        message: String,
+    },
+    /// The program imports functions that no host service provides.
+    #[error("the {kind} imports what Lamina does not provide: {}", .missing.join(", "))]
+    UnknownImports {
+        /// `module` or `component`.
+        kind: &'static str,
+        /// The unmet imports, as `module::name`.
+        missing: Vec<String>,
+    },
+    /// A component does not export `wasi:cli/run`, nor a module `_start`.
+    #[error("{0}")]
+    NotACommand(String),
+    /// This build has no compiler, so a plain `.wasm` cannot be run.
+    #[error(
+        "this lamina is the runtime-only build (no compiler): it runs artifacts, not plain .wasm; \
+         make one on a machine with a compiler: `lamina compile --target {host} FILE -o FILE.cwasm`"
+    )]
+    NoCompiler {
+        /// This machine's target triple.
+        host: &'static str,
+    },
+    /// A raw wasmtime artifact without Lamina's header.
+    #[error(
+        "this is a bare wasmtime artifact without Lamina's header, which Lamina cannot check; \
+         compile the .wasm with `lamina compile` instead"
+    )]
+    BareWasmtimeArtifact,
+    /// Compilation failed for another reason.
+    #[error("cannot compile: {0}")]
+    Compile(String),
+}
+
+/// Why an artifact cannot be used here.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// The header is malformed.
+    #[error("malformed Lamina artifact: {0}")]
+    Malformed(String),
+    /// The compiled code does not match the checksum in the header.
+    #[error("corrupt Lamina artifact: its code does not match the checksum in its header")]
+    Corrupt,
+    /// Compiled for another architecture.
+    #[error(
+        "the artifact was compiled for {built}, but this machine is {host}; \
+         recompile it with `lamina compile --target {host}`"
+    )]
+    WrongTarget {
+        /// The artifact's target.
+        built: Target,
+        /// This machine's target.
+        host: String,
+    },
+    /// Compiled by another engine version.
+    #[error("the artifact was compiled by {built}, but this lamina runs {this}; recompile it with this lamina")]
+    WrongEngine {
+        /// The artifact's engine.
+        built: String,
+        /// This build's engine.
+        this: String,
+    },
+    /// Compiled for another device profile.
+    #[error(
+        "the artifact was compiled for the {built} profile, not {wanted}; \
+         recompile it with `lamina compile --profile {wanted}` or run it with `--profile {built}`"
+    )]
+    WrongProfile {
+        /// The artifact's profile.
+        built: Profile,
+        /// The profile asked for.
+        wanted: Profile,
+    },
+    /// Fuel metering asked for, but not compiled in.
+    #[error("the artifact was compiled without fuel metering; recompile it with `lamina compile --fuel`")]
+    NoFuel,
+    /// The engine refused the compiled code.
+    #[error("the engine refused the artifact: {0}")]
+    Refused(String),
+}
+
+/// Why a guest could not be instantiated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstantiateError {
+    /// A `--dir` host path is missing or not a directory.
+    #[error("cannot mount {}: {reason}", path.display())]
+    Mount {
+        /// The host path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The guest's initial memory already exceeds its limit.
+    #[error("out of memory: the guest needs {needed} at start, beyond its {limit} limit")]
+    InitialMemory {
+        /// What the guest declared.
+        needed: lamina_types::ByteSize,
+        /// The configured limit.
+        limit: lamina_types::ByteSize,
+    },
+    /// A limit is inconsistent with the engine.
+    #[error("{0}")]
+    Limits(String),
+    /// The engine could not instantiate the guest.
+    #[error("cannot instantiate: {0}")]
+    Engine(String),
+}
+
+/// Formats a wasmtime error with its whole cause chain on one line.
+pub(crate) fn chain(e: &wasmtime::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}

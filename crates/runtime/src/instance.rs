@@ -1,0 +1,406 @@
+//! Instantiating and running a guest under limits, and explaining how it ended.
+
+use std::time::{Duration, Instant};
+
+use lamina_types::{ByteSize, DirMount};
+use wasmtime::{Store, Trap as WasmTrap, WasmBacktrace};
+use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::engine::{EPOCH_TICK, ProfileLimits};
+use crate::host::{Limiter, P1Host, P2Host};
+use crate::program::{Linked, Program};
+use crate::{Error, InstantiateError};
+
+/// Where a guest's output goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// This process's stream.
+    #[default]
+    Inherit,
+    /// Kept in memory (up to 16 MiB) and returned by [`Instance::stdout`] / [`Instance::stderr`].
+    Capture,
+    /// Discarded.
+    Null,
+}
+
+/// The guest's view of the world: arguments, environment, directories and standard streams.
+#[derive(Clone, Debug, Default)]
+pub struct WasiConfig {
+    /// `argv`, including the program name in `argv[0]`.
+    pub args: Vec<String>,
+    /// Environment variables; nothing of the host's is inherited.
+    pub env: Vec<(String, String)>,
+    /// Host directories to preopen.
+    pub dirs: Vec<DirMount>,
+    /// Standard input: the host's (`None`) or these bytes.
+    pub stdin: Option<Vec<u8>>,
+    /// Standard output.
+    pub stdout: Output,
+    /// Standard error.
+    pub stderr: Output,
+}
+
+/// Bounds on one instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Total linear memory the guest may use.
+    pub max_memory: Option<ByteSize>,
+    /// Wall-clock time for the guest's code, enforced by epoch interruption.
+    pub timeout: Option<Duration>,
+    /// Fuel (roughly, Wasm instructions); needs an engine built with `fuel: true`.
+    pub fuel: Option<u64>,
+}
+
+/// What a guest used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceUsage {
+    /// The largest total linear memory it had.
+    pub peak_memory: ByteSize,
+    /// Fuel consumed, when metered.
+    pub fuel_consumed: Option<u64>,
+    /// Time from instantiation until now or until it ended.
+    pub wall_time: Duration,
+}
+
+/// How a guest ended.
+#[derive(Debug)]
+#[must_use]
+pub enum Exit {
+    /// It exited (or returned from its entry point: code 0).
+    Code(i32),
+    /// It trapped or was killed by a limit.
+    Trap(Trap),
+}
+
+/// A guest's abnormal end.
+#[derive(Debug)]
+pub struct Trap {
+    /// Why, in one line.
+    pub reason: TrapReason,
+    /// The Wasm backtrace, innermost frame first, as the engine prints it (function names where
+    /// the module has a name section).
+    pub backtrace: Option<String>,
+}
+
+/// Why a guest was stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrapReason {
+    /// `--timeout` elapsed.
+    Timeout(Duration),
+    /// `--fuel` ran out.
+    OutOfFuel(u64),
+    /// Memory growth beyond `--max-memory` was refused and the guest then died.
+    OutOfMemory {
+        /// The total it asked for.
+        requested: ByteSize,
+        /// Its limit.
+        limit: ByteSize,
+    },
+    /// The Wasm stack limit was hit.
+    StackOverflow,
+    /// Any other Wasm trap (unreachable, out-of-bounds access, division by zero…).
+    Wasm(String),
+    /// A host function failed.
+    Host(String),
+}
+
+impl std::fmt::Display for TrapReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrapReason::Timeout(d) => write!(f, "killed: exceeded the {} timeout", humanize(*d)),
+            TrapReason::OutOfFuel(n) => write!(f, "killed: ran out of fuel after {n} units"),
+            TrapReason::OutOfMemory { requested, limit } => {
+                write!(f, "out of memory: the guest asked for {requested} beyond its {limit} limit")
+            }
+            TrapReason::StackOverflow => f.write_str("stack overflow"),
+            TrapReason::Wasm(m) => write!(f, "trap: {m}"),
+            TrapReason::Host(m) => write!(f, "host error: {m}"),
+        }
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    humantime_like(d)
+}
+
+/// `2s`, `500ms`, `1.5s`: short and exact enough for a message.
+fn humantime_like(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// A live guest instance.
+pub struct Instance {
+    state: State,
+    limits: Limits,
+    started: Instant,
+    ended: Option<Instant>,
+    stdout: Option<MemoryOutputPipe>,
+    stderr: Option<MemoryOutputPipe>,
+}
+
+enum State {
+    Module { store: Store<P1Host>, instance: wasmtime::Instance },
+    Component { store: Store<P2Host>, command: Box<Command> },
+}
+
+const CAPTURE_LIMIT: usize = 16 << 20;
+
+impl Program {
+    /// Instantiates the program with a WASI context and limits.
+    ///
+    /// # Errors
+    /// [`InstantiateError`] when a mount is missing, a limit does not fit the engine, or the
+    /// guest's initial memory is already beyond its limit.
+    pub fn instantiate(&self, wasi: &WasiConfig, limits: Limits) -> Result<Instance, Error> {
+        let profile = ProfileLimits::of(self.engine.options().profile);
+        if let Some(max) = limits.max_memory {
+            if max > profile.max_memory {
+                return Err(InstantiateError::Limits(format!(
+                    "--max-memory {max} is more than the {} profile allows ({}); use a larger profile",
+                    self.engine.options().profile,
+                    profile.max_memory
+                ))
+                .into());
+            }
+        }
+        if limits.fuel.is_some() && !self.engine.options().fuel {
+            return Err(InstantiateError::Limits("fuel needs an engine built with fuel metering".into()).into());
+        }
+        let mut builder = WasiCtxBuilder::new();
+        builder.args(&wasi.args);
+        for (k, v) in &wasi.env {
+            builder.env(k, v);
+        }
+        for mount in &wasi.dirs {
+            check_mount(mount)?;
+            let perms = if mount.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            builder
+                .preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(|e| InstantiateError::Mount { path: mount.host.clone(), reason: crate::error::chain(&e) })?;
+        }
+        match &wasi.stdin {
+            None => {
+                builder.inherit_stdin();
+            }
+            Some(bytes) => {
+                builder.stdin(MemoryInputPipe::new(bytes.clone()));
+            }
+        }
+        let stdout = output(&mut builder, wasi.stdout, Stream::Out);
+        let stderr = output(&mut builder, wasi.stderr, Stream::Err);
+        let max_memory = limits.max_memory.map(ByteSize::bytes);
+        let engine = &self.engine.inner;
+        let started = Instant::now();
+        let state = match &self.linked {
+            Linked::Module(pre) => {
+                let mut store = Store::new(engine, P1Host::new(builder.build_p1(), max_memory));
+                prepare(&mut store, limits, |h| &mut h.limiter)?;
+                let instance = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
+                State::Module { store, instance }
+            }
+            Linked::Component(pre) => {
+                let host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
+                let mut store = Store::new(engine, host);
+                prepare(&mut store, limits, |h| &mut h.limiter)?;
+                let command = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
+                State::Component { store, command: Box::new(command) }
+            }
+        };
+        Ok(Instance { state, limits, started, ended: None, stdout, stderr })
+    }
+
+    /// Instantiates and runs the program's entry point (`_start` or `wasi:cli/run`).
+    ///
+    /// # Errors
+    /// As [`Program::instantiate`]; how the guest ended is in the returned [`Exit`].
+    pub fn run(&self, wasi: &WasiConfig, limits: Limits) -> Result<(Exit, Instance), Error> {
+        let mut instance = self.instantiate(wasi, limits)?;
+        let exit = instance.run();
+        Ok((exit, instance))
+    }
+}
+
+enum Stream {
+    Out,
+    Err,
+}
+
+fn output(builder: &mut WasiCtxBuilder, mode: Output, stream: Stream) -> Option<MemoryOutputPipe> {
+    match (mode, stream) {
+        (Output::Inherit, Stream::Out) => {
+            builder.inherit_stdout();
+            None
+        }
+        (Output::Inherit, Stream::Err) => {
+            builder.inherit_stderr();
+            None
+        }
+        (Output::Null, Stream::Out) => {
+            builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream);
+            None
+        }
+        (Output::Null, Stream::Err) => {
+            builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream);
+            None
+        }
+        (Output::Capture, s) => {
+            let pipe = MemoryOutputPipe::new(CAPTURE_LIMIT);
+            match s {
+                Stream::Out => builder.stdout(pipe.clone()),
+                Stream::Err => builder.stderr(pipe.clone()),
+            };
+            Some(pipe)
+        }
+    }
+}
+
+fn check_mount(mount: &DirMount) -> Result<(), InstantiateError> {
+    let reason = match std::fs::metadata(&mount.host) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => "it is not a directory".to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "it does not exist".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    Err(InstantiateError::Mount { path: mount.host.clone(), reason })
+}
+
+fn prepare<T: 'static>(
+    store: &mut Store<T>,
+    limits: Limits,
+    mut limiter: impl (FnMut(&mut T) -> &mut Limiter) + Send + Sync + 'static,
+) -> Result<(), Error> {
+    store.limiter(move |t| limiter(t) as &mut dyn wasmtime::ResourceLimiter);
+    let ticks = match limits.timeout {
+        // Round up, plus one tick: the current tick may be almost over.
+        Some(t) => (t.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).saturating_add(1),
+        None => u64::MAX / 2,
+    };
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_trap();
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel).map_err(|e| InstantiateError::Limits(crate::error::chain(&e)))?;
+    }
+    Ok(())
+}
+
+fn instantiate_error(e: &wasmtime::Error, limiter: &Limiter) -> Error {
+    match (limiter.refused, limiter.limit()) {
+        (Some(needed), Some(limit)) => {
+            InstantiateError::InitialMemory { needed: ByteSize(needed), limit: ByteSize(limit) }.into()
+        }
+        _ => InstantiateError::Engine(crate::error::chain(e)).into(),
+    }
+}
+
+impl Instance {
+    /// Runs the entry point: `_start` of a module, `wasi:cli/run` of a component.
+    pub fn run(&mut self) -> Exit {
+        let result = match &mut self.state {
+            State::Module { store, instance } => match instance.get_typed_func::<(), ()>(&mut *store, "_start") {
+                Ok(start) => start.call(&mut *store, ()).map(|()| 0),
+                Err(_) => Err(wasmtime::Error::msg(
+                    "the module exports no `_start`: it is a library, not a command (call its exports instead)",
+                )),
+            },
+            State::Component { store, command } => match command.wasi_cli_run().call_run(&mut *store) {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(())) => Ok(1),
+                Err(e) => Err(e),
+            },
+        };
+        self.ended = Some(Instant::now());
+        match result {
+            Ok(code) => Exit::Code(code),
+            Err(e) => self.explain(&e),
+        }
+    }
+
+    /// Calls an exported function of a core module (running `_initialize` first, if the module
+    /// has one and it has not run yet).
+    ///
+    /// # Errors
+    /// The guest's [`Exit`] when it traps or exits; a host error when the export is missing or
+    /// the program is a component.
+    pub fn call(&mut self, name: &str, args: &[wasmtime::Val]) -> Result<Vec<wasmtime::Val>, Exit> {
+        let State::Module { store, instance } = &mut self.state else {
+            return Err(Exit::Trap(Trap {
+                reason: TrapReason::Host("calling named exports of components is not supported; use run()".into()),
+                backtrace: None,
+            }));
+        };
+        let Some(func) = instance.get_func(&mut *store, name) else {
+            return Err(Exit::Trap(Trap {
+                reason: TrapReason::Host(format!("the module exports no function `{name}`")),
+                backtrace: None,
+            }));
+        };
+        let mut results = vec![wasmtime::Val::I32(0); func.ty(&*store).results().len()];
+        match func.call(&mut *store, args, &mut results) {
+            Ok(()) => Ok(results),
+            Err(e) => Err(self.explain(&e)),
+        }
+    }
+
+    /// What the guest used so far.
+    pub fn usage(&self) -> ResourceUsage {
+        let (peak, fuel_left) = match &self.state {
+            State::Module { store, .. } => (store.data().limiter.peak, store.get_fuel().ok()),
+            State::Component { store, .. } => (store.data().limiter.peak, store.get_fuel().ok()),
+        };
+        ResourceUsage {
+            peak_memory: ByteSize(peak),
+            fuel_consumed: self.limits.fuel.zip(fuel_left).map(|(total, left)| total.saturating_sub(left)),
+            wall_time: self.ended.unwrap_or_else(Instant::now) - self.started,
+        }
+    }
+
+    /// Captured standard output ([`Output::Capture`]).
+    pub fn stdout(&self) -> Option<Vec<u8>> {
+        self.stdout.as_ref().map(|p| p.contents().to_vec())
+    }
+
+    /// Captured standard error ([`Output::Capture`]).
+    pub fn stderr(&self) -> Option<Vec<u8>> {
+        self.stderr.as_ref().map(|p| p.contents().to_vec())
+    }
+
+    fn explain(&self, e: &wasmtime::Error) -> Exit {
+        if let Some(exit) = e.downcast_ref::<I32Exit>() {
+            return Exit::Code(exit.0);
+        }
+        let limiter = match &self.state {
+            State::Module { store, .. } => &store.data().limiter,
+            State::Component { store, .. } => &store.data().limiter,
+        };
+        let refused = limiter.refused.zip(limiter.limit());
+        let backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| {
+            // wasmtime's rendering starts with a sentence of its own; keep only the frames.
+            let text = bt.to_string();
+            let frames = text.split_once('\n').map_or(text.as_str(), |(_, rest)| rest);
+            format!("wasm backtrace:\n{frames}")
+        });
+        let reason = match e.downcast_ref::<WasmTrap>() {
+            Some(WasmTrap::Interrupt) => TrapReason::Timeout(self.limits.timeout.unwrap_or_default()),
+            Some(WasmTrap::OutOfFuel) => TrapReason::OutOfFuel(self.limits.fuel.unwrap_or_default()),
+            Some(WasmTrap::StackOverflow) => TrapReason::StackOverflow,
+            // A refused memory.grow usually ends in the guest's allocator aborting.
+            Some(_) if refused.is_some() => {
+                let (requested, limit) = refused.unwrap_or_default();
+                TrapReason::OutOfMemory { requested: ByteSize(requested), limit: ByteSize(limit) }
+            }
+            Some(trap) => TrapReason::Wasm(trap.to_string().trim_start_matches("wasm trap: ").to_owned()),
+            None => TrapReason::Host(crate::error::chain(e)),
+        };
+        Exit::Trap(Trap { reason, backtrace })
+    }
+}

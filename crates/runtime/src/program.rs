@@ -1,0 +1,301 @@
+//! Loading: telling modules, components and artifacts apart, compiling through the cache,
+//! and linking against WASI once so that every instantiation is cheap.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use lamina_types::{ModuleHash, Target};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::bindings::sync::CommandPre;
+
+use crate::artifact::{self, ArtifactHeader, LoadedCode, ProgramKind};
+use crate::host::{P1Host, P2Host};
+use crate::{ArtifactError, CacheStatus, CompileCache, Engine, Error, LoadError};
+
+/// A loaded, linked guest: a core module or a component, ready to instantiate many times.
+pub struct Program {
+    pub(crate) engine: Engine,
+    hash: ModuleHash,
+    kind: ProgramKind,
+    cache: CacheStatus,
+    pub(crate) linked: Linked,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("hash", &self.hash)
+            .field("kind", &self.kind)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) enum Linked {
+    Module(wasmtime::InstancePre<P1Host>),
+    Component(Box<CommandPre<P2Host>>),
+}
+
+impl Program {
+    /// The workload identity: SHA-256 of the original `.wasm`.
+    pub fn hash(&self) -> ModuleHash {
+        self.hash
+    }
+
+    /// Module or component.
+    pub fn kind(&self) -> ProgramKind {
+        self.kind
+    }
+
+    /// Whether loading used the compile cache.
+    pub fn cache_status(&self) -> CacheStatus {
+        self.cache
+    }
+
+    /// The engine the program was loaded into.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Engine {
+    /// Loads a file: a `.wasm` module or component, or a Lamina artifact.
+    ///
+    /// # Errors
+    /// See [`Engine::load`]; also [`Error::Io`] when the file cannot be read.
+    pub fn load_file(&self, path: &Path, cache: Option<&CompileCache>) -> Result<Program, Error> {
+        let bytes = read_file(path)?;
+        self.load(&bytes, cache)
+    }
+
+    /// Loads bytes: a `.wasm` module or component (compiled, through `cache` when given) or a
+    /// Lamina artifact (checked, then deserialised), and links it against WASI.
+    ///
+    /// # Errors
+    /// [`LoadError`] for bytes that are not valid Wasm or import what no host service provides;
+    /// [`ArtifactError`] for an artifact built for another target, engine, profile or fuel
+    /// setting, or a corrupt one.
+    pub fn load(&self, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Program, Error> {
+        if !self.is_native() {
+            return Err(Error::Engine("a cross-compiling engine cannot load programs to run them".into()));
+        }
+        if artifact::is_artifact(bytes) {
+            let decoded = artifact::decode(bytes)?;
+            self.check_header(&decoded.header)?;
+            let code = artifact::deserialize(&self.inner, &decoded)?;
+            return self.link(code, decoded.header.module_hash, CacheStatus::Unused);
+        }
+        let wasm = to_binary(bytes)?;
+        let hash = ModuleHash::of(&wasm);
+        if !Engine::has_compiler() {
+            return Err(
+                LoadError::NoCompiler { host: Target::host().map_or("this machine's target", Target::triple) }.into()
+            );
+        }
+        let Some(cache) = cache else {
+            let artifact = self.compile_bytes(&wasm, hash)?;
+            let decoded = artifact::decode(&artifact)?;
+            let code = artifact::deserialize(&self.inner, &decoded)?;
+            return self.link(code, hash, CacheStatus::Unused);
+        };
+        let path = cache.entry_path(&hash, self.fingerprint());
+        let mut status = CacheStatus::Miss;
+        if let Some(entry) = cache.read(&path)? {
+            match artifact::decode(&entry)
+                .and_then(|a| self.check_header(&a.header).map(|()| a))
+                .and_then(|a| artifact::deserialize(&self.inner, &a))
+            {
+                Ok(code) => return self.link(code, hash, CacheStatus::Hit),
+                Err(e) => {
+                    tracing::warn!("compile cache entry {} is unusable ({e}); compiling again", path.display());
+                    cache.evict(&path);
+                    status = CacheStatus::Repaired;
+                }
+            }
+        }
+        let artifact = self.compile_bytes(&wasm, hash)?;
+        if let Err(e) = cache.store(&path, &artifact) {
+            tracing::warn!("cannot store in the compile cache: {e}");
+        }
+        let decoded = artifact::decode(&artifact)?;
+        let code = artifact::deserialize(&self.inner, &decoded)?;
+        self.link(code, hash, status)
+    }
+
+    /// Compiles `.wasm` bytes (or text) into a Lamina artifact for this engine's target.
+    ///
+    /// # Errors
+    /// [`LoadError`] for invalid input or a build without a compiler.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        if artifact::is_artifact(bytes) {
+            return Err(LoadError::Compile("the input is already a Lamina artifact; compile the .wasm".into()).into());
+        }
+        let wasm = to_binary(bytes)?;
+        let hash = ModuleHash::of(&wasm);
+        self.compile_bytes(&wasm, hash)
+    }
+
+    #[cfg(feature = "compiler")]
+    fn compile_bytes(&self, wasm: &[u8], hash: ModuleHash) -> Result<Vec<u8>, Error> {
+        let (kind, code) = if wasmparser::Parser::is_component(wasm) {
+            (ProgramKind::Component, self.inner.precompile_component(wasm))
+        } else {
+            (ProgramKind::Module, self.inner.precompile_module(wasm))
+        };
+        let code = code.map_err(|e| compile_error(wasm, &e))?;
+        let header = ArtifactHeader {
+            module_hash: hash,
+            kind,
+            target: self
+                .target()
+                .ok_or_else(|| Error::Engine("this machine's architecture is not supported".into()))?,
+            engine: Engine::version(),
+            profile: self.options().profile,
+            fuel: self.options().fuel,
+            code_sha256: String::new(),
+            code_len: 0,
+        };
+        Ok(artifact::encode(header, &code))
+    }
+
+    #[cfg(not(feature = "compiler"))]
+    fn compile_bytes(&self, _wasm: &[u8], _hash: ModuleHash) -> Result<Vec<u8>, Error> {
+        Err(LoadError::NoCompiler { host: Target::host().map_or("this machine's target", Target::triple) }.into())
+    }
+
+    fn check_header(&self, header: &ArtifactHeader) -> Result<(), ArtifactError> {
+        let host = self.target();
+        if Some(header.target) != host {
+            return Err(ArtifactError::WrongTarget {
+                built: header.target,
+                host: host.map_or_else(|| std::env::consts::ARCH.to_owned(), |t| t.triple().to_owned()),
+            });
+        }
+        if header.engine != Engine::version() {
+            return Err(ArtifactError::WrongEngine { built: header.engine.clone(), this: Engine::version() });
+        }
+        if header.profile != self.options().profile {
+            return Err(ArtifactError::WrongProfile { built: header.profile, wanted: self.options().profile });
+        }
+        if self.options().fuel && !header.fuel {
+            return Err(ArtifactError::NoFuel);
+        }
+        if !self.options().fuel && header.fuel {
+            return Err(ArtifactError::Refused("it was compiled with fuel metering; run it with `--fuel N`".into()));
+        }
+        Ok(())
+    }
+
+    fn link(&self, code: LoadedCode, hash: ModuleHash, cache: CacheStatus) -> Result<Program, Error> {
+        let (kind, linked) = match code {
+            LoadedCode::Module(module) => (ProgramKind::Module, Linked::Module(self.link_module(&module)?)),
+            LoadedCode::Component(component) => {
+                (ProgramKind::Component, Linked::Component(Box::new(self.link_component(&component)?)))
+            }
+        };
+        Ok(Program { engine: self.clone(), hash, kind, cache, linked })
+    }
+
+    fn link_module(&self, module: &wasmtime::Module) -> Result<wasmtime::InstancePre<P1Host>, Error> {
+        let mut linker = wasmtime::Linker::<P1Host>::new(&self.inner);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
+            .map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+        // List every unmet import at once rather than the first one the linker trips on.
+        let mut store = wasmtime::Store::new(&self.inner, P1Host::new(WasiCtxBuilder::new().build_p1(), None));
+        let provided: BTreeSet<(String, String)> =
+            linker.iter(&mut store).map(|(m, n, _)| (m.to_owned(), n.to_owned())).collect();
+        let missing: Vec<String> = module
+            .imports()
+            .filter(|i| !provided.contains(&(i.module().to_owned(), i.name().to_owned())))
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(LoadError::UnknownImports { kind: "module", missing }.into());
+        }
+        linker.instantiate_pre(module).map_err(|e| LoadError::Compile(crate::error::chain(&e)).into())
+    }
+
+    fn link_component(&self, component: &wasmtime::component::Component) -> Result<CommandPre<P2Host>, Error> {
+        let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
+        // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or later
+        // can report an exact code through `exit-with-code`, which is linked too.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
+            let text = crate::error::chain(&e);
+            match text.split('`').nth(1) {
+                Some(name) if text.contains("not found") || text.contains("matching implementation") => {
+                    LoadError::UnknownImports { kind: "component", missing: vec![name.to_owned()] }
+                }
+                _ => LoadError::Compile(text),
+            }
+        })?;
+        CommandPre::new(pre).map_err(|e| {
+            LoadError::NotACommand(format!(
+                "the component does not export `wasi:cli/run` ({}); Lamina runs command components",
+                crate::error::chain(&e)
+            ))
+            .into()
+        })
+    }
+}
+
+/// Reads a file, saying clearly when it is missing or a directory.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })
+}
+
+/// Checks that the bytes at least start like WebAssembly.
+pub(crate) fn check_magic(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(());
+    }
+    if wasmtime::Engine::detect_precompiled(bytes).is_some() {
+        return Err(LoadError::BareWasmtimeArtifact);
+    }
+    let shown = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+    Err(LoadError::NotWasm { found: if shown.is_empty() { "nothing: it is empty".into() } else { shown } })
+}
+
+/// Accepts the binary format, and the text format when this build has a compiler.
+fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadError> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.into());
+    }
+    #[cfg(feature = "compiler")]
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.trim_start().starts_with('(') {
+            return wat::parse_str(text)
+                .map(Into::into)
+                .map_err(|e| LoadError::Invalid { offset: 0, message: format!("WebAssembly text: {e}") });
+        }
+    }
+    check_magic(bytes)?;
+    Ok(bytes.into())
+}
+
+/// Turns a parser error into a [`LoadError`] that names the offset.
+pub(crate) fn parse_error(bytes: &[u8], e: &wasmparser::BinaryReaderError) -> LoadError {
+    let message = e.message().to_owned();
+    let offset = e.offset();
+    if message.contains("unexpected end") || offset >= bytes.len() {
+        LoadError::Truncated { offset, message, len: bytes.len() }
+    } else {
+        LoadError::Invalid { offset, message }
+    }
+}
+
+/// Explains a compile failure: re-parse to find the offset, since wasmtime's error is text.
+#[cfg(feature = "compiler")]
+fn compile_error(wasm: &[u8], e: &wasmtime::Error) -> Error {
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    match validator.validate_all(wasm) {
+        Err(parse) => parse_error(wasm, &parse).into(),
+        Ok(_) => LoadError::Compile(crate::error::chain(e)).into(),
+    }
+}
+
+/// Makes a fresh WASI preview 2 host state; used by instantiation.
+pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limiter) -> P2Host {
+    P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter }
+}

@@ -1,0 +1,8 @@
+//! Never ends: a hostile guest that only a timeout or fuel can stop.
+fn main() {
+    println!("spinning");
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}

@@ -1,0 +1,1 @@
+//! Guest programs used by Lamina's tests: each binary exercises one behaviour of the runtime.
