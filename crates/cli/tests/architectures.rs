@@ -1,0 +1,105 @@
+//! The same `.wasm` on another architecture: `lamina` cross-built for aarch64 and run under
+//! `qemu-aarch64`, and the runtime-only build that has no compiler.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{BOTH, Wasi, assert_code, guest, lamina, lamina_aarch64, lamina_runtime_only, output, texts};
+
+fn qemu(binary: &Path) -> Command {
+    let mut cmd = Command::new("qemu-aarch64");
+    cmd.args(["-L", "/usr/aarch64-linux-gnu"]).arg(binary).env_remove("LAMINA_CACHE_DIR");
+    cmd
+}
+
+#[test]
+fn same_wasm_same_output_on_aarch64() {
+    let arm = lamina_aarch64();
+    for wasi in BOTH {
+        for (program, args) in [("hello", vec![]), ("echo", vec!["a", "b c"]), ("exit", vec!["5"])] {
+            let native = output(
+                lamina().args(["run", "--no-cache", "--env", "K=v"]).arg(guest(program, wasi)).arg("--").args(&args),
+            );
+            let emulated = output(
+                qemu(&arm).args(["run", "--no-cache", "--env", "K=v"]).arg(guest(program, wasi)).arg("--").args(&args),
+            );
+            assert_eq!(texts(&native).0, texts(&emulated).0, "{program} {wasi:?}: identical output");
+            assert_eq!(native.status.code(), emulated.status.code(), "{program} {wasi:?}: identical exit code");
+        }
+    }
+}
+
+#[test]
+fn aarch64_binary_reports_its_architecture() {
+    let out = output(qemu(&lamina_aarch64()).args(["compile", "-o", "/dev/null"]).arg(guest("hello", Wasi::P1)));
+    assert_code(&out, 0);
+    assert!(texts(&out).1.contains("for aarch64-unknown-linux-gnu"), "{}", texts(&out).1);
+}
+
+#[test]
+fn artifact_compiled_on_x86_64_runs_on_aarch64() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for wasi in BOTH {
+        let artifact = dir.path().join("hello.aarch64.lamart");
+        assert_code(
+            &output(
+                lamina()
+                    .args(["compile", "--target", "aarch64-unknown-linux-gnu", "-o"])
+                    .arg(&artifact)
+                    .arg(guest("hello", wasi)),
+            ),
+            0,
+        );
+        let out = output(qemu(&lamina_aarch64()).arg("run").arg(&artifact));
+        assert_code(&out, 0);
+        assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
+        // And the x86_64 artifact is refused there, with the reason.
+        let x86 = dir.path().join("hello.x86.lamart");
+        assert_code(
+            &output(
+                lamina()
+                    .args(["compile", "--target", "x86_64-unknown-linux-gnu", "-o"])
+                    .arg(&x86)
+                    .arg(guest("hello", wasi)),
+            ),
+            0,
+        );
+        let out = output(qemu(&lamina_aarch64()).arg("run").arg(&x86));
+        assert_code(&out, 125);
+        assert!(
+            texts(&out)
+                .1
+                .contains("compiled for x86_64-unknown-linux-gnu, but this machine is aarch64-unknown-linux-gnu")
+        );
+    }
+}
+
+#[test]
+fn runtime_only_build_runs_artifacts_and_refuses_plain_wasm() {
+    let rt = lamina_runtime_only();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for wasi in BOTH {
+        let artifact = dir.path().join("hello.lamart");
+        assert_code(&output(lamina().args(["compile", "-o"]).arg(&artifact).arg(guest("hello", wasi))), 0);
+        let out = output(Command::new(&rt).arg("run").arg(&artifact));
+        assert_code(&out, 0);
+        assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
+
+        let out = output(Command::new(&rt).args(["run", "--no-cache"]).arg(guest("hello", wasi)));
+        assert_code(&out, 125);
+        let stderr = texts(&out).1;
+        assert!(stderr.contains("runtime-only build (no compiler)"), "{stderr}");
+        assert!(stderr.contains("lamina compile --target x86_64-unknown-linux-gnu"), "{stderr}");
+    }
+    let out = output(
+        Command::new(&rt).args(["compile", "-o"]).arg(dir.path().join("x.lamart")).arg(guest("hello", Wasi::P1)),
+    );
+    assert_code(&out, 125);
+    // Limits still apply without a compiler.
+    let spin = dir.path().join("spin.lamart");
+    assert_code(&output(lamina().args(["compile", "-o"]).arg(&spin).arg(guest("spin", Wasi::P1))), 0);
+    let out = output(Command::new(&rt).args(["run", "--timeout", "200ms"]).arg(&spin));
+    assert_code(&out, 124);
+}

@@ -1,0 +1,119 @@
+//! Shared set-up for the end-to-end tests: building the guest programs and the other builds of
+//! `lamina` (cross-compiled, runtime-only), and running the binary.
+//!
+//! Builds go to target directories of their own so that they never wait on the lock of the
+//! `cargo test` that runs us; `scripts/test` runs the same commands first, so here they are
+//! no-ops that only check freshness.
+
+#![allow(dead_code, unreachable_pub, reason = "each test file uses a different part of this shared module")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root exists")
+}
+
+/// Which WASI flavour a guest is built as.
+#[derive(Clone, Copy, Debug)]
+pub enum Wasi {
+    /// `wasm32-wasip1`: a core module.
+    P1,
+    /// `wasm32-wasip2`: a component.
+    P2,
+}
+
+pub const BOTH: [Wasi; 2] = [Wasi::P1, Wasi::P2];
+
+impl Wasi {
+    pub fn triple(self) -> &'static str {
+        match self {
+            Wasi::P1 => "wasm32-wasip1",
+            Wasi::P2 => "wasm32-wasip2",
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run_build(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start cargo to build {what}: {e}"));
+    assert!(out.status.success(), "building {what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The path of a guest program, built on first use.
+pub fn guest(name: &str, wasi: Wasi) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = root();
+    BUILT.get_or_init(|| {
+        for w in BOTH {
+            let mut cmd = cargo();
+            cmd.args(["build", "--release", "--quiet", "--target", w.triple(), "--manifest-path"])
+                .arg(root.join("tests/programs/Cargo.toml"));
+            run_build(cmd, &format!("the guest programs for {}", w.triple()));
+        }
+    });
+    let path = root.join("tests/programs/target").join(wasi.triple()).join("release").join(format!("{name}.wasm"));
+    assert!(path.exists(), "guest {} is missing", path.display());
+    path
+}
+
+/// The `lamina` binary under test (this build, with a compiler).
+pub fn lamina() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lamina"));
+    cmd.env_remove("LAMINA_CACHE_DIR").env_remove("LAMINA_LOG");
+    cmd
+}
+
+/// The runtime-only `lamina` (no compiler), built on first use.
+pub fn lamina_runtime_only() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = root();
+            let mut cmd = cargo();
+            cmd.current_dir(&root)
+                .args(["build", "--quiet", "-p", "lamina-cli", "--no-default-features", "--target-dir"])
+                .arg(root.join("target/runtime-only"));
+            run_build(cmd, "the runtime-only lamina");
+            root.join("target/runtime-only/debug/lamina")
+        })
+        .clone()
+}
+
+/// The `lamina` cross-built for aarch64, built on first use.
+pub fn lamina_aarch64() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = root();
+            let mut cmd = cargo();
+            cmd.current_dir(&root)
+                .args(["build", "--quiet", "-p", "lamina-cli", "--target", "aarch64-unknown-linux-gnu", "--target-dir"])
+                .arg(root.join("target/cross"));
+            run_build(cmd, "lamina for aarch64");
+            root.join("target/cross/aarch64-unknown-linux-gnu/debug/lamina")
+        })
+        .clone()
+}
+
+/// Runs a command to completion and returns its output.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Standard output and error as text.
+pub fn texts(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Asserts the exit code, showing both streams when it is wrong.
+#[track_caller]
+pub fn assert_code(out: &Output, code: i32) {
+    let (stdout, stderr) = texts(out);
+    assert_eq!(out.status.code(), Some(code), "unexpected exit status\nstdout:\n{stdout}\nstderr:\n{stderr}");
+}
