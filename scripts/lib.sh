@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Build steps shared by scripts/demo.sh, scripts/test.sh and bench/run.sh. Each build goes to a
+# target directory of its own, the same ones the end-to-end tests use, so nothing is built twice.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+build_guests() {
+    say "building guest programs for wasm32-wasip1 and wasm32-wasip2"
+    for t in wasm32-wasip1 wasm32-wasip2; do
+        cargo build --release --quiet --target "$t" --manifest-path "$ROOT/tests/programs/Cargo.toml"
+    done
+}
+
+# build_cross [--release]: lamina for aarch64 (with its compiler), into target/cross.
+build_cross() {
+    say "cross-building lamina for aarch64-unknown-linux-gnu $*"
+    (cd "$ROOT" && cargo build "$@" -p lamina-cli --target aarch64-unknown-linux-gnu --target-dir target/cross)
+}
+
+# build_runtime_only [--release] [--target T]: lamina without a compiler, into target/runtime-only.
+build_runtime_only() {
+    say "building the runtime-only lamina (no compiler) $*"
+    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --target-dir target/runtime-only)
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what Lamina needs on a Debian machine that has only the Rust toolchain. Idempotent:
+# it checks first and installs only what is missing. Sourced by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+RUST_TARGETS=(wasm32-wasip1 wasm32-wasip2 aarch64-unknown-linux-gnu)
+RUST_COMPONENTS=(rustfmt clippy)
+# Cross linker and libc for aarch64, qemu-user to run aarch64 binaries, prlimit (util-linux)
+# to emulate a small address space.
+DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux)
+
+setup_rust() {
+    local installed missing=()
+    installed=$(rustup target list --installed)
+    for t in "${RUST_TARGETS[@]}"; do
+        grep -qx "$t" <<<"$installed" || missing+=("$t")
+    done
+    if ((${#missing[@]})); then
+        say "adding Rust targets: ${missing[*]}"
+        rustup target add "${missing[@]}"
+    fi
+    installed=$(rustup component list --installed)
+    missing=()
+    for c in "${RUST_COMPONENTS[@]}"; do
+        grep -q "^$c" <<<"$installed" || missing+=("$c")
+    done
+    if ((${#missing[@]})); then
+        say "adding Rust components: ${missing[*]}"
+        rustup component add "${missing[@]}"
+    fi
+}
+
+setup_debian() {
+    local missing=()
+    for p in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "error: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup_rust
+setup_debian

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every check and test of Lamina from a fresh clone: set-up, formatting, lints, the
+# builds the end-to-end tests need, and the whole test suite (unit, integration, end to end,
+# doc tests, benchmarks in test mode).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/lib.sh
+
+say "checking formatting"
+cargo fmt --all --check
+(cd tests/programs && cargo fmt --check)
+
+build_guests
+say "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+build_runtime_only
+build_cross
+
+say "running the test suite"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
