@@ -14,6 +14,8 @@ cargo fmt --all --check
 build_guests
 say "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --lib --bins --quiet \
+    --target-dir target/runtime-only -- -D warnings
 build_runtime_only
 build_cross
 

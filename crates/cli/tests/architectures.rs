@@ -46,7 +46,7 @@ fn artifact_compiled_on_x86_64_runs_on_aarch64() {
         assert_code(
             &output(
                 lamina()
-                    .args(["compile", "--target", "aarch64-unknown-linux-gnu", "-o"])
+                    .args(["compile", "--target", "aarch64-unknown-linux-gnu", "--profile", "edge", "-o"])
                     .arg(&artifact)
                     .arg(guest("hello", wasi)),
             ),
@@ -60,7 +60,7 @@ fn artifact_compiled_on_x86_64_runs_on_aarch64() {
         assert_code(
             &output(
                 lamina()
-                    .args(["compile", "--target", "x86_64-unknown-linux-gnu", "-o"])
+                    .args(["compile", "--target", "x86_64-unknown-linux-gnu", "--profile", "edge", "-o"])
                     .arg(&x86)
                     .arg(guest("hello", wasi)),
             ),

@@ -248,7 +248,11 @@ fn fingerprint(engine: &wasmtime::Engine, options: &EngineOptions) -> [u8; 32] {
     let mut h = ShaHasher(Sha256::new());
     h.write(b"lamina-engine-v1\0");
     h.write(WASMTIME_VERSION.as_bytes());
+    #[cfg(feature = "compiler")]
     engine.precompile_compatibility_hash().hash(&mut h);
+    // Without a compiler nothing is cached, so the fingerprint only needs to be stable.
+    #[cfg(not(feature = "compiler"))]
+    let _ = engine;
     h.write(options.profile.name().as_bytes());
     h.write(&[u8::from(options.fuel)]);
     h.write(options.target.map_or("host", |t| t.triple()).as_bytes());

@@ -110,7 +110,7 @@ pub enum TrapReason {
 impl std::fmt::Display for TrapReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TrapReason::Timeout(d) => write!(f, "killed: exceeded the {} timeout", humanize(*d)),
+            TrapReason::Timeout(d) => write!(f, "killed: exceeded the {} timeout", humantime_like(*d)),
             TrapReason::OutOfFuel(n) => write!(f, "killed: ran out of fuel after {n} units"),
             TrapReason::OutOfMemory { requested, limit } => {
                 write!(f, "out of memory: the guest asked for {requested} beyond its {limit} limit")
@@ -122,14 +122,10 @@ impl std::fmt::Display for TrapReason {
     }
 }
 
-fn humanize(d: Duration) -> String {
-    humantime_like(d)
-}
-
 /// `2s`, `500ms`, `1.5s`: short and exact enough for a message.
 fn humantime_like(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms < 1000 {
         format!("{ms}ms")
@@ -163,15 +159,15 @@ impl Program {
     /// guest's initial memory is already beyond its limit.
     pub fn instantiate(&self, wasi: &WasiConfig, limits: Limits) -> Result<Instance, Error> {
         let profile = ProfileLimits::of(self.engine.options().profile);
-        if let Some(max) = limits.max_memory {
-            if max > profile.max_memory {
-                return Err(InstantiateError::Limits(format!(
-                    "--max-memory {max} is more than the {} profile allows ({}); use a larger profile",
-                    self.engine.options().profile,
-                    profile.max_memory
-                ))
-                .into());
-            }
+        if let Some(max) = limits.max_memory
+            && max > profile.max_memory
+        {
+            return Err(InstantiateError::Limits(format!(
+                "--max-memory {max} is more than the {} profile allows ({}); use a larger profile",
+                self.engine.options().profile,
+                profile.max_memory
+            ))
+            .into());
         }
         if limits.fuel.is_some() && !self.engine.options().fuel {
             return Err(InstantiateError::Limits("fuel needs an engine built with fuel metering".into()).into());

@@ -263,12 +263,12 @@ fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadError> {
         return Ok(bytes.into());
     }
     #[cfg(feature = "compiler")]
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if text.trim_start().starts_with('(') {
-            return wat::parse_str(text)
-                .map(Into::into)
-                .map_err(|e| LoadError::Invalid { offset: 0, message: format!("WebAssembly text: {e}") });
-        }
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && text.trim_start().starts_with('(')
+    {
+        return wat::parse_str(text)
+            .map(Into::into)
+            .map_err(|e| LoadError::Invalid { offset: 0, message: format!("WebAssembly text: {e}") });
     }
     check_magic(bytes)?;
     Ok(bytes.into())

@@ -32,7 +32,7 @@ impl fmt::Display for ByteSize {
         const UNITS: [(u64, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
         for (unit, name) in UNITS {
             if b >= unit {
-                return if b % unit == 0 {
+                return if b.is_multiple_of(unit) {
                     write!(f, "{} {name}", b / unit)
                 } else {
                     write!(f, "{:.1} {name}", b as f64 / unit as f64)
