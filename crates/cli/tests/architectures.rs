@@ -33,7 +33,9 @@ fn same_wasm_same_output_on_aarch64() {
 
 #[test]
 fn aarch64_binary_reports_its_architecture() {
-    let out = output(qemu(&lamina_aarch64()).args(["compile", "-o", "/dev/null"]).arg(guest("hello", Wasi::P1)));
+    let out = output(
+        qemu(&lamina_aarch64()).args(["compile", "--profile", "edge", "-o", "/dev/null"]).arg(guest("hello", Wasi::P1)),
+    );
     assert_code(&out, 0);
     assert!(texts(&out).1.contains("for aarch64-unknown-linux-gnu"), "{}", texts(&out).1);
 }

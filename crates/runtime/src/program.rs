@@ -299,3 +299,48 @@ fn compile_error(wasm: &[u8], e: &wasmtime::Error) -> Error {
 pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limiter) -> P2Host {
     P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter }
 }
+
+#[cfg(all(test, feature = "compiler"))]
+mod tests {
+    use super::*;
+    use crate::EngineOptions;
+    use lamina_types::Profile;
+    use proptest::prelude::*;
+
+    fn engine() -> Engine {
+        Engine::new(EngineOptions::for_profile(Profile::Tiny)).expect("tiny engine")
+    }
+
+    #[test]
+    fn empty_input_says_so() {
+        let e = engine().load(b"", None).expect_err("empty input");
+        assert!(e.to_string().contains("it is empty"), "{e}");
+    }
+
+    #[test]
+    fn artifact_cannot_be_compiled_again() {
+        let engine = engine();
+        let artifact = engine.compile(b"(module)").expect("compiles");
+        let e = engine.compile(&artifact).expect_err("an artifact is not a .wasm");
+        assert!(e.to_string().contains("already a Lamina artifact"), "{e}");
+    }
+
+    #[test]
+    fn cross_engine_refuses_to_load() {
+        let other = lamina_types::Target::ALL.into_iter().find(|t| Some(*t) != lamina_types::Target::host());
+        let options = EngineOptions { target: other, ..EngineOptions::for_profile(Profile::Tiny) };
+        let engine = Engine::new(options).expect("cross engine");
+        assert!(engine.load(b"(module)", None).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn loading_arbitrary_bytes_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+            bytes.extend_from_slice(&tail);
+            let _ = engine().load(&bytes, None);
+            let _ = engine().load(&tail, None);
+        }
+    }
+}
