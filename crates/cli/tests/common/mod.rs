@@ -69,18 +69,25 @@ pub fn lamina() -> Command {
     cmd
 }
 
+/// Builds another configuration of `lamina` into `target/<dir>` and returns the binary.
+fn build_lamina(what: &str, dir: &str, flags: &[&str], binary: &str) -> PathBuf {
+    let root = root();
+    let mut cmd = cargo();
+    cmd.current_dir(&root)
+        .args(["build", "--quiet", "-p", "lamina-cli"])
+        .args(flags)
+        .arg("--target-dir")
+        .arg(root.join("target").join(dir));
+    run_build(cmd, what);
+    root.join("target").join(dir).join(binary)
+}
+
 /// The runtime-only `lamina` (no compiler), built on first use.
 pub fn lamina_runtime_only() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root = root();
-            let mut cmd = cargo();
-            cmd.current_dir(&root)
-                .args(["build", "--quiet", "-p", "lamina-cli", "--no-default-features", "--target-dir"])
-                .arg(root.join("target/runtime-only"));
-            run_build(cmd, "the runtime-only lamina");
-            root.join("target/runtime-only/debug/lamina")
+            build_lamina("the runtime-only lamina", "runtime-only", &["--no-default-features"], "debug/lamina")
         })
         .clone()
 }
@@ -90,13 +97,8 @@ pub fn lamina_aarch64() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root = root();
-            let mut cmd = cargo();
-            cmd.current_dir(&root)
-                .args(["build", "--quiet", "-p", "lamina-cli", "--target", "aarch64-unknown-linux-gnu", "--target-dir"])
-                .arg(root.join("target/cross"));
-            run_build(cmd, "lamina for aarch64");
-            root.join("target/cross/aarch64-unknown-linux-gnu/debug/lamina")
+            let flags = ["--target", "aarch64-unknown-linux-gnu"];
+            build_lamina("lamina for aarch64", "cross", &flags, "aarch64-unknown-linux-gnu/debug/lamina")
         })
         .clone()
 }
