@@ -93,6 +93,8 @@ impl Engine {
                 LoadError::NoCompiler { host: Target::host().map_or("this machine's target", Target::triple) }.into()
             );
         }
+        // Freshly compiled code goes through `decode` like any other artifact: one SHA-256 of
+        // the code on a cache miss buys a single checked path to the `unsafe` deserialisation.
         let Some(cache) = cache else {
             let artifact = self.compile_bytes(&wasm, hash)?;
             let decoded = artifact::decode(&artifact)?;
