@@ -20,5 +20,6 @@ build_runtime_only
 build_cross
 
 say "running the test suite"
-cargo test --workspace --all-targets
 cargo test --workspace --doc
+# Last, so that the run ends on the summary of real tests.
+cargo test --workspace --all-targets
