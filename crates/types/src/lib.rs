@@ -1,18 +1,20 @@
 //! Lamina's shared data model.
 //!
 //! Everything here is plain data with parsing and formatting: module identities, byte sizes,
-//! durations, target triples and device profiles. No IO happens in this crate, so every other
+//! durations, target triples, device profiles and attestation claims. No IO happens in this crate, so every other
 //! crate (including the pure verifier) can depend on it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod claims;
 mod hash;
 mod mount;
 mod profile;
 mod size;
 mod target;
 
+pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};
 pub use hash::{ModuleHash, ParseHashError};
 pub use mount::{DirMount, ParseMountError};
 pub use profile::{ParseProfileError, Profile};
