@@ -77,7 +77,7 @@ pub enum LoadError {
     /// This build has no compiler, so a plain `.wasm` cannot be run.
     #[error(
         "this lamina is the runtime-only build (no compiler): it runs artifacts, not plain .wasm; \
-         make one on a machine with a compiler: `lamina compile --target {host} FILE -o FILE.cwasm`"
+         make one on a machine with a compiler: `lamina compile --target {host} FILE -o FILE.lamart`"
     )]
     NoCompiler {
         /// This machine's target triple.

@@ -16,7 +16,14 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
     let engine = Engine::new(EngineOptions { profile, target: Some(target), fuel: args.fuel })
         .with_context(|| format!("cannot build a compiler for {target}"))?;
     let started = Instant::now();
-    let artifact = engine.compile(&bytes).with_context(|| format!("cannot compile {}", args.file.display()))?;
+    // A large module takes seconds to compile: show that something is happening (only on a
+    // terminal; indicatif draws nothing otherwise).
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("compiling {} for {target}", args.file.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let compiled = engine.compile(&bytes);
+    spinner.finish_and_clear();
+    let artifact = compiled.with_context(|| format!("cannot compile {}", args.file.display()))?;
     std::fs::write(&args.output, &artifact).with_context(|| format!("cannot write {}", args.output.display()))?;
     eprintln!(
         "lamina: compiled {} for {target} ({profile} profile{}) into {} ({} bytes) in {:.2?}",
