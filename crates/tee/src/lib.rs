@@ -1,0 +1,20 @@
+//! Lamina's platform layer: the one place that produces evidence.
+//!
+//! A [`Platform`] binds caller-given 64-byte report data into its native evidence and offers a
+//! sealing root. [`attest`] turns [`Claims`](lamina_types::Claims) into an [`Envelope`]: the
+//! claims' domain-separated hash is the report data, so the evidence proves which module ran on
+//! which platform with which key, fresh for which nonce. Verification lives elsewhere (the
+//! pure `attest` crate), so that relying parties never link hardware code.
+//!
+//! Backends: [`sim::SimPlatform`] (development; no hardware protection, and its evidence says
+//! so). The hardware backends (TPM 2.0, configfs-tsm, SGX) are separate modules to come.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod envelope;
+mod platform;
+pub mod sim;
+
+pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
+pub use platform::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError, attest};

@@ -1,0 +1,97 @@
+//! The platform interface every backend implements.
+
+use lamina_types::{Claims, PlatformKind};
+use zeroize::Zeroizing;
+
+use crate::Envelope;
+
+/// A platform's native evidence for some report data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// The native bytes: a quote, a report, a token, a signature.
+    pub native: Vec<u8>,
+    /// Endorsements a verifier needs besides its trust anchors (certificates, keys).
+    pub endorsements: Vec<Vec<u8>>,
+}
+
+/// What a platform says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformInfo {
+    /// Which kind.
+    pub kind: PlatformKind,
+    /// One line for people: what protects workloads here, and how strongly.
+    pub description: String,
+    /// Whether a hardware root protects keys and evidence (false for `sim`).
+    pub hardware_backed: bool,
+}
+
+/// The root of a platform's sealing key hierarchy: 32 secret bytes, wiped on drop.
+pub struct SealingRoot(pub Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for SealingRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingRoot(..)")
+    }
+}
+
+/// Why a platform could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TeeError {
+    /// The platform's state could not be read or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Stored state is damaged or was tampered with.
+    #[error("the platform state in {} is damaged: {reason}; remove it to start afresh (its keys are lost)", path.display())]
+    CorruptState {
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The claims could not be encoded.
+    #[error(transparent)]
+    Claims(#[from] lamina_types::ClaimsError),
+}
+
+/// A source of evidence and sealing keys.
+pub trait Platform {
+    /// What this platform is.
+    fn info(&self) -> PlatformInfo;
+
+    /// Native evidence binding exactly these 64 bytes of report data.
+    ///
+    /// # Errors
+    /// When the platform cannot produce evidence now.
+    fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, TeeError>;
+
+    /// The root of the sealing key hierarchy on this platform.
+    ///
+    /// # Errors
+    /// When the platform has no sealing key or cannot reach it.
+    fn sealing_root(&self) -> Result<SealingRoot, TeeError>;
+}
+
+/// Produces an envelope for the claims: their report data, bound into the platform's evidence.
+///
+/// # Errors
+/// When the claims are invalid (nonce length) or the platform fails.
+pub fn attest(platform: &dyn Platform, claims: &Claims) -> Result<Envelope, TeeError> {
+    let kind = platform.info().kind;
+    if claims.platform != kind {
+        return Err(TeeError::Claims(lamina_types::ClaimsError::Malformed {
+            name: "platform",
+            reason: format!("the claims say {} but the platform is {kind}", claims.platform),
+        }));
+    }
+    let encoded = claims.to_cbor()?;
+    let evidence = platform.evidence(&lamina_types::report_data_of(&encoded))?;
+    Ok(Envelope { platform: kind, claims: encoded, evidence: evidence.native, endorsements: evidence.endorsements })
+}

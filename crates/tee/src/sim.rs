@@ -1,0 +1,339 @@
+//! The `sim` platform: a software root of trust for development and CI.
+//!
+//! It gives **no hardware protection**: its keys are files in a state directory (mode 0600), so
+//! anyone who can read them can forge its evidence. Its evidence says `sim`, and a verifier
+//! rejects it unless the policy explicitly allows sim.
+//!
+//! State (`<dir>/sim/`): a CA key, a device key endorsed by the CA, and a sealing root. Evidence
+//! is canonical CBOR `["lamina-sim-evidence-v1", report_data, device_key, endorsement,
+//! signature]`: the CA's ECDSA P-256 signature over the device key, and the device key's
+//! signature over the report data, each over a domain-separation tag and the data.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use ciborium::Value;
+use lamina_types::PlatformKind;
+use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
+use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
+use rand_core::{OsRng, RngCore as _};
+use zeroize::Zeroizing;
+
+use crate::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError};
+
+/// First item of sim evidence.
+pub const EVIDENCE_FORMAT: &str = "lamina-sim-evidence-v1";
+/// Tag the device key signs in front of the report data.
+pub const EVIDENCE_TAG: &[u8] = b"lamina-sim-evidence-v1\0";
+/// Tag the CA signs in front of the device key.
+pub const DEVICE_TAG: &[u8] = b"lamina-sim-device-v1\0";
+
+const CA_KEY: &str = "ca.key.pem";
+const DEVICE_KEY: &str = "device.key.pem";
+const SEALING_KEY: &str = "sealing.key";
+
+/// The sim platform, backed by a state directory.
+pub struct SimPlatform {
+    dir: PathBuf,
+    ca: SigningKey,
+    device: SigningKey,
+    endorsement: DerSignature,
+}
+
+impl std::fmt::Debug for SimPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPlatform").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// Sim evidence, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimEvidence {
+    /// The report data the device key signed.
+    pub report_data: [u8; 64],
+    /// The device's public key (SEC1, uncompressed).
+    pub device_key: Vec<u8>,
+    /// The CA's DER signature over [`DEVICE_TAG`] and the device key.
+    pub endorsement: Vec<u8>,
+    /// The device's DER signature over [`EVIDENCE_TAG`] and the report data.
+    pub signature: Vec<u8>,
+}
+
+impl SimEvidence {
+    /// Encodes the evidence in canonical CBOR.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let value = Value::Array(vec![
+            Value::Text(EVIDENCE_FORMAT.into()),
+            Value::Bytes(self.report_data.to_vec()),
+            Value::Bytes(self.device_key.clone()),
+            Value::Bytes(self.endorsement.clone()),
+            Value::Bytes(self.signature.clone()),
+        ]);
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(&value, &mut out);
+        out
+    }
+
+    /// Decodes sim evidence; the signatures are *not* checked here (that is the verifier's job).
+    ///
+    /// # Errors
+    /// A message saying what is malformed.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() > 4096 {
+            return Err(format!("sim evidence of {} bytes is too large", bytes.len()));
+        }
+        let mut reader = bytes;
+        let value: Value = ciborium::from_reader(&mut reader).map_err(|e| format!("not CBOR: {e}"))?;
+        let Value::Array(items) = value else { return Err("not an array".into()) };
+        let [format, report_data, device_key, endorsement, signature]: [Value; 5] =
+            items.try_into().map_err(|_| "expected 5 items".to_owned())?;
+        if format.as_text() != Some(EVIDENCE_FORMAT) {
+            return Err(format!("not {EVIDENCE_FORMAT}"));
+        }
+        let bytes_of = |v: Value, what: &str| v.into_bytes().map_err(|_| format!("the {what} is not a byte string"));
+        let report_data: [u8; 64] = bytes_of(report_data, "report data")?
+            .try_into()
+            .map_err(|_| "the report data is not 64 bytes".to_owned())?;
+        let evidence = SimEvidence {
+            report_data,
+            device_key: bytes_of(device_key, "device key")?,
+            endorsement: bytes_of(endorsement, "endorsement")?,
+            signature: bytes_of(signature, "signature")?,
+        };
+        if evidence.to_cbor() != bytes {
+            return Err("not in canonical CBOR".into());
+        }
+        Ok(evidence)
+    }
+}
+
+impl SimPlatform {
+    /// Opens the sim platform in `state_dir`, creating its keys on first use.
+    ///
+    /// # Errors
+    /// [`TeeError::Io`] when the directory cannot be written, [`TeeError::CorruptState`] when a
+    /// key file is damaged.
+    pub fn open(state_dir: &Path) -> Result<Self, TeeError> {
+        let dir = state_dir.join("sim");
+        create_private_dir(&dir)?;
+        let ca = load_or_create_key(&dir.join(CA_KEY))?;
+        let device = load_or_create_key(&dir.join(DEVICE_KEY))?;
+        let device_public = device.verifying_key().to_encoded_point(false);
+        let endorsement: DerSignature = ca.sign(&[DEVICE_TAG, device_public.as_bytes()].concat());
+        Ok(Self { dir, ca, device, endorsement })
+    }
+
+    /// The CA public key (SEC1, uncompressed): the trust anchor a policy names to accept this
+    /// sim platform's evidence.
+    pub fn ca_public_key(&self) -> Vec<u8> {
+        self.ca.verifying_key().to_encoded_point(false).as_bytes().to_vec()
+    }
+
+    /// Checks sim evidence against a CA public key: the CA endorsed the device key, and the
+    /// device key signed the report data. For tests and tools; the verifier crate appraises
+    /// sim evidence against policy.
+    ///
+    /// # Errors
+    /// Which check failed.
+    pub fn check(evidence: &SimEvidence, ca_public_key: &[u8]) -> Result<(), String> {
+        let ca =
+            VerifyingKey::from_sec1_bytes(ca_public_key).map_err(|_| "the CA key is not a P-256 key".to_owned())?;
+        let device = VerifyingKey::from_sec1_bytes(&evidence.device_key)
+            .map_err(|_| "the device key is not a P-256 key".to_owned())?;
+        let endorsement =
+            DerSignature::from_bytes(&evidence.endorsement).map_err(|_| "malformed endorsement".to_owned())?;
+        ca.verify(&[DEVICE_TAG, &evidence.device_key].concat(), &endorsement)
+            .map_err(|_| "the device key is not endorsed by this CA".to_owned())?;
+        let signature = DerSignature::from_bytes(&evidence.signature).map_err(|_| "malformed signature".to_owned())?;
+        device
+            .verify(&[EVIDENCE_TAG, &evidence.report_data[..]].concat(), &signature)
+            .map_err(|_| "the evidence signature does not verify".to_owned())
+    }
+}
+
+impl Platform for SimPlatform {
+    fn info(&self) -> PlatformInfo {
+        PlatformInfo {
+            kind: PlatformKind::Sim,
+            description: format!(
+                "sim: software keys in {}; NO hardware protection, for development only",
+                self.dir.display()
+            ),
+            hardware_backed: false,
+        }
+    }
+
+    fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, TeeError> {
+        let signature: DerSignature = self.device.sign(&[EVIDENCE_TAG, &report_data[..]].concat());
+        let evidence = SimEvidence {
+            report_data: *report_data,
+            device_key: self.device.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
+            endorsement: self.endorsement.as_bytes().to_vec(),
+            signature: signature.as_bytes().to_vec(),
+        };
+        Ok(Evidence { native: evidence.to_cbor(), endorsements: vec![self.ca_public_key()] })
+    }
+
+    fn sealing_root(&self) -> Result<SealingRoot, TeeError> {
+        let path = self.dir.join(SEALING_KEY);
+        let bytes = read_or_create(&path, || {
+            let mut key = Zeroizing::new(vec![0u8; 32]);
+            OsRng.fill_bytes(&mut key);
+            key
+        })?;
+        let root: [u8; 32] = bytes.as_slice().try_into().map_err(|_| TeeError::CorruptState {
+            path: path.clone(),
+            reason: format!("the sealing key is {} bytes, not 32", bytes.len()),
+        })?;
+        Ok(SealingRoot(Zeroizing::new(root)))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), TeeError> {
+    std::fs::create_dir_all(dir).map_err(|source| TeeError::Io { action: "create", path: dir.into(), source })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| TeeError::Io {
+        action: "restrict permissions of",
+        path: dir.into(),
+        source,
+    })
+}
+
+fn load_or_create_key(path: &Path) -> Result<SigningKey, TeeError> {
+    let pem = read_or_create(path, || {
+        let key = SigningKey::random(&mut OsRng);
+        // Encoding a freshly generated key cannot fail; an empty file would be reported as
+        // corrupt on the next read rather than silently accepted.
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map(|p| p.as_bytes().to_vec()).unwrap_or_default();
+        Zeroizing::new(pem)
+    })?;
+    let text = std::str::from_utf8(&pem)
+        .map_err(|_| TeeError::CorruptState { path: path.into(), reason: "the key file is not PEM text".into() })?;
+    SigningKey::from_pkcs8_pem(text)
+        .map_err(|e| TeeError::CorruptState { path: path.into(), reason: format!("the key does not parse: {e}") })
+}
+
+/// Reads a secret file, or creates it (mode 0600, exclusively, so concurrent first starts agree
+/// on one key) with the bytes `make` returns.
+fn read_or_create(path: &Path, make: impl FnOnce() -> Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, TeeError> {
+    match std::fs::read(path) {
+        Ok(bytes) => return Ok(Zeroizing::new(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(TeeError::Io { action: "read", path: path.into(), source }),
+    }
+    let bytes = make();
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let io = |action, source| TeeError::Io { action, path: path.into(), source };
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| io("create", e))?;
+    file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| io("write", e))?;
+    drop(file);
+    // hard_link fails if another process created the key first: then use theirs.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read(path).map(Zeroizing::new).map_err(|e| io("read", e))
+        }
+        Err(e) => Err(io("store", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest;
+    use lamina_types::{Claims, ModuleHash};
+
+    fn claims() -> Claims {
+        Claims {
+            platform: PlatformKind::Sim,
+            runtime_measurement: vec![1; 32],
+            module_hash: Some(ModuleHash::of(b"app")),
+            config_digest: None,
+            instance_key: None,
+            nonce: vec![5; 32],
+            issued_at: 1_790_000_000,
+        }
+    }
+
+    #[test]
+    fn evidence_binds_the_claims_and_verifies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = SimPlatform::open(dir.path()).expect("sim opens");
+        let envelope = attest(&sim, &claims()).expect("attests");
+        assert_eq!(envelope.platform, PlatformKind::Sim);
+        assert_eq!(envelope.decode_claims().expect("claims decode"), claims());
+        let evidence = SimEvidence::from_cbor(&envelope.evidence).expect("sim evidence decodes");
+        assert_eq!(evidence.report_data, lamina_types::report_data_of(&envelope.claims));
+        SimPlatform::check(&evidence, &sim.ca_public_key()).expect("verifies under its CA");
+        assert_eq!(envelope.endorsements, vec![sim.ca_public_key()]);
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = SimPlatform::open(dir.path()).expect("sim opens");
+        let evidence = SimEvidence::from_cbor(&sim.evidence(&[7; 64]).expect("evidence").native).expect("decodes");
+        let mut wrong_data = evidence.clone();
+        wrong_data.report_data[0] ^= 1;
+        assert!(SimPlatform::check(&wrong_data, &sim.ca_public_key()).is_err());
+        let other = tempfile::tempdir().expect("temp dir");
+        let other_ca = SimPlatform::open(other.path()).expect("another sim").ca_public_key();
+        assert_eq!(
+            SimPlatform::check(&evidence, &other_ca),
+            Err("the device key is not endorsed by this CA".to_owned())
+        );
+    }
+
+    #[test]
+    fn keys_persist_with_private_modes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = SimPlatform::open(dir.path()).expect("sim opens");
+        let root1 = first.sealing_root().expect("sealing root");
+        let second = SimPlatform::open(dir.path()).expect("sim reopens");
+        assert_eq!(first.ca_public_key(), second.ca_public_key());
+        assert_eq!(*root1.0, *second.sealing_root().expect("sealing root").0);
+        for name in [CA_KEY, DEVICE_KEY, SEALING_KEY] {
+            let mode = std::fs::metadata(dir.path().join("sim").join(name)).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let mode = std::fs::metadata(dir.path().join("sim")).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn damaged_key_file_is_reported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        SimPlatform::open(dir.path()).expect("sim opens");
+        std::fs::write(dir.path().join("sim").join(CA_KEY), "not a key").expect("damage");
+        let e = SimPlatform::open(dir.path()).expect_err("damaged key");
+        assert!(e.to_string().contains("remove it to start afresh"), "{e}");
+    }
+
+    #[test]
+    fn claims_for_another_platform_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = SimPlatform::open(dir.path()).expect("sim opens");
+        let wrong = Claims { platform: PlatformKind::Tdx, ..claims() };
+        assert!(attest(&sim, &wrong).is_err());
+    }
+
+    #[test]
+    fn says_it_is_not_hardware() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let info = SimPlatform::open(dir.path()).expect("sim opens").info();
+        assert!(!info.hardware_backed);
+        assert!(info.description.contains("NO hardware protection"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = SimEvidence::from_cbor(&bytes);
+        }
+    }
+}
