@@ -5,7 +5,7 @@
 //! endorsements (certificates, keys, collateral). It travels in API bodies and inside attested
 //! TLS certificates, so decoding is strict and bounded.
 
-use ciborium::Value;
+use lamina_types::cbor::{self, Value};
 use lamina_types::{Claims, PlatformKind};
 
 /// The largest envelope accepted (quotes with collateral are tens of KiB; this leaves room).
@@ -62,10 +62,7 @@ impl Envelope {
             Value::Bytes(self.evidence.clone()),
             Value::Array(self.endorsements.iter().cloned().map(Value::Bytes).collect()),
         ]);
-        let mut out = Vec::new();
-        // Writing CBOR into a Vec cannot fail.
-        let _ = ciborium::into_writer(&value, &mut out);
-        out
+        cbor::encode(&value)
     }
 
     /// Decodes an envelope, accepting only the canonical encoding.
@@ -73,14 +70,10 @@ impl Envelope {
     /// # Errors
     /// An [`EnvelopeError`] saying what is wrong.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        if bytes.len() > MAX_ENVELOPE_LEN {
-            return Err(EnvelopeError::TooLarge(bytes.len()));
-        }
-        let mut reader = bytes;
-        let value: Value = ciborium::from_reader(&mut reader).map_err(|e| EnvelopeError::Cbor(e.to_string()))?;
-        if !reader.is_empty() {
-            return Err(EnvelopeError::Cbor(format!("{} bytes follow the envelope", reader.len())));
-        }
+        let value = cbor::decode_one(bytes, MAX_ENVELOPE_LEN).map_err(|e| match e {
+            cbor::CborError::TooLarge { len, .. } => EnvelopeError::TooLarge(len),
+            other => EnvelopeError::Cbor(other.to_string()),
+        })?;
         let malformed = |m: &str| EnvelopeError::Malformed(m.to_owned());
         let Value::Array(items) = value else { return Err(malformed("not an array")) };
         let [version, platform, claims, evidence, endorsements]: [Value; 5] =

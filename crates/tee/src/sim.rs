@@ -13,8 +13,8 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use ciborium::Value;
 use lamina_types::PlatformKind;
+use lamina_types::cbor::{self, Value};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
@@ -71,10 +71,7 @@ impl SimEvidence {
             Value::Bytes(self.endorsement.clone()),
             Value::Bytes(self.signature.clone()),
         ]);
-        let mut out = Vec::new();
-        // Writing CBOR into a Vec cannot fail.
-        let _ = ciborium::into_writer(&value, &mut out);
-        out
+        cbor::encode(&value)
     }
 
     /// Decodes sim evidence; the signatures are *not* checked here (that is the verifier's job).
@@ -82,11 +79,7 @@ impl SimEvidence {
     /// # Errors
     /// A message saying what is malformed.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.len() > 4096 {
-            return Err(format!("sim evidence of {} bytes is too large", bytes.len()));
-        }
-        let mut reader = bytes;
-        let value: Value = ciborium::from_reader(&mut reader).map_err(|e| format!("not CBOR: {e}"))?;
+        let value = cbor::decode_one(bytes, 4096).map_err(|e| format!("sim evidence: {e}"))?;
         let Value::Array(items) = value else { return Err("not an array".into()) };
         let [format, report_data, device_key, endorsement, signature]: [Value; 5] =
             items.try_into().map_err(|_| "expected 5 items".to_owned())?;

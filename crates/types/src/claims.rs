@@ -9,10 +9,10 @@
 
 use std::fmt;
 
-use ciborium::Value;
 use sha2::{Digest, Sha512};
 
 use crate::ModuleHash;
+use crate::cbor::{self, Value};
 
 /// The EAT profile Lamina's claims follow.
 pub const EAT_PROFILE: &str = "tag:lamina,2026:eat/1";
@@ -157,11 +157,11 @@ impl Claims {
             .into_iter()
             .map(|(k, v)| {
                 let key = Value::Integer(k.into());
-                (encode(&key), key, v)
+                (cbor::encode(&key), key, v)
             })
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(encode(&Value::Map(keyed.into_iter().map(|(_, k, v)| (k, v)).collect())))
+        Ok(cbor::encode(&Value::Map(keyed.into_iter().map(|(_, k, v)| (k, v)).collect())))
     }
 
     /// Decodes canonical CBOR claims, rejecting anything else.
@@ -169,14 +169,10 @@ impl Claims {
     /// # Errors
     /// A [`ClaimsError`] naming what is wrong.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, ClaimsError> {
-        if bytes.len() > MAX_CLAIMS_LEN {
-            return Err(ClaimsError::TooLarge(bytes.len()));
-        }
-        let mut reader = bytes;
-        let value: Value = ciborium::from_reader(&mut reader).map_err(|e| ClaimsError::Cbor(e.to_string()))?;
-        if !reader.is_empty() {
-            return Err(ClaimsError::Cbor(format!("{} bytes follow the claims map", reader.len())));
-        }
+        let value = cbor::decode_one(bytes, MAX_CLAIMS_LEN).map_err(|e| match e {
+            cbor::CborError::TooLarge { len, .. } => ClaimsError::TooLarge(len),
+            other => ClaimsError::Cbor(other.to_string()),
+        })?;
         let Value::Map(map) = value else { return Err(ClaimsError::NotAMap) };
         let mut fields = Fields::default();
         for (k, v) in map {
@@ -253,13 +249,6 @@ struct Fields {
     module: Option<Value>,
     config: Option<Value>,
     instance_key: Option<Value>,
-}
-
-fn encode(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Writing CBOR into a Vec cannot fail: the writer is infallible and every Value encodes.
-    let _ = ciborium::into_writer(value, &mut out);
-    out
 }
 
 fn malformed(name: &'static str, reason: String) -> ClaimsError {
@@ -368,7 +357,7 @@ mod tests {
         };
         // Reversed key order is well-formed CBOR but not canonical.
         entries.reverse();
-        let reversed = encode(&Value::Map(entries));
+        let reversed = cbor::encode(&Value::Map(entries));
         assert_eq!(Claims::from_cbor(&reversed), Err(ClaimsError::NotCanonical));
         // Trailing bytes.
         let mut trailing = sample().to_cbor().expect("encodes");
@@ -378,9 +367,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_are_named() {
-        let bytes = encode(&Value::Map(vec![(Value::Integer(1.into()), Value::Text("x".into()))]));
+        let bytes = cbor::encode(&Value::Map(vec![(Value::Integer(1.into()), Value::Text("x".into()))]));
         assert!(matches!(Claims::from_cbor(&bytes), Err(ClaimsError::UnknownKey(_))));
-        let bytes = encode(&Value::Array(vec![]));
+        let bytes = cbor::encode(&Value::Array(vec![]));
         assert_eq!(Claims::from_cbor(&bytes), Err(ClaimsError::NotAMap));
         assert_eq!(Claims::from_cbor(&vec![0xa0; MAX_CLAIMS_LEN + 1]), Err(ClaimsError::TooLarge(MAX_CLAIMS_LEN + 1)));
     }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cbor;
 mod claims;
 mod hash;
 mod mount;
