@@ -81,10 +81,8 @@ impl Engine {
             return Err(Error::Engine("a cross-compiling engine cannot load programs to run them".into()));
         }
         if artifact::is_artifact(bytes) {
-            let decoded = artifact::decode(bytes)?;
-            self.check_header(&decoded.header)?;
-            let code = artifact::deserialize(&self.inner, &decoded)?;
-            return self.link(code, decoded.header.module_hash, CacheStatus::Unused);
+            let (code, hash) = self.checked_code(bytes)?;
+            return self.link(code, hash, CacheStatus::Unused);
         }
         let wasm = to_binary(bytes)?;
         let hash = ModuleHash::of(&wasm);
@@ -93,36 +91,38 @@ impl Engine {
                 LoadError::NoCompiler { host: Target::host().map_or("this machine's target", Target::triple) }.into()
             );
         }
-        // Freshly compiled code goes through `decode` like any other artifact: one SHA-256 of
-        // the code on a cache miss buys a single checked path to the `unsafe` deserialisation.
-        let Some(cache) = cache else {
-            let artifact = self.compile_bytes(&wasm, hash)?;
-            let decoded = artifact::decode(&artifact)?;
-            let code = artifact::deserialize(&self.inner, &decoded)?;
-            return self.link(code, hash, CacheStatus::Unused);
-        };
-        let path = cache.entry_path(&hash, self.fingerprint());
-        let mut status = CacheStatus::Miss;
-        if let Some(entry) = cache.read(&path)? {
-            match artifact::decode(&entry)
-                .and_then(|a| self.check_header(&a.header).map(|()| a))
-                .and_then(|a| artifact::deserialize(&self.inner, &a))
-            {
-                Ok(code) => return self.link(code, hash, CacheStatus::Hit),
+        let entry = cache.map(|c| (c, c.entry_path(&hash, self.fingerprint())));
+        let mut status = if entry.is_some() { CacheStatus::Miss } else { CacheStatus::Unused };
+        if let Some((cache, path)) = &entry
+            && let Some(bytes) = cache.read(path)?
+        {
+            match self.checked_code(&bytes) {
+                Ok((code, _)) => return self.link(code, hash, CacheStatus::Hit),
                 Err(e) => {
                     tracing::warn!("compile cache entry {} is unusable ({e}); compiling again", path.display());
-                    cache.evict(&path);
+                    cache.evict(path);
                     status = CacheStatus::Repaired;
                 }
             }
         }
         let artifact = self.compile_bytes(&wasm, hash)?;
-        if let Err(e) = cache.store(&path, &artifact) {
+        if let Some((cache, path)) = &entry
+            && let Err(e) = cache.store(path, &artifact)
+        {
             tracing::warn!("cannot store in the compile cache: {e}");
         }
-        let decoded = artifact::decode(&artifact)?;
-        let code = artifact::deserialize(&self.inner, &decoded)?;
+        // Freshly compiled code goes through the same checks as any artifact: one SHA-256 of
+        // the code on a miss buys a single checked path to the `unsafe` deserialisation.
+        let (code, _) = self.checked_code(&artifact)?;
         self.link(code, hash, status)
+    }
+
+    /// Decodes an artifact, checks its header against this engine and deserialises its code:
+    /// the only way compiled code reaches the engine.
+    fn checked_code(&self, bytes: &[u8]) -> Result<(LoadedCode, ModuleHash), ArtifactError> {
+        let decoded = artifact::decode(bytes)?;
+        self.check_header(&decoded.header)?;
+        Ok((artifact::deserialize(&self.inner, &decoded)?, decoded.header.module_hash))
     }
 
     /// Compiles `.wasm` bytes (or text) into a Lamina artifact for this engine's target.
