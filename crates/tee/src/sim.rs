@@ -219,6 +219,8 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> Zeroizing<Vec<u8>>) -> Res
     let bytes = make();
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let io = |action, source| TeeError::Io { action, path: path.into(), source };
+    // A temporary file left by a crashed process whose PID we now have would block create_new.
+    let _ = std::fs::remove_file(&tmp);
     let mut file =
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| io("create", e))?;
     file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| io("write", e))?;
