@@ -17,11 +17,7 @@ const BLOCKED_GRACE: Duration = Duration::from_secs(1);
 pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     // An artifact decides the profile it needs; a `.wasm` runs on the server profile by default.
-    let profile = match (args.engine.profile, artifact_profile(&bytes)) {
-        (Some(p), _) => p,
-        (None, Some(p)) => p,
-        (None, None) => Profile::Server,
-    };
+    let profile = args.engine.profile.or_else(|| artifact_profile(&bytes)).unwrap_or(Profile::Server);
     let options = EngineOptions { profile, target: None, fuel: args.fuel.is_some() };
     let engine = Engine::new(options).context("cannot start the engine")?;
     let cache = cache(&args.cache);
