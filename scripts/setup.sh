@@ -8,8 +8,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 RUST_TARGETS=(wasm32-wasip1 wasm32-wasip2 aarch64-unknown-linux-gnu)
 RUST_COMPONENTS=(rustfmt clippy)
 # Cross linker and libc for aarch64, qemu-user to run aarch64 binaries, prlimit (util-linux)
-# to emulate a small address space.
-DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux)
+# to emulate a small address space; swtpm and libtss2 for the TPM 2.0 backend and its tests;
+# libssl-dev and pkg-config for the CCA token verifier; clang for bindgen.
+DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
+    swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang libclang-dev)
 
 setup_rust() {
     local installed missing=()

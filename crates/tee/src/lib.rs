@@ -12,9 +12,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod envelope;
 mod platform;
 pub mod sim;
 
-pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
+pub use lamina_types::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use platform::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError, attest};

@@ -14,21 +14,14 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use lamina_types::PlatformKind;
-use lamina_types::cbor::{self, Value};
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
+use lamina_types::sim_evidence::{DEVICE_TAG, EVIDENCE_TAG, SimEvidence};
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{DerSignature, SigningKey};
 use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use rand_core::{OsRng, RngCore as _};
 use zeroize::Zeroizing;
 
 use crate::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError};
-
-/// First item of sim evidence.
-pub const EVIDENCE_FORMAT: &str = "lamina-sim-evidence-v1";
-/// Tag the device key signs in front of the report data.
-pub const EVIDENCE_TAG: &[u8] = b"lamina-sim-evidence-v1\0";
-/// Tag the CA signs in front of the device key.
-pub const DEVICE_TAG: &[u8] = b"lamina-sim-device-v1\0";
 
 const CA_KEY: &str = "ca.key.pem";
 const DEVICE_KEY: &str = "device.key.pem";
@@ -45,61 +38,6 @@ pub struct SimPlatform {
 impl std::fmt::Debug for SimPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimPlatform").field("dir", &self.dir).finish_non_exhaustive()
-    }
-}
-
-/// Sim evidence, decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimEvidence {
-    /// The report data the device key signed.
-    pub report_data: [u8; 64],
-    /// The device's public key (SEC1, uncompressed).
-    pub device_key: Vec<u8>,
-    /// The CA's DER signature over [`DEVICE_TAG`] and the device key.
-    pub endorsement: Vec<u8>,
-    /// The device's DER signature over [`EVIDENCE_TAG`] and the report data.
-    pub signature: Vec<u8>,
-}
-
-impl SimEvidence {
-    /// Encodes the evidence in canonical CBOR.
-    pub fn to_cbor(&self) -> Vec<u8> {
-        let value = Value::Array(vec![
-            Value::Text(EVIDENCE_FORMAT.into()),
-            Value::Bytes(self.report_data.to_vec()),
-            Value::Bytes(self.device_key.clone()),
-            Value::Bytes(self.endorsement.clone()),
-            Value::Bytes(self.signature.clone()),
-        ]);
-        cbor::encode(&value)
-    }
-
-    /// Decodes sim evidence; the signatures are *not* checked here (that is the verifier's job).
-    ///
-    /// # Errors
-    /// A message saying what is malformed.
-    pub fn from_cbor(bytes: &[u8]) -> Result<Self, String> {
-        let value = cbor::decode_one(bytes, 4096).map_err(|e| format!("sim evidence: {e}"))?;
-        let Value::Array(items) = value else { return Err("not an array".into()) };
-        let [format, report_data, device_key, endorsement, signature]: [Value; 5] =
-            items.try_into().map_err(|_| "expected 5 items".to_owned())?;
-        if format.as_text() != Some(EVIDENCE_FORMAT) {
-            return Err(format!("not {EVIDENCE_FORMAT}"));
-        }
-        let bytes_of = |v: Value, what: &str| v.into_bytes().map_err(|_| format!("the {what} is not a byte string"));
-        let report_data: [u8; 64] = bytes_of(report_data, "report data")?
-            .try_into()
-            .map_err(|_| "the report data is not 64 bytes".to_owned())?;
-        let evidence = SimEvidence {
-            report_data,
-            device_key: bytes_of(device_key, "device key")?,
-            endorsement: bytes_of(endorsement, "endorsement")?,
-            signature: bytes_of(signature, "signature")?,
-        };
-        if evidence.to_cbor() != bytes {
-            return Err("not in canonical CBOR".into());
-        }
-        Ok(evidence)
     }
 }
 
@@ -123,27 +61,6 @@ impl SimPlatform {
     /// sim platform's evidence.
     pub fn ca_public_key(&self) -> Vec<u8> {
         self.ca.verifying_key().to_encoded_point(false).as_bytes().to_vec()
-    }
-
-    /// Checks sim evidence against a CA public key: the CA endorsed the device key, and the
-    /// device key signed the report data. For tests and tools; the verifier crate appraises
-    /// sim evidence against policy.
-    ///
-    /// # Errors
-    /// Which check failed.
-    pub fn check(evidence: &SimEvidence, ca_public_key: &[u8]) -> Result<(), String> {
-        let ca =
-            VerifyingKey::from_sec1_bytes(ca_public_key).map_err(|_| "the CA key is not a P-256 key".to_owned())?;
-        let device = VerifyingKey::from_sec1_bytes(&evidence.device_key)
-            .map_err(|_| "the device key is not a P-256 key".to_owned())?;
-        let endorsement =
-            DerSignature::from_bytes(&evidence.endorsement).map_err(|_| "malformed endorsement".to_owned())?;
-        ca.verify(&[DEVICE_TAG, &evidence.device_key].concat(), &endorsement)
-            .map_err(|_| "the device key is not endorsed by this CA".to_owned())?;
-        let signature = DerSignature::from_bytes(&evidence.signature).map_err(|_| "malformed signature".to_owned())?;
-        device
-            .verify(&[EVIDENCE_TAG, &evidence.report_data[..]].concat(), &signature)
-            .map_err(|_| "the evidence signature does not verify".to_owned())
     }
 }
 
@@ -264,24 +181,7 @@ mod tests {
         assert_eq!(envelope.decode_claims().expect("claims decode"), claims());
         let evidence = SimEvidence::from_cbor(&envelope.evidence).expect("sim evidence decodes");
         assert_eq!(evidence.report_data, lamina_types::report_data_of(&envelope.claims));
-        SimPlatform::check(&evidence, &sim.ca_public_key()).expect("verifies under its CA");
         assert_eq!(envelope.endorsements, vec![sim.ca_public_key()]);
-    }
-
-    #[test]
-    fn tampering_is_detected() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sim = SimPlatform::open(dir.path()).expect("sim opens");
-        let evidence = SimEvidence::from_cbor(&sim.evidence(&[7; 64]).expect("evidence").native).expect("decodes");
-        let mut wrong_data = evidence.clone();
-        wrong_data.report_data[0] ^= 1;
-        assert!(SimPlatform::check(&wrong_data, &sim.ca_public_key()).is_err());
-        let other = tempfile::tempdir().expect("temp dir");
-        let other_ca = SimPlatform::open(other.path()).expect("another sim").ca_public_key();
-        assert_eq!(
-            SimPlatform::check(&evidence, &other_ca),
-            Err("the device key is not endorsed by this CA".to_owned())
-        );
     }
 
     #[test]
@@ -325,10 +225,4 @@ mod tests {
         assert!(info.description.contains("NO hardware protection"));
     }
 
-    proptest::proptest! {
-        #[test]
-        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-            let _ = SimEvidence::from_cbor(&bytes);
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! Lamina's shared data model.
 //!
 //! Everything here is plain data with parsing and formatting: module identities, byte sizes,
-//! durations, target triples, device profiles and attestation claims. No IO happens in this crate, so every other
+//! durations, target triples, device profiles, attestation claims, the evidence envelope and the sim
+//! evidence format. No IO happens in this crate, so every other
 //! crate (including the pure verifier) can depend on it.
 
 #![forbid(unsafe_code)]
@@ -9,13 +10,16 @@
 
 pub mod cbor;
 mod claims;
+mod envelope;
 mod hash;
 mod mount;
 mod profile;
+pub mod sim_evidence;
 mod size;
 mod target;
 
 pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};
+pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use hash::{ModuleHash, ParseHashError};
 pub use mount::{DirMount, ParseMountError};
 pub use profile::{ParseProfileError, Profile};

@@ -5,8 +5,8 @@
 //! endorsements (certificates, keys, collateral). It travels in API bodies and inside attested
 //! TLS certificates, so decoding is strict and bounded.
 
-use lamina_types::cbor::{self, Value};
-use lamina_types::{Claims, PlatformKind};
+use crate::cbor::{self, Value};
+use crate::{Claims, PlatformKind};
 
 /// The largest envelope accepted (quotes with collateral are tens of KiB; this leaves room).
 pub const MAX_ENVELOPE_LEN: usize = 1 << 20;
@@ -49,7 +49,7 @@ impl Envelope {
     ///
     /// # Errors
     /// When the claims are not canonical Lamina claims.
-    pub fn decode_claims(&self) -> Result<Claims, lamina_types::ClaimsError> {
+    pub fn decode_claims(&self) -> Result<Claims, crate::ClaimsError> {
         Claims::from_cbor(&self.claims)
     }
 
