@@ -106,6 +106,9 @@ pub struct TrustAnchors {
     pub amd_roots: Vec<Vec<u8>>,
     /// TPM manufacturer root and intermediate CAs for endorsement-key certificates.
     pub tpm_roots: Vec<Vec<u8>>,
+    /// TPM attestation keys the operator trusts: enrolled by credential activation, or given
+    /// directly. Each entry is a key's TPM name (nameAlg + digest of its public area).
+    pub tpm_enrolled_aks: Vec<Vec<u8>>,
     /// CCA trust anchors: JSON files in Veraison's format (CPAK keys).
     pub cca_anchors: Vec<Vec<u8>>,
     /// CCA reference values: JSON files in Veraison's format.
