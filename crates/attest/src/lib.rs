@@ -11,6 +11,8 @@
 //! - [`tpm`]: TPM 2.0 quotes (AK signature, qualifying data, PCR digest, EK chain);
 //! - [`cca`]: Arm CCA tokens;
 //! - [`policy`]: the operator's TOML policy of reference values;
+//! - [`Verifier`]: Lamina envelopes: evidence, claims binding, nonce, freshness, policy;
+//! - [`results`]: signed EAR attestation results;
 //! - [`ratls`]: attested TLS certificates and rustls verifiers.
 
 #![deny(missing_docs)]
@@ -18,11 +20,17 @@
 
 mod appraisal;
 pub mod cca;
+mod certs;
 pub mod dcap;
 pub mod policy;
 pub mod ratls;
+pub mod results;
 pub mod sim;
 pub mod snp;
 pub mod tpm;
+mod verifier;
 
 pub use appraisal::{Appraisal, Check, Inputs, TrustAnchors};
+pub use policy::{Policy, PolicyError};
+pub use results::{ResultError, issue_ear};
+pub use verifier::{Expect, MAX_CLOCK_SKEW, Verifier};

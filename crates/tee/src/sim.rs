@@ -224,5 +224,4 @@ mod tests {
         assert!(!info.hardware_backed);
         assert!(info.description.contains("NO hardware protection"));
     }
-
 }

@@ -33,7 +33,7 @@ const KEY_CONFIG: i64 = -75004;
 const KEY_INSTANCE_KEY: i64 = -75005;
 
 /// The kind of platform that produced evidence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum PlatformKind {

@@ -68,7 +68,6 @@ impl SimEvidence {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
