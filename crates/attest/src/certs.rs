@@ -5,7 +5,7 @@
 ///
 /// # Errors
 /// When the bytes are PEM without a certificate, malformed PEM, or not a DER sequence.
-pub(crate) fn der_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+pub fn der_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if bytes.first() == Some(&0x30) {
         return Ok(vec![bytes.to_vec()]);
     }
@@ -20,6 +20,15 @@ pub(crate) fn der_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         return Err("neither a DER certificate nor PEM with a CERTIFICATE block".into());
     }
     Ok(certs)
+}
+
+/// Whether a DER certificate is self-signed (its issuer is its subject and its own key verifies
+/// its signature): a candidate trust anchor.
+pub fn is_self_signed(der: &[u8]) -> bool {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => cert.subject() == cert.issuer() && cert.verify_signature(None).is_ok(),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 mod appraisal;
 pub mod cca;
 mod certs;
+pub use certs::{der_certificates, is_self_signed};
 pub mod dcap;
 pub mod policy;
 pub mod ratls;

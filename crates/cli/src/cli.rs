@@ -26,6 +26,138 @@ pub(crate) enum Command {
     Compile(CompileArgs),
     /// Describe a .wasm or an artifact: kind, hash, imports and exports, or target and engine.
     Inspect(InspectArgs),
+    /// Produce attestation evidence on this machine's TEE: an envelope binding the claims.
+    Attest(AttestArgs),
+    /// Appraise evidence (an envelope, a quote, a report, a token, an attested TLS certificate).
+    /// Exit 0: genuine (and accepted by the policy, with --policy); 1: rejected; 2: usage error.
+    #[cfg(feature = "verify")]
+    Verify(VerifyArgs),
+}
+
+/// Which platform `lamina attest` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PlatformChoice {
+    /// The first hardware platform found (configfs-tsm, SGX, TPM); sim, with a warning, if none.
+    Auto,
+    /// Lamina's software platform: NO hardware protection, for development.
+    Sim,
+    /// TPM 2.0 (TCTI from --tcti or $TCTI).
+    Tpm,
+    /// Linux configfs-tsm: TDX, SEV-SNP and CCA guests.
+    Tsm,
+    /// SGX under Gramine (/dev/attestation).
+    Sgx,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AttestArgs {
+    /// Say which platforms this machine offers, and why the others are unavailable; then exit.
+    #[arg(long, conflicts_with_all = ["output", "module", "nonce"])]
+    pub(crate) detect: bool,
+
+    /// The platform to attest with.
+    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
+    pub(crate) platform: PlatformChoice,
+
+    /// The module the evidence speaks for: its hash goes into the claims (and, on a TPM, into
+    /// the application PCR).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) module: Option<PathBuf>,
+
+    /// The relying party's nonce, 8 to 64 bytes in hex [default: 32 random bytes].
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub(crate) nonce: Option<HexBytes>,
+
+    /// Where to write the envelope (CBOR).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "detect")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Lamina's state directory (sim keys, TPM sealed blobs) [default: $XDG_STATE_HOME/lamina or ~/.local/state/lamina].
+    #[arg(long, value_name = "DIR", env = "LAMINA_STATE_DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+
+    /// The TPM's TCTI, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`.
+    #[arg(long, value_name = "TCTI", env = "TCTI")]
+    pub(crate) tcti: Option<String>,
+
+    /// The configfs-tsm report directory.
+    #[arg(long, value_name = "DIR", default_value = "/sys/kernel/config/tsm/report")]
+    pub(crate) tsm_root: PathBuf,
+
+    /// Gramine's attestation directory.
+    #[arg(long, value_name = "DIR", default_value = "/dev/attestation")]
+    pub(crate) sgx_root: PathBuf,
+}
+
+/// What kind of evidence `lamina verify` reads.
+#[cfg(feature = "verify")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EvidenceKind {
+    /// Tell from the bytes.
+    Auto,
+    /// A Lamina envelope (from `lamina attest`).
+    Envelope,
+    /// An Intel SGX DCAP quote.
+    Sgx,
+    /// An Intel TDX quote.
+    Tdx,
+    /// An AMD SEV-SNP attestation report (binary or hex text).
+    Snp,
+    /// TPM 2.0 evidence.
+    Tpm,
+    /// An Arm CCA attestation token.
+    Cca,
+    /// An attested TLS certificate (PEM or DER).
+    Ratls,
+}
+
+#[cfg(feature = "verify")]
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The evidence file.
+    pub(crate) file: PathBuf,
+
+    /// What the file is.
+    #[arg(long, value_enum, default_value_t = EvidenceKind::Auto)]
+    pub(crate) kind: EvidenceKind,
+
+    /// DCAP collateral (PCCS JSON) for SGX and TDX quotes; verification never goes online.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) collateral: Option<PathBuf>,
+
+    /// A certificate, key or trust-anchor file (repeatable): self-signed certificates become
+    /// trusted roots for the evidence's kind, others help build the chain (e.g. a VCEK); CCA
+    /// trust anchors and reference values are Veraison JSON files.
+    #[arg(long = "cert", value_name = "FILE")]
+    pub(crate) certs: Vec<PathBuf>,
+
+    /// Appraise as of this time (RFC 3339, e.g. 2025-06-25T00:00:00Z) [default: now].
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub(crate) at: Option<std::time::SystemTime>,
+
+    /// The nonce the evidence must carry (hex).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub(crate) nonce: Option<HexBytes>,
+
+    /// The policy (TOML): reference values, allowed modules, accepted TCB statuses, allow_sim.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    /// Sign an attestation result (EAR, JWT ES256) with this P-256 key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "ear_out")]
+    pub(crate) ear_key: Option<PathBuf>,
+
+    /// Where to write the signed EAR.
+    #[arg(long, value_name = "FILE", requires = "ear_key")]
+    pub(crate) ear_out: Option<PathBuf>,
+
+    /// How long the EAR is valid.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_timeout)]
+    pub(crate) ear_validity: Duration,
 }
 
 /// Options shared by commands that build an engine.
@@ -140,6 +272,20 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 fn parse_target(s: &str) -> Result<Target, String> {
     s.parse().map_err(|e| format!("{e}"))
+}
+
+/// Bytes given in hex on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HexBytes(pub(crate) Vec<u8>);
+
+fn parse_hex(s: &str) -> Result<HexBytes, String> {
+    hex::decode(s.trim()).map(HexBytes).map_err(|e| format!("`{s}` is not hex: {e}"))
+}
+
+#[cfg(feature = "verify")]
+fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time (e.g. 2025-06-25T00:00:00Z): {e}"))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

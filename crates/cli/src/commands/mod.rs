@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
+mod attest;
 mod compile;
 mod inspect;
 mod run;
+#[cfg(feature = "verify")]
+mod verify;
 
 use crate::cli::{Cli, Command};
 
@@ -12,5 +15,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args, cli.verbose),
         Command::Compile(args) => compile::compile(args).map(|()| 0),
         Command::Inspect(args) => inspect::inspect(args).map(|()| 0),
+        Command::Attest(args) => attest::attest(args),
+        #[cfg(feature = "verify")]
+        Command::Verify(args) => Ok(verify::verify(args)),
     }
 }

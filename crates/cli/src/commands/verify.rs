@@ -1,0 +1,275 @@
+//! `lamina verify`: appraise evidence of any kind, optionally against a policy, optionally
+//! signing an attestation result. Exit 0 accepted, 1 rejected, 2 usage error.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, bail};
+use lamina_attest::{Appraisal, Expect, Inputs, Policy, TrustAnchors, Verifier};
+use lamina_types::{Envelope, PlatformKind};
+
+use crate::cli::{EvidenceKind, Format, VerifyArgs};
+
+const ACCEPTED: i32 = 0;
+const REJECTED: i32 = 1;
+const USAGE: i32 = 2;
+
+pub(crate) fn verify(args: VerifyArgs) -> i32 {
+    match appraise(&args) {
+        Ok(a) => {
+            let code = if a.verified() { ACCEPTED } else { REJECTED };
+            match report(&args, &a) {
+                Ok(()) => code,
+                Err(e) => {
+                    eprintln!("lamina: error: {e:#}");
+                    USAGE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("lamina: error: {e:#}");
+            USAGE
+        }
+    }
+}
+
+fn appraise(args: &VerifyArgs) -> anyhow::Result<Appraisal> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut anchors = TrustAnchors::default();
+    let policy = match &args.policy {
+        Some(path) => Some(Policy::load(path, &mut anchors).context("cannot use the policy")?),
+        None => None,
+    };
+    let collateral = match &args.collateral {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read the collateral {}", path.display()))?)
+        }
+        None => None,
+    };
+    let kind = match args.kind {
+        EvidenceKind::Auto => detect_kind(&bytes)
+            .with_context(|| format!("cannot tell what {} is; say it with --kind", args.file.display()))?,
+        k => k,
+    };
+    let mut endorsements = Vec::new();
+    for path in &args.certs {
+        let file = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        add_cert(kind, &file, &mut anchors, &mut endorsements)
+            .with_context(|| format!("cannot use {}", path.display()))?;
+    }
+    let at = args.at.unwrap_or_else(SystemTime::now);
+    let verifier = Verifier::new(policy, anchors);
+    let expect = Expect {
+        nonce: args.nonce.as_ref().map(|n| n.0.as_slice()),
+        instance_key: None,
+        collateral: collateral.as_deref(),
+        endorsements: &endorsements,
+        at,
+    };
+    let mut a = match kind {
+        EvidenceKind::Envelope => verifier.appraise_envelope(&bytes, &expect),
+        EvidenceKind::Ratls => lamina_attest::ratls::appraise_certificate(&verifier, &bytes, &expect),
+        native => {
+            let platform = match native {
+                EvidenceKind::Sgx => PlatformKind::Sgx,
+                EvidenceKind::Tdx => PlatformKind::Tdx,
+                EvidenceKind::Snp => PlatformKind::Snp,
+                EvidenceKind::Tpm => PlatformKind::Tpm,
+                _ => PlatformKind::Cca,
+            };
+            let inputs = Inputs {
+                evidence: &bytes,
+                endorsements: &endorsements,
+                collateral: collateral.as_deref(),
+                anchors: &verifier.anchors,
+                at,
+            };
+            verifier.appraise_native(platform, &inputs)
+        }
+    };
+    if let Some(nonce) = &args.nonce {
+        if !matches!(kind, EvidenceKind::Envelope | EvidenceKind::Ratls) {
+            check_native_nonce(&mut a, &nonce.0);
+        }
+    }
+    Ok(a)
+}
+
+/// For native evidence, the nonce is the report data itself (zero-padded to its length).
+fn check_native_nonce(a: &mut Appraisal, nonce: &[u8]) {
+    let matches = a.report_data.len() >= nonce.len()
+        && a.report_data.starts_with(nonce)
+        && a.report_data[nonce.len()..].iter().all(|b| *b == 0);
+    if matches {
+        a.pass("report_data.nonce", "the report data is the expected nonce");
+    } else {
+        a.fail(
+            "report_data.nonce",
+            format!("the report data {} is not the expected nonce {}", hex::encode(&a.report_data), hex::encode(nonce)),
+        );
+    }
+}
+
+fn add_cert(
+    kind: EvidenceKind,
+    file: &[u8],
+    anchors: &mut TrustAnchors,
+    endorsements: &mut Vec<Vec<u8>>,
+) -> anyhow::Result<()> {
+    if kind == EvidenceKind::Cca || file.first() == Some(&b'{') {
+        // Veraison JSON: reference values carry "reference-values"/"rv"-style content; the rest are anchors.
+        let text = std::str::from_utf8(file).context("a CCA trust anchor or reference value file is JSON text")?;
+        if text.contains("\"reference-values\"") || text.contains("\"ref-values\"") || text.contains("\"rv\"") {
+            anchors.cca_reference_values.push(file.to_vec());
+        } else {
+            anchors.cca_anchors.push(file.to_vec());
+        }
+        return Ok(());
+    }
+    let roots = match kind {
+        EvidenceKind::Sgx | EvidenceKind::Tdx => &mut anchors.intel_roots,
+        EvidenceKind::Snp => &mut anchors.amd_roots,
+        EvidenceKind::Tpm => &mut anchors.tpm_roots,
+        _ => {
+            endorsements.push(file.to_vec());
+            return Ok(());
+        }
+    };
+    let certs = lamina_attest::der_certificates(file).map_err(anyhow::Error::msg)?;
+    for der in certs {
+        if lamina_attest::is_self_signed(&der) || kind == EvidenceKind::Tpm {
+            roots.push(der);
+        } else {
+            endorsements.push(der);
+        }
+    }
+    Ok(())
+}
+
+fn detect_kind(bytes: &[u8]) -> anyhow::Result<EvidenceKind> {
+    if Envelope::from_cbor(bytes).is_ok() {
+        return Ok(EvidenceKind::Envelope);
+    }
+    if bytes.starts_with(b"-----BEGIN CERTIFICATE") || lamina_attest::der_certificates(bytes).is_ok() {
+        return Ok(EvidenceKind::Ratls);
+    }
+    // DCAP quotes: version (u16 LE) 3, 4 or 5, then the attestation key type, then the TEE type (u32 LE).
+    if let [v0, 0, _, _, t0, t1, t2, t3, ..] = bytes {
+        let tee = u32::from_le_bytes([*t0, *t1, *t2, *t3]);
+        match (*v0, tee) {
+            (3..=5, 0) => return Ok(EvidenceKind::Sgx),
+            (4 | 5, 0x81) => return Ok(EvidenceKind::Tdx),
+            _ => {}
+        }
+    }
+    if looks_like_snp_report(bytes) {
+        return Ok(EvidenceKind::Snp);
+    }
+    if bytes.starts_with(TPM_EVIDENCE_PREFIX) {
+        return Ok(EvidenceKind::Tpm);
+    }
+    // CCA tokens are CBOR tag 399 (a collection of the platform and realm tokens).
+    if bytes.starts_with(&[0xd9, 0x01, 0x8f]) {
+        return Ok(EvidenceKind::Cca);
+    }
+    bail!("not an envelope, a DCAP quote, an SNP report, TPM evidence, a CCA token or a certificate")
+}
+
+/// The start of Lamina's TPM evidence: a CBOR array whose first item is its format name.
+const TPM_EVIDENCE_PREFIX: &[u8] = b"\x85\x76lamina-tpm-evidence-v1";
+
+/// The size of an SEV-SNP attestation report.
+const SNP_REPORT_LEN: usize = 1184;
+
+/// An SNP report: 1184 bytes (or their hex text) starting with a version from 2 to 5.
+fn looks_like_snp_report(bytes: &[u8]) -> bool {
+    let text: String;
+    let raw = if bytes.len() == SNP_REPORT_LEN {
+        bytes
+    } else if let Ok(t) = std::str::from_utf8(bytes) {
+        text = t.split_whitespace().collect();
+        match hex::decode(&text) {
+            Ok(decoded) if decoded.len() == SNP_REPORT_LEN => return matches!(decoded.first(), Some(2..=5)),
+            _ => return false,
+        }
+    } else {
+        return false;
+    };
+    matches!(raw, [2..=5, 0, 0, 0, ..])
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    verified: bool,
+    #[serde(flatten)]
+    appraisal: &'a Appraisal,
+    reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims: Option<serde_json::Value>,
+}
+
+fn report(args: &VerifyArgs, a: &Appraisal) -> anyhow::Result<()> {
+    if let (Some(key), Some(out)) = (&args.ear_key, &args.ear_out) {
+        write_ear(a, key, out, args)?;
+    }
+    match args.format {
+        Format::Json => {
+            let claims = a.claims.as_ref().map(|c| {
+                serde_json::json!({
+                    "platform": c.platform,
+                    "module_hash": c.module_hash.map(|h| h.to_string()),
+                    "nonce": hex::encode(&c.nonce),
+                    "issued_at": c.issued_at,
+                    "runtime_measurement": hex::encode(&c.runtime_measurement),
+                })
+            });
+            let report = Report { verified: a.verified(), appraisal: a, reasons: a.reasons(), claims };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Format::Text => print_text(a, args.policy.is_some()),
+    }
+    Ok(())
+}
+
+fn print_text(a: &Appraisal, with_policy: bool) {
+    let platform = a.platform.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    let verdict = match (a.verified(), with_policy) {
+        (true, true) => "ACCEPTED: genuine and allowed by the policy",
+        (true, false) => "GENUINE (no policy given: reference values not checked)",
+        (false, _) => "REJECTED",
+    };
+    println!("{verdict}");
+    println!("platform:    {platform}");
+    if let Some(status) = &a.tcb_status {
+        println!("tcb status:  {status}");
+    }
+    if !a.advisories.is_empty() {
+        println!("advisories:  {}", a.advisories.join(", "));
+    }
+    if !a.report_data.is_empty() {
+        println!("report data: {}", hex::encode(&a.report_data));
+    }
+    if let Some(c) = &a.claims {
+        println!("module:      {}", c.module_hash.map_or_else(|| "none".to_owned(), |h| h.to_string()));
+        println!("nonce:       {}", hex::encode(&c.nonce));
+    }
+    if !a.measurements.is_empty() {
+        println!("measurements:");
+        for (k, v) in &a.measurements {
+            println!("  {k:<28} {v}");
+        }
+    }
+    println!("checks:");
+    for c in &a.checks {
+        println!("  [{}] {:<28} {}", if c.ok { " ok " } else { "FAIL" }, c.name, c.detail);
+    }
+}
+
+fn write_ear(a: &Appraisal, key: &Path, out: &Path, args: &VerifyArgs) -> anyhow::Result<()> {
+    let pem = std::fs::read(key).with_context(|| format!("cannot read the EAR key {}", key.display()))?;
+    let at = args.at.unwrap_or_else(SystemTime::now);
+    let token = lamina_attest::issue_ear(a, &pem, args.ear_validity, at).context("cannot sign the EAR")?;
+    std::fs::write(out, token).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote a signed attestation result (EAR) to {}", out.display());
+    Ok(())
+}
