@@ -1,0 +1,187 @@
+//! `lamina attest` and `lamina verify` end to end with the sim platform: exit codes, JSON
+//! output, policies, nonces, EAR results and usage errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_code, lamina, output, texts};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write test file");
+        p
+    }
+
+    /// Attests `module` with the sim platform and the given nonce; returns the envelope path.
+    fn attest(&self, module: &[u8], nonce: &str) -> PathBuf {
+        let wasm = self.path("app.wasm");
+        std::fs::write(&wasm, module).expect("write module");
+        let out = self.path("envelope.cbor");
+        let result = output(
+            lamina()
+                .args(["attest", "--platform", "sim", "--nonce", nonce, "--module"])
+                .arg(&wasm)
+                .arg("-o")
+                .arg(&out)
+                .arg("--state-dir")
+                .arg(self.path("state")),
+        );
+        assert_code(&result, 0);
+        assert!(texts(&result).1.contains("NO hardware protection"), "sim says so loudly");
+        out
+    }
+}
+
+fn verify(envelope: &Path, extra: &[&str]) -> std::process::Output {
+    output(lamina().arg("verify").arg(envelope).args(extra))
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", texts(out).0))
+}
+
+#[test]
+fn sim_envelope_verifies_and_policy_decides() {
+    let env = Env::new();
+    let envelope = env.attest(b"\0asm\x01\0\0\0", "00112233445566778899");
+    let out = verify(&envelope, &["--nonce", "00112233445566778899", "--format", "json"]);
+    assert_code(&out, 0);
+    let v = json(&out);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["platform"], "sim");
+    assert_eq!(v["report_data"].as_str().map(str::len), Some(128));
+    for field in ["checks", "reasons", "measurements", "advisories", "tcb_status"] {
+        assert!(v.get(field).is_some(), "{field} is present");
+    }
+
+    let strict = env.write("strict.toml", "allow_sim = false\n");
+    let out = verify(&envelope, &["--policy", strict.to_str().expect("utf-8"), "--format", "json"]);
+    assert_code(&out, 1);
+    let v = json(&out);
+    assert_eq!(v["verified"], false);
+    assert!(v["reasons"].to_string().contains("policy.allow_sim"), "{}", v["reasons"]);
+
+    let module_hash = lamina_hash(b"\0asm\x01\0\0\0");
+    let allow = env.write("allow.toml", &format!("allow_sim = true\nmodule_hashes = [\"{module_hash}\"]\n"));
+    let out = verify(&envelope, &["--policy", allow.to_str().expect("utf-8")]);
+    assert_code(&out, 0);
+    assert!(texts(&out).0.starts_with("ACCEPTED"), "{}", texts(&out).0);
+
+    let other = env.write("other.toml", &format!("allow_sim = true\nmodule_hashes = [\"{}\"]\n", lamina_hash(b"x")));
+    let out = verify(&envelope, &["--policy", other.to_str().expect("utf-8")]);
+    assert_code(&out, 1);
+    assert!(texts(&out).0.contains("policy.module_hash"), "{}", texts(&out).0);
+}
+
+#[test]
+fn a_replayed_nonce_is_rejected() {
+    let env = Env::new();
+    let envelope = env.attest(b"module", "aaaaaaaaaaaaaaaa");
+    let out = verify(&envelope, &["--nonce", "bbbbbbbbbbbbbbbb"]);
+    assert_code(&out, 1);
+    assert!(texts(&out).0.contains("claims.nonce"), "{}", texts(&out).0);
+}
+
+#[test]
+fn tampered_envelope_is_rejected_or_refused() {
+    let env = Env::new();
+    let envelope = env.attest(b"module", "aaaaaaaaaaaaaaaa");
+    let mut bytes = std::fs::read(&envelope).expect("envelope");
+    // Flip a byte near the end: inside the evidence's signature or the endorsement.
+    let n = bytes.len();
+    bytes[n - 90] ^= 0x01;
+    std::fs::write(&envelope, &bytes).expect("write");
+    let out = verify(&envelope, &["--kind", "envelope"]);
+    assert_code(&out, 1);
+    assert!(texts(&out).0.contains("FAIL"), "{}", texts(&out).0);
+}
+
+#[test]
+fn ear_result_is_written_and_signed() {
+    let env = Env::new();
+    let envelope = env.attest(b"module", "aaaaaaaaaaaaaaaa");
+    let key = p256::SecretKey::random(&mut rand_core::OsRng);
+    use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+    let pem = key.to_pkcs8_pem(LineEnding::LF).expect("pem");
+    let key_path = env.write("ear.key", &pem);
+    let ear_out = env.path("result.jwt");
+    let out =
+        output(lamina().arg("verify").arg(&envelope).arg("--ear-key").arg(&key_path).arg("--ear-out").arg(&ear_out));
+    assert_code(&out, 0);
+    let token = std::fs::read_to_string(&ear_out).expect("EAR written");
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    let bad_key = env.write("bad.key", "not a key");
+    let out =
+        output(lamina().arg("verify").arg(&envelope).arg("--ear-key").arg(&bad_key).arg("--ear-out").arg(&ear_out));
+    assert_code(&out, 2);
+    assert!(texts(&out).1.contains("openssl genpkey"), "says how to make a key: {}", texts(&out).1);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    let garbage = env.write("garbage.bin", "hello");
+    for (args, needle) in [
+        (vec!["verify".to_owned(), "/nonexistent/evidence".to_owned()], "cannot read"),
+        (vec!["verify".to_owned(), garbage.display().to_string()], "--kind"),
+        (
+            vec!["verify".to_owned(), garbage.display().to_string(), "--policy".into(), "/nonexistent.toml".into()],
+            "policy",
+        ),
+        (vec!["verify".to_owned(), garbage.display().to_string(), "--at".into(), "yesterday".into()], "RFC 3339"),
+        (vec!["verify".to_owned(), garbage.display().to_string(), "--nonce".into(), "xyz".into()], "hex"),
+    ] {
+        let out = output(lamina().args(&args));
+        assert_code(&out, 2);
+        assert!(texts(&out).1.contains(needle), "{args:?}: {}", texts(&out).1);
+    }
+    let bad_policy = env.write("bad.toml", "[snp]\nmesurement = [\"aa\"]\n");
+    let out =
+        output(lamina().arg("verify").arg(&garbage).arg("--kind").arg("envelope").arg("--policy").arg(&bad_policy));
+    assert_code(&out, 2);
+    assert!(texts(&out).1.contains("unknown measurement `mesurement`"), "{}", texts(&out).1);
+    let out = output(
+        lamina()
+            .args(["attest", "--platform", "sim", "--nonce", "00", "-o"])
+            .arg(env.path("x"))
+            .arg("--state-dir")
+            .arg(env.path("s")),
+    );
+    assert_code(&out, 125);
+    assert!(texts(&out).1.contains("8 to 64 bytes"), "{}", texts(&out).1);
+}
+
+#[test]
+fn detect_lists_platforms_with_reasons() {
+    let out = output(lamina().args([
+        "attest",
+        "--detect",
+        "--tsm-root",
+        "/nonexistent/tsm",
+        "--sgx-root",
+        "/nonexistent/att",
+    ]));
+    assert_code(&out, 0);
+    let text = texts(&out).0;
+    for needle in ["sim", "tsm", "sgx", "tpm"] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+}
+
+fn lamina_hash(bytes: &[u8]) -> String {
+    lamina_types::ModuleHash::of(bytes).to_string()
+}
