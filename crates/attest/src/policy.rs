@@ -247,7 +247,7 @@ impl Policy {
             }
         }
         if let Some(status) = a.tcb_status.clone() {
-            if self.accepted_tcb_status.iter().any(|s| *s == status) {
+            if self.accepted_tcb_status.contains(&status) {
                 a.pass("policy.tcb_status", format!("{status} is accepted"));
             } else {
                 a.fail(

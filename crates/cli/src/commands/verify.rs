@@ -87,10 +87,10 @@ fn appraise(args: &VerifyArgs) -> anyhow::Result<Appraisal> {
             verifier.appraise_native(platform, &inputs)
         }
     };
-    if let Some(nonce) = &args.nonce {
-        if !matches!(kind, EvidenceKind::Envelope | EvidenceKind::Ratls) {
-            check_native_nonce(&mut a, &nonce.0);
-        }
+    if let Some(nonce) = &args.nonce
+        && !matches!(kind, EvidenceKind::Envelope | EvidenceKind::Ratls)
+    {
+        check_native_nonce(&mut a, &nonce.0);
     }
     Ok(a)
 }
