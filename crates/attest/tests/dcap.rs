@@ -514,3 +514,293 @@ proptest! {
         }
     }
 }
+
+// ---- A synthetic Intel-like PKI: other roots, revocation, TCB statuses ----
+
+/// Quotes and collateral made here with a test root, in the layout of Intel's, to reach what the
+/// real vectors cannot: a root given in the trust anchors, a revoked PCK certificate, TCB
+/// statuses other than the vectors', a QE that is not Intel's, a genuine debug enclave.
+mod synthetic {
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::DecodePrivateKey;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, CustomExtension, DnType,
+        IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, RevocationReason, RevokedCertParams,
+        SerialNumber, date_time_ymd,
+    };
+    use sha2::{Digest, Sha256};
+
+    /// What to vary from a genuine, up-to-date, production quote.
+    pub(super) struct Options {
+        pub(super) pck_revoked: bool,
+        pub(super) tcb_status: &'static str,
+        pub(super) qe_identity_mrsigner: [u8; 32],
+        pub(super) debug: bool,
+    }
+
+    pub(super) const QE_MRSIGNER: [u8; 32] = [0x8c; 32];
+    pub(super) const FMSPC: &str = "00906ED50000";
+    pub(super) const REPORT_DATA: [u8; 64] = [0x5a; 64];
+
+    impl Default for Options {
+        fn default() -> Self {
+            Self { pck_revoked: false, tcb_status: "UpToDate", qe_identity_mrsigner: QE_MRSIGNER, debug: false }
+        }
+    }
+
+    /// A root, its DER, a quote and its collateral JSON.
+    pub(super) struct Made {
+        pub(super) root: Vec<u8>,
+        pub(super) quote: Vec<u8>,
+        pub(super) collateral: Vec<u8>,
+    }
+
+    fn key() -> KeyPair {
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("P-256 key")
+    }
+
+    fn sign(key: &KeyPair, message: &[u8]) -> [u8; 64] {
+        let signer = SigningKey::from_pkcs8_der(key.serialized_der()).expect("PKCS#8 P-256 key");
+        let signature: Signature = signer.sign(message);
+        signature.to_bytes().into()
+    }
+
+    fn params(cn: &str, ca: bool, serial: u64) -> CertificateParams {
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.distinguished_name.push(DnType::OrganizationName, "Lamina Test");
+        p.not_before = date_time_ymd(2020, 1, 1);
+        p.not_after = date_time_ymd(2040, 1, 1);
+        p.serial_number = Some(SerialNumber::from(serial));
+        if ca {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        } else {
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        }
+        p
+    }
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n if n < 0x80 => out.push(n as u8),
+            n if n < 0x100 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn oid(arcs: &[u64]) -> Vec<u8> {
+        let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
+        for &arc in &arcs[2..] {
+            let mut groups = vec![(arc & 0x7f) as u8];
+            let mut rest = arc >> 7;
+            while rest > 0 {
+                groups.push((rest & 0x7f) as u8 | 0x80);
+                rest >>= 7;
+            }
+            body.extend(groups.iter().rev());
+        }
+        tlv(0x06, &body)
+    }
+
+    fn entry(suffix: &[u64], value: Vec<u8>) -> Vec<u8> {
+        let mut arcs = vec![1, 2, 840, 113741, 1, 13, 1];
+        arcs.extend_from_slice(suffix);
+        tlv(0x30, &[oid(&arcs), value].concat())
+    }
+
+    /// Intel's SGX extension of a PCK certificate: PPID, TCB (16 components, PCESVN, CPUSVN),
+    /// PCE ID, FMSPC, SGX type.
+    fn sgx_extension(cpu_svn: [u8; 16], pce_svn: u8, fmspc: &[u8]) -> Vec<u8> {
+        let mut tcb: Vec<u8> = (1..=16).flat_map(|i| entry(&[2, i], tlv(0x02, &[cpu_svn[i as usize - 1]]))).collect();
+        tcb.extend(entry(&[2, 17], tlv(0x02, &[pce_svn])));
+        tcb.extend(entry(&[2, 18], tlv(0x04, &cpu_svn)));
+        let fields = [
+            entry(&[1], tlv(0x04, &[0x11; 16])),
+            entry(&[2], tlv(0x30, &tcb)),
+            entry(&[3], tlv(0x04, &[0, 0])),
+            entry(&[4], tlv(0x04, fmspc)),
+            entry(&[5], tlv(0x0a, &[0])),
+        ];
+        tlv(0x30, &fields.concat())
+    }
+
+    /// An SGX enclave report: attributes, MRENCLAVE, MRSIGNER, product, SVN, report data.
+    fn enclave_report(
+        attributes: u8,
+        mr_enclave: [u8; 32],
+        mr_signer: [u8; 32],
+        prod: u16,
+        svn: u16,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut r = vec![0u8; 384];
+        r[48] = attributes;
+        r[64..96].copy_from_slice(&mr_enclave);
+        r[128..160].copy_from_slice(&mr_signer);
+        r[256..258].copy_from_slice(&prod.to_le_bytes());
+        r[258..260].copy_from_slice(&svn.to_le_bytes());
+        r[320..320 + data.len()].copy_from_slice(data);
+        r
+    }
+
+    pub(super) fn make(o: &Options) -> Made {
+        let root = CertifiedIssuer::self_signed(params("Lamina Test SGX Root CA", true, 1), key()).expect("root");
+        let pck_ca =
+            CertifiedIssuer::signed_by(params("Lamina Test PCK Platform CA", true, 2), key(), &root).expect("PCK CA");
+        let tcb_key = key();
+        let tcb_signer = params("Lamina Test TCB Signing", false, 3).signed_by(&tcb_key, &root).expect("TCB signer");
+        let pck_key = key();
+        let mut leaf_params = params("Lamina Test PCK Certificate", false, 0x4242);
+        let fmspc = hex::decode(FMSPC).expect("hex");
+        leaf_params.custom_extensions =
+            vec![CustomExtension::from_oid_content(&[1, 2, 840, 113741, 1, 13, 1], sgx_extension([2; 16], 11, &fmspc))];
+        let leaf = leaf_params.signed_by(&pck_key, &pck_ca).expect("PCK certificate");
+
+        let crl = |revoked: Vec<RevokedCertParams>| CertificateRevocationListParams {
+            this_update: date_time_ymd(2025, 1, 1),
+            next_update: date_time_ymd(2030, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let root_crl = crl(vec![]).signed_by(&root).expect("root CRL");
+        let revoked = o.pck_revoked.then(|| RevokedCertParams {
+            serial_number: SerialNumber::from(0x4242u64),
+            revocation_time: date_time_ymd(2025, 1, 1),
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+        let pck_crl = crl(revoked.into_iter().collect()).signed_by(&pck_ca).expect("PCK CRL");
+
+        let advisories = if o.tcb_status == "UpToDate" { "[]" } else { r#"["INTEL-SA-99999"]"# };
+        let components = vec![r#"{"svn":1}"#; 16].join(",");
+        let tcb_info = format!(
+            r#"{{"id":"SGX","version":3,"issueDate":"2025-01-01T00:00:00Z","nextUpdate":"2030-01-01T00:00:00Z","fmspc":"{FMSPC}","pceId":"0000","tcbType":0,"tcbEvaluationDataNumber":17,"tcbLevels":[{{"tcb":{{"sgxtcbcomponents":[{components}],"pcesvn":10}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"{}","advisoryIDs":{advisories}}}]}}"#,
+            o.tcb_status
+        );
+        let qe_identity = format!(
+            r#"{{"id":"QE","version":2,"issueDate":"2025-01-01T00:00:00Z","nextUpdate":"2030-01-01T00:00:00Z","tcbEvaluationDataNumber":17,"miscselect":"00000000","miscselectMask":"FFFFFFFF","attributes":"11000000000000000000000000000000","attributesMask":"FBFFFFFFFFFFFFFF0000000000000000","mrsigner":"{}","isvprodid":1,"tcbLevels":[{{"tcb":{{"isvsvn":2}},"tcbDate":"2024-03-13T00:00:00Z","tcbStatus":"UpToDate"}}]}}"#,
+            hex::encode_upper(o.qe_identity_mrsigner)
+        );
+
+        // The quote: header, report body, then the auth data.
+        let attestation_key = key();
+        let attestation_public = &attestation_key.public_key_raw()[1..];
+        let qe_auth_data = [0x42u8; 32];
+        let mut header = vec![3, 0, 2, 0, 0, 0, 0, 0, 2, 0, 11, 0];
+        header.extend(dcap_qvl::INTEL_QE_VENDOR_ID);
+        header.extend([0u8; 20]);
+        let attributes = if o.debug { 0x07 } else { 0x05 };
+        let body = enclave_report(attributes, [0xaa; 32], [0xbb; 32], 7, 3, &REPORT_DATA);
+        let signed = [header, body].concat();
+        let qe_hash = Sha256::digest([attestation_public, &qe_auth_data[..]].concat());
+        let qe_report = enclave_report(0x11, [0xcc; 32], QE_MRSIGNER, 1, 2, &qe_hash);
+        let chain = format!("{}{}{}", leaf.pem(), pck_ca.pem(), root.pem());
+        let mut auth = Vec::new();
+        auth.extend(sign(&attestation_key, &signed));
+        auth.extend(attestation_public);
+        auth.extend(&qe_report);
+        auth.extend(sign(&pck_key, &qe_report));
+        auth.extend(32u16.to_le_bytes());
+        auth.extend(qe_auth_data);
+        auth.extend(5u16.to_le_bytes());
+        auth.extend((chain.len() as u32).to_le_bytes());
+        auth.extend(chain.as_bytes());
+        let quote = [signed, (auth.len() as u32).to_le_bytes().to_vec(), auth].concat();
+
+        let signing_chain = format!("{}{}", tcb_signer.pem(), root.pem());
+        let collateral = serde_json::json!({
+            "pck_crl_issuer_chain": format!("{}{}", pck_ca.pem(), root.pem()),
+            "root_ca_crl": hex::encode(root_crl.der()),
+            "pck_crl": hex::encode(pck_crl.der()),
+            "tcb_info_issuer_chain": signing_chain,
+            "tcb_info_signature": hex::encode(sign(&tcb_key, tcb_info.as_bytes())),
+            "tcb_info": tcb_info,
+            "qe_identity_issuer_chain": signing_chain,
+            "qe_identity_signature": hex::encode(sign(&tcb_key, qe_identity.as_bytes())),
+            "qe_identity": qe_identity,
+        });
+        Made { root: root.der().to_vec(), quote, collateral: serde_json::to_vec(&collateral).expect("JSON") }
+    }
+}
+
+fn trusting(root: &[u8]) -> TrustAnchors {
+    TrustAnchors { intel_roots: vec![root.to_vec()], ..TrustAnchors::default() }
+}
+
+#[test]
+fn a_root_from_the_trust_anchors_verifies_its_quotes() {
+    let made = synthetic::make(&synthetic::Options::default());
+    let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&made.root), JUNE_2025);
+    assert!(a.verified(), "{:#?}", a.reasons());
+    assert_eq!(a.tcb_status.as_deref(), Some("UpToDate"));
+    assert_eq!(a.report_data, synthetic::REPORT_DATA);
+    assert_eq!(measurement(&a, "mr_enclave"), hex::encode([0xaa; 32]));
+    assert_eq!(measurement(&a, "isv_prod_id"), "7");
+    let chain = a.checks.iter().find(|c| c.name == "dcap.pck_chain").expect("pck chain check");
+    assert!(chain.detail.contains("Lamina Test SGX Root CA"), "{}", chain.detail);
+
+    // Among other anchors (the real Intel root first), the one that signed the CRL is used.
+    let mut anchors = trusting(&read("dcap-qvl/TrustedRootCA.der"));
+    anchors.intel_roots.push(made.root.clone());
+    assert!(appraise_with(&made.quote, Some(&made.collateral), &anchors, JUNE_2025).verified());
+    // And the real quotes still verify against the built-in root with that anchor present.
+    assert!(appraise_with(&sgx_quote(), Some(&sgx_collateral()), &trusting(&made.root), JUNE_2025).verified());
+}
+
+#[test]
+fn a_root_that_is_not_trusted_is_rejected() {
+    let made = synthetic::make(&synthetic::Options::default());
+    let a = appraise(&made.quote, Some(&made.collateral), JUNE_2025);
+    assert_rejected_by(&a, "dcap.collateral", "not signed by the trusted Intel root");
+    // Trusting another test root does not help.
+    let other = synthetic::make(&synthetic::Options::default());
+    let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&other.root), JUNE_2025);
+    assert!(a.failed("dcap.collateral"), "{:#?}", a.checks);
+}
+
+#[test]
+fn a_revoked_pck_certificate_is_rejected_by_the_pck_chain() {
+    let made = synthetic::make(&synthetic::Options { pck_revoked: true, ..Default::default() });
+    let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&made.root), JUNE_2025);
+    assert_rejected_by(&a, "dcap.pck_chain", "revoked");
+    assert!(passed(&a, "dcap.collateral"));
+}
+
+#[test]
+fn tcb_statuses_are_reported_and_revoked_is_rejected() {
+    for status in ["OutOfDate", "SWHardeningNeeded", "ConfigurationNeeded", "OutOfDateConfigurationNeeded"] {
+        let made = synthetic::make(&synthetic::Options { tcb_status: status, ..Default::default() });
+        let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&made.root), JUNE_2025);
+        assert!(a.verified(), "{status}: {:#?}", a.reasons());
+        assert_eq!(a.tcb_status.as_deref(), Some(status));
+        assert_eq!(a.advisories, ["INTEL-SA-99999"]);
+    }
+    let made = synthetic::make(&synthetic::Options { tcb_status: "Revoked", ..Default::default() });
+    let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&made.root), JUNE_2025);
+    assert_rejected_by(&a, "dcap.tcb", "revoked");
+    assert_eq!(a.tcb_status.as_deref(), Some("Revoked"));
+}
+
+#[test]
+fn a_quoting_enclave_that_is_not_the_identity_s_is_rejected() {
+    let made = synthetic::make(&synthetic::Options { qe_identity_mrsigner: [0x01; 32], ..Default::default() });
+    let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&made.root), JUNE_2025);
+    assert_rejected_by(&a, "dcap.qe_report", "MRSIGNER");
+    assert!(passed(&a, "dcap.pck_chain"));
+}
+
+#[test]
+fn a_genuine_debug_enclave_fails_only_the_debug_check() {
+    let made = synthetic::make(&synthetic::Options { debug: true, ..Default::default() });
+    let a = appraise_with(&made.quote, Some(&made.collateral), &trusting(&made.root), JUNE_2025);
+    assert_rejected_by(&a, "dcap.debug", "debug");
+    assert_eq!(measurement(&a, "debug"), "true");
+    assert!(passed(&a, "dcap.signature") && passed(&a, "dcap.tcb"), "{:#?}", a.checks);
+}

@@ -243,6 +243,7 @@ mod tests {
             ("TDX module identity check: TDX module MRSIGNER mismatch: expected A, got B", Check::Tcb),
             ("TDX module identity check: Failed to decode tdxModule.mrsigner as hex: x", Check::Collateral),
             ("SEPT_VE_DISABLE is not enabled", Check::Attributes),
+            ("SGX component count mismatch: expected 16, got 15", Check::Collateral),
             ("TD migration is enabled", Check::Attributes),
             ("something new", Check::Verify),
         ];
