@@ -80,6 +80,7 @@ const RULES: &[(&str, Check, u8, &str)] = &[
         80,
         "the collateral names a TCB status Intel's verifier does not accept there",
     ),
+    ("component count mismatch", Check::Collateral, 80, "a TCB level of tcbInfo has the wrong number of components"),
     // The collateral's own fields and signatures.
     ("Failed to verify certificate chain", Check::PckChain, 30, "a certificate chain does not verify"),
     ("Failed to load root ca", Check::PckChain, 10, "the trusted root certificate does not load"),
