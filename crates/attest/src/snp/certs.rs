@@ -200,12 +200,10 @@ impl<'a> Cert<'a> {
         })
     }
 
-    /// The hardware ID (extension 1.3.6.1.4.1.3704.1.4), if any.
+    /// The hardware ID (extension 1.3.6.1.4.1.3704.1.4), if any. AMD puts the raw bytes in the
+    /// extension value (64 bytes, 8 on Turin), not a DER OCTET STRING.
     pub(super) fn hw_id(&self) -> Option<Result<&'a [u8], String>> {
-        let value = self.amd_extension(&[0x04])?;
-        Some(value.and_then(|v| {
-            der_octet_string(v).ok_or_else(|| format!("{}: the hwID extension is not an octet string", self.describe()))
-        }))
+        self.amd_extension(&[0x04])
     }
 
     /// The product name (extension 1.3.6.1.4.1.3704.1.2), e.g. `Milan-B0`, if readable.
@@ -252,10 +250,6 @@ fn der_contents(tag: u8, value: &[u8]) -> Option<&[u8]> {
         _ => return None,
     };
     (rest.len() == len).then_some(rest)
-}
-
-fn der_octet_string(value: &[u8]) -> Option<&[u8]> {
-    der_contents(0x04, value)
 }
 
 fn der_ia5_string(value: &[u8]) -> Option<&str> {
@@ -616,11 +610,13 @@ mod tests {
 
     #[test]
     fn der_strings() {
-        assert_eq!(der_octet_string(&[0x04, 0x02, 1, 2]), Some(&[1u8, 2][..]));
-        assert_eq!(der_octet_string(&[0x04, 0x03, 1, 2]), None);
+        assert_eq!(der_contents(0x04, &[0x04, 0x02, 1, 2]), Some(&[1u8, 2][..]));
+        assert_eq!(der_contents(0x04, &[0x04, 0x03, 1, 2]), None);
+        assert_eq!(der_contents(0x16, &[0x04, 0x01, 1]), None);
         let mut long = vec![0x04, 0x81, 0x80];
         long.extend([7u8; 0x80]);
-        assert_eq!(der_octet_string(&long).map(<[u8]>::len), Some(0x80));
+        assert_eq!(der_contents(0x04, &long).map(<[u8]>::len), Some(0x80));
+        assert_eq!(der_contents(0x04, &[0x04, 0x82, 0, 1, 1]), None);
         assert_eq!(der_ia5_string(b"\x16\x08Milan-B0"), Some("Milan-B0"));
         assert_eq!(der_ia5_string(b"\x16\x09Milan-B0"), None);
     }
