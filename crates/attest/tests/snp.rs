@@ -895,6 +895,10 @@ fn turin_layout_reports_compare_the_fmc() {
     let a = s.verify(&s.report(turin(3)), std::slice::from_ref(&vcek));
     assert_failed(&a, &["snp.tcb"]);
     assert!(detail(&a, "snp.tcb").ends_with("fmc"), "{}", detail(&a, "snp.tcb"));
+    // Without its VCEK, the message names Turin's KDS address, by the 8-byte hardware ID.
+    let a = s.verify(&s.report(turin(2)), &[]);
+    let url = format!("https://kdsintf.amd.com/vcek/v1/Turin/{}?fmcSPL=2&blSPL=3", hex::encode(&synth_chip_id()[..8]));
+    assert!(detail(&a, "snp.endorsement").contains(&url), "{}", detail(&a, "snp.endorsement"));
     // A pre-Turin VCEK for a Turin-layout report.
     let legacy = s.vek(&VekSpec { hw_id: turin_hw_id, ..Synth::vcek_spec() });
     assert_failed(&s.verify(&s.report(turin(2)), &[legacy]), &["snp.tcb"]);

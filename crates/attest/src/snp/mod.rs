@@ -288,27 +288,31 @@ fn pick_endorsement_key<'p, 'a>(
     Some(chosen)
 }
 
-/// The AMD KDS address of a report's VCEK, for messages.
+/// The AMD KDS address of a report's VCEK, for messages. The product is known from the CPUID
+/// fields of version 3 and later reports; version 2 reports come from Milan or Genoa.
 fn kds_url(report: &AttestationReport) -> String {
     let t = Tcb::from(report.reported_tcb);
-    match t.fmc {
-        Some(fmc) => format!(
-            "https://kdsintf.amd.com/vcek/v1/Turin/{}?fmcSPL={fmc}&blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}",
-            hex::encode(report.chip_id.get(..8).unwrap_or_default()),
-            t.bootloader,
-            t.tee,
-            t.snp,
-            t.microcode
-        ),
-        None => format!(
-            "https://kdsintf.amd.com/vcek/v1/{{Milan|Genoa}}/{}?blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}",
-            hex::encode(report.chip_id),
-            t.bootloader,
-            t.tee,
-            t.snp,
-            t.microcode
-        ),
-    }
+    let product = match (report.cpuid_fam_id, report.cpuid_mod_id) {
+        (Some(family), Some(model)) => match sev::Generation::identify_cpu(family, model) {
+            Ok(sev::Generation::Milan) => "Milan",
+            Ok(sev::Generation::Genoa) => "Genoa",
+            Ok(sev::Generation::Turin) => "Turin",
+            Ok(sev::Generation::Venice) => "Venice",
+            _ => "{product}",
+        },
+        _ => "{Milan|Genoa}",
+    };
+    let fmc = t.fmc.map(|fmc| format!("fmcSPL={fmc}&")).unwrap_or_default();
+    // Turin and later VCEKs are named by the first 8 bytes of the chip ID.
+    let hw_id = if t.fmc.is_some() { report.chip_id.get(..8).unwrap_or_default() } else { &report.chip_id[..] };
+    format!(
+        "https://kdsintf.amd.com/vcek/v1/{product}/{}?{fmc}blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}",
+        hex::encode(hw_id),
+        t.bootloader,
+        t.tee,
+        t.snp,
+        t.microcode
+    )
 }
 
 /// `snp.chip_id`: the VCEK's hwID is the report's chip ID.

@@ -27,7 +27,10 @@ pub fn report_bytes(evidence: &[u8]) -> Result<Vec<u8>, SnpError> {
     let is_text = !evidence.is_empty() && evidence.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace());
     let bytes = if is_text {
         if evidence.len() > MAX_HEX_LEN {
-            return Err(SnpError::ReportLength { found: evidence.len() / 2, expected: REPORT_LEN });
+            return Err(SnpError::ReportHex(format!(
+                "{} bytes of text is too long for a {REPORT_LEN}-byte report",
+                evidence.len()
+            )));
         }
         let digits: Vec<u8> = evidence.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
         hex::decode(&digits).map_err(|e| SnpError::ReportHex(e.to_string()))?
@@ -242,7 +245,7 @@ mod tests {
         assert!(matches!(report_bytes(&raw[1..]), Err(SnpError::ReportLength { found: 1183, .. })));
         assert!(matches!(report_bytes(b"abc"), Err(SnpError::ReportHex(_))));
         assert!(matches!(report_bytes(b""), Err(SnpError::ReportLength { found: 0, .. })));
-        assert!(matches!(report_bytes(&vec![b'0'; MAX_HEX_LEN + 2]), Err(SnpError::ReportLength { .. })));
+        assert!(matches!(report_bytes(&vec![b'0'; MAX_HEX_LEN + 2]), Err(SnpError::ReportHex(_))));
     }
 
     proptest! {
