@@ -7,7 +7,11 @@
 /// When the bytes are PEM without a certificate, malformed PEM, or not a DER sequence.
 pub fn der_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if bytes.first() == Some(&0x30) {
-        return Ok(vec![bytes.to_vec()]);
+        return match x509_parser::parse_x509_certificate(bytes) {
+            Ok((rest, _)) if rest.is_empty() => Ok(vec![bytes.to_vec()]),
+            Ok(_) => Err("trailing bytes after the DER certificate".into()),
+            Err(e) => Err(format!("not a DER X.509 certificate: {e}")),
+        };
     }
     let mut certs = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(bytes) {
@@ -15,6 +19,9 @@ pub fn der_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         if pem.label == "CERTIFICATE" {
             certs.push(pem.contents);
         }
+    }
+    if let Some(bad) = certs.iter().find(|c| x509_parser::parse_x509_certificate(c).is_err()) {
+        return Err(format!("a PEM CERTIFICATE block of {} bytes is not an X.509 certificate", bad.len()));
     }
     if certs.is_empty() {
         return Err("neither a DER certificate nor PEM with a CERTIFICATE block".into());

@@ -150,9 +150,6 @@ fn detect_kind(bytes: &[u8]) -> anyhow::Result<EvidenceKind> {
     if Envelope::from_cbor(bytes).is_ok() {
         return Ok(EvidenceKind::Envelope);
     }
-    if bytes.starts_with(b"-----BEGIN CERTIFICATE") || lamina_attest::der_certificates(bytes).is_ok() {
-        return Ok(EvidenceKind::Ratls);
-    }
     // DCAP quotes: version (u16 LE) 3, 4 or 5, then the attestation key type, then the TEE type (u32 LE).
     if let [v0, 0, _, _, t0, t1, t2, t3, ..] = bytes {
         let tee = u32::from_le_bytes([*t0, *t1, *t2, *t3]);
@@ -161,6 +158,13 @@ fn detect_kind(bytes: &[u8]) -> anyhow::Result<EvidenceKind> {
             (4 | 5, 0x81) => return Ok(EvidenceKind::Tdx),
             _ => {}
         }
+    }
+    // Certificates: PEM text, or DER that parses as X.509 (quotes carry PEM chains inside, so
+    // this comes after the quote check and looks only at the start of the file).
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN CERTIFICATE")
+        || (bytes.first() == Some(&0x30) && lamina_attest::der_certificates(bytes).is_ok())
+    {
+        return Ok(EvidenceKind::Ratls);
     }
     if looks_like_snp_report(bytes) {
         return Ok(EvidenceKind::Snp);
@@ -224,45 +228,54 @@ fn report(args: &VerifyArgs, a: &Appraisal) -> anyhow::Result<()> {
                 })
             });
             let report = Report { verified: a.verified(), appraisal: a, reasons: a.reasons(), claims };
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
         }
-        Format::Text => print_text(a, args.policy.is_some()),
+        Format::Text => emit(&text_report(a, args.policy.is_some())),
     }
     Ok(())
 }
 
-fn print_text(a: &Appraisal, with_policy: bool) {
+fn text_report(a: &Appraisal, with_policy: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let platform = a.platform.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     let verdict = match (a.verified(), with_policy) {
         (true, true) => "ACCEPTED: genuine and allowed by the policy",
         (true, false) => "GENUINE (no policy given: reference values not checked)",
         (false, _) => "REJECTED",
     };
-    println!("{verdict}");
-    println!("platform:    {platform}");
+    let _ = writeln!(out, "{verdict}");
+    let _ = writeln!(out, "platform:    {platform}");
     if let Some(status) = &a.tcb_status {
-        println!("tcb status:  {status}");
+        let _ = writeln!(out, "tcb status:  {status}");
     }
     if !a.advisories.is_empty() {
-        println!("advisories:  {}", a.advisories.join(", "));
+        let _ = writeln!(out, "advisories:  {}", a.advisories.join(", "));
     }
     if !a.report_data.is_empty() {
-        println!("report data: {}", hex::encode(&a.report_data));
+        let _ = writeln!(out, "report data: {}", hex::encode(&a.report_data));
     }
     if let Some(c) = &a.claims {
-        println!("module:      {}", c.module_hash.map_or_else(|| "none".to_owned(), |h| h.to_string()));
-        println!("nonce:       {}", hex::encode(&c.nonce));
+        let _ = writeln!(out, "module:      {}", c.module_hash.map_or_else(|| "none".to_owned(), |h| h.to_string()));
+        let _ = writeln!(out, "nonce:       {}", hex::encode(&c.nonce));
     }
     if !a.measurements.is_empty() {
-        println!("measurements:");
+        let _ = writeln!(out, "measurements:");
         for (k, v) in &a.measurements {
-            println!("  {k:<28} {v}");
+            let _ = writeln!(out, "  {k:<28} {v}");
         }
     }
-    println!("checks:");
+    let _ = writeln!(out, "checks:");
     for c in &a.checks {
-        println!("  [{}] {:<28} {}", if c.ok { " ok " } else { "FAIL" }, c.name, c.detail);
+        let _ = writeln!(out, "  [{}] {:<28} {}", if c.ok { " ok " } else { "FAIL" }, c.name, c.detail);
     }
+    out
+}
+
+/// Prints to standard output; a closed pipe (`| head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn write_ear(a: &Appraisal, key: &Path, out: &Path, args: &VerifyArgs) -> anyhow::Result<()> {
