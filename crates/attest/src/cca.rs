@@ -8,7 +8,7 @@
 //!
 //! Claims are decoded by the `ccatoken` crate, which also appraises them against reference
 //! values (Veraison's JSON) when the anchors carry some. The envelope and both signatures are
-//! checked here first (see [`cose`] for why), over exactly the bytes `ccatoken` then decodes.
+//! checked here first (`cca/cose.rs` says why), over exactly the bytes `ccatoken` then decodes.
 //!
 //! Checks: `cca.token.parse`, `cca.token.profile`, `cca.trust_anchor`, `cca.platform.signature`,
 //! `cca.realm.signature`, `cca.realm.binding`, and `cca.appraisal` when reference values are given.
@@ -45,8 +45,8 @@ const PROFILE_CLAIM: i128 = 265;
 /// `platform_implementation_id`, `platform_instance_id`, `platform_lifecycle` (decimal),
 /// `platform_lifecycle_state` (e.g. `secured`), `debug` (a debug lifecycle state),
 /// `platform_config`, `platform_hash_algorithm`, `platform_verification_service` (when present)
-/// and `platform_sw.<component type>` (or `platform_sw.<index>` when a component has no type or
-/// its type repeats): each software component's measurement.
+/// and `platform_sw.<component type>` (or `platform_sw.<index>` when a component's type is
+/// absent, repeated or not a plain word): each software component's measurement.
 pub fn verify(inputs: &Inputs<'_>) -> Appraisal {
     let mut a = Appraisal::new(PlatformKind::Cca);
     let Some((collection, mut evidence)) = parse(inputs.evidence, &mut a) else {
@@ -169,9 +169,18 @@ fn record_claims(a: &mut Appraisal, evidence: &Evidence) {
     }
     let components = &platform.sw_components;
     for (i, c) in components.iter().enumerate() {
-        let unique_type =
-            c.mtyp.as_ref().filter(|t| components.iter().filter(|o| o.mtyp.as_ref() == Some(*t)).count() == 1);
-        let name = unique_type.map_or_else(|| format!("platform_sw.{i}"), |t| format!("platform_sw.{t}"));
+        // A type names the measurement when it is a plain word (never a number, which would
+        // read as another component's index) that no other component has.
+        let plain = |t: &&String| {
+            (1..=32).contains(&t.len())
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && !t.bytes().all(|b| b.is_ascii_digit())
+        };
+        let unique = |t: &&String| components.iter().filter(|o| o.mtyp.as_ref() == Some(*t)).count() == 1;
+        let name = match c.mtyp.as_ref().filter(plain).filter(unique) {
+            Some(t) => format!("platform_sw.{t}"),
+            None => format!("platform_sw.{i}"),
+        };
         a.measure(name, hex::encode(&c.mval));
     }
 }
@@ -377,4 +386,30 @@ fn appraise(a: &mut Appraisal, evidence: &mut Evidence, files: &[Vec<u8>]) {
         Err(format!("the realm's extensible measurements match no reference value: {vectors}"))
     };
     a.check("cca.appraisal", result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_states_follow_the_high_byte() {
+        assert_eq!(lifecycle_state(0x3003), "secured");
+        assert_eq!(lifecycle_state(0x0000), "unknown");
+        assert_eq!(lifecycle_state(0x40ff), "non-cca-platform-debug");
+        assert_eq!(lifecycle_state(0x5001), "recoverable-cca-platform-debug");
+        assert_eq!(lifecycle_state(0x6000), "decommissioned");
+        assert_eq!(lifecycle_state(0x7000), "invalid");
+    }
+
+    #[test]
+    fn the_profile_is_read_from_the_platform_claims() {
+        let claims = cbor::encode(&Value::Map(vec![
+            (Value::Integer(10.into()), Value::Bytes(vec![0; 32])),
+            (Value::Integer(265.into()), Value::Text("tag:arm.com,2023:cca_platform#1.0.0".into())),
+        ]));
+        assert_eq!(profile_of(&claims).as_deref(), Some("tag:arm.com,2023:cca_platform#1.0.0"));
+        assert_eq!(profile_of(&[0xa0]), None);
+        assert_eq!(profile_of(&[0xff]), None);
+    }
 }
