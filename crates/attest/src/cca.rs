@@ -24,7 +24,7 @@ use sha2::Digest as _;
 
 use anchor::Anchor;
 pub use anchor::CcaConfigError;
-use cose::Collection;
+use cose::{Alg, Collection, VerifyError};
 
 use crate::{Appraisal, Inputs};
 
@@ -278,7 +278,7 @@ fn check_platform(a: &mut Appraisal, collection: &Collection, evidence: &Evidenc
         );
         return;
     }
-    let mut last_error = String::new();
+    let mut last_error = VerifyError::Mismatch;
     for key in &usable {
         match collection.platform.verify(&key.key) {
             Ok(()) => {
@@ -291,10 +291,18 @@ fn check_platform(a: &mut Appraisal, collection: &Collection, evidence: &Evidenc
             Err(e) => last_error = e,
         }
     }
-    let detail = if usable.len() == 1 {
-        format!("{last_error} under the CPAK: the platform token was altered or signed by another key")
-    } else {
-        format!("the platform token's {} signature verifies under none of {} CPAKs", alg.name(), usable.len())
+    let detail = match last_error {
+        VerifyError::Key => format!("the CPAK is not a valid {} public key", alg.curve()),
+        VerifyError::Signature => format!("the platform token's {} signature is not a valid (r, s) pair", alg.name()),
+        VerifyError::Unsupported => format!("{} signatures are not supported by this build", alg.name()),
+        VerifyError::Mismatch if usable.len() > 1 => {
+            format!("the platform token's {} signature verifies under none of {} CPAKs", alg.name(), usable.len())
+        }
+        VerifyError::Mismatch => format!(
+            "the platform token's {} signature does not verify under the CPAK: the platform token was altered \
+             or signed by another key",
+            alg.name()
+        ),
     };
     a.fail("cca.platform.signature", detail);
 }
@@ -302,17 +310,23 @@ fn check_platform(a: &mut Appraisal, collection: &Collection, evidence: &Evidenc
 /// Checks the realm token's signature by its own RAK, and that the platform token binds that RAK.
 fn check_realm(a: &mut Appraisal, collection: &Collection, evidence: &Evidence) {
     let realm = &evidence.realm_claims;
-    let signature = if collection.realm.alg == cose::Alg::Es384 {
-        collection
-            .realm
-            .verify(&realm.rak)
-            .map(|()| "the realm token's ES384 signature verifies under its realm attestation key (RAK)".to_owned())
-            .map_err(|e| format!("{e} under the realm attestation key (RAK): the realm token was altered"))
-    } else {
-        Err(format!(
+    let signature = match (collection.realm.alg, collection.realm.verify(&realm.rak)) {
+        (Alg::Es384, Ok(())) => {
+            Ok("the realm token's ES384 signature verifies under its realm attestation key (RAK)".to_owned())
+        }
+        (Alg::Es384, Err(VerifyError::Key)) => Err("the realm attestation key (RAK) is not a P-384 public key".into()),
+        (Alg::Es384, Err(VerifyError::Signature)) => {
+            Err("the realm token's ES384 signature is not a valid (r, s) pair".into())
+        }
+        (Alg::Es384, Err(_)) => {
+            Err("the realm token's ES384 signature does not verify under its realm attestation key (RAK): \
+             the realm token was altered"
+                .into())
+        }
+        (other, _) => Err(format!(
             "the realm token is signed with {}, but a realm attestation key is P-384 (ES384)",
-            collection.realm.alg.name()
-        ))
+            other.name()
+        )),
     };
     a.check("cca.realm.signature", signature);
 

@@ -60,14 +60,16 @@ pub struct Detection {
     pub available: bool,
     /// The platform kind it would attest as, when known (configfs-tsm learns it from the provider).
     pub kind: Option<PlatformKind>,
-    /// Why it is or is not available.
+    /// Why it is or is not available, for people (starts with the interface's name, e.g.
+    /// `configfs-tsm: ...`, `sgx: ...`).
     pub reason: String,
 }
 
+/// One line: `available   <reason>` or `unavailable <reason>`.
 impl std::fmt::Display for Detection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let status = if self.available { "available" } else { "unavailable" };
-        write!(f, "{}: {status}: {}", self.backend, self.reason)
+        write!(f, "{status:<11} {}", self.reason)
     }
 }
 
@@ -119,7 +121,7 @@ fn detect_tpm(options: &DetectOptions) -> Detection {
         (true, format!("tpm: {} present (not opened by detection)", device.display()))
     } else {
         let devices: Vec<String> = options.tpm_devices.iter().map(|d| d.display().to_string()).collect();
-        (false, format!("tpm: no TCTI given and {} not found", devices.join(" nor ")))
+        (false, format!("tpm: no TCTI given and {} not found", devices.join(", ")))
     };
     Detection { backend: "tpm", available, kind: available.then_some(PlatformKind::Tpm), reason }
 }
@@ -162,7 +164,8 @@ mod tests {
         assert!(found[1].reason.contains("attestation not found (not running under Gramine)"), "{}", found[1].reason);
         assert!(found[2].reason.starts_with("tpm: no TCTI given and "), "{}", found[2].reason);
         assert!(found[2].reason.ends_with("tpm0 not found"), "{}", found[2].reason);
-        assert_eq!(found[3].to_string(), "sim: available: sim: always available, NO hardware protection");
+        assert_eq!(found[3].to_string(), "available   sim: always available, NO hardware protection");
+        assert!(found[1].to_string().starts_with("unavailable sgx: "), "{}", found[1]);
     }
 
     #[test]

@@ -174,26 +174,36 @@ impl Sign1 {
     }
 
     /// Verifies the signature under a SEC1-encoded public key of the algorithm's curve.
-    pub(super) fn verify(&self, sec1_key: &[u8]) -> Result<(), String> {
+    pub(super) fn verify(&self, sec1_key: &[u8]) -> Result<(), VerifyError> {
         use p256::ecdsa::signature::Verifier as _;
         let message = self.to_be_signed();
-        let bad_key = |_| format!("the key is not a {} public key", self.alg.curve());
-        let bad_signature = |_| format!("the {} signature is not a valid r || s pair", self.alg.name());
-        let mismatch = |_| format!("the {} signature does not verify", self.alg.name());
         match self.alg {
             Alg::Es256 => {
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1_key).map_err(bad_key)?;
-                let sig = p256::ecdsa::Signature::from_slice(&self.signature).map_err(bad_signature)?;
-                key.verify(&message, &sig).map_err(mismatch)
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1_key).map_err(|_| VerifyError::Key)?;
+                let sig = p256::ecdsa::Signature::from_slice(&self.signature).map_err(|_| VerifyError::Signature)?;
+                key.verify(&message, &sig).map_err(|_| VerifyError::Mismatch)
             }
             Alg::Es384 => {
-                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1_key).map_err(bad_key)?;
-                let sig = p384::ecdsa::Signature::from_slice(&self.signature).map_err(bad_signature)?;
-                key.verify(&message, &sig).map_err(mismatch)
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1_key).map_err(|_| VerifyError::Key)?;
+                let sig = p384::ecdsa::Signature::from_slice(&self.signature).map_err(|_| VerifyError::Signature)?;
+                key.verify(&message, &sig).map_err(|_| VerifyError::Mismatch)
             }
-            Alg::Es512 => Err("ES512 (P-521) signatures are not supported by this build".into()),
+            Alg::Es512 => Err(VerifyError::Unsupported),
         }
     }
+}
+
+/// Why a signature did not verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum VerifyError {
+    /// The key is not a point of the algorithm's curve.
+    Key,
+    /// The signature is not a valid `r || s` pair.
+    Signature,
+    /// The signature is not the key's over the message.
+    Mismatch,
+    /// The algorithm is recognised but not verified by this build.
+    Unsupported,
 }
 
 /// Reads the protected header: a map with an integer ECDSA `alg` and at most a numeric content type.
@@ -276,7 +286,9 @@ mod tests {
         let public = key.verifying_key().to_encoded_point(false);
         assert_eq!(message.verify(public.as_bytes()), Ok(()));
         message.payload = vec![0xa1, 0x01, 0x01];
-        assert_eq!(message.verify(public.as_bytes()), Err("the ES256 signature does not verify".into()));
-        assert!(message.verify(&[4; 65]).expect_err("not a point").contains("not a P-256 public key"));
+        assert_eq!(message.verify(public.as_bytes()), Err(VerifyError::Mismatch));
+        assert_eq!(message.verify(&[4; 65]), Err(VerifyError::Key));
+        message.signature = vec![0; 64];
+        assert_eq!(message.verify(public.as_bytes()), Err(VerifyError::Signature));
     }
 }
