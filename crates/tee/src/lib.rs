@@ -7,13 +7,21 @@
 //! pure `attest` crate), so that relying parties never link hardware code.
 //!
 //! Backends: [`sim::SimPlatform`] (development; no hardware protection, and its evidence says
-//! so). The hardware backends (TPM 2.0, configfs-tsm, SGX) are separate modules to come.
+//! so); [`tsm::TsmPlatform`] (Linux configfs-tsm: TDX, SEV-SNP, CCA guests);
+//! [`sgx::SgxPlatform`] (SGX enclaves under Gramine). [`detect::detect`] says which of them this
+//! machine can use, and why.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod detect;
 mod platform;
+pub mod sgx;
 pub mod sim;
+pub mod tsm;
 
+pub use detect::{DetectOptions, Detection, detect};
 pub use lamina_types::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use platform::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError, attest};
+pub use sgx::SgxPlatform;
+pub use tsm::TsmPlatform;

@@ -59,6 +59,36 @@ pub enum TeeError {
     /// The claims could not be encoded.
     #[error(transparent)]
     Claims(#[from] lamina_types::ClaimsError),
+    /// The platform's interface is not present on this machine.
+    #[error("{platform} not found at {}; {hint}", path.display())]
+    NotFound {
+        /// The interface, e.g. `configfs-tsm`.
+        platform: &'static str,
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+        /// What its absence probably means.
+        hint: &'static str,
+    },
+    /// The platform's interface answered, but not as it should.
+    #[error("{platform} at {}: {reason}", path.display())]
+    Device {
+        /// The interface, e.g. `configfs-tsm`.
+        platform: &'static str,
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// What is wrong, and what to do where it helps.
+        reason: String,
+    },
+    /// The platform cannot do this at all.
+    #[error("{platform} has no {what}: {hint}")]
+    Unsupported {
+        /// The platform, e.g. `tdx`.
+        platform: &'static str,
+        /// What it lacks, e.g. `hardware sealing key`.
+        what: &'static str,
+        /// What provides it instead.
+        hint: &'static str,
+    },
 }
 
 /// A source of evidence and sealing keys.
