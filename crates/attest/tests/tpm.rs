@@ -172,3 +172,258 @@ fn no_ek_certificate_is_named() {
     });
     only_failed(&appraisal, "tpm.ek.chain");
 }
+
+/// The whole flow on a live swtpm: enrolment by credential activation, module PCR, quote,
+/// appraisal. Each test skips (saying so) when swtpm is not installed.
+mod live {
+    use std::time::SystemTime;
+
+    use lamina_attest::tpm::credential::{self, EnrolmentError, EnrolmentRequest, PendingEnrolment};
+    use lamina_attest::tpm::evidence::TpmEvidence;
+    use lamina_attest::tpm::{self, MODULE_PCR};
+    use lamina_attest::{Appraisal, Inputs, TrustAnchors};
+    use lamina_tee::Envelope;
+    use lamina_tee_tpm::swtpm::Swtpm;
+    use lamina_tee_tpm::{EkKind, TpmOptions, TpmPlatform};
+    use lamina_types::{Claims, ModuleHash, PlatformKind, report_data_of};
+    use rand_core::OsRng;
+
+    use super::only_failed;
+
+    struct Node {
+        platform: TpmPlatform,
+        anchors: TrustAnchors,
+        // Dropped last: swtpm outlives the platform's connection.
+        _state: tempfile::TempDir,
+        _tpm: Swtpm,
+    }
+
+    fn node_with(options: TpmOptions) -> Option<Node> {
+        let tpm = Swtpm::start_if_installed().expect("swtpm starts")?;
+        let state = tempfile::tempdir().expect("state dir");
+        let platform = TpmPlatform::open_with(tpm.tcti(), state.path(), options).expect("the TPM platform opens");
+        let anchors = TrustAnchors { tpm_roots: tpm.ca_certificates().to_vec(), ..TrustAnchors::default() };
+        Some(Node { platform, anchors, _state: state, _tpm: tpm })
+    }
+
+    fn node() -> Option<Node> {
+        node_with(TpmOptions::default())
+    }
+
+    impl Node {
+        fn request(&self) -> EnrolmentRequest<'_> {
+            EnrolmentRequest {
+                ek_public: self.platform.ek_public(),
+                ek_certificate: self.platform.ek_certificate().expect("swtpm has an EK certificate"),
+                chain: &[],
+                ak_public: self.platform.ak_public(),
+            }
+        }
+
+        /// Enrols the AK by credential activation and trusts it.
+        fn enrol(&mut self) {
+            let (pending, credential) =
+                PendingEnrolment::start(&self.request(), &self.anchors, SystemTime::now(), &mut OsRng)
+                    .expect("enrolment starts");
+            let secret = self
+                .platform
+                .activate_credential(&credential.id_object, &credential.encrypted_secret)
+                .expect("the TPM activates");
+            let name = pending.finish(&secret).expect("the secret matches");
+            assert_eq!(name, self.platform.ak_name());
+            self.anchors.tpm_enrolled_aks.push(name);
+        }
+
+        fn appraise(&self, evidence: &[u8], endorsements: &[Vec<u8>]) -> Appraisal {
+            tpm::verify(&Inputs {
+                evidence,
+                endorsements,
+                collateral: None,
+                anchors: &self.anchors,
+                at: SystemTime::now(),
+            })
+        }
+    }
+
+    fn claims(module: ModuleHash, nonce: u8) -> Claims {
+        Claims {
+            platform: PlatformKind::Tpm,
+            runtime_measurement: vec![7; 32],
+            module_hash: Some(module),
+            config_digest: None,
+            instance_key: None,
+            nonce: vec![nonce; 32],
+            issued_at: 1_790_000_000,
+        }
+    }
+
+    fn attest(node: &Node, claims: &Claims) -> Envelope {
+        lamina_tee::attest(&node.platform, claims).expect("the TPM attests")
+    }
+
+    #[test]
+    fn enrolled_quote_of_a_module_verifies_and_binds_the_claims() {
+        let Some(mut node) = node() else { return };
+        node.enrol();
+        let module = ModuleHash::of(b"(module $app)");
+        node.platform.reset_module_pcr().expect("resets the module PCR");
+        node.platform.extend_module(&module).expect("extends the module PCR");
+
+        let first = claims(module, 1);
+        let envelope = attest(&node, &first);
+        let appraisal = node.appraise(&envelope.evidence, &envelope.endorsements);
+        assert!(appraisal.verified(), "{:#?}", appraisal.reasons());
+        for name in [
+            "tpm.evidence.parse",
+            "tpm.attest.magic",
+            "tpm.ak.attributes",
+            "tpm.ak.signature",
+            "tpm.ak.enrolled",
+            "tpm.qualifying_data",
+            "tpm.pcr_digest",
+            "tpm.ek.chain",
+        ] {
+            assert!(appraisal.checks.iter().any(|c| c.name == name && c.ok), "{name}: {:#?}", appraisal.checks);
+        }
+        assert_eq!(appraisal.platform, Some(PlatformKind::Tpm));
+        assert_eq!(appraisal.report_data, report_data_of(&envelope.claims));
+        assert_eq!(envelope.decode_claims().expect("claims decode"), first);
+        assert_eq!(appraisal.measurements[&format!("pcr{MODULE_PCR}")], hex::encode(tpm::module_pcr_value(&[module])));
+        assert_eq!(appraisal.measurements["pcr0"], "00".repeat(32));
+        assert_eq!(appraisal.measurements.len(), 9);
+
+        // A replayed quote: the old evidence is still genuine, but it binds the old claims,
+        // so comparing its report data with the new challenge's claims exposes it.
+        let second = claims(module, 2);
+        let fresh = attest(&node, &second);
+        let replayed = node.appraise(&envelope.evidence, &envelope.endorsements);
+        assert!(replayed.verified());
+        assert_ne!(replayed.report_data, report_data_of(&fresh.claims));
+        assert_eq!(replayed.report_data, report_data_of(&envelope.claims));
+        assert_eq!(node.appraise(&fresh.evidence, &fresh.endorsements).report_data, report_data_of(&fresh.claims));
+
+        // Another module changes the module PCR the quote reports.
+        node.platform.extend_module(&ModuleHash::of(b"other")).expect("extends");
+        let later = node.appraise(&attest(&node, &second).evidence, &fresh.endorsements);
+        assert!(later.verified());
+        assert_ne!(later.measurements["pcr23"], appraisal.measurements["pcr23"]);
+    }
+
+    #[test]
+    fn a_quote_by_an_unenrolled_ak_is_rejected() {
+        let Some(node) = node() else { return };
+        let envelope = attest(&node, &claims(ModuleHash::of(b"m"), 3));
+        let appraisal = node.appraise(&envelope.evidence, &envelope.endorsements);
+        only_failed(&appraisal, "tpm.ak.enrolled");
+        // The quote itself is genuine: the report data is still reported.
+        assert_eq!(appraisal.report_data, report_data_of(&envelope.claims));
+    }
+
+    #[test]
+    fn tampered_live_evidence_is_rejected_by_name() {
+        let Some(mut node) = node() else { return };
+        node.enrol();
+        let envelope = attest(&node, &claims(ModuleHash::of(b"m"), 4));
+        let evidence = TpmEvidence::from_cbor(&envelope.evidence).expect("decodes");
+
+        let mut pcr = evidence.clone();
+        pcr.pcrs.insert(0, vec![1; 32]);
+        only_failed(&node.appraise(&pcr.to_cbor(), &envelope.endorsements), "tpm.pcr_digest");
+
+        let mut missing = evidence.clone();
+        missing.pcrs.remove(&MODULE_PCR);
+        only_failed(&node.appraise(&missing.to_cbor(), &envelope.endorsements), "tpm.pcr_digest");
+
+        let mut report = evidence.clone();
+        report.report_data[63] ^= 1;
+        only_failed(&node.appraise(&report.to_cbor(), &envelope.endorsements), "tpm.qualifying_data");
+
+        // The clock's low byte, right after the qualifying data: still a well-formed quote.
+        let mut attest = evidence.clone();
+        let at = attest.attest.windows(64).position(|w| w == evidence.report_data).expect("qualifying data") + 64 + 7;
+        attest.attest[at] ^= 1;
+        only_failed(&node.appraise(&attest.to_cbor(), &envelope.endorsements), "tpm.ak.signature");
+
+        only_failed(&node.appraise(&envelope.evidence, &[]), "tpm.ek.chain");
+        let mut bad_cert = envelope.endorsements.clone();
+        let end = bad_cert[0].len() - 1;
+        bad_cert[0][end] ^= 1;
+        only_failed(&node.appraise(&envelope.evidence, &bad_cert), "tpm.ek.chain");
+    }
+
+    #[test]
+    fn enrolment_fails_for_a_wrong_secret() {
+        let Some(node) = node() else { return };
+        let (pending, credential) =
+            PendingEnrolment::start(&node.request(), &node.anchors, SystemTime::now(), &mut OsRng).expect("starts");
+        let mut secret =
+            node.platform.activate_credential(&credential.id_object, &credential.encrypted_secret).expect("activates");
+        secret[0] ^= 1;
+        assert!(matches!(pending.finish(&secret), Err(EnrolmentError::WrongSecret)));
+    }
+
+    #[test]
+    fn enrolment_fails_for_an_ak_the_tpm_does_not_hold() {
+        let Some(node) = node() else { return };
+        // Another restricted signing key's public area (a different point): its name is not
+        // the name of the AK the TPM holds, so the TPM refuses to release the secret.
+        let mut other_ak = node.platform.ak_public().to_vec();
+        let last = other_ak.len() - 1;
+        other_ak[last] ^= 1;
+        let request = EnrolmentRequest { ak_public: &other_ak, ..node.request() };
+        let (_pending, credential) =
+            PendingEnrolment::start(&request, &node.anchors, SystemTime::now(), &mut OsRng).expect("starts");
+        let refused = node.platform.activate_credential(&credential.id_object, &credential.encrypted_secret);
+        assert!(refused.is_err(), "the TPM must not activate a credential for another name");
+
+        // Likewise a credential naming the AK but tampered with.
+        let mut tampered =
+            credential::make_credential(node.platform.ek_public(), node.platform.ak_name(), &[9; 32], &mut OsRng)
+                .expect("makes");
+        tampered.id_object[5] ^= 1;
+        assert!(node.platform.activate_credential(&tampered.id_object, &tampered.encrypted_secret).is_err());
+    }
+
+    #[test]
+    fn a_credential_for_another_tpm_does_not_activate() {
+        let Some(first) = node() else { return };
+        let Some(second) = node() else { return };
+        let credential =
+            credential::make_credential(first.platform.ek_public(), second.platform.ak_name(), &[3; 32], &mut OsRng)
+                .expect("makes");
+        assert!(second.platform.activate_credential(&credential.id_object, &credential.encrypted_secret).is_err());
+    }
+
+    #[test]
+    fn enrolment_checks_the_ek_and_the_ak() {
+        let Some(node) = node() else { return };
+        let untrusted = TrustAnchors::default();
+        let e =
+            PendingEnrolment::start(&node.request(), &untrusted, SystemTime::now(), &mut OsRng).expect_err("no roots");
+        assert!(matches!(e, EnrolmentError::EkChain(_)), "{e}");
+
+        // The EK public area must hold the certified key.
+        let mut other_ek = node.platform.ek_public().to_vec();
+        let last = other_ek.len() - 1;
+        other_ek[last] ^= 1;
+        let request = EnrolmentRequest { ek_public: &other_ek, ..node.request() };
+        let e = PendingEnrolment::start(&request, &node.anchors, SystemTime::now(), &mut OsRng).expect_err("other EK");
+        assert!(matches!(e, EnrolmentError::Ek(_)), "{e}");
+
+        // The EK itself is no attestation key (it decrypts, it does not sign).
+        let request = EnrolmentRequest { ak_public: node.platform.ek_public(), ..node.request() };
+        let e = PendingEnrolment::start(&request, &node.anchors, SystemTime::now(), &mut OsRng).expect_err("EK as AK");
+        assert!(matches!(e, EnrolmentError::Ak(_)), "{e}");
+    }
+
+    #[test]
+    fn the_rsa_ek_enrols_too() {
+        let Some(mut node) = node_with(TpmOptions { ek_kind: Some(EkKind::Rsa2048), ..TpmOptions::default() }) else {
+            return;
+        };
+        node.enrol();
+        let envelope = attest(&node, &claims(ModuleHash::of(b"m"), 5));
+        let appraisal = node.appraise(&envelope.evidence, &envelope.endorsements);
+        assert!(appraisal.verified(), "{:#?}", appraisal.reasons());
+    }
+}
