@@ -231,6 +231,8 @@ mod live {
                 .expect("the TPM activates");
             let name = pending.finish(&secret).expect("the secret matches");
             assert_eq!(name, self.platform.ak_name());
+            // The EK and the policy session are gone again: only the AK stays loaded.
+            assert_eq!(self.platform.loaded_handles().expect("lists handles").len(), 1);
             self.anchors.tpm_enrolled_aks.push(name);
         }
 

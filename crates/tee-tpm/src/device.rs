@@ -299,6 +299,14 @@ impl Device {
         }
     }
 
+    /// The transient objects and sessions loaded in the TPM now.
+    pub(crate) fn loaded(&mut self) -> Result<Vec<u32>, TpmError> {
+        let mut out = handles(&mut self.ctx, 0x8000_0000)?;
+        out.extend(handles(&mut self.ctx, 0x0200_0000)?);
+        out.extend(handles(&mut self.ctx, 0x0300_0000)?);
+        Ok(out)
+    }
+
     /// Random bytes from the TPM.
     pub(crate) fn random(&mut self, len: usize) -> Result<Zeroizing<Vec<u8>>, TpmError> {
         let mut out = Zeroizing::new(Vec::with_capacity(len));
@@ -553,10 +561,10 @@ fn find_ek(ctx: &mut Context, kind: EkKind, certificate: Option<&[u8]>) -> Resul
         let public = ctx.read_public(handle.into()).map(|(p, _, _)| p);
         let mut close = handle;
         let _ = ctx.tr_close(&mut close);
-        if let Ok(public) = public {
-            if holds(&public, &certified) {
-                return Ok((EkSource::Persistent(raw), public.marshall().map_err(TpmError::command("encode the EK"))?));
-            }
+        if let Ok(public) = public
+            && holds(&public, &certified)
+        {
+            return Ok((EkSource::Persistent(raw), public.marshall().map_err(TpmError::command("encode the EK"))?));
         }
     }
     Err(TpmError::Ek(format!(

@@ -75,8 +75,10 @@ impl Worker {
                 }
             })
             .map_err(|source| TpmError::Io { action: "start a thread for", path: "the TPM".into(), source })?;
+        let worker = Self { jobs: Some(jobs), thread: Some(thread) };
+        // On failure, dropping the worker joins its (finished) thread.
         let identity = open_result.recv().map_err(|_| TpmError::WorkerGone)??;
-        Ok((Self { jobs: Some(jobs), thread: Some(thread) }, identity))
+        Ok((worker, identity))
     }
 
     fn run<R: Send + 'static>(
@@ -228,6 +230,15 @@ impl TpmPlatform {
     pub fn read_pcrs(&self, indices: &[u8]) -> Result<std::collections::BTreeMap<u8, Vec<u8>>, TpmError> {
         let indices = indices.to_vec();
         self.worker.run(move |d| d.read_pcrs(&indices))
+    }
+
+    /// The handles of the transient objects and sessions loaded in the TPM (a diagnostic: with
+    /// no resource manager, Lamina leaves exactly one, its attestation key).
+    ///
+    /// # Errors
+    /// When the TPM refuses.
+    pub fn loaded_handles(&self) -> Result<Vec<u32>, TpmError> {
+        self.worker.run(Device::loaded)
     }
 
     /// Extends a SHA-256 digest into PCR 7 or 16 (the module PCR has [`extend_module`](Self::extend_module)).

@@ -41,6 +41,8 @@ fn opens_with_the_certified_ek_and_an_attestation_key() {
     drop(platform);
     let again = TpmPlatform::open(tpm.tcti(), state.path()).expect("reopens");
     assert_eq!(again.ak_name(), name);
+    // Dropping the first platform flushed its AK: only the new one is loaded.
+    assert_eq!(again.loaded_handles().expect("lists").len(), 1);
 }
 
 #[test]
@@ -91,10 +93,35 @@ fn activation_refuses_garbage() {
     let Some((tpm, state)) = start() else { return };
     let platform = TpmPlatform::open(tpm.tcti(), state.path()).expect("opens");
     assert!(platform.activate_credential(&[0, 2, 1, 2, 3, 4], &[0, 1, 9, 0, 1, 9]).is_err());
-    // The platform still works afterwards (nothing left loaded).
+    // The platform still works afterwards, with nothing left loaded but the AK.
     for _ in 0..4 {
         platform.evidence(&[1; 64]).expect("quotes");
     }
+    assert_eq!(platform.loaded_handles().expect("lists").len(), 1);
+}
+
+#[test]
+fn every_operation_leaves_only_the_attestation_key_loaded() {
+    let Some((tpm, state)) = start() else { return };
+    let platform = TpmPlatform::open(tpm.tcti(), state.path()).expect("opens");
+    let only_ak = || {
+        let loaded = platform.loaded_handles().expect("lists");
+        assert_eq!(loaded.len(), 1, "{loaded:x?}");
+        assert_eq!(loaded[0] >> 24, 0x80, "a transient object: {loaded:x?}");
+    };
+    only_ak();
+    platform.reset_module_pcr().expect("resets");
+    platform.extend_module(&ModuleHash::of(b"m")).expect("extends");
+    only_ak();
+    platform.evidence(&[2; 64]).expect("quotes");
+    only_ak();
+    platform.sealing_root().expect("creates a root");
+    only_ak();
+    platform.sealing_root().expect("unseals");
+    only_ak();
+    platform.danger_extend_pcr(7, [3; 32]).expect("extends PCR 7");
+    platform.sealing_root().expect_err("sealed to the old PCR 7");
+    only_ak();
 }
 
 #[test]

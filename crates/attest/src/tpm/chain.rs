@@ -130,11 +130,11 @@ mod tests {
         let ek = vector("ekcert_ecc.der");
         let issuer = to_der(&vector("swtpm-localca-issuercert.pem")).expect("pem");
         let root = to_der(&vector("swtpm-localca-rootca-cert.pem")).expect("pem");
-        let ok = verify(&ek, &[issuer.clone()], &[root.clone()], at()).expect("chains");
+        let ok = verify(&ek, std::slice::from_ref(&issuer), std::slice::from_ref(&root), at()).expect("chains");
         assert!(ok.contains("swtpm-localca-rootca"), "{ok}");
         // Trusting the intermediate directly also works; without it the root alone cannot.
-        assert!(verify(&ek, &[], &[issuer.clone()], at()).is_ok());
-        assert!(verify(&ek, &[], &[root.clone()], at()).expect_err("no path").contains("no trusted root"));
+        assert!(verify(&ek, &[], std::slice::from_ref(&issuer), at()).is_ok());
+        assert!(verify(&ek, &[], std::slice::from_ref(&root), at()).expect_err("no path").contains("no trusted root"));
         // Before the certificates were issued.
         let early = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert!(verify(&ek, &[issuer], &[root], early).expect_err("too early").contains("not valid"));

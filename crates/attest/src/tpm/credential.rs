@@ -105,7 +105,7 @@ pub fn make_credential(
                 .ok_or_else(|| EnrolmentError::Ek(format!("unsupported curve 0x{curve_id:04x}")))?;
             let point =
                 crypto::sec1_point(x, y, size).ok_or_else(|| EnrolmentError::Ek("the EK point is too long".into()))?;
-            let (z, eph_x, eph_y) = ecdh(*curve_id, &point, rng)?;
+            let Ecdh { z, x: eph_x, y: eph_y } = ecdh(*curve_id, &point, rng)?;
             let ek_x = left_pad(x, size).ok_or_else(|| EnrolmentError::Ek("the EK point is too long".into()))?;
             let seed = crypto::kdfe(name_alg, &z, "IDENTITY", &eph_x, &ek_x, bits).ok_or_else(kdf_failed)?;
             (Zeroizing::new(seed), [tpm2b(&eph_x), tpm2b(&eph_y)].concat())
@@ -145,12 +145,15 @@ fn tpm2b(bytes: &[u8]) -> Vec<u8> {
     [&len.to_be_bytes()[..], bytes].concat()
 }
 
-/// ECDH with the EK: the shared x coordinate and the ephemeral point's coordinates.
-fn ecdh(
-    curve_id: u16,
-    ek_point: &[u8],
-    rng: &mut impl CryptoRngCore,
-) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), EnrolmentError> {
+/// The outcome of ECDH with the EK: the shared x coordinate and the ephemeral point.
+struct Ecdh {
+    z: Zeroizing<Vec<u8>>,
+    x: Vec<u8>,
+    y: Vec<u8>,
+}
+
+/// ECDH with the EK from a fresh ephemeral key.
+fn ecdh(curve_id: u16, ek_point: &[u8], rng: &mut impl CryptoRngCore) -> Result<Ecdh, EnrolmentError> {
     macro_rules! run {
         ($c:ident) => {{
             let ek = $c::PublicKey::from_sec1_bytes(ek_point)
@@ -161,7 +164,7 @@ fn ecdh(
             let (Some(x), Some(y)) = (public.x(), public.y()) else {
                 return Err(EnrolmentError::Ek("the ephemeral point is the identity".into()));
             };
-            Ok((Zeroizing::new(shared.raw_secret_bytes().to_vec()), x.to_vec(), y.to_vec()))
+            Ok(Ecdh { z: Zeroizing::new(shared.raw_secret_bytes().to_vec()), x: x.to_vec(), y: y.to_vec() })
         }};
     }
     match curve_id {

@@ -138,10 +138,10 @@ mod tests {
     fn rejects_bad_pcr_entries() {
         let mut bad = sample();
         bad.pcrs.insert(40, vec![0; 32]);
-        assert!(TpmEvidence::from_cbor(&bad.to_cbor()).unwrap_err().contains("PCR index"));
+        assert!(TpmEvidence::from_cbor(&bad.to_cbor()).expect_err("bad index").contains("PCR index"));
         let mut short = sample();
         short.pcrs.insert(1, vec![0; 20]);
-        assert!(TpmEvidence::from_cbor(&short.to_cbor()).unwrap_err().contains("not a SHA-256"));
+        assert!(TpmEvidence::from_cbor(&short.to_cbor()).expect_err("short value").contains("not a SHA-256"));
     }
 
     proptest::proptest! {
