@@ -185,3 +185,63 @@ fn detect_lists_platforms_with_reasons() {
 fn lamina_hash(bytes: &[u8]) -> String {
     lamina_types::ModuleHash::of(bytes).to_string()
 }
+
+/// The whole TPM path through the CLI against a real TPM 2.0 protocol (swtpm): attest with the
+/// module extended into PCR 23, then verify against a policy naming the EK CA, the attestation
+/// key and the PCR value; a replayed nonce and another module's PCR value are rejected.
+#[test]
+fn tpm_attest_and_verify_with_swtpm() {
+    use sha2::Digest as _;
+    let Some(tpm) = lamina_tee_tpm::swtpm::Swtpm::start_if_installed().expect("swtpm starts") else { return };
+    let env = Env::new();
+    let module = b"\0asm\x01\0\0\0tpm";
+    let wasm = env.path("app.wasm");
+    std::fs::write(&wasm, module).expect("write module");
+    let envelope = env.path("tpm.cbor");
+    let out = output(
+        lamina()
+            .args(["attest", "--platform", "tpm", "--nonce", "0102030405060708", "--tcti", tpm.tcti(), "--module"])
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&envelope)
+            .arg("--state-dir")
+            .arg(env.path("state")),
+    );
+    assert_code(&out, 0);
+    let stderr = texts(&out).1;
+    let ak_name = stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "name")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the AK name is printed: {stderr}"))
+        .to_owned();
+    let mut roots = Vec::new();
+    for (i, der) in tpm.ca_certificates().iter().enumerate() {
+        let path = env.path(&format!("ca{i}.der"));
+        std::fs::write(&path, der).expect("write CA");
+        roots.push(format!("\"{}\"", path.display()));
+    }
+    let module_digest = sha2::Sha256::digest(module);
+    let pcr23 = hex::encode(sha2::Sha256::digest([[0u8; 32].as_slice(), module_digest.as_slice()].concat()));
+    let policy = |pcr: &str| {
+        format!(
+            "module_hashes = [\"{}\"]\n[tpm]\npcr23 = [\"{pcr}\"]\n[anchors]\ntpm_roots = [{}]\ntpm_enrolled_aks = [\"{ak_name}\"]\n",
+            lamina_hash(module),
+            roots.join(", ")
+        )
+    };
+    let good = env.write("tpm.toml", &policy(&pcr23));
+    let out = verify(&envelope, &["--policy", good.to_str().expect("utf-8"), "--nonce", "0102030405060708"]);
+    assert_code(&out, 0);
+    let text = texts(&out).0;
+    for check in ["tpm.ak.signature", "tpm.ak.enrolled", "tpm.pcr_digest", "tpm.ek.chain", "claims.binding"] {
+        assert!(text.lines().any(|l| l.contains("[ ok ]") && l.contains(check)), "{check} passes:\n{text}");
+    }
+    let out = verify(&envelope, &["--policy", good.to_str().expect("utf-8"), "--nonce", "0807060504030201"]);
+    assert_code(&out, 1);
+    assert!(texts(&out).0.contains("claims.nonce"), "{}", texts(&out).0);
+    let other = env.write("other.toml", &policy(&"00".repeat(32)));
+    let out = verify(&envelope, &["--policy", other.to_str().expect("utf-8")]);
+    assert_code(&out, 1);
+    assert!(texts(&out).0.contains("policy.tpm.pcr23"), "{}", texts(&out).0);
+}
