@@ -84,7 +84,7 @@ impl HashAlgorithm {
     }
 
     /// The digest length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn digest_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha384 => 48,
@@ -223,25 +223,17 @@ fn decode_claims(bytes: &[u8]) -> Result<(PubkeyHash, bool), RatlsError> {
     for (key, value) in entries {
         let Value::Text(key) = key else { return Err(err("a key is not a text string".into())) };
         match key.as_str() {
-            PUBKEY_HASH_CLAIM => {
-                if pubkey_hash.replace(decode_pubkey_hash(value)?).is_some() {
-                    return Err(err(format!("`{PUBKEY_HASH_CLAIM}` appears twice")));
+            PUBKEY_HASH_CLAIM if pubkey_hash.is_some() => return Err(err(format!("`{key}` appears twice"))),
+            PUBKEY_HASH_CLAIM => pubkey_hash = Some(decode_pubkey_hash(value)?),
+            LAMINA_EVIDENCE_CLAIM if lamina => return Err(err(format!("`{key}` appears twice"))),
+            LAMINA_EVIDENCE_CLAIM => match value {
+                Value::Text(format) if format == LAMINA_EVIDENCE_FORMAT => lamina = true,
+                _ => {
+                    return Err(err(format!(
+                        "`{LAMINA_EVIDENCE_CLAIM}` is not `{LAMINA_EVIDENCE_FORMAT}`, the only format this Lamina reads"
+                    )));
                 }
-            }
-            LAMINA_EVIDENCE_CLAIM => {
-                if lamina {
-                    return Err(err(format!("`{LAMINA_EVIDENCE_CLAIM}` appears twice")));
-                }
-                match value {
-                    Value::Text(format) if format == LAMINA_EVIDENCE_FORMAT => lamina = true,
-                    _ => {
-                        return Err(err(format!(
-                            "`{LAMINA_EVIDENCE_CLAIM}` is not `{LAMINA_EVIDENCE_FORMAT}`, the only format this Lamina \
-                             reads"
-                        )));
-                    }
-                }
-            }
+            },
             // Other claims are the attester's own; the evidence binds them, nothing here reads them.
             _ => {}
         }
@@ -264,8 +256,8 @@ fn decode_pubkey_hash(value: Value) -> Result<PubkeyHash, RatlsError> {
     let algorithm = HashAlgorithm::from_id(id)
         .ok_or_else(|| err(format!("hash algorithm {id} is not sha-256 (1), sha-384 (7) or sha-512 (8)")))?;
     let Value::Bytes(value) = hash else { return Err(err("the hash is not a byte string".into())) };
-    if value.len() != algorithm.len() {
-        return Err(err(format!("{} bytes of {}, expected {}", value.len(), algorithm.name(), algorithm.len())));
+    if value.len() != algorithm.digest_len() {
+        return Err(err(format!("{} bytes of {}, expected {}", value.len(), algorithm.name(), algorithm.digest_len())));
     }
     Ok(PubkeyHash { algorithm, value })
 }

@@ -127,13 +127,16 @@ fn appraise_quote(verifier: &Verifier, quote: &[u8], collateral: Option<&[u8]>, 
     a
 }
 
+/// A function told of every appraisal.
+type Observer = Arc<dyn Fn(&Appraisal) + Send + Sync>;
+
 /// What the server and client verifiers share.
 #[derive(Clone)]
 struct Core {
     verifier: Arc<Verifier>,
     collateral: Option<Arc<[u8]>>,
     algorithms: WebPkiSupportedAlgorithms,
-    observer: Option<Arc<dyn Fn(&Appraisal) + Send + Sync>>,
+    observer: Option<Observer>,
     cache_ttl: Duration,
     state: Arc<State>,
 }
@@ -426,4 +429,65 @@ pub fn client_config(
         .map_err(tls)?;
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use lamina_types::{Claims, PlatformKind};
+
+    use super::*;
+    use crate::{Policy, TrustAnchors};
+
+    fn verified(issued_at: Option<SystemTime>) -> Appraisal {
+        let mut a = Appraisal::new(PlatformKind::Sim);
+        a.pass("sim.signature", "fine");
+        a.claims = issued_at.map(|t| Claims {
+            platform: PlatformKind::Sim,
+            runtime_measurement: vec![],
+            module_hash: None,
+            config_digest: None,
+            instance_key: None,
+            nonce: vec![0; 8],
+            issued_at: t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs(),
+        });
+        a
+    }
+
+    #[test]
+    fn remembered_verdicts_end_with_the_ttl_the_certificate_and_max_age() {
+        let policy = Policy { max_age: Duration::from_secs(300), ..Policy::default() };
+        let core = Core::new(Verifier::new(Some(policy), TrustAnchors::default()));
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let secs = Duration::from_secs;
+
+        // Claims issued 250 s ago are good for 50 s more under max_age = 5 min.
+        core.remember([1; 32], &verified(Some(t0 - secs(250))), t0, Some(t0 + secs(3600)));
+        assert!(core.recall(&[1; 32], t0 + secs(49)).is_some());
+        assert!(core.recall(&[1; 32], t0 + secs(50)).is_none());
+        assert!(core.recall(&[1; 32], t0 - secs(1)).is_none(), "never before the appraisal");
+        assert!(core.recall(&[2; 32], t0).is_none());
+
+        // Without claims, the cache's own lifetime; and never past the certificate's validity.
+        core.remember([3; 32], &verified(None), t0, None);
+        assert!(core.recall(&[3; 32], t0 + DEFAULT_CACHE_TTL - secs(1)).is_some());
+        assert!(core.recall(&[3; 32], t0 + DEFAULT_CACHE_TTL).is_none());
+        core.remember([4; 32], &verified(None), t0, Some(t0 + secs(5)));
+        assert!(core.recall(&[4; 32], t0 + secs(5)).is_none());
+
+        let uncached = Core { cache_ttl: Duration::ZERO, ..core.clone() };
+        uncached.remember([5; 32], &verified(None), t0, None);
+        assert!(uncached.recall(&[5; 32], t0).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let core = Core::new(Verifier::default());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for i in 0..CACHE_ENTRIES * 2 {
+            let mut key = [0; 32];
+            key[..8].copy_from_slice(&i.to_le_bytes());
+            core.remember(key, &verified(None), t0, None);
+        }
+        assert!(core.state.cache.lock().expect("not poisoned").len() <= CACHE_ENTRIES);
+    }
 }
