@@ -1,0 +1,185 @@
+//! Issuing attested certificates: a fresh key, claims that bind it, and a self-signed
+//! certificate around the envelope the caller's platform made.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lamina_types::{Claims, Envelope, ModuleHash, PlatformKind};
+use rcgen::{
+    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData as _,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::RatlsError;
+use super::extension::{EVIDENCE_OID_ARCS, lamina_extension};
+
+/// How long before its issue a certificate is already valid (clock skew between peers).
+const BACKDATE: Duration = Duration::from_secs(60);
+
+/// The default validity of a certificate (the verifier's `max_age` usually ends it sooner).
+const DEFAULT_VALIDITY: Duration = Duration::from_secs(60 * 60);
+
+/// The longest validity a certificate may be given (the X.509 time encodings end in 9999).
+const MAX_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// A certificate being made: its key exists; the envelope that binds it does not yet.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let platform: Box<dyn lamina_tee::Platform> = unimplemented!();
+/// use lamina_attest::ratls::CertificateRequest;
+/// use lamina_types::ModuleHash;
+///
+/// let request = CertificateRequest::new()?;
+/// let claims = request.claims(platform.info().kind, vec![], Some(ModuleHash::of(b"app.wasm")), None);
+/// let envelope = lamina_tee::attest(&*platform, &claims)?;
+/// let cert = request.finish(&envelope)?; // cert.cert_der, cert.key_der
+/// # Ok(()) }
+/// ```
+pub struct CertificateRequest {
+    key: KeyPair,
+    spki: Vec<u8>,
+    nonce: [u8; 32],
+    names: Vec<String>,
+    validity: Duration,
+}
+
+impl std::fmt::Debug for CertificateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateRequest")
+            .field("spki", &hex::encode(&self.spki))
+            .field("names", &self.names)
+            .field("validity", &self.validity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateRequest {
+    /// A new ECDSA P-256 key and a fresh 32-byte nonce, from the operating system's generator.
+    ///
+    /// # Errors
+    /// [`RatlsError::Issue`] when no randomness is available.
+    pub fn new() -> Result<Self, RatlsError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| RatlsError::Issue(e.to_string()))?;
+        let mut nonce = [0; 32];
+        rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut nonce)
+            .map_err(|_| RatlsError::Issue("the operating system gave no randomness for the nonce".into()))?;
+        let spki = key.subject_public_key_info();
+        Ok(Self { key, spki, nonce, names: Vec::new(), validity: DEFAULT_VALIDITY })
+    }
+
+    /// DNS names for the certificate's subjectAltName (none by default: Lamina's verifiers
+    /// identify a peer by its evidence, not a name).
+    #[must_use]
+    pub fn with_names(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.names = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long the certificate is valid after it is made (default one hour, at most ten years).
+    #[must_use]
+    pub fn with_validity(mut self, validity: Duration) -> Self {
+        self.validity = validity.min(MAX_VALIDITY);
+        self
+    }
+
+    /// The key's SubjectPublicKeyInfo (DER): the `instance_key` the claims must carry.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// A fresh random nonce for the claims (a certificate has no verifier's challenge to carry).
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
+    }
+
+    /// Claims for this certificate: its key as `instance_key`, its nonce, issued now.
+    pub fn claims(
+        &self,
+        platform: PlatformKind,
+        runtime_measurement: Vec<u8>,
+        module_hash: Option<ModuleHash>,
+        config_digest: Option<[u8; 32]>,
+    ) -> Claims {
+        Claims {
+            platform,
+            runtime_measurement,
+            module_hash,
+            config_digest,
+            instance_key: Some(self.spki.clone()),
+            nonce: self.nonce.to_vec(),
+            issued_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// Signs the certificate around `envelope`, valid from a minute ago.
+    ///
+    /// # Errors
+    /// [`RatlsError::KeyNotBound`] when the envelope's claims do not carry this request's key
+    /// as `instance_key` (every verifier would refuse the certificate), [`RatlsError::Issue`]
+    /// when the certificate cannot be made.
+    pub fn finish(self, envelope: &Envelope) -> Result<AttestedCert, RatlsError> {
+        self.finish_at(envelope, SystemTime::now())
+    }
+
+    /// [`CertificateRequest::finish`] at a given time (the certificate is valid from `now`
+    /// less a minute).
+    ///
+    /// # Errors
+    /// As [`CertificateRequest::finish`].
+    pub fn finish_at(self, envelope: &Envelope, now: SystemTime) -> Result<AttestedCert, RatlsError> {
+        let claims = envelope.decode_claims().map_err(|e| RatlsError::KeyNotBound(e.to_string()))?;
+        match &claims.instance_key {
+            Some(key) if *key == self.spki => {}
+            Some(_) => return Err(RatlsError::KeyNotBound("the claims carry another instance_key".into())),
+            None => return Err(RatlsError::KeyNotBound("the claims carry no instance_key".into())),
+        }
+        let issue = |e: rcgen::Error| RatlsError::Issue(e.to_string());
+        let mut params = CertificateParams::new(self.names.clone()).map_err(issue)?;
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "Lamina attested instance");
+        name.push(DnType::OrganizationName, "Lamina");
+        params.distinguished_name = name;
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        params.not_before = epoch + since_epoch.saturating_sub(BACKDATE);
+        params.not_after = epoch + since_epoch + self.validity;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(EVIDENCE_OID_ARCS, lamina_extension(envelope, &self.spki)));
+        let cert = params.self_signed(&self.key).map_err(issue)?;
+        Ok(AttestedCert { cert_der: cert.der().to_vec(), key_der: self.key.serialize_der() })
+    }
+}
+
+/// An attested certificate and its private key.
+#[derive(Clone)]
+pub struct AttestedCert {
+    /// The certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// The private key (PKCS#8 DER).
+    pub key_der: Vec<u8>,
+}
+
+impl AttestedCert {
+    /// The certificate, for rustls.
+    pub fn certificate(&self) -> CertificateDer<'static> {
+        CertificateDer::from(self.cert_der.clone())
+    }
+
+    /// The private key, for rustls.
+    pub fn private_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
+    }
+}
+
+impl std::fmt::Debug for AttestedCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestedCert").field("cert_der", &hex::encode(&self.cert_der)).finish_non_exhaustive()
+    }
+}
