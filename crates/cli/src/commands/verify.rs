@@ -68,7 +68,14 @@ fn appraise(args: &VerifyArgs) -> anyhow::Result<Appraisal> {
     };
     let mut a = match kind {
         EvidenceKind::Envelope => verifier.appraise_envelope(&bytes, &expect),
-        EvidenceKind::Ratls => lamina_attest::ratls::appraise_certificate(&verifier, &bytes, &expect),
+        EvidenceKind::Ratls => {
+            let der = lamina_attest::der_certificates(&bytes)
+                .map_err(anyhow::Error::msg)?
+                .into_iter()
+                .next()
+                .context("no certificate in the file")?;
+            lamina_attest::ratls::appraise_certificate(&verifier, &der, collateral.as_deref(), at)
+        }
         native => {
             let platform = match native {
                 EvidenceKind::Sgx => PlatformKind::Sgx,
