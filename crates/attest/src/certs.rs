@@ -8,7 +8,7 @@
 pub fn der_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if bytes.first() == Some(&0x30) {
         return match x509_parser::parse_x509_certificate(bytes) {
-            Ok((rest, _)) if rest.is_empty() => Ok(vec![bytes.to_vec()]),
+            Ok(([], _)) => Ok(vec![bytes.to_vec()]),
             Ok(_) => Err("trailing bytes after the DER certificate".into()),
             Err(e) => Err(format!("not a DER X.509 certificate: {e}")),
         };
