@@ -8,7 +8,7 @@
 //! a table maps that message to the check it belongs to, and when it is a chain failure
 //! that does not say which chain, the chains are walked to find the certificate at fault.
 //!
-//! Checks, in order (a later one is made only if the earlier ones pass):
+//! Checks, in order (each stops the ones after it, except `dcap.debug`):
 //! - `dcap.quote.parse`: the bytes are a DCAP quote;
 //! - `dcap.quote.header`: SGX v3 or TDX v4/v5, Intel's quoting enclave, an ECDSA P-256 key;
 //! - `dcap.debug`: the enclave or TD is not in a debug mode (its memory would be open to the host);
