@@ -454,6 +454,46 @@ fn go_tdx_guest_v5_sample_is_genuine_with_the_collateral_of_its_platform() {
     assert_eq!(a.tcb_status.as_deref(), Some("UpToDate"));
 }
 
+/// The quote and claims buffer of an Interoperable RA-TLS certificate: extension
+/// 2.23.133.5.4.9 holds CBOR tag 60000 over `[quote, claims]`, both byte strings.
+fn ra_tls_quote_and_claims(pem: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).expect("PEM certificate");
+    let cert = pem.parse_x509().expect("certificate");
+    let ext = cert.extensions().iter().find(|e| e.oid.to_id_string() == "2.23.133.5.4.9").expect("RA-TLS extension");
+    let value = ext.value;
+    assert_eq!(&value[..4], [0xd9, 0xea, 0x60, 0x82], "tag 60000, array of two");
+    let mut rest = &value[4..];
+    let mut bstr = || {
+        let (len, skip) = match rest[0] {
+            n @ 0x40..=0x57 => (usize::from(n - 0x40), 1),
+            0x58 => (usize::from(rest[1]), 2),
+            0x59 => (usize::from(u16::from_be_bytes([rest[1], rest[2]])), 3),
+            other => panic!("unexpected CBOR head {other:#x}"),
+        };
+        let out = rest[skip..skip + len].to_vec();
+        rest = &rest[skip + len..];
+        out
+    };
+    (bstr(), bstr())
+}
+
+#[test]
+fn ra_tls_certificate_quotes_give_their_report_data() {
+    use sha2::{Digest, Sha256};
+    for name in ["ccc-interop-ra-tls/gramine-cert.pem", "ccc-interop-ra-tls/intel-sgxsdk-cert.pem"] {
+        let (quote, claims) = ra_tls_quote_and_claims(&read(name));
+        let report_data = dcap::quote_report_data(&quote).expect("an SGX quote");
+        assert_eq!(report_data[..32], Sha256::digest(&claims)[..], "{name}: report data binds the claims");
+        let a = appraise(&quote, None, JUNE_2025);
+        assert_eq!(a.platform, Some(PlatformKind::Sgx), "{name}");
+        assert_eq!(a.report_data, report_data, "{name}");
+        assert!(a.measurements.contains_key("mr_enclave"), "{name}");
+        // Both come from debug enclaves; without collateral they are not verified either.
+        assert_eq!(measurement(&a, "debug"), "true", "{name}");
+        assert!(a.failed("dcap.debug") && a.failed("dcap.collateral"), "{name}: {:#?}", a.checks);
+    }
+}
+
 // ---- Hostile bytes ----
 
 #[test]

@@ -5,10 +5,10 @@
 //! and meant for this quote, and only then hands both to dcap-qvl, which verifies Intel's
 //! signatures, the PCK chain and CRLs, the quoting enclave and the quote's signature, and
 //! matches the platform's TCB level. dcap-qvl stops at its first failure with one message;
-//! [`classify`] maps that message to the check it belongs to, and when it is a chain failure
-//! that does not say which chain, [`chain`] finds the certificate at fault.
+//! a table maps that message to the check it belongs to, and when it is a chain failure
+//! that does not say which chain, the chains are walked to find the certificate at fault.
 //!
-//! Checks, in order (a later one is made only if the earlier ones pass):
+//! Checks, in order (each stops the ones after it, except `dcap.debug`):
 //! - `dcap.quote.parse`: the bytes are a DCAP quote;
 //! - `dcap.quote.header`: SGX v3 or TDX v4/v5, Intel's quoting enclave, an ECDSA P-256 key;
 //! - `dcap.debug`: the enclave or TD is not in a debug mode (its memory would be open to the host);
