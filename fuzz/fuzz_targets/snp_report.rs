@@ -19,5 +19,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     assert!(!whole.verified(), "a report without endorsement never verifies");
     let (report, rest) = data.split_at(data.len().min(snp::REPORT_LEN));
     let endorsements = [rest.to_vec()];
-    let _ = snp::verify(&Inputs { evidence: report, endorsements: &endorsements, collateral: None, anchors: &anchors, at });
+    let _ =
+        snp::verify(&Inputs { evidence: report, endorsements: &endorsements, collateral: None, anchors: &anchors, at });
 });
