@@ -13,10 +13,13 @@ build_guests() {
     done
 }
 
-# build_cross [--release]: lamina for aarch64 (with its compiler), into target/cross.
+# build_cross [--release]: lamina for aarch64 (with its compiler), into target/cross. Without the
+# `tpm` and `verify` features: they link libtss2 and OpenSSL, which Debian ships for the host only
+# unless arm64 multiarch packages are installed; `attest` (sim, configfs-tsm, SGX) is in.
 build_cross() {
     say "cross-building lamina for aarch64-unknown-linux-gnu $*"
-    (cd "$ROOT" && cargo build "$@" -p lamina-cli --target aarch64-unknown-linux-gnu --target-dir target/cross)
+    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features compiler \
+        --target aarch64-unknown-linux-gnu --target-dir target/cross)
 }
 
 # build_runtime_only [--release] [--target T]: lamina without a compiler, into target/runtime-only.

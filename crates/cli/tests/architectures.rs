@@ -105,3 +105,24 @@ fn runtime_only_build_runs_artifacts_and_refuses_plain_wasm() {
     let out = output(Command::new(&rt).args(["run", "--timeout", "200ms"]).arg(&spin));
     assert_code(&out, 124);
 }
+
+/// Evidence made by the aarch64 build (sim platform, under qemu) is appraised by the x86_64
+/// verifier: one envelope format on every architecture.
+#[test]
+fn envelope_made_on_aarch64_verifies_on_x86_64() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let envelope = dir.path().join("arm.cbor");
+    let out = output(
+        qemu(&lamina_aarch64())
+            .args(["attest", "--platform", "sim", "--nonce", "a1a2a3a4a5a6a7a8", "--module"])
+            .arg(guest("hello", Wasi::P1))
+            .arg("-o")
+            .arg(&envelope)
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+    );
+    assert_code(&out, 0);
+    let out = output(lamina().arg("verify").arg(&envelope).args(["--nonce", "a1a2a3a4a5a6a7a8"]));
+    assert_code(&out, 0);
+    assert!(texts(&out).0.contains("claims.binding"), "{}", texts(&out).0);
+}

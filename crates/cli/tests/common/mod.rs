@@ -97,7 +97,8 @@ pub fn lamina_aarch64() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let flags = ["--target", "aarch64-unknown-linux-gnu"];
+            // As scripts/lib.sh builds it: without libtss2 and OpenSSL (host-only libraries).
+            let flags = ["--no-default-features", "--features", "compiler", "--target", "aarch64-unknown-linux-gnu"];
             build_lamina("lamina for aarch64", "cross", &flags, "aarch64-unknown-linux-gnu/debug/lamina")
         })
         .clone()
