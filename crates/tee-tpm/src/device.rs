@@ -459,8 +459,8 @@ fn pcr_handle(pcr: u8) -> Result<PcrHandle, TpmError> {
     }
 }
 
-/// How many bytes of qualifying data the TPM takes: `TPM2B_DATA` holds a `TPMT_HA`, as large as
-/// the largest digest the TPM implements.
+/// How many bytes of the report data the quote carries: `TPM2B_DATA` holds a `TPMT_HA` (the
+/// largest digest the TPM implements, and its 2-byte algorithm), so a whole digest of that size.
 fn qualifying_capacity(ctx: &mut Context) -> Result<usize, TpmError> {
     let (data, _) = ctx
         .execute_without_session(|c| c.get_capability(CapabilityType::Algorithms, 0, 256))

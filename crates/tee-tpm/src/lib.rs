@@ -12,6 +12,12 @@
 //!   the module PCR (SHA-256 bank) with the report data as qualifying data, and reads their
 //!   values. The format is in [`evidence`]; the endorsements are the EK certificate and any
 //!   configured chain.
+//! - **How 64 bytes of report data fit.** The qualifying data is a `TPM2B_DATA`, whose buffer
+//!   holds a `TPMT_HA`: 2 bytes more than the largest digest the TPM implements. A TPM with
+//!   SHA-512 (swtpm's libtpms, many firmware TPMs) takes all 64 bytes. One whose largest digest
+//!   is SHA-384 or SHA-256 takes the first 48 or 32 bytes (a truncated SHA-512, still
+//!   collision-resistant at 192 or 128 bits); the evidence always carries the full 64 bytes, and
+//!   the verifier accepts them when the quote's qualifying data is their prefix of at least 32.
 //! - **Sealing.** A random 32-byte root sealed under the storage root key to PCR 7
 //!   ([`SEALING_PCRS`]), stored in `<state>/tpm/sealing-root.cbor` (mode 0600).
 //! - **Tests.** [`swtpm::Swtpm`] runs a throwaway software TPM with EK certificates.

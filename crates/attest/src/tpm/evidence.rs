@@ -18,8 +18,8 @@ use lamina_types::cbor::{self, Value};
 pub const EVIDENCE_FORMAT: &str = "lamina-tpm-evidence-v1";
 /// The largest TPM evidence accepted.
 pub const MAX_EVIDENCE_LEN: usize = 16 * 1024;
-/// The highest PCR index accepted.
-const MAX_PCR: u64 = 31;
+/// The highest PCR index accepted (PC Client TPMs have 24 PCRs).
+const MAX_PCR: u64 = 23;
 
 /// TPM evidence, decoded; nothing is verified here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn rejects_bad_pcr_entries() {
         let mut bad = sample();
-        bad.pcrs.insert(40, vec![0; 32]);
+        bad.pcrs.insert(24, vec![0; 32]);
         assert!(TpmEvidence::from_cbor(&bad.to_cbor()).expect_err("bad index").contains("PCR index"));
         let mut short = sample();
         short.pcrs.insert(1, vec![0; 20]);
