@@ -56,6 +56,7 @@
 //! | `ratls.pubkey_hash` | the `pubkey-hash` claim is the hash of its SubjectPublicKeyInfo |
 //! | `ratls.instance_key` | (Lamina) the envelope's claims bind its SubjectPublicKeyInfo |
 //! | `ratls.claims_binding` | (quote) the quote's report data begins with SHA-256 of the claims |
+//! | `ratls.evidence` | (fails only) the evidence is neither an envelope nor an SGX or TDX quote |
 //!
 //! then the evidence checks of [`Verifier::appraise`](crate::Verifier::appraise) (with
 //! `Expect::instance_key` set to the certificate's key, so `claims.instance_key` too) or, for
@@ -67,6 +68,16 @@
 //! certificate, and check the handshake signature against the certificate's key; a refusal is
 //! a certificate error whose text lists the failed checks. The server name a client asks for is
 //! not checked: the peer's identity is its attested evidence, not a name.
+//!
+//! A verifier remembers the certificates it accepted (by their SHA-256) for at most
+//! [`DEFAULT_CACHE_TTL`], never past the certificate's validity or the claims' `max_age`, so a
+//! peer that reconnects with the same certificate is not appraised again; `with_cache_ttl(ZERO)`
+//! turns this off. [`server_config`] and [`client_config`] turn TLS session resumption off, so
+//! that no connection skips its peer's appraisal.
+//!
+//! Certificates from Gramine or the Intel SGX SDK are read and their binding checked; their
+//! quotes are appraised by the DCAP verifier, which needs collateral for the quote's platform
+//! (`with_collateral`): without it they are refused, naming the missing collateral.
 
 use crate::Appraisal;
 
