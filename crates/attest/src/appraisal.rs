@@ -29,6 +29,9 @@ pub struct Check {
 /// - cca: `realm_initial_measurement`, `rem0`..`rem3`, `realm_personalization_value`,
 ///   `platform_implementation_id`, `platform_lifecycle`
 /// - sim: `device_key`
+///
+/// Verifiers may add more (SNP `guest_svn`, `family_id`…, CCA `platform_lifecycle_state`…):
+/// [`crate::policy::measurement_names`] lists every name a policy may refer to.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Appraisal {
     /// The platform the evidence comes from, once known.
