@@ -31,4 +31,14 @@ show $LAMINA compile --target aarch64-unknown-linux-gnu --profile edge $G/wasm32
 show $LAMINA inspect "$OUT/hello.aarch64.lamart"
 show qemu-aarch64 -L /usr/aarch64-linux-gnu $ARM_LAMINA run "$OUT/hello.aarch64.lamart"
 show qemu-aarch64 -L /usr/aarch64-linux-gnu $ARM_LAMINA run $G/wasm32-wasip1/release/hello.wasm
-printf '\n\033[1mDone.\033[0m The same module ran on x86_64 and, compiled ahead of time, on aarch64.\n'
+V=../shared/testvectors
+NONCE=00112233445566778899aabbccddeeff
+show $LAMINA attest --detect
+show $LAMINA attest --platform sim --state-dir "$OUT/state" --module $G/wasm32-wasip1/release/hello.wasm --nonce $NONCE -o "$OUT/envelope.cbor"
+printf 'allow_sim = true\nmodule_hashes = ["%s"]\n' "$($LAMINA inspect --format json $G/wasm32-wasip1/release/hello.wasm | sed -n 's/.*"module_hash": "\(.*\)".*/\1/p')" > "$OUT/policy.toml"
+show $LAMINA verify "$OUT/envelope.cbor" --nonce $NONCE --policy "$OUT/policy.toml"
+if [ -d "$V" ]; then
+    show $LAMINA verify $V/dcap-qvl/sgx_quote --collateral $V/dcap-qvl/sgx_quote_collateral.json --at 2025-06-25T00:00:00Z
+    show $LAMINA verify $V/virtee-sev/report_milan.hex --cert $V/virtee-sev/vcek_milan.der
+fi
+printf '\n\033[1mDone.\033[0m The same module ran on x86_64 and, compiled ahead of time, on aarch64; evidence was made and appraised.\n'
