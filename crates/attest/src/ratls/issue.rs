@@ -24,15 +24,19 @@ const MAX_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
 /// A certificate being made: its key exists; the envelope that binds it does not yet.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let platform: Box<dyn lamina_tee::Platform> = unimplemented!();
 /// use lamina_attest::ratls::CertificateRequest;
+/// use lamina_tee::Platform as _;
 /// use lamina_types::ModuleHash;
+///
+/// // Any platform attests; sim here (state in a scratch directory).
+/// let state = tempfile::tempdir()?;
+/// let platform = lamina_tee::sim::SimPlatform::open(state.path())?;
 ///
 /// let request = CertificateRequest::new()?;
 /// let claims = request.claims(platform.info().kind, vec![], Some(ModuleHash::of(b"app.wasm")), None);
-/// let envelope = lamina_tee::attest(&*platform, &claims)?;
+/// let envelope = lamina_tee::attest(&platform, &claims)?;
 /// let cert = request.finish(&envelope)?; // cert.cert_der, cert.key_der
 /// # Ok(()) }
 /// ```
