@@ -5,40 +5,20 @@
 //! the 64-byte report data; the TPMS_ATTEST the attestation key signed (its qualifying data is
 //! the report data's first 64, 48 or 32 bytes, as many as the TPM's `TPM2B_DATA` holds); the
 //! TPMT_SIGNATURE; the SHA-256 values of the quoted PCRs by index (ascending); the attestation
-//! key's TPMT_PUBLIC. The verifier (`lamina_attest::tpm::evidence`) decodes exactly this.
+//! key's TPMT_PUBLIC. [`TpmEvidence`] (in `lamina-types`) encodes and decodes it, for this crate and the verifier alike.
 //!
 //! The sealed root file is canonical CBOR `["lamina-tpm-sealed-v1", [pcr...], public, private]`:
 //! the PCRs (SHA-256 bank) the policy covers, the sealed object's TPMT_PUBLIC, and its
 //! TPM2B_PRIVATE contents (encrypted by the TPM under the storage root key).
 
-use std::collections::BTreeMap;
-
 use lamina_types::cbor::{self, Value};
 
-/// First item of TPM evidence.
-pub const EVIDENCE_FORMAT: &str = "lamina-tpm-evidence-v1";
+pub use lamina_types::tpm_evidence::{EVIDENCE_FORMAT, TpmEvidence};
+
 /// First item of the sealed root file.
 const SEALED_FORMAT: &str = "lamina-tpm-sealed-v1";
 /// The largest sealed root file read.
 const MAX_SEALED_LEN: usize = 4096;
-
-pub(crate) fn encode_evidence(
-    report_data: &[u8; 64],
-    attest: &[u8],
-    signature: &[u8],
-    pcrs: &BTreeMap<u8, Vec<u8>>,
-    ak_public: &[u8],
-) -> Vec<u8> {
-    let pcrs = pcrs.iter().map(|(i, v)| (Value::Integer((*i).into()), Value::Bytes(v.clone()))).collect();
-    cbor::encode(&Value::Array(vec![
-        Value::Text(EVIDENCE_FORMAT.into()),
-        Value::Bytes(report_data.to_vec()),
-        Value::Bytes(attest.to_vec()),
-        Value::Bytes(signature.to_vec()),
-        Value::Map(pcrs),
-        Value::Bytes(ak_public.to_vec()),
-    ]))
-}
 
 /// A sealed root as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

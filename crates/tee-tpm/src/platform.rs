@@ -16,7 +16,7 @@ use lamina_types::{ModuleHash, PlatformKind};
 use zeroize::Zeroizing;
 
 use crate::device::{Device, Identity};
-use crate::evidence::{SealedRoot, encode_evidence};
+use crate::evidence::{SealedRoot, TpmEvidence};
 use crate::{EkKind, MODULE_PCR, TpmError};
 
 /// The PCRs the sealing root is sealed to by default: PCR 7, the Secure Boot policy (which
@@ -257,8 +257,14 @@ impl TpmPlatform {
     pub fn quote(&self, report_data: &[u8; 64]) -> Result<Evidence, TpmError> {
         let data = *report_data;
         let quoted = self.worker.run(move |d| d.quote(&data))?;
-        let native =
-            encode_evidence(report_data, &quoted.attest, &quoted.signature, &quoted.pcrs, &self.identity.ak_public);
+        let native = TpmEvidence {
+            report_data: *report_data,
+            attest: quoted.attest,
+            signature: quoted.signature,
+            pcrs: quoted.pcrs,
+            ak_public: self.identity.ak_public.clone(),
+        }
+        .to_cbor();
         Ok(Evidence { native, endorsements: self.endorsements() })
     }
 

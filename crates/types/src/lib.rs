@@ -17,6 +17,7 @@ mod profile;
 pub mod sim_evidence;
 mod size;
 mod target;
+pub mod tpm_evidence;
 
 pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
