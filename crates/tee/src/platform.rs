@@ -125,3 +125,16 @@ pub fn attest(platform: &dyn Platform, claims: &Claims) -> Result<Envelope, TeeE
     let evidence = platform.evidence(&lamina_types::report_data_of(&encoded))?;
     Ok(Envelope { platform: kind, claims: encoded, evidence: evidence.native, endorsements: evidence.endorsements })
 }
+
+/// Checks that a backend's interface directory exists: [`TeeError::NotFound`] with `hint` when
+/// it does not, [`TeeError::Device`] when it is not a directory.
+pub(crate) fn require_dir(platform: &'static str, root: &std::path::Path, hint: &'static str) -> Result<(), TeeError> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(TeeError::Device { platform, path: root.into(), reason: "it is not a directory".into() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(TeeError::NotFound { platform, path: root.into(), hint })
+        }
+        Err(source) => Err(TeeError::Io { action: "open", path: root.into(), source }),
+    }
+}

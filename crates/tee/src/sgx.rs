@@ -45,18 +45,11 @@ impl SgxPlatform {
     /// [`TeeError::NotFound`] when `root` does not exist (not running under Gramine),
     /// [`TeeError::Device`] when the enclave is not set up for DCAP quotes.
     pub fn open(root: &Path) -> Result<Self, TeeError> {
-        match std::fs::metadata(root) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(device(root, "it is not a directory".into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TeeError::NotFound {
-                    platform: NAME,
-                    path: root.into(),
-                    hint: "is this process running inside a Gramine SGX enclave (gramine-sgx)?",
-                });
-            }
-            Err(source) => return Err(TeeError::Io { action: "open", path: root.into(), source }),
-        }
+        crate::platform::require_dir(
+            NAME,
+            root,
+            "is this process running inside a Gramine SGX enclave (gramine-sgx)?",
+        )?;
         let path = root.join("attestation_type");
         let kind = read_bounded(&path, 64)?;
         let kind = String::from_utf8_lossy(&kind).trim().to_owned();

@@ -103,18 +103,7 @@ impl TsmPlatform {
     }
 
     fn open_inner(root: &Path, kernel: Option<KernelHook>) -> Result<Self, TeeError> {
-        match std::fs::metadata(root) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(device(root, "it is not a directory".into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(TeeError::NotFound {
-                    platform: NAME,
-                    path: root.into(),
-                    hint: "is this a confidential VM with a kernel ≥ 6.7?",
-                });
-            }
-            Err(source) => return Err(TeeError::Io { action: "open", path: root.into(), source }),
-        }
+        crate::platform::require_dir(NAME, root, "is this a confidential VM with a kernel ≥ 6.7?")?;
         let entry = Entry::create(root, kernel.as_ref())?;
         let provider = entry.read_text("provider")?;
         drop(entry);
