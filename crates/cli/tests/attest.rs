@@ -245,3 +245,55 @@ fn tpm_attest_and_verify_with_swtpm() {
     assert_code(&out, 1);
     assert!(texts(&out).0.contains("policy.tpm.pcr23"), "{}", texts(&out).0);
 }
+
+/// Real evidence of each hardware kind through `lamina verify`, told apart from the bytes.
+#[test]
+fn hardware_vectors_through_the_cli() {
+    let v = common::root().join("../shared/testvectors");
+    let p = |rel: &str| v.join(rel).display().to_string();
+    for (args, code, needle) in [
+        (
+            vec![
+                p("dcap-qvl/sgx_quote"),
+                "--collateral".into(),
+                p("dcap-qvl/sgx_quote_collateral.json"),
+                "--at".into(),
+                "2025-06-25T00:00:00Z".into(),
+            ],
+            0,
+            "ConfigurationAndSWHardeningNeeded",
+        ),
+        (
+            vec![
+                p("dcap-qvl/sgx_quote"),
+                "--collateral".into(),
+                p("dcap-qvl/sgx_quote_collateral.json"),
+                "--at".into(),
+                "2026-11-24T00:00:00Z".into(),
+            ],
+            1,
+            "dcap.collateral",
+        ),
+        (
+            vec![p("virtee-sev/report_milan.hex"), "--cert".into(), p("virtee-sev/vcek_milan.der")],
+            0,
+            "platform:    snp",
+        ),
+        (vec![p("trustee/test_data_snp_test-report.bin")], 1, "snp.endorsement"),
+        (
+            vec![p("veraison-ccatoken/cca-token-02.cbor"), "--cert".into(), p("veraison-ccatoken/ta-02-ok.json")],
+            0,
+            "platform:    cca",
+        ),
+        (vec![p("ccc-interop-ra-tls/gramine-cert.pem")], 1, "ratls.claims_binding"),
+    ] {
+        let out = output(lamina().arg("verify").args(&args));
+        assert_code(&out, code);
+        assert!(texts(&out).0.contains(needle), "{args:?}: {}", texts(&out).0);
+    }
+    let out = output(
+        lamina().arg("verify").arg(p("veraison-ccatoken/cca-token-02.cbor")).arg("--cert").arg(p("swtpm-local/ak.pem")),
+    );
+    assert_code(&out, 2);
+    assert!(texts(&out).1.contains("neither CCA reference values"), "{}", texts(&out).1);
+}

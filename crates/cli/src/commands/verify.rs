@@ -124,12 +124,14 @@ fn add_cert(
     endorsements: &mut Vec<Vec<u8>>,
 ) -> anyhow::Result<()> {
     if kind == EvidenceKind::Cca || file.first() == Some(&b'{') {
-        // Veraison JSON: reference values carry "reference-values"/"rv"-style content; the rest are anchors.
-        let text = std::str::from_utf8(file).context("a CCA trust anchor or reference value file is JSON text")?;
-        if text.contains("\"reference-values\"") || text.contains("\"ref-values\"") || text.contains("\"rv\"") {
-            anchors.cca_reference_values.push(file.to_vec());
-        } else {
-            anchors.cca_anchors.push(file.to_vec());
+        // Veraison JSON: reference values or trust anchors, told apart by what parses.
+        match (lamina_attest::cca::validate_reference_values(file), lamina_attest::cca::validate_anchors(file)) {
+            (Ok(_), _) => anchors.cca_reference_values.push(file.to_vec()),
+            (_, Ok(_)) => anchors.cca_anchors.push(file.to_vec()),
+            (Err(rv), Err(ta)) => bail!(
+                "neither CCA reference values ({rv}) nor CCA trust anchors ({ta}); pass Veraison JSON files such as \
+                 rv.json or ta.json"
+            ),
         }
         return Ok(());
     }
