@@ -606,3 +606,79 @@ fn holds(public: &Public, certified: &[u8]) -> bool {
         _ => false,
     }
 }
+
+/// The NV indices Lamina uses for counters: a block of the owner range (TCG reserves
+/// 0x01C0_0000 and above for the platform's own indices).
+pub(crate) const COUNTER_INDEX_BASE: u32 = 0x0150_0000;
+
+/// How many indices the block holds.
+pub(crate) const COUNTER_INDEX_SPAN: u32 = 0x0001_0000;
+
+impl Device {
+    /// Defines an NV counter at `index` (owner-authorised, readable and writable by the owner,
+    /// exempt from dictionary-attack lockout) and increments it once so that it holds a value.
+    /// `Ok(false)` when the index is already taken.
+    pub(crate) fn define_counter(&mut self, index: u32) -> Result<bool, TpmError> {
+        use tss_esapi::attributes::NvIndexAttributesBuilder;
+        use tss_esapi::constants::NvIndexType;
+        use tss_esapi::handles::NvIndexTpmHandle;
+        use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
+        use tss_esapi::structures::NvPublicBuilder;
+
+        let tpm_index = NvIndexTpmHandle::new(index).map_err(TpmError::command("name the NV counter"))?;
+        let attributes = NvIndexAttributesBuilder::new()
+            .with_nv_index_type(NvIndexType::Counter)
+            .with_owner_write(true)
+            .with_owner_read(true)
+            .with_no_da(true)
+            .build()
+            .map_err(TpmError::command("describe the NV counter"))?;
+        let public = NvPublicBuilder::new()
+            .with_nv_index(tpm_index)
+            .with_index_name_algorithm(HashingAlgorithm::Sha256)
+            .with_index_attributes(attributes)
+            .with_data_area_size(8)
+            .build()
+            .map_err(TpmError::command("describe the NV counter"))?;
+        let handle = match password(&mut self.ctx, |c| c.nv_define_space(Provision::Owner, None, public))
+            .map_err(TpmError::command("define the NV counter"))
+        {
+            Ok(handle) => handle,
+            Err(e) if e.response_kind() == Some(Tss2ResponseCodeKind::NvDefined) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let result = password(&mut self.ctx, |c| c.nv_increment(NvAuth::Owner, handle))
+            .map_err(TpmError::command("initialise the NV counter"));
+        let mut object: ObjectHandle = handle.into();
+        let _ = self.ctx.tr_close(&mut object);
+        result.map(|()| true)
+    }
+
+    /// Reads the counter at `index`, after incrementing it `increments` times.
+    pub(crate) fn counter(&mut self, index: u32, increments: u32) -> Result<u64, TpmError> {
+        use tss_esapi::handles::{NvIndexHandle, NvIndexTpmHandle};
+        use tss_esapi::interface_types::resource_handles::NvAuth;
+
+        let tpm_index = NvIndexTpmHandle::new(index).map_err(TpmError::command("name the NV counter"))?;
+        let mut object = self
+            .ctx
+            .tr_from_tpm_public(TpmHandle::NvIndex(tpm_index))
+            .map_err(TpmError::command("find the NV counter"))?;
+        let handle = NvIndexHandle::from(object);
+        let result = (|| {
+            for _ in 0..increments {
+                password(&mut self.ctx, |c| c.nv_increment(NvAuth::Owner, handle))
+                    .map_err(TpmError::command("increment the NV counter"))?;
+            }
+            let data = password(&mut self.ctx, |c| c.nv_read(NvAuth::Owner, handle, 8, 0))
+                .map_err(TpmError::command("read the NV counter"))?;
+            let bytes: [u8; 8] = data
+                .as_slice()
+                .try_into()
+                .map_err(|_| TpmError::Unexpected(format!("the NV counter holds {} bytes, not 8", data.len())))?;
+            Ok(u64::from_be_bytes(bytes))
+        })();
+        let _ = self.ctx.tr_close(&mut object);
+        result
+    }
+}

@@ -8,14 +8,14 @@
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
-use lamina_tee::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError};
+use lamina_tee::{CounterId, Evidence, MonotonicCounter, Platform, PlatformInfo, SealingRoot, TeeError};
 use lamina_types::{ModuleHash, PlatformKind};
 use zeroize::Zeroizing;
 
-use crate::device::{Device, Identity};
+use crate::device::{COUNTER_INDEX_BASE, COUNTER_INDEX_SPAN, Device, Identity};
 use crate::evidence::{SealedRoot, TpmEvidence};
 use crate::{EkKind, MODULE_PCR, TpmError};
 
@@ -120,7 +120,7 @@ pub struct TpmPlatform {
     dir: PathBuf,
     options: TpmOptions,
     identity: Identity,
-    worker: Worker,
+    worker: Arc<Worker>,
 }
 
 impl std::fmt::Debug for TpmPlatform {
@@ -155,7 +155,7 @@ impl TpmPlatform {
         if identity.qualifying_len < 32 {
             return Err(TpmError::QualifyingDataTooSmall { capacity: identity.qualifying_len });
         }
-        Ok(Self { tcti: tcti.to_owned(), dir, options, identity, worker })
+        Ok(Self { tcti: tcti.to_owned(), dir, options, identity, worker: Arc::new(worker) })
     }
 
     /// Which EK is in use.
@@ -336,6 +336,85 @@ impl Platform for TpmPlatform {
 
     fn sealing_root(&self) -> Result<SealingRoot, TeeError> {
         self.unseal_root().map(SealingRoot).map_err(|e| e.into_tee(&self.tcti))
+    }
+
+    fn create_counter(&self) -> Result<(CounterId, Box<dyn MonotonicCounter>), TeeError> {
+        let index = self.create_nv_counter().map_err(|e| e.into_tee(&self.tcti))?;
+        Ok((CounterId(index.to_be_bytes().to_vec()), Box::new(self.nv_counter(index))))
+    }
+
+    fn open_counter(&self, id: &CounterId) -> Result<Box<dyn MonotonicCounter>, TeeError> {
+        let index =
+            <[u8; 4]>::try_from(id.0.as_slice()).map(u32::from_be_bytes).map_err(|_| TeeError::CorruptState {
+                path: self.dir.clone(),
+                reason: format!("a TPM counter id is a 4-byte NV index, not {} bytes", id.0.len()),
+            })?;
+        let mut counter = self.nv_counter(index);
+        counter.read()?;
+        Ok(Box::new(counter))
+    }
+}
+
+impl TpmPlatform {
+    /// Defines a fresh NV counter at a free index of Lamina's block and returns its index.
+    ///
+    /// # Errors
+    /// When the TPM refuses (no NV space left, or owner authorisation is not empty).
+    pub fn create_nv_counter(&self) -> Result<u32, TpmError> {
+        use rand_core::RngCore as _;
+        // A random start spreads volumes over the block; taken indices are skipped.
+        let start = rand_core::OsRng.next_u32() % COUNTER_INDEX_SPAN;
+        for step in 0..64 {
+            let index = COUNTER_INDEX_BASE + (start + step) % COUNTER_INDEX_SPAN;
+            if self.worker.run(move |d| d.define_counter(index))? {
+                return Ok(index);
+            }
+        }
+        Err(TpmError::Unexpected("64 NV indices in a row are taken; remove unused Lamina counters".into()))
+    }
+
+    fn nv_counter(&self, index: u32) -> NvCounter {
+        NvCounter { worker: Arc::clone(&self.worker), tcti: self.tcti.clone(), index }
+    }
+}
+
+/// A TPM NV counter (TPM_NT_COUNTER): the TPM only ever increments it, and a counter defined
+/// anew starts at the highest value any counter of this TPM has had, so even deleting and
+/// re-creating it cannot rewind it.
+struct NvCounter {
+    worker: Arc<Worker>,
+    tcti: String,
+    index: u32,
+}
+
+/// Never increments more than this many steps at once: sealed state is at most one commit ahead.
+const MAX_COUNTER_STEPS: u64 = 16;
+
+impl MonotonicCounter for NvCounter {
+    fn read(&mut self) -> Result<u64, TeeError> {
+        let index = self.index;
+        self.worker.run(move |d| d.counter(index, 0)).map_err(|e| e.into_tee(&self.tcti))
+    }
+
+    fn advance_to(&mut self, value: u64) -> Result<u64, TeeError> {
+        let current = self.read()?;
+        if value <= current {
+            return Ok(current);
+        }
+        let steps = value - current;
+        if steps > MAX_COUNTER_STEPS {
+            return Err(TeeError::Device {
+                platform: "TPM NV counter",
+                path: format!("{:#010x}", self.index).into(),
+                reason: format!("asked to advance {steps} steps at once (from {current} to {value})"),
+            });
+        }
+        let index = self.index;
+        self.worker.run(move |d| d.counter(index, steps as u32)).map_err(|e| e.into_tee(&self.tcti))
+    }
+
+    fn describe(&self) -> String {
+        format!("TPM NV counter {:#010x} at {}", self.index, self.tcti)
     }
 }
 

@@ -187,3 +187,24 @@ fn an_unreachable_tpm_is_an_error() {
     let e = TpmPlatform::open("nonsense-tcti:x", state.path()).expect_err("bad TCTI");
     assert!(matches!(e, TpmError::Connect { .. }), "{e}");
 }
+
+#[test]
+fn nv_counters_only_go_up_and_survive_reopening() {
+    let Some((tpm, state)) = start() else { return };
+    let platform = TpmPlatform::open(tpm.tcti(), state.path()).expect("opens");
+    let (id, mut counter) = platform.create_counter().expect("defines an NV counter");
+    let (other_id, _) = platform.create_counter().expect("a second counter");
+    assert_ne!(id, other_id, "each counter has its own index");
+    let start = counter.read().expect("reads");
+    assert_eq!(counter.advance_to(start + 2).expect("advances"), start + 2);
+    assert_eq!(counter.advance_to(start).expect("never decreases"), start + 2);
+    let far = counter.advance_to(start + 1000).expect_err("bounded steps");
+    assert!(far.to_string().contains("steps at once"), "{far}");
+    assert!(counter.describe().contains("TPM NV counter"));
+    drop(counter);
+    drop(platform);
+    let again = TpmPlatform::open(tpm.tcti(), state.path()).expect("reopens");
+    assert_eq!(again.open_counter(&id).expect("opens").read().expect("reads"), start + 2);
+    let missing = again.open_counter(&lamina_tee::CounterId(vec![0x01, 0x5f, 0xff, 0xff])).err().expect("undefined");
+    assert!(missing.to_string().contains("NV counter"), "{missing}");
+}

@@ -14,12 +14,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod counter;
 pub mod detect;
 mod platform;
 pub mod sgx;
 pub mod sim;
 pub mod tsm;
 
+pub use counter::{CounterId, MonotonicCounter};
 pub use detect::{DetectOptions, Detection, detect};
 pub use lamina_types::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use platform::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError, attest};

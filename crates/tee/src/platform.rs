@@ -4,6 +4,7 @@ use lamina_types::{Claims, PlatformKind};
 use zeroize::Zeroizing;
 
 use crate::Envelope;
+use crate::counter::{CounterId, MonotonicCounter};
 
 /// A platform's native evidence for some report data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +108,29 @@ pub trait Platform {
     /// # Errors
     /// When the platform has no sealing key or cannot reach it.
     fn sealing_root(&self) -> Result<SealingRoot, TeeError>;
+
+    /// Creates a new monotonic counter, starting at zero or above, and says how to find it
+    /// again.
+    ///
+    /// # Errors
+    /// [`TeeError::Unsupported`] when the platform keeps no counters (the control plane keeps
+    /// them instead), or when it cannot create one now.
+    fn create_counter(&self) -> Result<(CounterId, Box<dyn MonotonicCounter>), TeeError> {
+        Err(TeeError::Unsupported {
+            platform: self.info().kind.name(),
+            what: "monotonic counter",
+            hint: "run with --platform tpm for hardware rollback protection, or sim for development",
+        })
+    }
+
+    /// Opens a counter made by [`Platform::create_counter`].
+    ///
+    /// # Errors
+    /// When the counter does not exist on this platform, or as [`Platform::create_counter`].
+    fn open_counter(&self, id: &CounterId) -> Result<Box<dyn MonotonicCounter>, TeeError> {
+        let _ = id;
+        self.create_counter().map(|(_, counter)| counter)
+    }
 }
 
 /// Produces an envelope for the claims: their report data, bound into the platform's evidence.

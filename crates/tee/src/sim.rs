@@ -21,11 +21,12 @@ use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use rand_core::{OsRng, RngCore as _};
 use zeroize::Zeroizing;
 
-use crate::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError};
+use crate::{CounterId, Evidence, MonotonicCounter, Platform, PlatformInfo, SealingRoot, TeeError};
 
 const CA_KEY: &str = "ca.key.pem";
 const DEVICE_KEY: &str = "device.key.pem";
 const SEALING_KEY: &str = "sealing.key";
+const COUNTERS: &str = "counters";
 
 /// The sim platform, backed by a state directory.
 pub struct SimPlatform {
@@ -99,6 +100,85 @@ impl Platform for SimPlatform {
             reason: format!("the sealing key is {} bytes, not 32", bytes.len()),
         })?;
         Ok(SealingRoot(Zeroizing::new(root)))
+    }
+
+    fn create_counter(&self) -> Result<(CounterId, Box<dyn MonotonicCounter>), TeeError> {
+        let dir = self.dir.join(COUNTERS);
+        create_private_dir(&dir)?;
+        let mut id = [0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        let mut counter = SimCounter { path: dir.join(hex::encode(id)) };
+        counter.store(0)?;
+        Ok((CounterId(id.to_vec()), Box::new(counter)))
+    }
+
+    fn open_counter(&self, id: &CounterId) -> Result<Box<dyn MonotonicCounter>, TeeError> {
+        if id.0.len() != 16 {
+            return Err(TeeError::CorruptState {
+                path: self.dir.join(COUNTERS),
+                reason: format!("a sim counter id is 16 bytes, not {}", id.0.len()),
+            });
+        }
+        let counter = SimCounter { path: self.dir.join(COUNTERS).join(hex::encode(&id.0)) };
+        match std::fs::metadata(&counter.path) {
+            Ok(_) => Ok(Box::new(counter)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(TeeError::NotFound {
+                platform: "sim counter",
+                path: counter.path,
+                hint: "the sealed state was made with another state directory (--state), or its counter was deleted",
+            }),
+            Err(source) => Err(TeeError::Io { action: "open", path: counter.path, source }),
+        }
+    }
+}
+
+/// A counter in a file of the sim state directory: 8 bytes, little endian, replaced atomically.
+/// It protects against a sealed directory being swapped for an older copy, not against whoever
+/// can also rewind the state directory itself.
+struct SimCounter {
+    path: PathBuf,
+}
+
+impl SimCounter {
+    fn store(&mut self, value: u64) -> Result<(), TeeError> {
+        let tmp = self.path.with_extension("tmp");
+        let io = |action, source| TeeError::Io { action, path: self.path.clone(), source };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io("create", e))?;
+        file.write_all(&value.to_le_bytes()).and_then(|()| file.sync_data()).map_err(|e| io("write", e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| io("replace", e))
+    }
+}
+
+impl MonotonicCounter for SimCounter {
+    fn read(&mut self) -> Result<u64, TeeError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| TeeError::Io {
+            action: "read",
+            path: self.path.clone(),
+            source,
+        })?;
+        let value: [u8; 8] = bytes.as_slice().try_into().map_err(|_| TeeError::CorruptState {
+            path: self.path.clone(),
+            reason: format!("a counter is 8 bytes, not {}", bytes.len()),
+        })?;
+        Ok(u64::from_le_bytes(value))
+    }
+
+    fn advance_to(&mut self, value: u64) -> Result<u64, TeeError> {
+        let current = self.read()?;
+        if value > current {
+            self.store(value)?;
+        }
+        Ok(current.max(value))
+    }
+
+    fn describe(&self) -> String {
+        format!("sim counter {} (a file: weaker than a hardware counter)", self.path.display())
     }
 }
 
@@ -215,6 +295,20 @@ mod tests {
         let sim = SimPlatform::open(dir.path()).expect("sim opens");
         let wrong = Claims { platform: PlatformKind::Tdx, ..claims() };
         assert!(attest(&sim, &wrong).is_err());
+    }
+
+    #[test]
+    fn counters_only_go_up_and_persist() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = SimPlatform::open(dir.path()).expect("sim opens");
+        let (id, mut counter) = sim.create_counter().expect("counter");
+        assert_eq!(counter.read().expect("read"), 0);
+        assert_eq!(counter.advance_to(3).expect("advance"), 3);
+        assert_eq!(counter.advance_to(1).expect("no decrease"), 3);
+        let mut again = SimPlatform::open(dir.path()).expect("reopen").open_counter(&id).expect("opens");
+        assert_eq!(again.read().expect("read"), 3);
+        let missing = sim.open_counter(&CounterId(vec![9; 16])).err().expect("unknown counter");
+        assert!(missing.to_string().contains("another state directory"), "{missing}");
     }
 
     #[test]
