@@ -13,6 +13,15 @@ build_guests() {
     done
 }
 
+# build_examples: the example guests (examples/*) for wasm32-wasip1, into target/examples. Each is
+# a workspace of its own, built from its directory so that cargo reads its .cargo/config.toml
+# (how clang compiles the C in it).
+build_examples() {
+    say "building example guests for wasm32-wasip1"
+    (cd "$ROOT/examples/sqlite" && cargo build --release --quiet --target wasm32-wasip1 \
+        --target-dir "$ROOT/target/examples")
+}
+
 # build_cross [--release]: lamina for aarch64 (with its compiler), into target/cross. Without the
 # `tpm` and `verify` features: they link libtss2 and OpenSSL, which Debian ships for the host only
 # unless arm64 multiarch packages are installed; `attest` (sim, configfs-tsm, SGX) is in.

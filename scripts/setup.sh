@@ -9,9 +9,12 @@ RUST_TARGETS=(wasm32-wasip1 wasm32-wasip2 aarch64-unknown-linux-gnu)
 RUST_COMPONENTS=(rustfmt clippy)
 # Cross linker and libc for aarch64, qemu-user to run aarch64 binaries, prlimit (util-linux)
 # to emulate a small address space; swtpm and libtss2 for the TPM 2.0 backend and its tests;
-# libssl-dev and pkg-config for the CCA token verifier; clang for bindgen.
+# libssl-dev and pkg-config for the CCA token verifier; clang for bindgen; wasi-libc (headers
+# and libc for wasm32-wasi), llvm (llvm-ar), lld (wasm-ld) and libclang-rt-dev-wasm32 (compiler-rt)
+# so that clang builds C for WebAssembly guests, such as SQLite in examples/sqlite.
 DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
-    swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang libclang-dev)
+    swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang libclang-dev
+    wasi-libc llvm lld libclang-rt-dev-wasm32)
 
 setup_rust() {
     local installed missing=()
