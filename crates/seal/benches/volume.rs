@@ -6,7 +6,7 @@
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use lamina_seal::{OpenFlags, Opened, SealTo, Volume, VolumeOptions};
 use lamina_tee::sim::SimPlatform;
 use lamina_types::ModuleHash;
@@ -68,5 +68,8 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, throughput);
-criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    throughput(&mut c);
+    c.final_summary();
+}
