@@ -12,6 +12,7 @@ cargo fmt --all --check
 (cd tests/programs && cargo fmt --check)
 
 build_guests
+build_examples
 say "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --lib --bins --quiet \

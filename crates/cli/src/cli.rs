@@ -55,10 +55,6 @@ pub(crate) struct AttestArgs {
     #[arg(long, conflicts_with_all = ["output", "module", "nonce"])]
     pub(crate) detect: bool,
 
-    /// The platform to attest with.
-    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
-    pub(crate) platform: PlatformChoice,
-
     /// The module the evidence speaks for: its hash goes into the claims (and, on a TPM, into
     /// the application PCR).
     #[arg(long, value_name = "FILE")]
@@ -72,8 +68,19 @@ pub(crate) struct AttestArgs {
     #[arg(short, long, value_name = "FILE", required_unless_present = "detect")]
     pub(crate) output: Option<PathBuf>,
 
-    /// Lamina's state directory (sim keys, TPM sealed blobs) [default: $XDG_STATE_HOME/lamina or ~/.local/state/lamina].
-    #[arg(long, value_name = "DIR", env = "LAMINA_STATE_DIR")]
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
+}
+
+/// Which platform to use and where its state and interfaces are.
+#[derive(Debug, Args)]
+pub(crate) struct PlatformArgs {
+    /// The platform: evidence and sealing keys come from it.
+    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
+    pub(crate) platform: PlatformChoice,
+
+    /// Lamina's state directory (sim keys and counters, TPM sealed blobs) [default: $XDG_STATE_HOME/lamina or ~/.local/state/lamina].
+    #[arg(long, alias = "state", value_name = "DIR", env = "LAMINA_STATE_DIR")]
     pub(crate) state_dir: Option<PathBuf>,
 
     /// The TPM's TCTI, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`.
@@ -198,6 +205,24 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "N")]
     pub(crate) fuel: Option<u64>,
 
+    /// Give the guest a sealed directory: it sees an ordinary directory at GUEST, the host
+    /// sees only ciphertext in HOST (created if missing). Needs a wasm32-wasip1 module.
+    #[arg(long = "sealed-dir", value_name = "HOST::GUEST", value_parser = parse_sealed_mount)]
+    pub(crate) sealed_dirs: Vec<SealedDirArg>,
+
+    /// What sealed directories are bound to: `module` (this exact module) or `signer:KEYFILE`
+    /// (any module whose detached signature, FILE.sig beside the module, verifies with the
+    /// P-256 public key in KEYFILE).
+    #[arg(long, value_name = "module|signer:KEYFILE", default_value = "module", value_parser = parse_seal_to)]
+    pub(crate) seal_to: SealToArg,
+
+    /// The most file content each sealed directory may hold.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub(crate) sealed_quota: ByteSize,
+
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
+
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
 
@@ -311,5 +336,41 @@ mod tests {
         assert_eq!(parse_env("A="), Ok(("A".into(), String::new())));
         assert!(parse_env("=x").is_err());
         assert!(parse_env("novalue").is_err());
+    }
+}
+
+/// A `--sealed-dir` argument.
+#[derive(Debug, Clone)]
+pub(crate) struct SealedDirArg {
+    /// The host directory holding the ciphertext.
+    pub(crate) host: PathBuf,
+    /// Where the guest sees it.
+    pub(crate) guest: String,
+}
+
+fn parse_sealed_mount(s: &str) -> Result<SealedDirArg, String> {
+    let (host, guest) = s.split_once("::").ok_or("expected HOST::GUEST, e.g. ./state::/data")?;
+    if host.is_empty() || guest.is_empty() {
+        return Err("expected HOST::GUEST, e.g. ./state::/data".into());
+    }
+    Ok(SealedDirArg { host: host.into(), guest: guest.into() })
+}
+
+/// A `--seal-to` argument.
+#[derive(Debug, Clone)]
+pub(crate) enum SealToArg {
+    /// The module's hash.
+    Module,
+    /// A signer's public key file.
+    Signer(PathBuf),
+}
+
+fn parse_seal_to(s: &str) -> Result<SealToArg, String> {
+    match s {
+        "module" => Ok(SealToArg::Module),
+        _ => match s.strip_prefix("signer:") {
+            Some(path) if !path.is_empty() => Ok(SealToArg::Signer(path.into())),
+            _ => Err("expected `module` or `signer:KEYFILE`".into()),
+        },
     }
 }

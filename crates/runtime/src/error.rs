@@ -165,6 +165,9 @@ pub enum InstantiateError {
     /// A limit is inconsistent with the engine.
     #[error("{0}")]
     Limits(String),
+    /// The program cannot use a host service it was given.
+    #[error("{0}")]
+    Unsupported(String),
     /// The engine could not instantiate the guest.
     #[error("cannot instantiate: {0}")]
     Engine(String),

@@ -1,6 +1,7 @@
 //! Per-instance host state: the WASI context and the memory limiter that records what a guest
 //! asked for, so an out-of-memory death can be explained.
 
+use lamina_host_fs::{SealedFs, SealedView};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -9,11 +10,21 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub(crate) struct P1Host {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: Limiter,
+    /// Sealed directories, served beside wasmtime-wasi's descriptors.
+    pub(crate) sealed: SealedFs,
+    /// The empty directory the sealed mounts' placeholder preopens point at.
+    pub(crate) _placeholder: Option<tempfile::TempDir>,
 }
 
 impl P1Host {
     pub(crate) fn new(wasi: WasiP1Ctx, max_memory: Option<u64>) -> Self {
-        Self { wasi, limiter: Limiter::new(max_memory) }
+        Self { wasi, limiter: Limiter::new(max_memory), sealed: SealedFs::default(), _placeholder: None }
+    }
+}
+
+impl SealedView for P1Host {
+    fn split(&mut self) -> (&mut WasiP1Ctx, &mut SealedFs) {
+        (&mut self.wasi, &mut self.sealed)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::engine::{EPOCH_TICK, ProfileLimits};
 use crate::host::{Limiter, P1Host, P2Host};
 use crate::program::{Linked, Program};
 use crate::{Error, InstantiateError};
+use lamina_host_fs::{SealedFs, SealedMount};
 
 /// Where a guest's output goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +41,14 @@ pub struct WasiConfig {
     pub stdout: Output,
     /// Standard error.
     pub stderr: Output,
+}
+
+/// Host services given to one instance beyond WASI.
+#[derive(Debug, Default)]
+pub struct Services {
+    /// Sealed directories: a guest sees each as an ordinary preopened directory, the host sees
+    /// ciphertext.
+    pub sealed: Vec<SealedMount>,
 }
 
 /// Bounds on one instance.
@@ -158,6 +167,15 @@ impl Program {
     /// [`InstantiateError`] when a mount is missing, a limit does not fit the engine, or the
     /// guest's initial memory is already beyond its limit.
     pub fn instantiate(&self, wasi: &WasiConfig, limits: Limits) -> Result<Instance, Error> {
+        self.instantiate_with(wasi, limits, Services::default())
+    }
+
+    /// Instantiates the program with a WASI context, limits and host services.
+    ///
+    /// # Errors
+    /// As [`Program::instantiate`], and [`InstantiateError::Unsupported`] when a component is
+    /// given sealed directories (served to preview 1 modules for now).
+    pub fn instantiate_with(&self, wasi: &WasiConfig, limits: Limits, services: Services) -> Result<Instance, Error> {
         let profile = ProfileLimits::of(self.engine.options().profile);
         if let Some(max) = limits.max_memory
             && max > profile.max_memory
@@ -184,6 +202,25 @@ impl Program {
                 .preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(|e| InstantiateError::Mount { path: mount.host.clone(), reason: crate::error::chain(&e) })?;
         }
+        let mut placeholder = None;
+        if !services.sealed.is_empty() {
+            if matches!(self.linked, Linked::Component(_)) {
+                return Err(InstantiateError::Unsupported(
+                    "sealed directories are served to WASI preview 1 modules; build the guest for wasm32-wasip1".into(),
+                )
+                .into());
+            }
+            // An empty, read-only directory reserves each sealed mount's descriptor number.
+            let empty = tempfile::tempdir()
+                .map_err(|e| InstantiateError::Mount { path: std::env::temp_dir(), reason: e.to_string() })?;
+            for mount in &services.sealed {
+                builder.preopened_dir(empty.path(), &mount.guest, FsPerms::ReadOnly).map_err(|e| {
+                    InstantiateError::Mount { path: empty.path().into(), reason: crate::error::chain(&e) }
+                })?;
+            }
+            placeholder = Some(empty);
+        }
+        let first_sealed_fd = 3 + wasi.dirs.len() as u32;
         match &wasi.stdin {
             None => {
                 builder.inherit_stdin();
@@ -199,7 +236,10 @@ impl Program {
         let started = Instant::now();
         let state = match &self.linked {
             Linked::Module(pre) => {
-                let mut store = Store::new(engine, P1Host::new(builder.build_p1(), max_memory));
+                let mut host = P1Host::new(builder.build_p1(), max_memory);
+                host.sealed = SealedFs::new(services.sealed, first_sealed_fd);
+                host._placeholder = placeholder;
+                let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
                 let instance = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
                 State::Module { store, instance }
@@ -315,6 +355,11 @@ impl Instance {
             },
         };
         self.ended = Some(Instant::now());
+        if let State::Module { store, .. } = &mut self.state
+            && let Err(e) = store.data_mut().sealed.commit_all()
+        {
+            tracing::error!("the guest's last writes to a sealed directory could not be committed: {e}");
+        }
         match result {
             Ok(code) => Exit::Code(code),
             Err(e) => self.explain(&e),

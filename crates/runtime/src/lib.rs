@@ -41,6 +41,7 @@ pub use cache::{CacheStatus, CompileCache};
 pub use engine::{EPOCH_TICK, Engine, EngineOptions, ProfileLimits, WASMTIME_VERSION};
 pub use error::{ArtifactError, Error, InstantiateError, LoadError};
 pub use inspect::{Description, Item, describe};
-pub use instance::{Exit, Instance, Limits, Output, ResourceUsage, Trap, TrapReason, WasiConfig};
+pub use instance::{Exit, Instance, Limits, Output, ResourceUsage, Services, Trap, TrapReason, WasiConfig};
+pub use lamina_host_fs::SealedMount;
 pub use program::Program;
 pub use wasmtime::Val;

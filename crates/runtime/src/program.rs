@@ -203,6 +203,7 @@ impl Engine {
         let mut linker = wasmtime::Linker::<P1Host>::new(&self.inner);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
             .map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+        lamina_host_fs::add_to_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
         // List every unmet import at once rather than the first one the linker trips on.
         let mut store = wasmtime::Store::new(&self.inner, P1Host::new(WasiCtxBuilder::new().build_p1(), None));
         let provided: BTreeSet<(String, String)> =

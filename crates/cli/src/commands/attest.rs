@@ -1,15 +1,14 @@
 //! `lamina attest`: evidence from this machine's TEE, bound to claims about a module.
 
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use lamina_tee::Platform;
 use lamina_types::{Claims, ModuleHash};
 use rand_core::RngCore as _;
 use sha2::Digest as _;
 
-use crate::cli::{AttestArgs, PlatformChoice};
+use crate::cli::AttestArgs;
+use crate::commands::platform::{detect_options, open_platform};
 
 pub(crate) fn attest(args: AttestArgs) -> anyhow::Result<i32> {
     if args.detect {
@@ -32,7 +31,7 @@ pub(crate) fn attest(args: AttestArgs) -> anyhow::Result<i32> {
             n
         }
     };
-    let platform = open_platform(&args, module_hash.as_ref())?;
+    let platform = open_platform(&args.platform, module_hash.as_ref(), true)?;
     let info = platform.info();
     let claims = Claims {
         platform: info.kind,
@@ -59,16 +58,6 @@ pub(crate) fn attest(args: AttestArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn state_dir(args: &AttestArgs) -> anyhow::Result<PathBuf> {
-    match &args.state_dir {
-        Some(d) => Ok(d.clone()),
-        None => dirs::state_dir()
-            .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
-            .map(|d| d.join("lamina"))
-            .context("no state directory: pass --state-dir DIR or set LAMINA_STATE_DIR"),
-    }
-}
-
 /// The hash of the running `lamina` binary: what the claims call the runtime measurement.
 fn runtime_measurement() -> anyhow::Result<Vec<u8>> {
     let exe = std::env::current_exe().context("cannot find the running lamina binary")?;
@@ -76,80 +65,8 @@ fn runtime_measurement() -> anyhow::Result<Vec<u8>> {
     Ok(sha2::Sha256::digest(&bytes).to_vec())
 }
 
-fn detect_options(args: &AttestArgs) -> lamina_tee::DetectOptions {
-    lamina_tee::DetectOptions {
-        tsm_root: args.tsm_root.clone(),
-        sgx_root: args.sgx_root.clone(),
-        tpm_tcti: args.tcti.clone(),
-        ..lamina_tee::DetectOptions::default()
-    }
-}
-
-fn open_platform(args: &AttestArgs, module: Option<&ModuleHash>) -> anyhow::Result<Box<dyn Platform>> {
-    let choice = match args.platform {
-        PlatformChoice::Auto => {
-            let found = lamina_tee::detect(&detect_options(args)).into_iter().find(|d| d.available);
-            match found.map(|d| d.backend) {
-                Some("tsm") => PlatformChoice::Tsm,
-                Some("sgx") => PlatformChoice::Sgx,
-                Some("tpm") => PlatformChoice::Tpm,
-                _ => {
-                    eprintln!(
-                        "warning: no hardware platform found (`lamina attest --detect` says why); using sim, which \
-                         has NO hardware protection"
-                    );
-                    PlatformChoice::Sim
-                }
-            }
-        }
-        other => other,
-    };
-    match choice {
-        PlatformChoice::Sim | PlatformChoice::Auto => {
-            let dir = state_dir(args)?;
-            let sim = lamina_tee::sim::SimPlatform::open(&dir)
-                .with_context(|| format!("cannot open the sim platform in {}", dir.display()))?;
-            Ok(Box::new(sim))
-        }
-        PlatformChoice::Tsm => {
-            Ok(Box::new(lamina_tee::TsmPlatform::open(&args.tsm_root).context("cannot use configfs-tsm (--tsm-root)")?))
-        }
-        PlatformChoice::Sgx => Ok(Box::new(
-            lamina_tee::SgxPlatform::open(&args.sgx_root)
-                .context("cannot use Gramine's attestation files (--sgx-root)")?,
-        )),
-        PlatformChoice::Tpm => open_tpm(args, module),
-    }
-}
-
-#[cfg(feature = "tpm")]
-fn open_tpm(args: &AttestArgs, module: Option<&ModuleHash>) -> anyhow::Result<Box<dyn Platform>> {
-    let tcti = args
-        .tcti
-        .as_deref()
-        .context("no TPM given: pass --tcti (e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321) or set TCTI")?;
-    let dir = state_dir(args)?;
-    let tpm =
-        lamina_tee_tpm::TpmPlatform::open(tcti, &dir).with_context(|| format!("cannot use the TPM at `{tcti}`"))?;
-    if let Some(module) = module {
-        // Start the module PCR afresh so that its value is a function of this module alone.
-        tpm.reset_module_pcr().context("cannot reset the module PCR")?;
-        tpm.extend_module(module).context("cannot extend the module PCR")?;
-    }
-    eprintln!(
-        "TPM attestation key name {} (enrol it, or list it in the policy's anchors.tpm_enrolled_aks)",
-        hex::encode(tpm.ak_name())
-    );
-    Ok(Box::new(tpm))
-}
-
-#[cfg(not(feature = "tpm"))]
-fn open_tpm(_args: &AttestArgs, _module: Option<&ModuleHash>) -> anyhow::Result<Box<dyn Platform>> {
-    bail!("this lamina was built without TPM support (the `tpm` feature)")
-}
-
 fn detect(args: &AttestArgs) -> anyhow::Result<i32> {
-    for d in lamina_tee::detect(&detect_options(args)) {
+    for d in lamina_tee::detect(&detect_options(&args.platform)) {
         println!("{:<4} {d}", d.backend);
     }
     Ok(0)

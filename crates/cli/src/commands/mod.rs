@@ -3,6 +3,7 @@
 mod attest;
 mod compile;
 mod inspect;
+mod platform;
 mod run;
 #[cfg(feature = "verify")]
 mod verify;

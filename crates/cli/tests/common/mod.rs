@@ -120,3 +120,20 @@ pub fn assert_code(out: &Output, code: i32) {
     let (stdout, stderr) = texts(out);
     assert_eq!(out.status.code(), Some(code), "unexpected exit status\nstdout:\n{stdout}\nstderr:\n{stderr}");
 }
+
+/// An example guest from `examples/` (built for wasm32-wasip1 on first use, as
+/// `scripts/lib.sh build_examples` does).
+pub fn example(dir: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = root();
+    BUILT.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(root.join("examples").join(dir))
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--target-dir"])
+            .arg(root.join("target/examples"));
+        run_build(cmd, &format!("the example {dir}"));
+    });
+    let path = root.join("target/examples/wasm32-wasip1/release").join(format!("{name}.wasm"));
+    assert!(path.exists(), "example {} is missing", path.display());
+    path
+}

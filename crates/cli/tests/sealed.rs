@@ -1,0 +1,159 @@
+//! `lamina run --sealed-dir` end to end with the SQLite example: the database persists, the
+//! host holds only ciphertext, a flipped byte is an integrity error naming the file, an older
+//! copy is refused as a rollback (on a TPM, swtpm), another module is refused, the quota is
+//! enforced, and a guest killed mid-transaction leaves a readable database.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{assert_code, example, lamina, output, texts};
+
+struct Env {
+    dir: tempfile::TempDir,
+    platform: Vec<String>,
+}
+
+impl Env {
+    fn sim() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state").display().to_string();
+        Self { dir, platform: vec!["--platform".into(), "sim".into(), "--state".into(), state] }
+    }
+
+    fn vol(&self) -> PathBuf {
+        self.dir.path().join("vol")
+    }
+
+    fn notes(&self, args: &[&str]) -> Output {
+        self.run(&example("sqlite", "sqlite-notes"), args, &[])
+    }
+
+    fn run(&self, wasm: &Path, args: &[&str], extra: &[&str]) -> Output {
+        let mut cmd = lamina();
+        cmd.arg("run")
+            .args(&self.platform)
+            .args(extra)
+            .arg("--sealed-dir")
+            .arg(format!("{}::/data", self.vol().display()));
+        output(cmd.arg(wasm).arg("--").args(args))
+    }
+}
+
+fn host_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() { out.extend(host_files(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target)
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn sqlite_in_a_sealed_directory_persists_as_ciphertext_and_detects_tampering() {
+    let env = Env::sim();
+    let added = env.notes(&["add", "/data/notes.db", "launch code lamina-plaintext-42", "second"]);
+    assert_code(&added, 0);
+    let again = env.notes(&["add", "/data/notes.db", "third"]);
+    assert_code(&again, 0);
+    let listed = env.notes(&["list", "/data/notes.db"]);
+    assert_code(&listed, 0);
+    let stdout = texts(&listed).0;
+    assert!(stdout.contains("1: launch code lamina-plaintext-42") && stdout.contains("3 notes"), "{stdout}");
+
+    // What `strings` would find: none of the inserted text, nor the file name.
+    for file in host_files(&env.vol()) {
+        let bytes = std::fs::read(&file).expect("host file");
+        for needle in [&b"lamina-plaintext"[..], b"notes.db", b"SQLite format"] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} shows {:?}", file.display(), needle);
+        }
+    }
+
+    // Another module is refused, naming both hashes.
+    let other = common::guest("files", common::Wasi::P1);
+    let refused = env.run(&other, &[], &[]);
+    assert_code(&refused, 125);
+    let stderr = texts(&refused).1;
+    assert!(
+        stderr.contains("is sealed to module sha256:") && stderr.contains("this workload is module sha256:"),
+        "{stderr}"
+    );
+
+    // A flipped byte in the database's host file: in both slots of its first chunk (4124 bytes
+    // each), as only one of them holds the current page.
+    let object = host_files(&env.vol().join("objects"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("an object");
+    let mut bytes = std::fs::read(&object).expect("object");
+    bytes[500] ^= 0x20;
+    bytes[4124 + 500] ^= 0x20;
+    std::fs::write(&object, bytes).expect("tamper");
+    let tampered = env.notes(&["list", "/data/notes.db"]);
+    assert_code(&tampered, 1);
+    let stderr = texts(&tampered).1;
+    assert!(stderr.contains("integrity error") && stderr.contains("notes.db"), "{stderr}");
+}
+
+#[test]
+fn an_older_copy_is_refused_as_a_rollback_on_a_tpm() {
+    let Some(tpm) = lamina_tee_tpm::swtpm::Swtpm::start_if_installed().expect("swtpm starts") else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state").display().to_string();
+    let env = Env {
+        dir,
+        platform: vec!["--platform".into(), "tpm".into(), "--tcti".into(), tpm.tcti().into(), "--state".into(), state],
+    };
+    assert_code(&env.notes(&["add", "/data/notes.db", "balance 100"]), 0);
+    let backup = env.dir.path().join("backup");
+    copy_dir(&env.vol(), &backup);
+    assert_code(&env.notes(&["add", "/data/notes.db", "balance 5"]), 0);
+    std::fs::remove_dir_all(env.vol()).expect("remove");
+    copy_dir(&backup, &env.vol());
+    let rolled_back = env.notes(&["list", "/data/notes.db"]);
+    assert_code(&rolled_back, 125);
+    let stderr = texts(&rolled_back).1;
+    assert!(stderr.contains("rollback detected") && stderr.contains("TPM NV counter"), "{stderr}");
+}
+
+#[test]
+fn the_quota_is_a_clear_error() {
+    let env = Env::sim();
+    let full = env.run(
+        &example("sqlite", "sqlite-notes"),
+        &["bench", "/data/kv.db", "--rows", "5000"],
+        &["--sealed-quota", "64KiB"],
+    );
+    assert_code(&full, 1);
+    let stderr = texts(&full).1;
+    assert!(stderr.contains("quota of 65536 bytes"), "{stderr}");
+}
+
+#[test]
+fn a_guest_killed_mid_write_leaves_a_readable_database() {
+    let env = Env::sim();
+    assert_code(&env.notes(&["add", "/data/kv.db", "before"]), 0);
+    let killed = env.run(
+        &example("sqlite", "sqlite-notes"),
+        &["bench", "/data/kv.db", "--rows", "1000000"],
+        &["--timeout", "1s"],
+    );
+    assert_code(&killed, 124);
+    let listed = env.notes(&["list", "/data/kv.db"]);
+    assert_code(&listed, 0);
+    assert!(texts(&listed).0.contains("1: before"), "{}", texts(&listed).0);
+}

@@ -1,0 +1,897 @@
+//! Sealed directories for unmodified WASI preview 1 programs.
+//!
+//! A guest sees a sealed volume ([`lamina_seal::Volume`]) as an ordinary preopened directory:
+//! it opens, reads, writes, seeks, truncates, syncs, renames, removes and lists files with the
+//! usual `wasi_snapshot_preview1` calls (enough for SQLite), while on the host every file is
+//! ciphertext.
+//!
+//! How: [`add_to_linker`] shadows the filesystem functions of wasmtime-wasi's preview 1
+//! implementation with functions that look at the descriptor first. Descriptors of sealed
+//! directories and of files opened in them belong to [`SealedFs`] and are served from the
+//! volume; every other descriptor goes to wasmtime-wasi as before. Each sealed mount also has
+//! an empty, read-only placeholder preopen in the wasmtime-wasi context, which reserves its
+//! descriptor number (so the guest's libc finds it among the preopens) and makes any call that
+//! is not shadowed fail safely. Files opened in sealed directories get descriptors from a
+//! range wasmtime-wasi does not reach.
+//!
+//! Errors follow the WASI convention: a guest's ordinary mistake (a missing file, a full
+//! quota) is an error number, never a trap. An integrity failure is `EIO` for the guest and a
+//! log line for the host naming the file and what failed.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+
+use lamina_seal::{FileId, Kind, OpenFlags, Opened, SealError, Volume};
+use wasmtime::{Caller, Extern, Linker};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p1::types::{self, Errno};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as wsp1, WasiSnapshotPreview1};
+use wiggle::{GuestMemory, GuestPtr};
+
+/// The first descriptor number given to files opened in sealed directories. wasmtime-wasi
+/// numbers its descriptors upwards from 0 and would need a million open files to get here;
+/// should it ever, the collision is refused rather than served.
+const FIRST_FILE_FD: u32 = 1 << 30;
+
+/// The longest path a guest may pass.
+const MAX_PATH: u32 = 4096;
+
+type Result<T> = std::result::Result<T, types::Error>;
+
+/// A sealed volume and where the guest sees it.
+#[derive(Debug)]
+pub struct SealedMount {
+    /// The guest path, e.g. `/data`.
+    pub guest: String,
+    /// The open volume.
+    pub volume: Volume,
+}
+
+#[derive(Debug)]
+enum Handle {
+    Dir { mount: usize, path: String },
+    File { mount: usize, id: FileId, pos: u64, append: bool, read: bool, write: bool },
+}
+
+/// The sealed side of a guest's descriptor table.
+#[derive(Debug, Default)]
+pub struct SealedFs {
+    mounts: Vec<SealedMount>,
+    preopens: Vec<u32>,
+    fds: HashMap<u32, Handle>,
+    next_fd: u32,
+}
+
+impl SealedFs {
+    /// Serves `mounts` at descriptors `first_preopen`, `first_preopen + 1`, …: the numbers of
+    /// their placeholder preopens in the wasmtime-wasi context (3 plus the number of ordinary
+    /// preopens before them).
+    pub fn new(mounts: Vec<SealedMount>, first_preopen: u32) -> Self {
+        let mut fds = HashMap::new();
+        let mut preopens = Vec::new();
+        for (i, _) in mounts.iter().enumerate() {
+            let fd = first_preopen + i as u32;
+            fds.insert(fd, Handle::Dir { mount: i, path: String::new() });
+            preopens.push(fd);
+        }
+        Self { mounts, preopens, fds, next_fd: FIRST_FILE_FD }
+    }
+
+    /// Whether a descriptor is served here.
+    pub fn owns(&self, fd: u32) -> bool {
+        self.fds.contains_key(&fd)
+    }
+
+    /// Commits every volume (the guest ended): what it wrote becomes durable.
+    ///
+    /// # Errors
+    /// The first volume that fails to commit.
+    pub fn commit_all(&mut self) -> std::result::Result<(), SealError> {
+        let ids: Vec<(usize, FileId)> = self
+            .fds
+            .values()
+            .filter_map(|h| match h {
+                Handle::File { mount, id, .. } => Some((*mount, *id)),
+                Handle::Dir { .. } => None,
+            })
+            .collect();
+        let mut first = None;
+        for (mount, id) in ids {
+            if let Err(e) = self.mounts[mount].volume.close(&id) {
+                first.get_or_insert(e);
+            }
+        }
+        self.fds.retain(|_, h| matches!(h, Handle::Dir { .. }));
+        for mount in &mut self.mounts {
+            if let Err(e) = mount.volume.commit() {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn handle(&mut self, fd: types::Fd) -> Result<&mut Handle> {
+        self.fds.get_mut(&u32::from(fd)).ok_or_else(|| Errno::Badf.into())
+    }
+
+    fn file(&mut self, fd: types::Fd) -> Result<(&mut Volume, FileId, &mut u64, bool, bool, bool)> {
+        if matches!(self.fds.get(&u32::from(fd)), Some(Handle::Dir { .. })) {
+            return Err(Errno::Isdir.into());
+        }
+        let Some(Handle::File { mount, id, pos, append, read, write }) = self.fds.get_mut(&u32::from(fd)) else {
+            return Err(Errno::Badf.into());
+        };
+        Ok((&mut self.mounts[*mount].volume, *id, pos, *append, *read, *write))
+    }
+
+    /// The volume and the guest path a (directory descriptor, relative path) pair names.
+    fn resolve(&mut self, memory: &GuestMemory<'_>, fd: types::Fd, path: GuestPtr<str>) -> Result<(usize, String)> {
+        if path.len() > MAX_PATH {
+            return Err(Errno::Nametoolong.into());
+        }
+        let relative = memory.as_cow_str(path)?.into_owned();
+        let Handle::Dir { mount, path: base } = self.handle(fd)? else { return Err(Errno::Notdir.into()) };
+        Ok((*mount, join(base, &relative)?))
+    }
+
+    fn allocate_fd(&mut self, handle: Handle) -> Result<types::Fd> {
+        for _ in 0..1024 {
+            let fd = self.next_fd;
+            self.next_fd = self.next_fd.checked_add(1).unwrap_or(FIRST_FILE_FD);
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.fds.entry(fd) {
+                slot.insert(handle);
+                return Ok(fd.into());
+            }
+        }
+        Err(Errno::Nfile.into())
+    }
+}
+
+/// Joins a relative guest path onto a directory's path within a volume, refusing absolute
+/// paths and `..` above the volume's root.
+fn join(base: &str, relative: &str) -> Result<String> {
+    if relative.starts_with('/') {
+        return Err(Errno::Perm.into());
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(Errno::Perm.into());
+                }
+            }
+            name => parts.push(name),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// The error number a sealed-volume error becomes for the guest.
+fn errno(e: &SealError) -> Errno {
+    match e {
+        SealError::NotFound(_) => Errno::Noent,
+        SealError::Exists(_) => Errno::Exist,
+        SealError::NotADirectory(_) => Errno::Notdir,
+        SealError::IsADirectory(_) => Errno::Isdir,
+        SealError::NotEmpty(_) => Errno::Notempty,
+        SealError::InvalidPath { .. } => Errno::Inval,
+        SealError::QuotaExceeded { .. } => Errno::Dquot,
+        SealError::TooLarge(_) => Errno::Fbig,
+        _ => Errno::Io,
+    }
+}
+
+fn fail(e: SealError) -> types::Error {
+    if !matches!(e, SealError::Integrity { .. } | SealError::QuotaExceeded { .. }) {
+        // Integrity and quota failures are logged where they are detected.
+        tracing::debug!("sealed filesystem: {e}");
+    }
+    errno(&e).into()
+}
+
+fn filetype(kind: Kind) -> types::Filetype {
+    match kind {
+        Kind::File => types::Filetype::RegularFile,
+        Kind::Dir => types::Filetype::Directory,
+    }
+}
+
+fn filestat(stat: lamina_seal::Stat) -> types::Filestat {
+    let time = u64::try_from(stat.mtime).unwrap_or(0);
+    types::Filestat {
+        dev: 0,
+        ino: stat.ino,
+        filetype: filetype(stat.kind),
+        nlink: 1,
+        size: stat.size,
+        atim: time,
+        mtim: time,
+        ctim: time,
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Store data that holds both descriptor tables.
+pub trait SealedView: Send {
+    /// The wasmtime-wasi context and the sealed filesystem.
+    fn split(&mut self) -> (&mut WasiP1Ctx, &mut SealedFs);
+}
+
+/// Shadows the filesystem functions of `wasi_snapshot_preview1` in a linker that already has
+/// wasmtime-wasi's (`wasmtime_wasi::p1::add_to_linker_sync`).
+///
+/// # Errors
+/// When the linker refuses a definition.
+pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    macro_rules! shadow {
+        // $fd: the argument that decides who serves the call; `async` for wasmtime-wasi's
+        // asynchronous functions.
+        ($kind:ident $name:ident ($($arg:ident : $ty:ty),*) by $fd:ident) => {
+            linker.func_wrap(
+                "wasi_snapshot_preview1",
+                stringify!($name),
+                |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
+                    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+                        wasmtime::bail!("missing required memory export");
+                    };
+                    let (bytes, data) = memory.data_and_store_mut(&mut caller);
+                    let mut memory = GuestMemory::Unshared(bytes);
+                    let (wasi, sealed) = data.split();
+                    if sealed.owns($fd as u32) {
+                        shadow!(@call $kind wsp1::$name(sealed, &mut memory, $($arg),*))
+                    } else {
+                        shadow!(@call $kind wsp1::$name(wasi, &mut memory, $($arg),*))
+                    }
+                },
+            )?;
+        };
+        (@call async $call:expr) => { Ok(wasmtime_wasi::runtime::in_tokio($call)?) };
+        (@call sync $call:expr) => { Ok($call?) };
+    }
+    shadow!(async fd_advise(fd: i32, offset: i64, len: i64, advice: i32) by fd);
+    shadow!(sync fd_allocate(fd: i32, offset: i64, len: i64) by fd);
+    shadow!(async fd_close(fd: i32) by fd);
+    shadow!(async fd_datasync(fd: i32) by fd);
+    shadow!(async fd_fdstat_get(fd: i32, out: i32) by fd);
+    shadow!(sync fd_fdstat_set_flags(fd: i32, flags: i32) by fd);
+    shadow!(sync fd_fdstat_set_rights(fd: i32, base: i64, inheriting: i64) by fd);
+    shadow!(async fd_filestat_get(fd: i32, out: i32) by fd);
+    shadow!(async fd_filestat_set_size(fd: i32, size: i64) by fd);
+    shadow!(async fd_filestat_set_times(fd: i32, atim: i64, mtim: i64, flags: i32) by fd);
+    shadow!(async fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, out: i32) by fd);
+    shadow!(sync fd_prestat_get(fd: i32, out: i32) by fd);
+    shadow!(sync fd_prestat_dir_name(fd: i32, path: i32, len: i32) by fd);
+    shadow!(async fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, out: i32) by fd);
+    shadow!(async fd_read(fd: i32, iovs: i32, iovs_len: i32, out: i32) by fd);
+    shadow!(async fd_readdir(fd: i32, buf: i32, len: i32, cookie: i64, out: i32) by fd);
+    shadow!(async fd_renumber(fd: i32, to: i32) by fd);
+    shadow!(async fd_seek(fd: i32, offset: i64, whence: i32, out: i32) by fd);
+    shadow!(async fd_sync(fd: i32) by fd);
+    shadow!(sync fd_tell(fd: i32, out: i32) by fd);
+    shadow!(async fd_write(fd: i32, iovs: i32, iovs_len: i32, out: i32) by fd);
+    shadow!(async path_create_directory(fd: i32, path: i32, len: i32) by fd);
+    shadow!(async path_filestat_get(fd: i32, flags: i32, path: i32, len: i32, out: i32) by fd);
+    shadow!(async path_filestat_set_times(fd: i32, flags: i32, path: i32, len: i32, atim: i64, mtim: i64, fst: i32) by fd);
+    shadow!(async path_link(fd: i32, flags: i32, path: i32, len: i32, to_fd: i32, to: i32, to_len: i32) by fd);
+    shadow!(async path_open(fd: i32, dirflags: i32, path: i32, len: i32, oflags: i32, base: i64, inheriting: i64, fdflags: i32, out: i32) by fd);
+    shadow!(async path_readlink(fd: i32, path: i32, len: i32, buf: i32, buf_len: i32, out: i32) by fd);
+    shadow!(async path_remove_directory(fd: i32, path: i32, len: i32) by fd);
+    shadow!(async path_rename(fd: i32, path: i32, len: i32, to_fd: i32, to: i32, to_len: i32) by fd);
+    shadow!(async path_symlink(path: i32, len: i32, fd: i32, to: i32, to_len: i32) by fd);
+    shadow!(async path_unlink_file(fd: i32, path: i32, len: i32) by fd);
+    Ok(())
+}
+
+/// Reads from a file into the guest's buffers; `offset` is `None` to use and advance the
+/// position.
+fn read_into(
+    sealed: &mut SealedFs,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    iovs: types::IovecArray,
+    offset: Option<u64>,
+) -> Result<types::Size> {
+    let (volume, id, pos, _, readable, _) = sealed.file(fd)?;
+    if !readable {
+        return Err(Errno::Badf.into());
+    }
+    let mut at = offset.unwrap_or(*pos);
+    let mut total: u32 = 0;
+    for iov in iovs.iter() {
+        let iov: types::Iovec = memory.read(iov?)?;
+        if iov.buf_len == 0 {
+            continue;
+        }
+        let buf = iov.buf.as_array(iov.buf_len);
+        let n = match memory.as_slice_mut(buf)? {
+            Some(slice) => volume.read_at(&id, at, slice).map_err(fail)?,
+            None => {
+                let mut tmp = vec![0; iov.buf_len as usize];
+                let n = volume.read_at(&id, at, &mut tmp).map_err(fail)?;
+                memory.copy_from_slice(&tmp[..n], buf.as_ptr().as_array(n as u32))?;
+                n
+            }
+        };
+        at += n as u64;
+        total += n as u32;
+        if n < iov.buf_len as usize {
+            break;
+        }
+    }
+    if offset.is_none() {
+        *pos = at;
+    }
+    Ok(total)
+}
+
+/// Writes the guest's buffers to a file; `offset` is `None` to use and advance the position
+/// (or the end, in append mode).
+fn write_from(
+    sealed: &mut SealedFs,
+    memory: &GuestMemory<'_>,
+    fd: types::Fd,
+    ciovs: types::CiovecArray,
+    offset: Option<u64>,
+) -> Result<types::Size> {
+    let (volume, id, pos, append, _, writable) = sealed.file(fd)?;
+    if !writable {
+        return Err(Errno::Badf.into());
+    }
+    let mut at = match offset {
+        Some(o) => o,
+        None if append => volume.file_stat(&id).size,
+        None => *pos,
+    };
+    let mut total: u32 = 0;
+    for ciov in ciovs.iter() {
+        let ciov: types::Ciovec = memory.read(ciov?)?;
+        if ciov.buf_len == 0 {
+            continue;
+        }
+        let bytes = memory.as_cow(ciov.buf.as_array(ciov.buf_len))?;
+        volume.write_at(&id, at, &bytes).map_err(fail)?;
+        at += bytes.len() as u64;
+        total += bytes.len() as u32;
+    }
+    if offset.is_none() {
+        *pos = at;
+    }
+    Ok(total)
+}
+
+fn set_times(fst: types::Fstflags, mtim: types::Timestamp) -> Option<i64> {
+    if fst.contains(types::Fstflags::MTIM_NOW) {
+        Some(now_ns())
+    } else if fst.contains(types::Fstflags::MTIM) {
+        Some(i64::try_from(mtim).unwrap_or(i64::MAX))
+    } else {
+        None
+    }
+}
+
+/// Called for descriptors [`SealedFs`] owns; the functions it does not shadow are never called.
+impl WasiSnapshotPreview1 for SealedFs {
+    fn set_hostcall_fuel(&mut self, _fuel: usize) {}
+
+    fn args_get(&mut self, _: &mut GuestMemory<'_>, _: GuestPtr<GuestPtr<u8>>, _: GuestPtr<u8>) -> Result<()> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn args_sizes_get(&mut self, _: &mut GuestMemory<'_>) -> Result<(types::Size, types::Size)> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn environ_get(&mut self, _: &mut GuestMemory<'_>, _: GuestPtr<GuestPtr<u8>>, _: GuestPtr<u8>) -> Result<()> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn environ_sizes_get(&mut self, _: &mut GuestMemory<'_>) -> Result<(types::Size, types::Size)> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn clock_res_get(&mut self, _: &mut GuestMemory<'_>, _: types::Clockid) -> Result<types::Timestamp> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn clock_time_get(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        _: types::Clockid,
+        _: types::Timestamp,
+    ) -> Result<types::Timestamp> {
+        Err(Errno::Nosys.into())
+    }
+
+    async fn fd_advise(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        _: types::Filesize,
+        _: types::Filesize,
+        _: types::Advice,
+    ) -> Result<()> {
+        self.handle(fd).map(|_| ())
+    }
+
+    fn fd_allocate(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        offset: types::Filesize,
+        len: types::Filesize,
+    ) -> Result<()> {
+        let (volume, id, ..) = self.file(fd)?;
+        let end = offset.checked_add(len).ok_or(Errno::Fbig)?;
+        if end > volume.file_stat(&id).size {
+            volume.set_len(&id, end).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    async fn fd_close(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<()> {
+        let raw = u32::from(fd);
+        if self.preopens.contains(&raw) {
+            // Closing a preopen is allowed; the volume stays mounted for the commit at exit.
+            self.fds.remove(&raw);
+            return Ok(());
+        }
+        match self.fds.remove(&raw) {
+            Some(Handle::File { mount, id, .. }) => self.mounts[mount].volume.close(&id).map_err(fail),
+            Some(Handle::Dir { .. }) => Ok(()),
+            None => Err(Errno::Badf.into()),
+        }
+    }
+
+    async fn fd_datasync(&mut self, m: &mut GuestMemory<'_>, fd: types::Fd) -> Result<()> {
+        self.fd_sync(m, fd).await
+    }
+
+    async fn fd_fdstat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat> {
+        let (filetype, flags) = match self.handle(fd)? {
+            Handle::Dir { .. } => (types::Filetype::Directory, types::Fdflags::empty()),
+            Handle::File { append, .. } => {
+                (types::Filetype::RegularFile, if *append { types::Fdflags::APPEND } else { types::Fdflags::empty() })
+            }
+        };
+        Ok(types::Fdstat {
+            fs_filetype: filetype,
+            fs_flags: flags,
+            fs_rights_base: types::Rights::all(),
+            fs_rights_inheriting: types::Rights::all(),
+        })
+    }
+
+    fn fd_fdstat_set_flags(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<()> {
+        match self.handle(fd)? {
+            Handle::File { append, .. } => {
+                *append = flags.contains(types::Fdflags::APPEND);
+                Ok(())
+            }
+            Handle::Dir { .. } => Err(Errno::Badf.into()),
+        }
+    }
+
+    fn fd_fdstat_set_rights(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        _: types::Rights,
+        _: types::Rights,
+    ) -> Result<()> {
+        self.handle(fd).map(|_| ())
+    }
+
+    async fn fd_filestat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filestat> {
+        let stat = match self.handle(fd)? {
+            Handle::Dir { mount, path } => {
+                let (mount, path) = (*mount, path.clone());
+                self.mounts[mount].volume.stat(&path).map_err(fail)?
+            }
+            Handle::File { mount, id, .. } => {
+                let (mount, id) = (*mount, *id);
+                self.mounts[mount].volume.file_stat(&id)
+            }
+        };
+        Ok(filestat(stat))
+    }
+
+    async fn fd_filestat_set_size(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        size: types::Filesize,
+    ) -> Result<()> {
+        let (volume, id, _, _, _, writable) = self.file(fd)?;
+        if !writable {
+            return Err(Errno::Badf.into());
+        }
+        volume.set_len(&id, size).map_err(fail)
+    }
+
+    async fn fd_filestat_set_times(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        _: types::Timestamp,
+        mtim: types::Timestamp,
+        fst: types::Fstflags,
+    ) -> Result<()> {
+        let Some(mtime) = set_times(fst, mtim) else { return Ok(()) };
+        let (mount, path) = match self.handle(fd)? {
+            Handle::Dir { mount, path } => (*mount, path.clone()),
+            Handle::File { .. } => return Ok(()),
+        };
+        self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail)
+    }
+
+    async fn fd_read(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        iovs: types::IovecArray,
+    ) -> Result<types::Size> {
+        read_into(self, memory, fd, iovs, None)
+    }
+
+    async fn fd_pread(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        iovs: types::IovecArray,
+        offset: types::Filesize,
+    ) -> Result<types::Size> {
+        read_into(self, memory, fd, iovs, Some(offset))
+    }
+
+    async fn fd_write(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        ciovs: types::CiovecArray,
+    ) -> Result<types::Size> {
+        write_from(self, memory, fd, ciovs, None)
+    }
+
+    async fn fd_pwrite(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        ciovs: types::CiovecArray,
+        offset: types::Filesize,
+    ) -> Result<types::Size> {
+        write_from(self, memory, fd, ciovs, Some(offset))
+    }
+
+    fn fd_prestat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Prestat> {
+        let raw = u32::from(fd);
+        let index = self.preopens.iter().position(|p| *p == raw).ok_or(Errno::Badf)?;
+        let len = self.mounts[index].guest.len() as u32;
+        Ok(types::Prestat::Dir(types::PrestatDir { pr_name_len: len }))
+    }
+
+    fn fd_prestat_dir_name(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<u8>,
+        max: types::Size,
+    ) -> Result<()> {
+        let raw = u32::from(fd);
+        let index = self.preopens.iter().position(|p| *p == raw).ok_or(Errno::Badf)?;
+        let name = self.mounts[index].guest.as_bytes();
+        if name.len() > max as usize {
+            return Err(Errno::Nametoolong.into());
+        }
+        memory.copy_from_slice(name, path.as_array(name.len() as u32))?;
+        Ok(())
+    }
+
+    async fn fd_renumber(&mut self, _: &mut GuestMemory<'_>, from: types::Fd, to: types::Fd) -> Result<()> {
+        let (from, to) = (u32::from(from), u32::from(to));
+        if !self.fds.contains_key(&to) {
+            // Moving a sealed descriptor over one of wasmtime-wasi's is not supported.
+            return Err(Errno::Badf.into());
+        }
+        if from == to {
+            return Ok(());
+        }
+        let handle = self.fds.remove(&from).ok_or(Errno::Badf)?;
+        if let Some(Handle::File { mount, id, .. }) = self.fds.insert(to, handle) {
+            self.mounts[mount].volume.close(&id).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    async fn fd_seek(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        offset: types::Filedelta,
+        whence: types::Whence,
+    ) -> Result<types::Filesize> {
+        let (volume, id, pos, ..) = self.file(fd)?;
+        let base = match whence {
+            types::Whence::Set => 0,
+            types::Whence::Cur => *pos as i128,
+            types::Whence::End => volume.file_stat(&id).size as i128,
+        };
+        let target = base + i128::from(offset);
+        *pos = u64::try_from(target).map_err(|_| Errno::Inval)?;
+        Ok(*pos)
+    }
+
+    async fn fd_sync(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<()> {
+        let mount = match self.handle(fd)? {
+            Handle::Dir { mount, .. } | Handle::File { mount, .. } => *mount,
+        };
+        self.mounts[mount].volume.commit().map_err(|e| {
+            tracing::error!("sealed volume {}: commit failed: {e}", self.mounts[mount].volume.dir().display());
+            fail(e)
+        })
+    }
+
+    fn fd_tell(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filesize> {
+        let (_, _, pos, ..) = self.file(fd)?;
+        Ok(*pos)
+    }
+
+    async fn fd_readdir(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        buf: GuestPtr<u8>,
+        buf_len: types::Size,
+        cookie: types::Dircookie,
+    ) -> Result<types::Size> {
+        let Handle::Dir { mount, path } = self.handle(fd)? else { return Err(Errno::Notdir.into()) };
+        let (mount, path) = (*mount, path.clone());
+        let volume = &self.mounts[mount].volume;
+        let own = volume.stat(&path).map_err(fail)?.ino;
+        let mut entries = vec![(".".to_owned(), Kind::Dir, own), ("..".to_owned(), Kind::Dir, own)];
+        entries.extend(volume.readdir(&path).map_err(fail)?.into_iter().map(|e| (e.name, e.kind, e.ino)));
+        let mut out = Vec::new();
+        for (n, (name, kind, ino)) in
+            entries.into_iter().enumerate().skip(usize::try_from(cookie).unwrap_or(usize::MAX))
+        {
+            if out.len() >= buf_len as usize {
+                break;
+            }
+            out.extend_from_slice(&(n as u64 + 1).to_le_bytes());
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.push(filetype(kind) as u8);
+            out.extend_from_slice(&[0; 3]);
+            out.extend_from_slice(name.as_bytes());
+        }
+        out.truncate(buf_len as usize);
+        memory.copy_from_slice(&out, buf.as_array(out.len() as u32))?;
+        Ok(out.len() as u32)
+    }
+
+    async fn path_create_directory(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<()> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        self.mounts[mount].volume.mkdir(&path).map_err(fail)
+    }
+
+    async fn path_filestat_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        _: types::Lookupflags,
+        path: GuestPtr<str>,
+    ) -> Result<types::Filestat> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        self.mounts[mount].volume.stat(&path).map(filestat).map_err(fail)
+    }
+
+    async fn path_filestat_set_times(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        _: types::Lookupflags,
+        path: GuestPtr<str>,
+        _: types::Timestamp,
+        mtim: types::Timestamp,
+        fst: types::Fstflags,
+    ) -> Result<()> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        match set_times(fst, mtim) {
+            Some(mtime) => self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail),
+            None => self.mounts[mount].volume.stat(&path).map(|_| ()).map_err(fail),
+        }
+    }
+
+    async fn path_link(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        _: types::Fd,
+        _: types::Lookupflags,
+        _: GuestPtr<str>,
+        _: types::Fd,
+        _: GuestPtr<str>,
+    ) -> Result<()> {
+        // Sealed files have one name each.
+        Err(Errno::Notsup.into())
+    }
+
+    async fn path_open(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        _: types::Lookupflags,
+        path: GuestPtr<str>,
+        oflags: types::Oflags,
+        rights: types::Rights,
+        _: types::Rights,
+        fdflags: types::Fdflags,
+    ) -> Result<types::Fd> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        let flags = OpenFlags {
+            create: oflags.contains(types::Oflags::CREAT),
+            exclusive: oflags.contains(types::Oflags::EXCL),
+            truncate: oflags.contains(types::Oflags::TRUNC),
+            directory: oflags.contains(types::Oflags::DIRECTORY),
+        };
+        let opened = self.mounts[mount].volume.open_path(&path, flags).map_err(fail)?;
+        let handle = match opened {
+            Opened::Dir => Handle::Dir { mount, path },
+            Opened::File(id) => Handle::File {
+                mount,
+                id,
+                pos: 0,
+                append: fdflags.contains(types::Fdflags::APPEND),
+                read: rights.contains(types::Rights::FD_READ),
+                write: rights.intersects(
+                    types::Rights::FD_WRITE | types::Rights::FD_ALLOCATE | types::Rights::FD_FILESTAT_SET_SIZE,
+                ) || flags.truncate
+                    || flags.create,
+            },
+        };
+        self.allocate_fd(handle)
+    }
+
+    async fn path_readlink(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<str>,
+        _: GuestPtr<u8>,
+        _: types::Size,
+    ) -> Result<types::Size> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        self.mounts[mount].volume.stat(&path).map_err(fail)?;
+        // There are no symbolic links in a sealed volume.
+        Err(Errno::Inval.into())
+    }
+
+    async fn path_remove_directory(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<()> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        self.mounts[mount].volume.rmdir(&path).map_err(fail)
+    }
+
+    async fn path_rename(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        from: GuestPtr<str>,
+        to_fd: types::Fd,
+        to: GuestPtr<str>,
+    ) -> Result<()> {
+        let (mount, from) = self.resolve(memory, fd, from)?;
+        if !self.owns(u32::from(to_fd)) {
+            return Err(Errno::Xdev.into());
+        }
+        let (to_mount, to) = self.resolve(memory, to_fd, to)?;
+        if mount != to_mount {
+            return Err(Errno::Xdev.into());
+        }
+        self.mounts[mount].volume.rename(&from, &to).map_err(fail)
+    }
+
+    async fn path_symlink(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        _: GuestPtr<str>,
+        _: types::Fd,
+        _: GuestPtr<str>,
+    ) -> Result<()> {
+        Err(Errno::Notsup.into())
+    }
+
+    async fn path_unlink_file(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<()> {
+        let (mount, path) = self.resolve(memory, fd, path)?;
+        self.mounts[mount].volume.unlink(&path).map_err(fail)
+    }
+
+    async fn poll_oneoff(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        _: GuestPtr<types::Subscription>,
+        _: GuestPtr<types::Event>,
+        _: types::Size,
+    ) -> Result<types::Size> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn proc_exit(&mut self, _: &mut GuestMemory<'_>, _: types::Exitcode) -> wasmtime::Error {
+        wasmtime::Error::msg("proc_exit is not served by the sealed filesystem")
+    }
+
+    fn proc_raise(&mut self, _: &mut GuestMemory<'_>, _: types::Signal) -> Result<()> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn sched_yield(&mut self, _: &mut GuestMemory<'_>) -> Result<()> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn random_get(&mut self, _: &mut GuestMemory<'_>, _: GuestPtr<u8>, _: types::Size) -> Result<()> {
+        Err(Errno::Nosys.into())
+    }
+
+    fn sock_accept(&mut self, _: &mut GuestMemory<'_>, _: types::Fd, _: types::Fdflags) -> Result<types::Fd> {
+        Err(Errno::Notsock.into())
+    }
+
+    fn sock_recv(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        _: types::Fd,
+        _: types::IovecArray,
+        _: types::Riflags,
+    ) -> Result<(types::Size, types::Roflags)> {
+        Err(Errno::Notsock.into())
+    }
+
+    fn sock_send(
+        &mut self,
+        _: &mut GuestMemory<'_>,
+        _: types::Fd,
+        _: types::CiovecArray,
+        _: types::Siflags,
+    ) -> Result<types::Size> {
+        Err(Errno::Notsock.into())
+    }
+
+    fn sock_shutdown(&mut self, _: &mut GuestMemory<'_>, _: types::Fd, _: types::Sdflags) -> Result<()> {
+        Err(Errno::Notsock.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_volume() {
+        assert_eq!(join("", "a/b/../c").ok(), Some("a/c".into()));
+        assert_eq!(join("a", "./b//c").ok(), Some("a/b/c".into()));
+        assert_eq!(join("a", "..").ok(), Some(String::new()));
+        assert!(join("", "..").is_err());
+        assert!(join("a", "../../x").is_err());
+        assert!(join("", "/etc/passwd").is_err());
+    }
+}
