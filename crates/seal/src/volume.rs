@@ -47,6 +47,8 @@ const MAX_FILE: u64 = (u32::MAX as u64) * CHUNK as u64;
 const HEADER_FILE: &str = "volume.lamina";
 const MANIFESTS: [&str; 2] = ["manifest.0", "manifest.1"];
 const OBJECTS: &str = "objects";
+/// Manifest files are padded to a multiple of this.
+const MANIFEST_PAD: usize = 4096;
 
 /// A file's identity within a volume.
 pub type FileId = [u8; 16];
@@ -347,7 +349,11 @@ impl Volume {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io("read", &path)(e)),
             };
-            let Some(plain) = format::open_manifest(&self.keys.manifest, &self.header.volume_id, &stored) else {
+            let sealed = stored
+                .get(..4)
+                .and_then(|len| stored.get(4..4 + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize))
+                .unwrap_or_default();
+            let Some(plain) = format::open_manifest(&self.keys.manifest, &self.header.volume_id, sealed) else {
                 problems.push(format!("{name} fails authentication"));
                 continue;
             };
@@ -993,8 +999,16 @@ impl Volume {
             .truncate(false)
             .open(&path)
             .map_err(io("open", &path))?;
-        file.write_all_at(&sealed, 0).map_err(io("write", &path))?;
-        file.set_len(sealed.len() as u64).map_err(io("write", &path))?;
+        // Stored as `length u32 | sealed manifest | zeros` padded to 4 KiB, so that the file's size
+        // (metadata the sync must also write) changes only when the manifest outgrows it.
+        let mut stored = Vec::with_capacity(sealed.len() + MANIFEST_PAD);
+        stored.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        stored.extend_from_slice(&sealed);
+        stored.resize(stored.len().div_ceil(MANIFEST_PAD) * MANIFEST_PAD, 0);
+        file.write_all_at(&stored, 0).map_err(io("write", &path))?;
+        if file.metadata().map_err(io("stat", &path))?.len() != stored.len() as u64 {
+            file.set_len(stored.len() as u64).map_err(io("write", &path))?;
+        }
         file.sync_data().map_err(io("sync", &path))?;
         if self.version == 0 {
             sync_dir(&self.dir)?;
