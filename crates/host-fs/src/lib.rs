@@ -242,9 +242,13 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
                     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
                         wasmtime::bail!("missing required memory export");
                     };
+                    // wasmtime-wasi bounds what one call may copy by the store's hostcall fuel,
+                    // handed over before each call as its own glue does.
+                    let fuel = wasmtime::AsContextMut::as_context_mut(&mut caller).hostcall_fuel();
                     let (bytes, data) = memory.data_and_store_mut(&mut caller);
                     let mut memory = GuestMemory::Unshared(bytes);
                     let (wasi, sealed) = data.split();
+                    wasi.set_hostcall_fuel(fuel);
                     if sealed.owns($fd as u32) {
                         shadow!(@call $kind wsp1::$name(sealed, &mut memory, $($arg),*))
                     } else {
