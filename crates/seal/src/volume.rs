@@ -203,8 +203,8 @@ impl Volume {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         let header_path = dir.join(HEADER_FILE);
         let exists = header_path.exists();
-        if !exists && std::fs::read_dir(dir).map_err(io("list", dir))?.next().is_some() {
-            return Err(SealError::NotSealed { dir: dir.into() });
+        if !exists {
+            clear_unfinished_creation(dir)?;
         }
         let root = platform.sealing_root()?;
         let platform_name = platform.info().kind.name();
@@ -1061,6 +1061,30 @@ impl Drop for Volume {
             tracing::error!(volume = %self.dir.display(), "the last writes could not be committed: {e}");
         }
     }
+}
+
+/// A directory without a header is new, or a creation that crashed before writing its header
+/// (which is written last): then it holds only an empty `objects/`, manifest copies and the
+/// temporary header, and is cleared to start again. Anything else is someone's data.
+fn clear_unfinished_creation(dir: &Path) -> Result<(), SealError> {
+    let leftovers = ["objects", MANIFESTS[0], MANIFESTS[1], "volume.lamina.tmp"];
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io("list", dir))? {
+        let entry = entry.map_err(io("list", dir))?;
+        let name = entry.file_name();
+        let is_leftover = leftovers.iter().any(|l| name == *l);
+        let empty_objects =
+            name == "objects" && std::fs::read_dir(entry.path()).map_err(io("list", &entry.path()))?.next().is_none();
+        if !is_leftover || (name == "objects" && !empty_objects) {
+            return Err(SealError::NotSealed { dir: dir.into() });
+        }
+        found.push(entry.path());
+    }
+    for path in found {
+        let removed = if path.is_dir() { std::fs::remove_dir(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(io("remove", &path))?;
+    }
+    Ok(())
 }
 
 fn fill(rng: &SystemRandom, out: &mut [u8]) {
