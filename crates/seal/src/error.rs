@@ -41,7 +41,7 @@ pub enum SealError {
         used: u64,
     },
     /// Sealed data failed its integrity check: modified, swapped, truncated or replaced.
-    #[error("integrity error in {}: {file}: {reason}", dir.display())]
+    #[error("integrity error in {}: {file}: {reason}; restore the directory from a copy made by this workload, or move it away to start empty", dir.display())]
     Integrity {
         /// The volume's host directory.
         dir: PathBuf,
@@ -52,7 +52,7 @@ pub enum SealError {
     },
     /// The volume is older than its monotonic counter says: an older copy was put back.
     #[error(
-        "rollback detected in {}: the sealed state is version {found} but {counter} says at least {expected}; an older copy of the directory was put back",
+        "rollback detected in {}: the sealed state is version {found} but {counter} says at least {expected}; an older copy of the directory was put back (restore the newest copy, or move it away to start empty)",
         dir.display()
     )]
     Rollback {
@@ -66,7 +66,10 @@ pub enum SealError {
         counter: String,
     },
     /// The volume is sealed to another identity.
-    #[error("{} is sealed to {sealed_to}; this workload is {this}: another module cannot open it", dir.display())]
+    #[error(
+        "{} is sealed to {sealed_to}; this workload is {this}: another module cannot open it (run the module it is sealed to, or seal to a signer with --seal-to signer:KEYFILE so that signed upgrades can)",
+        dir.display()
+    )]
     WrongIdentity {
         /// The volume's host directory.
         dir: PathBuf,
