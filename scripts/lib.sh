@@ -13,13 +13,19 @@ build_guests() {
     done
 }
 
-# build_examples: the example guests (examples/*) for wasm32-wasip1, into target/examples. Each is
-# a workspace of its own, built from its directory so that cargo reads its .cargo/config.toml
-# (how clang compiles the C in it).
+# build_examples: the example guests (examples/*) into target/examples: the SQLite one for
+# wasm32-wasip1, the Rust SDK ones for wasm32-wasip2, the C one with clang and wasi-libc. Each
+# Rust one is a workspace of its own, built from its directory so that cargo reads its
+# .cargo/config.toml (how clang compiles the C in it).
 build_examples() {
-    say "building example guests for wasm32-wasip1"
+    say "building example guests (wasm32-wasip1, wasm32-wasip2, C)"
     (cd "$ROOT/examples/sqlite" && cargo build --release --quiet --target wasm32-wasip1 \
         --target-dir "$ROOT/target/examples")
+    (cd "$ROOT/examples/services" && cargo build --release --quiet --target wasm32-wasip2 \
+        --target-dir "$ROOT/target/examples")
+    mkdir -p "$ROOT/target/examples/c"
+    clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -I "$ROOT/include" \
+        -o "$ROOT/target/examples/c/c-services.wasm" "$ROOT/examples/c-services/services.c"
 }
 
 # build_cross [--release]: lamina for aarch64 (with its compiler), into target/cross. Without the

@@ -21,7 +21,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run a WASI module (preview 1), component (preview 2) or artifact made by `lamina compile`.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile a .wasm ahead of time into an artifact for a target.
     Compile(CompileArgs),
     /// Describe a .wasm or an artifact: kind, hash, imports and exports, or target and engine.
@@ -216,9 +216,38 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "module|signer:KEYFILE", default_value = "module", value_parser = parse_seal_to)]
     pub(crate) seal_to: SealToArg,
 
-    /// The most file content each sealed directory may hold.
+    /// The most file content each sealed directory (and the `--kv` store) may hold.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub(crate) sealed_quota: ByteSize,
+
+    /// Give the guest a sealed key-value store (`wasi:keyvalue`, or the `lamina:keyvalue`
+    /// imports), kept in DIR and sealed like `--sealed-dir`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) kv: Option<PathBuf>,
+
+    /// Give the guest a secret, read from FILE now; the guest reads it by NAME through
+    /// `lamina:secrets`. Values are never written to disk or logged.
+    #[arg(long = "secret", value_name = "NAME=FILE", value_parser = parse_secret)]
+    pub(crate) secrets: Vec<(String, PathBuf)>,
+
+    /// Let the guest attest itself (`lamina:attestation`) on the platform (`--platform`).
+    #[arg(long)]
+    pub(crate) attestation: bool,
+
+    /// Appraise the guest's self-attestation against this policy and give it the signed result
+    /// (implies `--attestation`; needs `--verifier-key`).
+    #[arg(long, value_name = "POLICY", requires = "verifier_key")]
+    pub(crate) verifier_policy: Option<PathBuf>,
+
+    /// The PEM private key (P-256) that signs the attestation results given to the guest.
+    #[arg(long, value_name = "KEY", requires = "verifier_policy")]
+    pub(crate) verifier_key: Option<PathBuf>,
+
+    /// Also run MODULE in this process, on the same message bus (repeatable). It gets no
+    /// arguments, the same limits and secrets, and no sealed storage; the exit code is the
+    /// first guest's, or else the first failing one's.
+    #[arg(long = "with", value_name = "MODULE")]
+    pub(crate) peers: Vec<PathBuf>,
 
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
@@ -311,6 +340,13 @@ fn parse_hex(s: &str) -> Result<HexBytes, String> {
 fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
     humantime::parse_rfc3339_weak(s)
         .map_err(|e| format!("`{s}` is not an RFC 3339 time (e.g. 2025-06-25T00:00:00Z): {e}"))
+}
+
+fn parse_secret(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_owned(), file.into())),
+        _ => Err(format!("`{s}` is not NAME=FILE")),
+    }
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -1,7 +1,11 @@
 //! Per-instance host state: the WASI context and the memory limiter that records what a guest
 //! asked for, so an out-of-memory death can be explained.
 
+use lamina_host_attest::AttestCtx;
 use lamina_host_fs::{SealedFs, SealedView};
+use lamina_host_kv::KvCtx;
+use lamina_host_messaging::MessagingCtx;
+use lamina_host_secrets::SecretsCtx;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -14,12 +18,29 @@ pub(crate) struct P1Host {
     pub(crate) sealed: SealedFs,
     /// The empty directory the sealed mounts' placeholder preopens point at.
     pub(crate) _placeholder: Option<tempfile::TempDir>,
+    /// Lamina's services beyond WASI.
+    pub(crate) lamina: GuestServices,
 }
 
 impl P1Host {
     pub(crate) fn new(wasi: WasiP1Ctx, max_memory: Option<u64>) -> Self {
-        Self { wasi, limiter: Limiter::new(max_memory), sealed: SealedFs::default(), _placeholder: None }
+        Self {
+            wasi,
+            limiter: Limiter::new(max_memory),
+            sealed: SealedFs::default(),
+            _placeholder: None,
+            lamina: GuestServices::default(),
+        }
     }
+}
+
+/// One instance's state of each Lamina host service.
+#[derive(Debug, Default)]
+pub(crate) struct GuestServices {
+    pub(crate) secrets: SecretsCtx,
+    pub(crate) kv: KvCtx,
+    pub(crate) attest: AttestCtx,
+    pub(crate) messaging: MessagingCtx,
 }
 
 impl SealedView for P1Host {
@@ -33,6 +54,8 @@ pub(crate) struct P2Host {
     pub(crate) ctx: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
+    /// Lamina's services beyond WASI.
+    pub(crate) lamina: GuestServices,
 }
 
 impl WasiView for P2Host {

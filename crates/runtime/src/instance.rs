@@ -9,10 +9,15 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::engine::{EPOCH_TICK, ProfileLimits};
-use crate::host::{Limiter, P1Host, P2Host};
+use crate::host::{GuestServices, Limiter, P1Host, P2Host};
 use crate::program::{Linked, Program};
 use crate::{Error, InstantiateError};
+use lamina_host_attest::{AttestCtx, Attester};
 use lamina_host_fs::{SealedFs, SealedMount};
+use lamina_host_kv::{KvCtx, KvStore};
+use lamina_host_messaging::{Broker, MessagingCtx};
+use lamina_host_secrets::{Secrets, SecretsCtx};
+use std::sync::Arc;
 
 /// Where a guest's output goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,12 +48,52 @@ pub struct WasiConfig {
     pub stderr: Output,
 }
 
-/// Host services given to one instance beyond WASI.
-#[derive(Debug, Default)]
+/// Host services given to one instance beyond WASI. A service left out answers the guest with
+/// its "unavailable" error (or, for secrets, "not found"), never a trap.
+#[derive(Default)]
 pub struct Services {
     /// Sealed directories: a guest sees each as an ordinary preopened directory, the host sees
     /// ciphertext.
     pub sealed: Vec<SealedMount>,
+    /// Secrets the guest may read.
+    pub secrets: Option<Arc<Secrets>>,
+    /// The sealed key-value store.
+    pub keyvalue: Option<Arc<KvStore>>,
+    /// Self-attestation.
+    pub attestation: Option<Arc<Attester>>,
+    /// The message broker.
+    pub messaging: Option<Arc<dyn Broker>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("sealed", &self.sealed)
+            .field("secrets", &self.secrets)
+            .field("keyvalue", &self.keyvalue)
+            .field("attestation", &self.attestation)
+            .field("messaging", &self.messaging.is_some())
+            .finish()
+    }
+}
+
+impl Services {
+    fn guest(
+        secrets: Option<Arc<Secrets>>,
+        keyvalue: Option<Arc<KvStore>>,
+        attestation: Option<Arc<Attester>>,
+        messaging: Option<Arc<dyn Broker>>,
+        deadline: Option<Instant>,
+    ) -> GuestServices {
+        let mut messaging = MessagingCtx::new(messaging);
+        messaging.set_deadline(deadline);
+        GuestServices {
+            secrets: SecretsCtx::new(secrets.unwrap_or_default()),
+            kv: KvCtx::new(keyvalue),
+            attest: AttestCtx::new(attestation),
+            messaging,
+        }
+    }
 }
 
 /// Bounds on one instance.
@@ -234,10 +279,19 @@ impl Program {
         let max_memory = limits.max_memory.map(ByteSize::bytes);
         let engine = &self.engine.inner;
         let started = Instant::now();
+        let Services { sealed, secrets, keyvalue, attestation, messaging } = services;
+        let lamina = Services::guest(
+            secrets,
+            keyvalue,
+            attestation,
+            messaging,
+            limits.timeout.and_then(|t| started.checked_add(t)),
+        );
         let state = match &self.linked {
             Linked::Module(pre) => {
                 let mut host = P1Host::new(builder.build_p1(), max_memory);
-                host.sealed = SealedFs::new(services.sealed, first_sealed_fd);
+                host.sealed = SealedFs::new(sealed, first_sealed_fd);
+                host.lamina = lamina;
                 host._placeholder = placeholder;
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
@@ -245,7 +299,8 @@ impl Program {
                 State::Module { store, instance }
             }
             Linked::Component(pre) => {
-                let host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
+                let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
+                host.lamina = lamina;
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
                 let command = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;

@@ -42,6 +42,10 @@ pub use engine::{EPOCH_TICK, Engine, EngineOptions, ProfileLimits, WASMTIME_VERS
 pub use error::{ArtifactError, Error, InstantiateError, LoadError};
 pub use inspect::{Description, Item, describe};
 pub use instance::{Exit, Instance, Limits, Output, ResourceUsage, Services, Trap, TrapReason, WasiConfig};
+pub use lamina_host_attest::{Appraiser, Attester, Identity};
 pub use lamina_host_fs::SealedMount;
+pub use lamina_host_kv::KvStore;
+pub use lamina_host_messaging::{Broker, LocalBus};
+pub use lamina_host_secrets::Secrets;
 pub use program::Program;
 pub use wasmtime::Val;

@@ -204,6 +204,7 @@ impl Engine {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
             .map_err(|e| Error::Engine(crate::error::chain(&e)))?;
         lamina_host_fs::add_to_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+        add_services_to_module_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
         // List every unmet import at once rather than the first one the linker trips on.
         let mut store = wasmtime::Store::new(&self.inner, P1Host::new(WasiCtxBuilder::new().build_p1(), None));
         let provided: BTreeSet<(String, String)> =
@@ -224,6 +225,7 @@ impl Engine {
         // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or later
         // can report an exact code through `exit-with-code`, which is linked too.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+        add_services_to_component_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
         let pre = linker.instantiate_pre(component).map_err(|e| {
             let text = crate::error::chain(&e);
             match text.split('`').nth(1) {
@@ -241,6 +243,22 @@ impl Engine {
             .into()
         })
     }
+}
+
+/// Lamina's host services as core-module imports (`include/lamina.h`).
+fn add_services_to_module_linker(linker: &mut wasmtime::Linker<P1Host>) -> wasmtime::Result<()> {
+    lamina_host_secrets::add_to_module_linker(linker, |h| &mut h.lamina.secrets)?;
+    lamina_host_kv::add_to_module_linker(linker, |h| &mut h.lamina.kv)?;
+    lamina_host_attest::add_to_module_linker(linker, |h| &mut h.lamina.attest)?;
+    lamina_host_messaging::add_to_module_linker(linker, |h| &mut h.lamina.messaging)
+}
+
+/// Lamina's host services as WIT interfaces (`wit/`).
+fn add_services_to_component_linker(linker: &mut wasmtime::component::Linker<P2Host>) -> wasmtime::Result<()> {
+    lamina_host_secrets::add_to_component_linker(linker, |h| &mut h.lamina.secrets)?;
+    lamina_host_kv::add_to_component_linker(linker, |h| &mut h.lamina.kv)?;
+    lamina_host_attest::add_to_component_linker(linker, |h| &mut h.lamina.attest)?;
+    lamina_host_messaging::add_to_component_linker(linker, |h| &mut h.lamina.messaging)
 }
 
 /// Reads a file, saying clearly when it is missing or a directory.
@@ -300,7 +318,7 @@ fn compile_error(wasm: &[u8], e: &wasmtime::Error) -> Error {
 
 /// Makes a fresh WASI preview 2 host state; used by instantiation.
 pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limiter) -> P2Host {
-    P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter }
+    P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter, lamina: crate::host::GuestServices::default() }
 }
 
 #[cfg(all(test, feature = "compiler"))]

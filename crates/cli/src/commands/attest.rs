@@ -59,7 +59,7 @@ pub(crate) fn attest(args: AttestArgs) -> anyhow::Result<i32> {
 }
 
 /// The hash of the running `lamina` binary: what the claims call the runtime measurement.
-fn runtime_measurement() -> anyhow::Result<Vec<u8>> {
+pub(crate) fn runtime_measurement() -> anyhow::Result<Vec<u8>> {
     let exe = std::env::current_exe().context("cannot find the running lamina binary")?;
     let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
     Ok(sha2::Sha256::digest(&bytes).to_vec())

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod appraiser;
 mod attest;
 mod compile;
 mod inspect;
@@ -13,7 +14,7 @@ use crate::cli::{Cli, Command};
 /// Runs a parsed command line; returns the process exit code.
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => run::run(args, cli.verbose),
+        Command::Run(args) => run::run(*args, cli.verbose),
         Command::Compile(args) => compile::compile(args).map(|()| 0),
         Command::Inspect(args) => inspect::inspect(args).map(|()| 0),
         Command::Attest(args) => attest::attest(args),

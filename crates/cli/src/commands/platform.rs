@@ -34,7 +34,7 @@ pub(crate) fn open_platform(
     args: &PlatformArgs,
     module: Option<&ModuleHash>,
     announce: bool,
-) -> anyhow::Result<Box<dyn Platform>> {
+) -> anyhow::Result<Box<dyn Platform + Send>> {
     let choice = match args.platform {
         PlatformChoice::Auto => {
             let found = lamina_tee::detect(&detect_options(args)).into_iter().find(|d| d.available);
@@ -72,7 +72,11 @@ pub(crate) fn open_platform(
 }
 
 #[cfg(feature = "tpm")]
-fn open_tpm(args: &PlatformArgs, module: Option<&ModuleHash>, announce: bool) -> anyhow::Result<Box<dyn Platform>> {
+fn open_tpm(
+    args: &PlatformArgs,
+    module: Option<&ModuleHash>,
+    announce: bool,
+) -> anyhow::Result<Box<dyn Platform + Send>> {
     let tcti = args
         .tcti
         .as_deref()
@@ -95,6 +99,10 @@ fn open_tpm(args: &PlatformArgs, module: Option<&ModuleHash>, announce: bool) ->
 }
 
 #[cfg(not(feature = "tpm"))]
-fn open_tpm(_args: &PlatformArgs, _module: Option<&ModuleHash>, _announce: bool) -> anyhow::Result<Box<dyn Platform>> {
+fn open_tpm(
+    _args: &PlatformArgs,
+    _module: Option<&ModuleHash>,
+    _announce: bool,
+) -> anyhow::Result<Box<dyn Platform + Send>> {
     bail!("this lamina was built without TPM support (the `tpm` feature)")
 }

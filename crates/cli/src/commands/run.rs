@@ -1,11 +1,13 @@
 //! `lamina run`: load (through the compile cache), instantiate under limits, run, report.
 
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use lamina_runtime::{
-    CacheStatus, CompileCache, Engine, EngineOptions, Exit, Limits, SealedMount, Services, TrapReason, WasiConfig,
+    Attester, Broker, CacheStatus, CompileCache, Engine, EngineOptions, Exit, Identity, KvStore, Limits, LocalBus,
+    Program, SealedMount, Secrets, Services, TrapReason, WasiConfig,
 };
 use lamina_seal::{SealTo, Volume, VolumeOptions};
 use lamina_types::{ModuleHash, Profile};
@@ -41,20 +43,51 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
             program.hash()
         );
     }
-    // Sealed directories first: their errors (another module's volume, a rollback) come before
-    // the guest starts.
-    let services = Services { sealed: sealed_mounts(&args, &bytes, program.hash())? };
+    let peers = args
+        .peers
+        .iter()
+        .map(|path| {
+            let program =
+                engine.load_file(path, cache.as_ref()).with_context(|| format!("cannot load {}", path.display()))?;
+            Ok((path.clone(), program))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let program_name = args.file.file_name().map_or_else(|| "guest".into(), |n| n.to_string_lossy().into_owned());
     let wasi = WasiConfig {
-        args: std::iter::once(program_name).chain(args.args).collect(),
-        env: args.env,
-        dirs: args.dirs,
+        args: std::iter::once(program_name).chain(args.args.iter().cloned()).collect(),
+        env: args.env.clone(),
+        dirs: args.dirs.clone(),
         ..WasiConfig::default()
     };
     let limits = Limits { max_memory: args.max_memory, timeout: args.timeout, fuel: args.fuel };
+    let secrets = Arc::new(read_secrets(&args.secrets)?);
+    let bus: Arc<dyn Broker> = Arc::new(LocalBus::new());
+    // Sealed storage and attestation first: their errors (another module's volume, a rollback)
+    // come before any guest starts.
+    let mut services = platform_services(&args, &bytes, program.hash(), &wasi, limits)?;
+    services.secrets = Some(secrets.clone());
+    services.messaging = Some(bus.clone());
     let mut instance = program.instantiate_with(&wasi, limits, services).context("cannot start the guest")?;
     let watchdog = args.timeout.map(spawn_watchdog);
+    let peers = peers
+        .into_iter()
+        .map(|(path, program)| spawn_peer(path, program, &wasi, limits, secrets.clone(), bus.clone()))
+        .collect::<Vec<_>>();
     let outcome = instance.run();
+    let mut code = exit_code(outcome, None);
+    for (path, peer) in peers {
+        let peer_code = match peer.join() {
+            Ok(Ok(outcome)) => exit_code(outcome, Some(&path)),
+            Ok(Err(e)) => {
+                eprintln!("lamina: error: {e:#}");
+                exit::FAILURE
+            }
+            Err(_) => bail!("the thread running {} panicked", path.display()),
+        };
+        if code == 0 {
+            code = peer_code;
+        }
+    }
     if let Some(done) = watchdog {
         // The receiver may already be gone if the watchdog fired; nothing to do then.
         let _ = done.send(());
@@ -64,10 +97,18 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
         let fuel = usage.fuel_consumed.map(|f| format!(", fuel {f}")).unwrap_or_default();
         eprintln!("lamina: peak memory {}, wall time {:?}{fuel}", usage.peak_memory, usage.wall_time);
     }
-    Ok(match outcome {
+    Ok(code)
+}
+
+/// The process exit code for how a guest ended, reporting a trap on stderr.
+fn exit_code(outcome: Exit, peer: Option<&Path>) -> i32 {
+    match outcome {
         Exit::Code(code) => code,
         Exit::Trap(trap) => {
-            eprintln!("lamina: {}", trap.reason);
+            match peer {
+                Some(p) => eprintln!("lamina: {}: {}", p.display(), trap.reason),
+                None => eprintln!("lamina: {}", trap.reason),
+            }
             if let Some(bt) = &trap.backtrace {
                 eprintln!("{}", bt.trim_end());
             }
@@ -76,7 +117,107 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
                 _ => exit::TRAPPED,
             }
         }
-    })
+    }
+}
+
+/// Runs a `--with` module on a thread of its own, on the same bus.
+fn spawn_peer(
+    path: PathBuf,
+    program: Program,
+    wasi: &WasiConfig,
+    limits: Limits,
+    secrets: Arc<Secrets>,
+    bus: Arc<dyn Broker>,
+) -> (PathBuf, std::thread::JoinHandle<anyhow::Result<Exit>>) {
+    let name = path.file_name().map_or_else(|| "peer".into(), |n| n.to_string_lossy().into_owned());
+    let wasi = WasiConfig { args: vec![name], env: wasi.env.clone(), ..WasiConfig::default() };
+    let shown = path.clone();
+    let handle = std::thread::spawn(move || {
+        let services = Services { secrets: Some(secrets), messaging: Some(bus), ..Services::default() };
+        let mut instance = program
+            .instantiate_with(&wasi, limits, services)
+            .with_context(|| format!("cannot start {}", shown.display()))?;
+        Ok(instance.run())
+    });
+    (path, handle)
+}
+
+/// Reads the `--secret` files. Their contents are never printed, even in errors.
+fn read_secrets(given: &[(String, PathBuf)]) -> anyhow::Result<Secrets> {
+    let mut secrets = Secrets::new();
+    for (name, file) in given {
+        let value = std::fs::read(file)
+            .map(zeroize::Zeroizing::new)
+            .with_context(|| format!("cannot read the secret `{name}` from {}", file.display()))?;
+        secrets.insert(name, value).context("check the --secret names")?;
+    }
+    Ok(secrets)
+}
+
+/// Opens the platform if any service needs it, and with it the sealed directories, the sealed
+/// key-value store and self-attestation.
+fn platform_services(
+    args: &RunArgs,
+    bytes: &[u8],
+    module: ModuleHash,
+    wasi: &WasiConfig,
+    limits: Limits,
+) -> anyhow::Result<Services> {
+    let attestation = args.attestation || args.verifier_policy.is_some();
+    if args.sealed_dirs.is_empty() && args.kv.is_none() && !attestation {
+        return Ok(Services::default());
+    }
+    let platform = open_platform(&args.platform, Some(&module), false)?;
+    let mut services = Services::default();
+    if !args.sealed_dirs.is_empty() || args.kv.is_some() {
+        let seal_to = match &args.seal_to {
+            SealToArg::Module => SealTo::Module(module),
+            SealToArg::Signer(key) => SealTo::Signer(verify_signer(&args.file, bytes, key)?),
+        };
+        let options = VolumeOptions { seal_to, quota: args.sealed_quota.bytes(), rollback_protection: true };
+        services.sealed = sealed_mounts(args, platform.as_ref(), &options)?;
+        if let Some(dir) = &args.kv {
+            let volume = Volume::open(dir, platform.as_ref(), &options)
+                .with_context(|| format!("cannot open the key-value store {}", dir.display()))?;
+            services.keyvalue = Some(Arc::new(KvStore::new(volume)));
+        }
+    }
+    if attestation {
+        let identity = Identity {
+            runtime_measurement: crate::commands::attest::runtime_measurement()?,
+            module_hash: module,
+            config_digest: Some(config_digest(args, wasi, limits)),
+        };
+        let appraiser = match (&args.verifier_policy, &args.verifier_key) {
+            (Some(policy), Some(key)) => Some(crate::commands::appraiser::load(policy, key)?),
+            _ => None,
+        };
+        services.attestation = Some(Arc::new(Attester::new(platform, identity, appraiser)));
+    }
+    Ok(services)
+}
+
+/// SHA-256 of the guest's configuration: what the claims call the configuration digest.
+fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits) -> [u8; 32] {
+    let dirs: Vec<String> = wasi
+        .dirs
+        .iter()
+        .map(|d| format!("{}::{}{}", d.host.display(), d.guest, if d.read_only { ":ro" } else { "" }))
+        .collect();
+    let sealed: Vec<String> = args.sealed_dirs.iter().map(|d| d.guest.clone()).collect();
+    let secrets: Vec<&str> = args.secrets.iter().map(|(name, _)| name.as_str()).collect();
+    let config = serde_json::json!({
+        "args": wasi.args,
+        "env": wasi.env,
+        "dirs": dirs,
+        "sealed_dirs": sealed,
+        "kv": args.kv.is_some(),
+        "secrets": secrets,
+        "max_memory": limits.max_memory.map(|m| m.bytes()),
+        "timeout_ms": limits.timeout.map(|t| t.as_millis() as u64),
+        "fuel": limits.fuel,
+    });
+    sha2::Sha256::digest(config.to_string().as_bytes()).into()
 }
 
 /// Reads the profile from an artifact header; `None` for anything else (errors come later).
@@ -109,20 +250,15 @@ fn spawn_watchdog(timeout: Duration) -> mpsc::Sender<()> {
 }
 
 /// Opens the `--sealed-dir` volumes with keys from the platform, bound as `--seal-to` says.
-fn sealed_mounts(args: &RunArgs, bytes: &[u8], module: ModuleHash) -> anyhow::Result<Vec<SealedMount>> {
-    if args.sealed_dirs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let seal_to = match &args.seal_to {
-        SealToArg::Module => SealTo::Module(module),
-        SealToArg::Signer(key) => SealTo::Signer(verify_signer(&args.file, bytes, key)?),
-    };
-    let platform = open_platform(&args.platform, Some(&module), false)?;
-    let options = VolumeOptions { seal_to, quota: args.sealed_quota.bytes(), rollback_protection: true };
+fn sealed_mounts(
+    args: &RunArgs,
+    platform: &dyn lamina_tee::Platform,
+    options: &VolumeOptions,
+) -> anyhow::Result<Vec<SealedMount>> {
     args.sealed_dirs
         .iter()
         .map(|dir| {
-            let volume = Volume::open(&dir.host, platform.as_ref(), &options)
+            let volume = Volume::open(&dir.host, platform, options)
                 .with_context(|| format!("cannot open the sealed directory {}", dir.host.display()))?;
             Ok(SealedMount { guest: dir.guest.clone(), volume })
         })

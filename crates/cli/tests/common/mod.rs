@@ -7,9 +7,10 @@
 
 #![allow(dead_code, unreachable_pub, reason = "each test file uses a different part of this shared module")]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -121,19 +122,47 @@ pub fn assert_code(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "unexpected exit status\nstdout:\n{stdout}\nstderr:\n{stderr}");
 }
 
-/// An example guest from `examples/` (built for wasm32-wasip1 on first use, as
+/// An example guest from `examples/`, built for wasm32-wasip1 on first use (as
 /// `scripts/lib.sh build_examples` does).
 pub fn example(dir: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
+    example_for(dir, name, "wasm32-wasip1")
+}
+
+/// An example guest from `examples/DIR`, built for `target` on first use.
+pub fn example_for(dir: &str, name: &str, target: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
     let root = root();
-    BUILT.get_or_init(|| {
-        let mut cmd = cargo();
-        cmd.current_dir(root.join("examples").join(dir))
-            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--target-dir"])
-            .arg(root.join("target/examples"));
-        run_build(cmd, &format!("the example {dir}"));
-    });
-    let path = root.join("target/examples/wasm32-wasip1/release").join(format!("{name}.wasm"));
+    {
+        let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if built.insert((dir.to_owned(), target.to_owned())) {
+            let mut cmd = cargo();
+            cmd.current_dir(root.join("examples").join(dir))
+                .args(["build", "--release", "--quiet", "--target", target, "--target-dir"])
+                .arg(root.join("target/examples"));
+            run_build(cmd, &format!("the example {dir} for {target}"));
+        }
+    }
+    let path = root.join("target/examples").join(target).join("release").join(format!("{name}.wasm"));
     assert!(path.exists(), "example {} is missing", path.display());
     path
+}
+
+/// The C example (`examples/c-services`), built with clang and wasi-libc on first use.
+pub fn c_example() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = root();
+            let out = root.join("target/examples/c/c-services.wasm");
+            std::fs::create_dir_all(root.join("target/examples/c")).expect("create target/examples/c");
+            let mut cmd = Command::new("clang");
+            cmd.args(["--target=wasm32-wasi", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(root.join("include"))
+                .arg("-o")
+                .arg(&out)
+                .arg(root.join("examples/c-services/services.c"));
+            run_build(cmd, "the C example");
+            out
+        })
+        .clone()
 }
