@@ -10,11 +10,18 @@ source scripts/lib.sh
 say "checking formatting"
 cargo fmt --all --check
 (cd tests/programs && cargo fmt --check)
+(cd crates/sdk && cargo fmt --check)
+(cd examples/services && cargo fmt --check)
 
 build_guests
 build_examples
 say "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The guest SDK and its examples, for their wasm target (sharing the examples' build).
+(cd examples/services && cargo clippy --release --quiet --target wasm32-wasip2 \
+    --target-dir "$ROOT/target/examples" -- -D warnings)
+(cd crates/sdk && cargo clippy --release --quiet --target wasm32-wasip2 \
+    --target-dir "$ROOT/target/examples" -- -D warnings)
 cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --lib --bins --quiet \
     --target-dir target/runtime-only -- -D warnings
 build_runtime_only

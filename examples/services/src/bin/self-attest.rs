@@ -2,7 +2,7 @@
 //! argument, as text), prints what it got, and writes the envelope to the path given as the
 //! second argument (in a preopened directory) for `lamina verify`.
 //!
-//! lamina run self-attest.wasm --attestation --dir out -- "session 42" /out/evidence.cbor
+//! lamina run self-attest.wasm --attestation --dir ./out::/out -- "session 42" /out/evidence.cbor
 
 use lamina_sdk::attestation;
 
