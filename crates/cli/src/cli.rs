@@ -206,7 +206,7 @@ pub(crate) struct RunArgs {
     pub(crate) fuel: Option<u64>,
 
     /// Give the guest a sealed directory: it sees an ordinary directory at GUEST, the host
-    /// sees only ciphertext in HOST (created if missing). Needs a wasm32-wasip1 module.
+    /// sees only ciphertext in HOST (created if missing).
     #[arg(long = "sealed-dir", value_name = "HOST::GUEST", value_parser = parse_sealed_mount)]
     pub(crate) sealed_dirs: Vec<SealedDirArg>,
 

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{assert_code, example, lamina, output, texts};
+use common::{assert_code, example, example_for, lamina, output, texts};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -28,6 +28,11 @@ impl Env {
 
     fn notes(&self, args: &[&str]) -> Output {
         self.run(&example("sqlite", "sqlite-notes"), args, &[])
+    }
+
+    /// The same program built as a preview 2 component.
+    fn notes_p2(&self, args: &[&str]) -> Output {
+        self.run(&example_for("sqlite", "sqlite-notes", "wasm32-wasip2"), args, &[])
     }
 
     fn run(&self, wasm: &Path, args: &[&str], extra: &[&str]) -> Output {
@@ -65,12 +70,30 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn sqlite_in_a_sealed_directory_persists_as_ciphertext_and_detects_tampering() {
+    persists_as_ciphertext_and_detects_tampering(Env::notes, common::Wasi::P1);
+}
+
+#[test]
+fn sqlite_component_in_a_sealed_directory_persists_as_ciphertext_and_detects_tampering() {
+    persists_as_ciphertext_and_detects_tampering(Env::notes_p2, common::Wasi::P2);
+}
+
+#[test]
+fn a_module_and_a_component_of_the_same_program_are_different_workloads() {
     let env = Env::sim();
-    let added = env.notes(&["add", "/data/notes.db", "launch code lamina-plaintext-42", "second"]);
+    assert_code(&env.notes(&["add", "/data/notes.db", "from the module"]), 0);
+    let refused = env.notes_p2(&["list", "/data/notes.db"]);
+    assert_code(&refused, 125);
+    assert!(texts(&refused).1.contains("is sealed to module sha256:"), "{}", texts(&refused).1);
+}
+
+fn persists_as_ciphertext_and_detects_tampering(notes: fn(&Env, &[&str]) -> Output, other_kind: common::Wasi) {
+    let env = Env::sim();
+    let added = notes(&env, &["add", "/data/notes.db", "launch code lamina-plaintext-42", "second"]);
     assert_code(&added, 0);
-    let again = env.notes(&["add", "/data/notes.db", "third"]);
+    let again = notes(&env, &["add", "/data/notes.db", "third"]);
     assert_code(&again, 0);
-    let listed = env.notes(&["list", "/data/notes.db"]);
+    let listed = notes(&env, &["list", "/data/notes.db"]);
     assert_code(&listed, 0);
     let stdout = texts(&listed).0;
     assert!(stdout.contains("1: launch code lamina-plaintext-42") && stdout.contains("3 notes"), "{stdout}");
@@ -84,7 +107,7 @@ fn sqlite_in_a_sealed_directory_persists_as_ciphertext_and_detects_tampering() {
     }
 
     // Another module is refused, naming both hashes.
-    let other = common::guest("files", common::Wasi::P1);
+    let other = common::guest("files", other_kind);
     let refused = env.run(&other, &[], &[]);
     assert_code(&refused, 125);
     let stderr = texts(&refused).1;
@@ -103,7 +126,7 @@ fn sqlite_in_a_sealed_directory_persists_as_ciphertext_and_detects_tampering() {
     bytes[500] ^= 0x20;
     bytes[4124 + 500] ^= 0x20;
     std::fs::write(&object, bytes).expect("tamper");
-    let tampered = env.notes(&["list", "/data/notes.db"]);
+    let tampered = notes(&env, &["list", "/data/notes.db"]);
     assert_code(&tampered, 1);
     let stderr = texts(&tampered).1;
     assert!(stderr.contains("integrity error") && stderr.contains("notes.db"), "{stderr}");
@@ -156,4 +179,20 @@ fn a_guest_killed_mid_write_leaves_a_readable_database() {
     let listed = env.notes(&["list", "/data/kv.db"]);
     assert_code(&listed, 0);
     assert!(texts(&listed).0.contains("1: before"), "{}", texts(&listed).0);
+}
+
+#[test]
+fn a_sealed_directory_behaves_like_a_plain_one_for_modules_and_components() {
+    for wasi in common::BOTH {
+        let env = Env::sim();
+        let fsops = common::guest("fsops", wasi);
+        let plain = env.dir.path().join("plain");
+        std::fs::create_dir(&plain).expect("mkdir");
+        let expected = output(lamina().arg("run").arg("--dir").arg(format!("{}::/data", plain.display())).arg(&fsops));
+        assert_code(&expected, 0);
+        let sealed = env.run(&fsops, &["/data"], &[]);
+        assert_code(&sealed, 0);
+        assert_eq!(texts(&sealed).0, texts(&expected).0, "{wasi:?}: the sealed directory differs from a plain one");
+        assert!(texts(&sealed).0.contains("read big: ok (100000, true)"), "{}", texts(&sealed).0);
+    }
 }

@@ -1,4 +1,5 @@
-//! Sealed directories for unmodified WASI preview 1 programs.
+//! Sealed directories for unmodified WASI programs: preview 1 modules here, preview 2
+//! components in `p2.rs`.
 //!
 //! A guest sees a sealed volume ([`lamina_seal::Volume`]) as an ordinary preopened directory:
 //! it opens, reads, writes, seeks, truncates, syncs, renames, removes and lists files with the
@@ -20,6 +21,10 @@
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod p2;
+
+pub use p2::{SealedFsP2, SealedP2View, add_to_component_linker};
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! asked for, so an out-of-memory death can be explained.
 
 use lamina_host_attest::AttestCtx;
-use lamina_host_fs::{SealedFs, SealedView};
+use lamina_host_fs::{SealedFs, SealedFsP2, SealedP2View, SealedView};
 use lamina_host_kv::KvCtx;
 use lamina_host_messaging::MessagingCtx;
 use lamina_host_secrets::SecretsCtx;
@@ -56,6 +56,14 @@ pub(crate) struct P2Host {
     pub(crate) limiter: Limiter,
     /// Lamina's services beyond WASI.
     pub(crate) lamina: GuestServices,
+    /// Sealed directories, served beside wasmtime-wasi's descriptors.
+    pub(crate) sealed: SealedFsP2,
+}
+
+impl SealedP2View for P2Host {
+    fn split_p2(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &mut SealedFsP2) {
+        (&mut self.ctx, &mut self.table, &mut self.sealed)
+    }
 }
 
 impl WasiView for P2Host {

@@ -13,7 +13,7 @@ use crate::host::{GuestServices, Limiter, P1Host, P2Host};
 use crate::program::{Linked, Program};
 use crate::{Error, InstantiateError};
 use lamina_host_attest::{AttestCtx, Attester};
-use lamina_host_fs::{SealedFs, SealedMount};
+use lamina_host_fs::{SealedFs, SealedFsP2, SealedMount};
 use lamina_host_kv::{KvCtx, KvStore};
 use lamina_host_messaging::{Broker, MessagingCtx};
 use lamina_host_secrets::{Secrets, SecretsCtx};
@@ -218,8 +218,7 @@ impl Program {
     /// Instantiates the program with a WASI context, limits and host services.
     ///
     /// # Errors
-    /// As [`Program::instantiate`], and [`InstantiateError::Unsupported`] when a component is
-    /// given sealed directories (served to preview 1 modules for now).
+    /// As [`Program::instantiate`].
     pub fn instantiate_with(&self, wasi: &WasiConfig, limits: Limits, services: Services) -> Result<Instance, Error> {
         let profile = ProfileLimits::of(self.engine.options().profile);
         if let Some(max) = limits.max_memory
@@ -248,14 +247,9 @@ impl Program {
                 .map_err(|e| InstantiateError::Mount { path: mount.host.clone(), reason: crate::error::chain(&e) })?;
         }
         let mut placeholder = None;
-        if !services.sealed.is_empty() {
-            if matches!(self.linked, Linked::Component(_)) {
-                return Err(InstantiateError::Unsupported(
-                    "sealed directories are served to WASI preview 1 modules; build the guest for wasm32-wasip1".into(),
-                )
-                .into());
-            }
-            // An empty, read-only directory reserves each sealed mount's descriptor number.
+        if !services.sealed.is_empty() && matches!(self.linked, Linked::Module(_)) {
+            // An empty, read-only directory reserves each sealed mount's descriptor number
+            // (preview 1 only: a component's sealed preopens are resources of their own).
             let empty = tempfile::tempdir()
                 .map_err(|e| InstantiateError::Mount { path: std::env::temp_dir(), reason: e.to_string() })?;
             for mount in &services.sealed {
@@ -301,6 +295,7 @@ impl Program {
             Linked::Component(pre) => {
                 let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
                 host.lamina = lamina;
+                host.sealed = SealedFsP2::new(sealed);
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
                 let command = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
@@ -410,9 +405,11 @@ impl Instance {
             },
         };
         self.ended = Some(Instant::now());
-        if let State::Module { store, .. } = &mut self.state
-            && let Err(e) = store.data_mut().sealed.commit_all()
-        {
+        let committed = match &mut self.state {
+            State::Module { store, .. } => store.data_mut().sealed.commit_all(),
+            State::Component { store, .. } => store.data_mut().sealed.commit_all(),
+        };
+        if let Err(e) = committed {
             tracing::error!("the guest's last writes to a sealed directory could not be committed: {e}");
         }
         match result {

@@ -225,6 +225,7 @@ impl Engine {
         // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or later
         // can report an exact code through `exit-with-code`, which is linked too.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+        lamina_host_fs::add_to_component_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
         add_services_to_component_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
         let pre = linker.instantiate_pre(component).map_err(|e| {
             let text = crate::error::chain(&e);
@@ -318,7 +319,13 @@ fn compile_error(wasm: &[u8], e: &wasmtime::Error) -> Error {
 
 /// Makes a fresh WASI preview 2 host state; used by instantiation.
 pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limiter) -> P2Host {
-    P2Host { ctx: builder.build(), table: ResourceTable::new(), limiter, lamina: crate::host::GuestServices::default() }
+    P2Host {
+        ctx: builder.build(),
+        table: ResourceTable::new(),
+        limiter,
+        lamina: crate::host::GuestServices::default(),
+        sealed: lamina_host_fs::SealedFsP2::default(),
+    }
 }
 
 #[cfg(all(test, feature = "compiler"))]
