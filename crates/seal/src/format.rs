@@ -19,6 +19,10 @@ const HEADER_MAGIC: &[u8; 4] = b"LMSV";
 /// The manifest's magic bytes.
 const MANIFEST_MAGIC: &[u8; 4] = b"LMSM";
 const VERSION: u8 = 1;
+/// Manifest format: 1 had no journal; 2 carries the chunks written since the last checkpoint.
+const MANIFEST_VERSION: u8 = 2;
+/// The size of a stored chunk slot: nonce, ciphertext, tag.
+pub(crate) const SLOT_BYTES: usize = 12 + 4096 + 16;
 /// A slot number meaning "no data: reads as zeros".
 pub(crate) const HOLE: u8 = 0xff;
 
@@ -119,11 +123,34 @@ pub(crate) struct Entry {
 
 const MANIFEST_AAD: &[u8] = b"lamina-manifest-v1";
 
+/// A chunk write the manifest carries because its object file may not be durable yet: recovery
+/// writes it to its slot again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JournalEntry {
+    pub(crate) id: [u8; 16],
+    pub(crate) index: u64,
+    pub(crate) slot: u8,
+    /// The stored slot: nonce, ciphertext, tag.
+    pub(crate) bytes: Box<[u8; SLOT_BYTES]>,
+}
+
+/// A decoded manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    pub(crate) version: u64,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) journal: Vec<JournalEntry>,
+}
+
 /// Encodes a manifest's plaintext.
-pub(crate) fn encode_manifest<'a>(version: u64, entries: impl ExactSizeIterator<Item = Entry> + 'a) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + entries.len() * 64);
+pub(crate) fn encode_manifest<'a>(
+    version: u64,
+    entries: impl ExactSizeIterator<Item = Entry> + 'a,
+    journal: &[&JournalEntry],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + entries.len() * 64 + journal.len() * (SLOT_BYTES + 25));
     out.extend_from_slice(MANIFEST_MAGIC);
-    out.push(VERSION);
+    out.push(MANIFEST_VERSION);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for entry in entries {
@@ -147,18 +174,25 @@ pub(crate) fn encode_manifest<'a>(version: u64, entries: impl ExactSizeIterator<
             }
         }
     }
+    out.extend_from_slice(&(journal.len() as u32).to_le_bytes());
+    for entry in journal {
+        out.extend_from_slice(&entry.id);
+        out.extend_from_slice(&entry.index.to_le_bytes());
+        out.push(entry.slot);
+        out.extend_from_slice(&entry.bytes[..]);
+    }
     out
 }
 
 /// Decodes a manifest's plaintext.
-pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<(u64, Vec<Entry>), String> {
+pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
     let mut r = Reader::new(bytes);
     if r.take(4)? != MANIFEST_MAGIC {
         return Err("not a Lamina manifest".into());
     }
-    let version = r.u8()?;
-    if version != VERSION {
-        return Err(format!("manifest format version {version}; this Lamina reads version {VERSION}"));
+    let format = r.u8()?;
+    if format != 1 && format != MANIFEST_VERSION {
+        return Err(format!("manifest format version {format}; this Lamina reads versions 1 and {MANIFEST_VERSION}"));
     }
     let counter = r.u64()?;
     let count = r.u32()? as usize;
@@ -192,8 +226,26 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<(u64, Vec<Entry>), String>
         };
         entries.push(Entry { path, mtime, node });
     }
+    let mut journal = Vec::new();
+    if format >= 2 {
+        let n = r.u32()? as usize;
+        if n > r.remaining() / (SLOT_BYTES + 25) {
+            return Err("a journal is longer than the manifest".into());
+        }
+        for _ in 0..n {
+            let id = r.array()?;
+            let index = r.u64()?;
+            let slot = r.u8()?;
+            if slot > 1 {
+                return Err(format!("journal slot {slot}"));
+            }
+            let mut bytes = Box::new([0u8; SLOT_BYTES]);
+            bytes.copy_from_slice(r.take(SLOT_BYTES)?);
+            journal.push(JournalEntry { id, index, slot, bytes });
+        }
+    }
     r.end()?;
-    Ok((counter, entries))
+    Ok(Manifest { version: counter, entries, journal })
 }
 
 /// Encrypts a manifest for storage.
@@ -318,8 +370,12 @@ mod tests {
                 },
             },
         ];
-        let plain = encode_manifest(42, entries.clone().into_iter());
-        assert_eq!(decode_manifest(&plain).expect("decodes"), (42, entries));
+        let journal = JournalEntry { id: [3; 16], index: 0, slot: 1, bytes: Box::new([9; SLOT_BYTES]) };
+        let plain = encode_manifest(42, entries.clone().into_iter(), &[&journal]);
+        assert_eq!(
+            decode_manifest(&plain).expect("decodes"),
+            Manifest { version: 42, entries, journal: vec![journal] }
+        );
         let key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &[5; 32]).expect("key"));
         let stored = seal_manifest(&key, &[1; 16], [0; 12], plain.clone());
         assert_eq!(open_manifest(&key, &[1; 16], &stored), Some(plain));
@@ -332,7 +388,7 @@ mod tests {
             let _ = Header::decode(&bytes);
             let _ = decode_manifest(&bytes);
             let mut prefixed = MANIFEST_MAGIC.to_vec();
-            prefixed.push(VERSION);
+            prefixed.push(MANIFEST_VERSION);
             prefixed.extend_from_slice(&bytes);
             let _ = decode_manifest(&prefixed);
         }

@@ -38,6 +38,6 @@ pub mod fuzzing {
     /// # Errors
     /// Why the bytes are not a manifest.
     pub fn decode_manifest(bytes: &[u8]) -> Result<(u64, usize), String> {
-        crate::format::decode_manifest(bytes).map(|(version, entries)| (version, entries.len()))
+        crate::format::decode_manifest(bytes).map(|m| (m.version, m.entries.len()))
     }
 }

@@ -23,7 +23,7 @@
 //! counter is advanced to that version. A volume whose version is below the counter is an older
 //! copy and is refused.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
@@ -34,13 +34,14 @@ use ring::aead::{self, Aad, Nonce};
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::error::SealError;
-use crate::format::{self, ChunkRef, Entry, HOLE, Header, Node};
+use crate::format::{self, ChunkRef, Entry, HOLE, Header, JournalEntry, Node};
 use crate::keys::{SealTo, VolumeKeys};
 
 /// Plaintext bytes per chunk.
 pub const CHUNK: usize = 4096;
 /// Bytes of a chunk slot on the host: nonce, ciphertext, tag.
 const SLOT: usize = 12 + CHUNK + 16;
+const _: () = assert!(SLOT == format::SLOT_BYTES, "the journal stores whole slots");
 /// The largest file a volume holds: 2^32 chunks.
 const MAX_FILE: u64 = (u32::MAX as u64) * CHUNK as u64;
 
@@ -49,6 +50,12 @@ const MANIFESTS: [&str; 2] = ["manifest.0", "manifest.1"];
 const OBJECTS: &str = "objects";
 /// Manifest files are padded to a multiple of this.
 const MANIFEST_PAD: usize = 4096;
+
+/// The most chunks a manifest's journal carries (64 KiB); a commit with more is a checkpoint.
+const JOURNAL_MAX_CHUNKS: usize = 16;
+
+/// A checkpoint (object files synced, journal emptied) at least this often.
+const CHECKPOINT_EVERY: u32 = 32;
 
 /// A file's identity within a volume.
 pub type FileId = [u8; 16];
@@ -172,6 +179,18 @@ pub struct Volume {
     changed: bool,
     /// Object files to delete after the next commit.
     garbage: Vec<FileId>,
+    /// The latest write of each chunk since the last checkpoint. Their object files are not
+    /// synced: the next manifest carries them, so that one sync (the manifest's) makes a commit
+    /// durable, and recovery writes them to their slots again.
+    journal: BTreeMap<(FileId, u64), JournalEntry>,
+    /// Object files written since the last checkpoint.
+    unsynced: BTreeSet<FileId>,
+    /// The journal outgrew [`JOURNAL_MAX_CHUNKS`]: the next commit is a checkpoint.
+    journal_overflow: bool,
+    /// Commits since the last checkpoint.
+    since_checkpoint: u32,
+    /// Closed by [`Volume::abandon`]: no last commit.
+    abandoned: bool,
     rng: SystemRandom,
     scratch: Box<[u8; SLOT]>,
 }
@@ -282,6 +301,11 @@ impl Volume {
             used: 0,
             changed: false,
             garbage: Vec::new(),
+            journal: BTreeMap::new(),
+            unsynced: BTreeSet::new(),
+            journal_overflow: false,
+            since_checkpoint: 0,
+            abandoned: false,
             rng,
             scratch: Box::new([0; SLOT]),
         })
@@ -340,7 +364,7 @@ impl Volume {
     /// Reads both manifest copies and keeps the newest authentic one, checked against the
     /// counter.
     fn load_manifest(&mut self) -> Result<(), SealError> {
-        let mut best: Option<(u64, usize, Vec<Entry>)> = None;
+        let mut best: Option<(u64, usize, format::Manifest)> = None;
         let mut problems = Vec::new();
         for (n, name) in MANIFESTS.iter().enumerate() {
             let path = self.dir.join(name);
@@ -358,14 +382,14 @@ impl Volume {
                 continue;
             };
             match format::decode_manifest(&plain) {
-                Ok((version, entries)) if best.as_ref().is_none_or(|b| version > b.0) => {
-                    best = Some((version, n, entries));
+                Ok(manifest) if best.as_ref().is_none_or(|b| manifest.version > b.0) => {
+                    best = Some((manifest.version, n, manifest));
                 }
                 Ok(_) => {}
                 Err(reason) => problems.push(format!("{name}: {reason}")),
             }
         }
-        let Some((version, n, entries)) = best else {
+        let Some((version, n, manifest)) = best else {
             let reason = if problems.is_empty() { "no manifest".to_owned() } else { problems.join("; ") };
             tracing::error!(dir = %self.dir.display(), "sealed volume metadata: {reason}");
             return Err(SealError::Integrity { dir: self.dir.clone(), file: "manifest".into(), reason });
@@ -387,9 +411,20 @@ impl Volume {
             // At most one commit ahead after a crash between the manifest and the counter.
             counter.advance_to(version)?;
         }
+        if !manifest.journal.is_empty() {
+            self.replay(&manifest.journal)?;
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "the sealed volume was not closed cleanly; restored {} chunks of its last commit",
+                manifest.journal.len()
+            );
+            // The next commit is a checkpoint, so that the manifest stops carrying them.
+            self.journal_overflow = true;
+            self.changed = true;
+        }
         self.version = version;
         self.current_manifest = n;
-        for entry in entries {
+        for entry in manifest.entries {
             let item = match entry.node {
                 Node::Dir => Item::Dir { mtime: entry.mtime },
                 Node::File { id, size, chunks } => {
@@ -417,6 +452,44 @@ impl Volume {
             self.items.insert(entry.path, item);
         }
         Ok(())
+    }
+
+    /// Writes the chunks a manifest's journal carries to their slots again and syncs them: the
+    /// commit that wrote them synced only the manifest, and a crash may have lost the object
+    /// writes.
+    fn replay(&self, journal: &[JournalEntry]) -> Result<(), SealError> {
+        if journal.is_empty() {
+            return Ok(());
+        }
+        let objects = self.dir.join(OBJECTS);
+        let mut files: HashMap<FileId, File> = HashMap::new();
+        for e in journal {
+            let path = objects.join(hex::encode(e.id));
+            let file = match files.entry(e.id) {
+                std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)
+                        .map_err(io("open", &path))?,
+                ),
+            };
+            file.write_all_at(&e.bytes[..], slot_offset(e.index, e.slot)).map_err(io("write", &path))?;
+        }
+        for (id, file) in &files {
+            file.sync_data().map_err(io("sync", &objects.join(hex::encode(id))))?;
+        }
+        sync_dir(&objects)?;
+        tracing::debug!(dir = %self.dir.display(), "replayed {} journaled chunks", journal.len());
+        Ok(())
+    }
+
+    /// Closes the volume without committing what was written since the last commit, as a
+    /// crash would: the last commit stays the current state.
+    pub fn abandon(mut self) {
+        self.abandoned = true;
     }
 
     /// The host directory.
@@ -677,6 +750,16 @@ impl Volume {
         tag_bytes.copy_from_slice(tag.as_ref());
         file.chunks[i] = ChunkRef { slot, tag: tag_bytes };
         file.pending = true;
+        self.unsynced.insert(*id);
+        if !self.journal_overflow {
+            if self.journal.len() >= JOURNAL_MAX_CHUNKS && !self.journal.contains_key(&(*id, index)) {
+                self.journal_overflow = true;
+                self.journal.clear();
+            } else {
+                let bytes = Box::new(**scratch);
+                self.journal.insert((*id, index), JournalEntry { id: *id, index, slot, bytes });
+            }
+        }
         Ok(())
     }
 
@@ -977,17 +1060,27 @@ impl Volume {
         }
         for id in &dirty {
             self.flush_cache(id)?;
+        }
+        // A checkpoint syncs the object files written since the last one, and the manifest
+        // needs no journal; otherwise the manifest carries those writes and only it is synced.
+        let checkpoint = self.journal_overflow || self.since_checkpoint >= CHECKPOINT_EVERY;
+        if checkpoint {
             let dir = self.dir.clone();
-            if let Some(file) = self.files.get_mut(id)
-                && file.chunks.iter().any(|c| c.slot != HOLE)
-            {
-                let host = host_file(&dir, id, &mut file.host, true)?;
-                host.sync_data().map_err(io("sync", &dir.join(OBJECTS).join(hex::encode(id))))?;
+            for id in &self.unsynced {
+                if let Some(file) = self.files.get_mut(id)
+                    && file.chunks.iter().any(|c| c.slot != HOLE)
+                {
+                    let host = host_file(&dir, id, &mut file.host, true)?;
+                    host.sync_data().map_err(io("sync", &dir.join(OBJECTS).join(hex::encode(id))))?;
+                }
             }
         }
         let version = self.version + 1;
         let entries = self.entries();
-        let plain = format::encode_manifest(version, entries.into_iter());
+        let journal: Vec<&JournalEntry> =
+            if checkpoint { Vec::new() } else { self.journal.values().filter(|e| self.references(e)).collect() };
+        let journaled: BTreeSet<(FileId, u64)> = journal.iter().map(|e| (e.id, e.index)).collect();
+        let plain = format::encode_manifest(version, entries.into_iter(), &journal);
         let mut nonce = [0u8; 12];
         fill(&self.rng, &mut nonce);
         let sealed = format::seal_manifest(&self.keys.manifest, &self.header.volume_id, nonce, plain);
@@ -999,15 +1092,16 @@ impl Volume {
             .truncate(false)
             .open(&path)
             .map_err(io("open", &path))?;
-        // Stored as `length u32 | sealed manifest | zeros` padded to 4 KiB, so that the file's size
-        // (metadata the sync must also write) changes only when the manifest outgrows it.
-        let mut stored = Vec::with_capacity(sealed.len() + MANIFEST_PAD);
+        // Stored as `length u32 | sealed manifest`, in a file that only grows, by powers of two
+        // from 4 KiB: the file's size (metadata the sync would also have to write) rarely
+        // changes, and what follows the manifest is ignored.
+        let mut stored = Vec::with_capacity(sealed.len() + 4);
         stored.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         stored.extend_from_slice(&sealed);
-        stored.resize(stored.len().div_ceil(MANIFEST_PAD) * MANIFEST_PAD, 0);
         file.write_all_at(&stored, 0).map_err(io("write", &path))?;
-        if file.metadata().map_err(io("stat", &path))?.len() != stored.len() as u64 {
-            file.set_len(stored.len() as u64).map_err(io("write", &path))?;
+        let want = (stored.len().div_ceil(MANIFEST_PAD) * MANIFEST_PAD).next_power_of_two() as u64;
+        if file.metadata().map_err(io("stat", &path))?.len() < want {
+            file.set_len(want).map_err(io("write", &path))?;
         }
         file.sync_data().map_err(io("sync", &path))?;
         if self.version == 0 {
@@ -1026,7 +1120,19 @@ impl Volume {
                 file.pending = false;
             }
         }
+        if checkpoint {
+            self.journal.clear();
+            self.unsynced.clear();
+            self.journal_overflow = false;
+            self.since_checkpoint = 0;
+        } else {
+            // What the manifest did not carry is no longer referenced (a removed file, a
+            // truncated chunk).
+            self.journal.retain(|key, _| journaled.contains(key));
+            self.since_checkpoint += 1;
+        }
         for id in std::mem::take(&mut self.garbage) {
+            self.unsynced.remove(&id);
             let path = self.dir.join(OBJECTS).join(hex::encode(id));
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -1036,6 +1142,15 @@ impl Volume {
         }
         self.changed = false;
         Ok(())
+    }
+
+    /// Whether the state being committed refers to this journal entry's slot.
+    fn references(&self, e: &JournalEntry) -> bool {
+        self.files.get(&e.id).is_some_and(|f| {
+            f.linked
+                && e.index < f.size.div_ceil(CHUNK as u64)
+                && f.chunks.get(e.index as usize).is_some_and(|c| c.slot == e.slot)
+        })
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -1057,6 +1172,15 @@ impl Volume {
 
 impl Drop for Volume {
     fn drop(&mut self) {
+        if self.abandoned {
+            return;
+        }
+        // Closing is a checkpoint: the object files are synced and the last manifest carries no
+        // journal, so that any later change to the host files is an integrity error.
+        if !self.journal.is_empty() || !self.unsynced.is_empty() {
+            self.journal_overflow = true;
+            self.changed = true;
+        }
         if let Err(e) = self.commit() {
             tracing::error!(volume = %self.dir.display(), "the last writes could not be committed: {e}");
         }
