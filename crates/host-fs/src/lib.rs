@@ -154,11 +154,18 @@ impl SealedFs {
     }
 }
 
+/// Why a guest path cannot be joined onto a directory of a volume.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PathError {
+    /// Absolute, or `..` above the volume's root.
+    Escapes,
+}
+
 /// Joins a relative guest path onto a directory's path within a volume, refusing absolute
-/// paths and `..` above the volume's root.
-fn join(base: &str, relative: &str) -> Result<String> {
+/// paths and `..` above the volume's root. Shared by the preview 1 and preview 2 layers.
+pub(crate) fn join_path(base: &str, relative: &str) -> std::result::Result<String, PathError> {
     if relative.starts_with('/') {
-        return Err(Errno::Perm.into());
+        return Err(PathError::Escapes);
     }
     let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
     for part in relative.split('/') {
@@ -166,13 +173,17 @@ fn join(base: &str, relative: &str) -> Result<String> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(Errno::Perm.into());
+                    return Err(PathError::Escapes);
                 }
             }
             name => parts.push(name),
         }
     }
     Ok(parts.join("/"))
+}
+
+fn join(base: &str, relative: &str) -> Result<String> {
+    join_path(base, relative).map_err(|PathError::Escapes| Errno::Perm.into())
 }
 
 /// The error number a sealed-volume error becomes for the guest.

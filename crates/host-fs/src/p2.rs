@@ -134,28 +134,12 @@ impl SealedFsP2 {
     }
 }
 
-/// Joins a relative guest path onto a directory's path within a volume, refusing absolute
-/// paths and `..` above the volume's root.
+/// [`crate::join_path`], with a bound on the path's length.
 fn join(base: &str, relative: &str) -> FsResult<String> {
     if relative.len() > 4096 {
         return Err(Code::NameTooLong.into());
     }
-    if relative.starts_with('/') {
-        return Err(Code::NotPermitted.into());
-    }
-    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
-    for part in relative.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(Code::NotPermitted.into());
-                }
-            }
-            name => parts.push(name),
-        }
-    }
-    Ok(parts.join("/"))
+    crate::join_path(base, relative).map_err(|crate::PathError::Escapes| Code::NotPermitted.into())
 }
 
 fn code(e: &SealError) -> Code {
