@@ -32,6 +32,9 @@ use crate::SealedMount;
 /// table numbers its entries upwards from 0 and would need a billion of them to get here.
 const FIRST_REP: u32 = 1 << 30;
 
+/// The most sealed descriptors and directory listings a component may hold open.
+const MAX_OPEN: usize = 65_536;
+
 /// The largest single read or write through a sealed stream or `read`.
 const MAX_IO: usize = 16 << 20;
 
@@ -79,6 +82,9 @@ impl SealedFsP2 {
     }
 
     fn allocate(&mut self) -> FsResult<u32> {
+        if self.handles.len() + self.listings.len() >= MAX_OPEN {
+            return Err(Code::InsufficientMemory.into());
+        }
         for _ in 0..1024 {
             let rep = self.next;
             self.next = self.next.checked_add(1).unwrap_or(FIRST_REP);

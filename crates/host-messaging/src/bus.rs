@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use crate::{Message, MessagingError, Pattern, QUEUE_DEPTH};
+use crate::{Message, MessagingError, Pattern, QUEUE_BYTES, QUEUE_DEPTH};
 
 /// A message broker: what the messaging service needs of a transport.
 pub trait Broker: Send + Sync {
@@ -35,7 +35,8 @@ pub trait Inbox: Send {
 }
 
 struct Queue {
-    messages: Mutex<VecDeque<Message>>,
+    /// The messages, and their total size.
+    messages: Mutex<(VecDeque<Message>, usize)>,
     ready: Condvar,
     dropped: AtomicU64,
 }
@@ -82,12 +83,14 @@ impl Broker for LocalBus {
                 continue;
             }
             let Some(queue) = sub.queue.upgrade() else { continue };
-            let mut messages = queue.messages.lock().unwrap_or_else(PoisonError::into_inner);
-            if messages.len() >= QUEUE_DEPTH {
+            let mut guard = queue.messages.lock().unwrap_or_else(PoisonError::into_inner);
+            let (messages, bytes) = &mut *guard;
+            if messages.len() >= QUEUE_DEPTH || *bytes + message.size() > QUEUE_BYTES {
                 queue.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("a subscriber of `{}` is full; a message was dropped", message.topic);
                 continue;
             }
+            *bytes += message.size();
             messages.push_back(message.clone());
             queue.ready.notify_one();
         }
@@ -96,11 +99,13 @@ impl Broker for LocalBus {
 
     fn subscribe(&self, pattern: Pattern) -> Result<Box<dyn Inbox>, MessagingError> {
         let queue = Arc::new(Queue {
-            messages: Mutex::new(VecDeque::new()),
+            messages: Mutex::new((VecDeque::new(), 0)),
             ready: Condvar::new(),
             dropped: AtomicU64::new(0),
         });
         let mut subscribers = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Subscriptions that were dropped go now, so subscribing in a loop does not grow the list.
+        subscribers.retain(|s| s.queue.strong_count() > 0);
         subscribers.push(Subscriber { pattern, queue: Arc::downgrade(&queue) });
         Ok(Box::new(LocalInbox { queue }))
     }
@@ -115,7 +120,8 @@ impl Inbox for LocalInbox {
         let until = Instant::now().checked_add(timeout);
         let mut messages = self.queue.messages.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(m) = messages.pop_front() {
+            if let Some(m) = messages.0.pop_front() {
+                messages.1 = messages.1.saturating_sub(m.size());
                 return Ok(Some(m));
             }
             let left = match until {

@@ -24,12 +24,14 @@ use lamina_host_abi::{Status, call};
 use wasmtime::Caller;
 use wasmtime::component::Resource;
 
-/// The largest payload.
+/// The largest message: payload, content type and headers together.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// How many messages a subscription holds before it drops new ones.
 pub const QUEUE_DEPTH: usize = 4096;
-/// The most subscriptions one instance may hold.
-pub const MAX_SUBSCRIPTIONS: usize = 256;
+/// How many bytes of messages a subscription holds before it drops new ones.
+pub const QUEUE_BYTES: usize = 4 << 20;
+/// The most subscriptions one instance may hold (so at most 256 MiB queued for it).
+pub const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// One message.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -42,6 +44,16 @@ pub struct Message {
     pub content_type: Option<String>,
     /// Headers.
     pub metadata: Vec<(String, String)>,
+}
+
+impl Message {
+    /// What the message weighs against [`MAX_PAYLOAD`] and [`QUEUE_BYTES`].
+    pub fn size(&self) -> usize {
+        self.data.len()
+            + self.topic.len()
+            + self.content_type.as_ref().map_or(0, String::len)
+            + self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
 }
 
 /// Why a messaging operation failed.
@@ -129,8 +141,8 @@ impl MessagingCtx {
     /// [`MessagingError`] for a bad topic, a payload too large, or no broker.
     pub fn send(&self, message: Message) -> Result<(), MessagingError> {
         check_topic(&message.topic).map_err(MessagingError::InvalidTopic)?;
-        if message.data.len() > MAX_PAYLOAD {
-            return Err(MessagingError::PayloadTooLarge(message.data.len() as u64));
+        if message.size() > MAX_PAYLOAD {
+            return Err(MessagingError::PayloadTooLarge(message.size() as u64));
         }
         self.broker()?.publish(message)
     }

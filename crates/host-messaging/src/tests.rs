@@ -58,13 +58,29 @@ fn a_full_queue_drops_and_counts() {
 }
 
 #[test]
+fn headers_count_against_the_limits() {
+    let bus = LocalBus::new();
+    let mut sub = ctx(&bus);
+    let h = sub.subscribe("t").expect("subscribes");
+    let heavy = Message { metadata: vec![("k".into(), "v".repeat(MAX_PAYLOAD))], ..msg("t", b"") };
+    assert!(matches!(sub.send(heavy), Err(MessagingError::PayloadTooLarge(_))));
+    // A queue holds at most QUEUE_BYTES: 1 MiB messages beyond that are dropped and counted.
+    let big = vec![0u8; MAX_PAYLOAD - 16];
+    for _ in 0..6 {
+        sub.send(msg("t", &big)).expect("never blocks");
+    }
+    assert_eq!(sub.dropped(h), Some(6 - (QUEUE_BYTES / MAX_PAYLOAD) as u64));
+}
+
+#[test]
 fn bad_input_is_an_error() {
     let bus = LocalBus::new();
     let mut c = ctx(&bus);
     assert!(matches!(c.send(msg("a.*", b"")), Err(MessagingError::InvalidTopic(_))));
     assert!(matches!(c.subscribe("a..b"), Err(MessagingError::InvalidTopic(_))));
     let big = vec![0u8; MAX_PAYLOAD + 1];
-    assert_eq!(c.send(msg("t", &big)), Err(MessagingError::PayloadTooLarge(big.len() as u64)));
+    let too_big = msg("t", &big);
+    assert_eq!(c.send(too_big.clone()), Err(MessagingError::PayloadTooLarge(too_big.size() as u64)));
     assert!(c.receive(99, Duration::ZERO).is_none());
     let mut none = MessagingCtx::default();
     assert!(matches!(none.subscribe("t"), Err(MessagingError::Unavailable(_))));

@@ -51,6 +51,12 @@ const OBJECTS: &str = "objects";
 /// Manifest files are padded to a multiple of this.
 const MANIFEST_PAD: usize = 4096;
 
+/// The longest path in a volume (the manifest stores lengths in 16 bits).
+const MAX_PATH_BYTES: usize = 4096;
+
+/// The most files and directories a volume holds.
+const MAX_ENTRIES: usize = 1 << 20;
+
 /// The most chunks a manifest's journal carries (64 KiB); a commit with more is a checkpoint.
 const JOURNAL_MAX_CHUNKS: usize = 16;
 
@@ -191,6 +197,8 @@ pub struct Volume {
     since_checkpoint: u32,
     /// Closed by [`Volume::abandon`]: no last commit.
     abandoned: bool,
+    /// A sync failed: no more writes or commits.
+    poisoned: bool,
     rng: SystemRandom,
     scratch: Box<[u8; SLOT]>,
 }
@@ -306,6 +314,7 @@ impl Volume {
             journal_overflow: false,
             since_checkpoint: 0,
             abandoned: false,
+            poisoned: false,
             rng,
             scratch: Box::new([0; SLOT]),
         })
@@ -528,6 +537,21 @@ impl Volume {
         Stat { kind: Kind::File, size, mtime, ino: file_ino(id) }
     }
 
+    /// Checks a path about to be created: bounded in length and in number (the manifest holds
+    /// every path), and its parent a directory.
+    fn check_new(&self, path: &str) -> Result<(), SealError> {
+        if path.len() > MAX_PATH_BYTES {
+            return Err(SealError::InvalidPath { path: path.into(), reason: "the path is longer than 4096 bytes" });
+        }
+        if self.items.len() >= MAX_ENTRIES {
+            return Err(SealError::InvalidPath {
+                path: path.into(),
+                reason: "the volume already holds its limit of 1,048,576 files and directories",
+            });
+        }
+        self.check_parent(path)
+    }
+
     fn check_parent(&self, path: &str) -> Result<(), SealError> {
         match path.rsplit_once('/') {
             None => Ok(()),
@@ -579,7 +603,7 @@ impl Volume {
                 Ok(Opened::File(id))
             }
             None if flags.create && !flags.directory => {
-                self.check_parent(path)?;
+                self.check_new(path)?;
                 let mut id = [0u8; 16];
                 fill(&self.rng, &mut id);
                 let file = FileState {
@@ -616,8 +640,10 @@ impl Volume {
         if file.opens == 0 {
             file.host = None;
             if !file.linked {
+                let size = file.size;
                 self.files.remove(id);
                 self.garbage.push(*id);
+                self.used = self.used.saturating_sub(size);
             }
         }
         flushed
@@ -709,6 +735,7 @@ impl Volume {
 
     /// Encrypts `data` as chunk `index` into the slot the last commit does not use.
     fn store_chunk(&mut self, id: &FileId, index: u64, data: &[u8; CHUNK]) -> Result<(), SealError> {
+        self.check_usable()?;
         let dir = self.dir.clone();
         let mut nonce = [0u8; 12];
         fill(&self.rng, &mut nonce);
@@ -856,7 +883,7 @@ impl Volume {
             }
             self.used += len - size;
         } else {
-            self.used -= size - len;
+            self.used = self.used.saturating_sub(size - len);
             let within = (len % CHUNK as u64) as usize;
             let last = len / CHUNK as u64;
             if within != 0 && len < size {
@@ -912,7 +939,7 @@ impl Volume {
         if path.is_empty() || self.items.contains_key(path) {
             return Err(SealError::Exists(path.into()));
         }
-        self.check_parent(path)?;
+        self.check_new(path)?;
         self.items.insert(path.into(), Item::Dir { mtime: now() });
         self.changed = true;
         Ok(())
@@ -954,13 +981,16 @@ impl Volume {
         }
     }
 
+    /// Unlinks a file. Its content counts against the quota until it is gone: now, or when the
+    /// last open handle closes.
     fn drop_file(&mut self, id: &FileId) {
         if let Some(file) = self.files.get_mut(id) {
-            self.used -= file.size;
             file.linked = false;
             if file.opens == 0 {
+                let size = file.size;
                 self.files.remove(id);
                 self.garbage.push(*id);
+                self.used = self.used.saturating_sub(size);
             }
         }
     }
@@ -983,6 +1013,20 @@ impl Volume {
             return Err(SealError::InvalidPath { path: to.into(), reason: "cannot move a directory into itself" });
         }
         self.check_parent(to)?;
+        let longest_suffix = if source_is_dir {
+            let prefix = format!("{from}/");
+            self.items
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k.len() - from.len())
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        if to.len() + longest_suffix > MAX_PATH_BYTES {
+            return Err(SealError::InvalidPath { path: to.into(), reason: "a path would be longer than 4096 bytes" });
+        }
         match self.items.get(to) {
             Some(Item::Dir { .. }) if !source_is_dir => return Err(SealError::IsADirectory(to.into())),
             Some(Item::File { .. }) if source_is_dir => return Err(SealError::NotADirectory(to.into())),
@@ -1054,6 +1098,30 @@ impl Volume {
     /// # Errors
     /// When the host or the counter fails; the previous commit stays current.
     pub fn commit(&mut self) -> Result<(), SealError> {
+        self.check_usable()?;
+        let result = self.commit_inner();
+        if let Err(SealError::Io { action: "sync", .. }) = &result {
+            // After a failed fsync the kernel may have dropped the dirty pages; a later sync
+            // could succeed without the data. Stop here; a reopen starts from the last commit.
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn check_usable(&self) -> Result<(), SealError> {
+        if self.poisoned {
+            return Err(SealError::Io {
+                action: "use",
+                path: self.dir.clone(),
+                source: std::io::Error::other(
+                    "an earlier sync of this volume failed; reopen it to continue from the last commit",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn commit_inner(&mut self) -> Result<(), SealError> {
         let dirty: Vec<FileId> = self.files.iter().filter(|(_, f)| f.pending).map(|(id, _)| *id).collect();
         if dirty.is_empty() && !self.changed {
             return Ok(());
@@ -1073,6 +1141,10 @@ impl Volume {
                     let host = host_file(&dir, id, &mut file.host, true)?;
                     host.sync_data().map_err(io("sync", &dir.join(OBJECTS).join(hex::encode(id))))?;
                 }
+            }
+            if !self.unsynced.is_empty() {
+                // Object files created since the last checkpoint: their names too.
+                sync_dir(&dir.join(OBJECTS))?;
             }
         }
         let version = self.version + 1;
@@ -1107,11 +1179,10 @@ impl Volume {
         if self.version == 0 {
             sync_dir(&self.dir)?;
         }
+        // The manifest is durable: from here on it is the current state, in memory too, before
+        // anything else can fail.
         self.version = version;
         self.current_manifest = target;
-        if let Some(counter) = self.counter.as_mut() {
-            counter.advance_to(version)?;
-        }
         for file in self.files.values_mut() {
             if file.pending {
                 let keep = file.size.div_ceil(CHUNK as u64) as usize;
@@ -1141,6 +1212,11 @@ impl Volume {
             }
         }
         self.changed = false;
+        // A failure here is a crash between the manifest and the counter: the next open
+        // advances the counter.
+        if let Some(counter) = self.counter.as_mut() {
+            counter.advance_to(version)?;
+        }
         Ok(())
     }
 

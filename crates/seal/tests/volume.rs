@@ -475,3 +475,34 @@ fn many_small_commits_cross_checkpoints_and_stay_readable() {
     let mut v = open(&f).expect("reopens");
     assert_eq!(read_file(&mut v, "log").expect("reads"), expected);
 }
+
+#[test]
+fn a_file_unlinked_while_open_counts_until_closed() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    let Opened::File(id) = v.open_path("tmp", CREATE).expect("opens") else { panic!("a directory") };
+    v.write_at(&id, 0, &[1u8; 100]).expect("writes");
+    v.unlink("tmp").expect("unlinks");
+    assert_eq!(v.used(), 100, "still held by the open handle");
+    v.set_len(&id, 0).expect("shrinks");
+    v.write_at(&id, 0, &[2u8; 50]).expect("writes");
+    assert_eq!(v.used(), 50);
+    v.close(&id).expect("closes");
+    assert_eq!(v.used(), 0, "gone with the last handle");
+}
+
+#[test]
+fn paths_are_bounded_so_the_manifest_stays_readable() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    let long = "d".repeat(3000);
+    v.mkdir(&long).expect("a 3000-byte name");
+    let e = v.mkdir(&format!("{long}/{long}")).expect_err("a 6001-byte path");
+    assert!(matches!(e, SealError::InvalidPath { .. }), "{e}");
+    v.mkdir("short").expect("mkdir");
+    v.mkdir(&format!("short/{}", "e".repeat(2000))).expect("a 2006-byte path");
+    let e = v.rename("short", &long.replace('d', "f")).expect_err("moving it under a long name");
+    assert!(matches!(e, SealError::InvalidPath { .. }), "{e}");
+    drop(v);
+    open(&f).expect("the manifest still reads");
+}

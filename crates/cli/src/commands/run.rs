@@ -64,7 +64,8 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let bus: Arc<dyn Broker> = Arc::new(LocalBus::new());
     // Sealed storage and attestation first: their errors (another module's volume, a rollback)
     // come before any guest starts.
-    let mut services = platform_services(&args, &bytes, program.hash(), &wasi, limits)?;
+    let peer_hashes: Vec<ModuleHash> = peers.iter().map(|(_, p)| p.hash()).collect();
+    let mut services = platform_services(&args, &bytes, program.hash(), &wasi, limits, &peer_hashes)?;
     services.secrets = Some(secrets.clone());
     services.messaging = Some(bus.clone());
     let mut instance = program.instantiate_with(&wasi, limits, services).context("cannot start the guest")?;
@@ -162,6 +163,7 @@ fn platform_services(
     module: ModuleHash,
     wasi: &WasiConfig,
     limits: Limits,
+    peers: &[ModuleHash],
 ) -> anyhow::Result<Services> {
     let attestation = args.attestation || args.verifier_policy.is_some();
     if args.sealed_dirs.is_empty() && args.kv.is_none() && !attestation {
@@ -186,7 +188,7 @@ fn platform_services(
         let identity = Identity {
             runtime_measurement: crate::commands::attest::runtime_measurement()?,
             module_hash: module,
-            config_digest: Some(config_digest(args, wasi, limits)),
+            config_digest: Some(config_digest(args, wasi, limits, peers)),
         };
         let appraiser = match (&args.verifier_policy, &args.verifier_key) {
             (Some(policy), Some(key)) => Some(crate::commands::appraiser::load(policy, key)?),
@@ -198,7 +200,7 @@ fn platform_services(
 }
 
 /// SHA-256 of the guest's configuration: what the claims call the configuration digest.
-fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits) -> [u8; 32] {
+fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits, peers: &[ModuleHash]) -> [u8; 32] {
     let dirs: Vec<String> = wasi
         .dirs
         .iter()
@@ -216,6 +218,12 @@ fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits) -> [u8; 32] 
         "max_memory": limits.max_memory.map(|m| m.bytes()),
         "timeout_ms": limits.timeout.map(|t| t.as_millis() as u64),
         "fuel": limits.fuel,
+        // Modules that share this guest's secrets and message bus.
+        "peers": peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "seal_to": match &args.seal_to {
+            SealToArg::Module => "module".to_owned(),
+            SealToArg::Signer(key) => format!("signer:{}", key.display()),
+        },
     });
     sha2::Sha256::digest(config.to_string().as_bytes()).into()
 }
