@@ -191,6 +191,8 @@ pub struct Volume {
     journal: BTreeMap<(FileId, u64), JournalEntry>,
     /// Object files written since the last checkpoint.
     unsynced: BTreeSet<FileId>,
+    /// Files created since the last checkpoint.
+    created: BTreeSet<FileId>,
     /// The journal outgrew [`JOURNAL_MAX_CHUNKS`]: the next commit is a checkpoint.
     journal_overflow: bool,
     /// Commits since the last checkpoint.
@@ -311,6 +313,7 @@ impl Volume {
             garbage: Vec::new(),
             journal: BTreeMap::new(),
             unsynced: BTreeSet::new(),
+            created: BTreeSet::new(),
             journal_overflow: false,
             since_checkpoint: 0,
             abandoned: false,
@@ -620,6 +623,7 @@ impl Volume {
                     linked: true,
                 };
                 self.files.insert(id, file);
+                self.created.insert(id);
                 self.items.insert(path.into(), Item::File { id });
                 self.changed = true;
                 Ok(Opened::File(id))
@@ -1142,8 +1146,10 @@ impl Volume {
                     host.sync_data().map_err(io("sync", &dir.join(OBJECTS).join(hex::encode(id))))?;
                 }
             }
-            if !self.unsynced.is_empty() {
-                // Object files created since the last checkpoint: their names too.
+            if self.created.iter().any(|id| self.files.get(id).is_some_and(|f| f.linked)) {
+                // Files created since the last checkpoint that still exist: their object files'
+                // names must be durable too. (A journal file created and removed between two
+                // checkpoints needs nothing.)
                 sync_dir(&dir.join(OBJECTS))?;
             }
         }
@@ -1194,6 +1200,7 @@ impl Volume {
         if checkpoint {
             self.journal.clear();
             self.unsynced.clear();
+            self.created.clear();
             self.journal_overflow = false;
             self.since_checkpoint = 0;
         } else {

@@ -141,19 +141,20 @@ struct SimCounter {
 
 impl SimCounter {
     fn store(&mut self, value: u64) -> Result<(), TeeError> {
-        let tmp = self.path.with_extension("tmp");
+        use std::os::unix::fs::FileExt as _;
         let io = |action, source| TeeError::Io { action, path: self.path.clone(), source };
-        let mut file = std::fs::OpenOptions::new()
+        // Written in place: one aligned 8-byte write never tears. (Replacing the file by a
+        // rename made ext4 write the new file out at every commit.)
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io("create", e))?;
+            .open(&self.path)
+            .map_err(|e| io("open", e))?;
         // Not synced: a sim counter guards against a swapped directory, not against power loss
         // (after which it may lag the sealed state, which is accepted as newer, never older).
-        file.write_all(&value.to_le_bytes()).map_err(|e| io("write", e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io("replace", e))
+        file.write_all_at(&value.to_le_bytes(), 0).map_err(|e| io("write", e))
     }
 }
 
