@@ -20,6 +20,11 @@ impl ByteSize {
         Self(n * 1024 * 1024)
     }
 
+    /// `n` gibibytes.
+    pub const fn gib(n: u64) -> Self {
+        Self(n * 1024 * 1024 * 1024)
+    }
+
     /// The size in bytes.
     pub const fn bytes(self) -> u64 {
         self.0

@@ -1,0 +1,302 @@
+//! Placement of workload replicas on the nodes of the continuum: a pure function, so the
+//! control plane's decisions are testable without a cluster and reproducible from its inputs.
+//!
+//! [`schedule`] takes the workloads (replicas, memory per instance, [`Constraints`]), the nodes
+//! (architecture, platform, memory, labels, zone, readiness) and the current placements, and
+//! returns a [`Plan`]:
+//!
+//! - a current placement is kept while its node is ready and still satisfies the workload, so
+//!   healthy instances never move because something else changed;
+//! - missing replicas go to the eligible node that spreads the workload best: first the zone
+//!   with the fewest of its replicas, then the node with the fewest, then the most free memory,
+//!   then the name (so the result is deterministic);
+//! - replicas that fit nowhere are reported with a reason that names the constraint that ruled
+//!   the last candidates out, such as `no node in zone edge offers platform snp`.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lamina_types::{ByteSize, PlatformKind, Target};
+use serde::{Deserialize, Serialize};
+
+/// A node as the scheduler sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its unique name.
+    pub name: String,
+    /// Its architecture.
+    pub target: Target,
+    /// Its TEE.
+    pub platform: PlatformKind,
+    /// Memory it offers to workloads.
+    pub memory: ByteSize,
+    /// Operator labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its zone (`cloud`, `edge-1`, …).
+    pub zone: String,
+    /// Enrolled, attested and heard from recently; a node that is not ready gets nothing and
+    /// loses what it had.
+    pub ready: bool,
+}
+
+/// Where a workload may run. An empty list allows anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Allowed architectures.
+    pub architectures: Vec<Target>,
+    /// Allowed platforms.
+    pub platforms: Vec<PlatformKind>,
+    /// Labels the node must carry, with these values.
+    pub labels: BTreeMap<String, String>,
+    /// Allowed zones.
+    pub zones: Vec<String>,
+    /// The least memory the node must offer in total (beyond the instance's own need).
+    pub min_memory: Option<ByteSize>,
+}
+
+/// A workload to place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Its unique name.
+    pub name: String,
+    /// How many instances.
+    pub replicas: u32,
+    /// Memory each instance needs (its `--max-memory`).
+    pub memory: ByteSize,
+    /// Where it may run.
+    pub constraints: Constraints,
+}
+
+/// One instance of a workload on a node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Placement {
+    /// The workload.
+    pub workload: String,
+    /// Which replica (0-based).
+    pub replica: u32,
+    /// The node.
+    pub node: String,
+}
+
+/// Replicas that could not be placed, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unplaced {
+    /// The workload.
+    pub workload: String,
+    /// How many of its replicas are missing.
+    pub missing: u32,
+    /// Why, naming the constraint that ruled the last candidates out.
+    pub reason: String,
+}
+
+/// What the scheduler decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Every placement, sorted.
+    pub placements: Vec<Placement>,
+    /// What could not be placed.
+    pub unplaced: Vec<Unplaced>,
+}
+
+impl Plan {
+    /// The placements that are in this plan and not in `current`: instances to start.
+    pub fn started(&self, current: &[Placement]) -> Vec<Placement> {
+        let before: BTreeSet<&Placement> = current.iter().collect();
+        self.placements.iter().filter(|p| !before.contains(p)).cloned().collect()
+    }
+
+    /// The placements in `current` that this plan drops: instances to stop.
+    pub fn stopped(&self, current: &[Placement]) -> Vec<Placement> {
+        let after: BTreeSet<&Placement> = self.placements.iter().collect();
+        current.iter().filter(|p| !after.contains(p)).cloned().collect()
+    }
+}
+
+/// One filter of eligibility, in the order reasons are told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Filter {
+    Ready,
+    Zone,
+    Architecture,
+    Platform,
+    Labels,
+    MinMemory,
+}
+
+const FILTERS: [Filter; 6] =
+    [Filter::Ready, Filter::Zone, Filter::Architecture, Filter::Platform, Filter::Labels, Filter::MinMemory];
+
+impl Filter {
+    fn passes(self, node: &Node, c: &Constraints) -> bool {
+        match self {
+            Filter::Ready => node.ready,
+            Filter::Zone => c.zones.is_empty() || c.zones.contains(&node.zone),
+            Filter::Architecture => c.architectures.is_empty() || c.architectures.contains(&node.target),
+            Filter::Platform => c.platforms.is_empty() || c.platforms.contains(&node.platform),
+            Filter::Labels => c.labels.iter().all(|(k, v)| node.labels.get(k) == Some(v)),
+            Filter::MinMemory => c.min_memory.is_none_or(|m| node.memory >= m),
+        }
+    }
+
+    /// What this filter asks, as a predicate (`offers platform snp`) and as a qualifier of the
+    /// nodes that passed it (`with platform snp`); `None` when it asks nothing.
+    fn describe(self, c: &Constraints) -> Option<(String, String)> {
+        let list = |items: Vec<String>| items.join(" or ");
+        let text = match self {
+            Filter::Ready => return None,
+            Filter::Zone if c.zones.is_empty() => return None,
+            Filter::Zone => {
+                let zones = list(c.zones.clone());
+                (format!("is in zone {zones}"), format!("in zone {zones}"))
+            }
+            Filter::Architecture if c.architectures.is_empty() => return None,
+            Filter::Architecture => {
+                let archs = list(c.architectures.iter().map(|t| t.arch().to_owned()).collect());
+                (format!("is of architecture {archs}"), format!("of architecture {archs}"))
+            }
+            Filter::Platform if c.platforms.is_empty() => return None,
+            Filter::Platform => {
+                let platforms = list(c.platforms.iter().map(|p| p.name().to_owned()).collect());
+                (format!("offers platform {platforms}"), format!("with platform {platforms}"))
+            }
+            Filter::Labels if c.labels.is_empty() => return None,
+            Filter::Labels => {
+                let labels = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+                (format!("has labels {labels}"), format!("with labels {labels}"))
+            }
+            Filter::MinMemory => {
+                let m = c.min_memory?;
+                (format!("offers at least {m}"), format!("with at least {m}"))
+            }
+        };
+        Some(text)
+    }
+}
+
+/// Whether a node satisfies a workload's constraints (capacity aside).
+pub fn eligible(node: &Node, constraints: &Constraints) -> bool {
+    FILTERS.iter().all(|f| f.passes(node, constraints))
+}
+
+/// Why no node is eligible: the filters in order, until the candidates run out.
+fn explain(workload: &Workload, nodes: &[Node], free: &BTreeMap<&str, u64>) -> String {
+    let c = &workload.constraints;
+    if nodes.is_empty() {
+        return "no node has joined".into();
+    }
+    let mut left: Vec<&Node> = nodes.iter().collect();
+    let mut said: Vec<String> = Vec::new();
+    for filter in FILTERS {
+        let next: Vec<&Node> = left.iter().copied().filter(|n| filter.passes(n, c)).collect();
+        if next.is_empty() {
+            let scope = if said.is_empty() { String::new() } else { format!(" {}", said.join(" ")) };
+            return match filter.describe(c) {
+                None => "no node is ready (none is enrolled, attested and heard from)".into(),
+                Some((predicate, _)) if said.is_empty() && filter == Filter::Zone => {
+                    format!("no ready node {predicate}")
+                }
+                Some((predicate, _)) => format!("no node{scope} {predicate}"),
+            };
+        }
+        if let Some((_, qualifier)) = filter.describe(c) {
+            said.push(qualifier);
+        }
+        left = next;
+    }
+    // Eligible nodes exist: memory is what is missing.
+    let best = left.iter().map(|n| (free.get(n.name.as_str()).copied().unwrap_or(0), n.name.as_str())).max();
+    let scope = if said.is_empty() { String::new() } else { format!(" {}", said.join(" ")) };
+    match best {
+        Some((bytes, name)) => format!(
+            "no node{scope} has {} free for another instance (the most is {} on {name})",
+            workload.memory,
+            ByteSize(bytes)
+        ),
+        None => format!("no node{scope} has room"),
+    }
+}
+
+/// Places every workload's replicas. See the crate documentation for the rules.
+pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> Plan {
+    let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut free: BTreeMap<&str, u64> = nodes.iter().map(|n| (n.name.as_str(), n.memory.bytes())).collect();
+    let mut sorted: Vec<&Workload> = workloads.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut plan = Plan::default();
+    // First keep what is healthy, for every workload, so that capacity is taken by what already
+    // runs before anything new is placed.
+    let mut kept: BTreeMap<&str, Vec<Placement>> = BTreeMap::new();
+    for w in &sorted {
+        let mut replicas = BTreeSet::new();
+        let mut mine: Vec<&Placement> = current.iter().filter(|p| p.workload == w.name).collect();
+        mine.sort();
+        for p in mine {
+            if p.replica >= w.replicas || !replicas.insert(p.replica) {
+                continue;
+            }
+            let Some(node) = by_name.get(p.node.as_str()) else { continue };
+            let room = free.get(node.name.as_str()).copied().unwrap_or(0);
+            if !eligible(node, &w.constraints) || room < w.memory.bytes() {
+                replicas.remove(&p.replica);
+                continue;
+            }
+            free.insert(node.name.as_str(), room - w.memory.bytes());
+            kept.entry(w.name.as_str()).or_default().push(p.clone());
+        }
+    }
+    for w in &sorted {
+        let mut placed: Vec<Placement> = kept.remove(w.name.as_str()).unwrap_or_default();
+        let taken: BTreeSet<u32> = placed.iter().map(|p| p.replica).collect();
+        let mut missing = 0;
+        for replica in (0..w.replicas).filter(|r| !taken.contains(r)) {
+            let per_zone = count(&placed, &by_name, |n| n.zone.as_str());
+            let per_node = count(&placed, &by_name, |n| n.name.as_str());
+            let choice = nodes
+                .iter()
+                .filter(|n| eligible(n, &w.constraints))
+                .filter(|n| free.get(n.name.as_str()).copied().unwrap_or(0) >= w.memory.bytes())
+                .min_by_key(|n| {
+                    (
+                        per_zone.get(n.zone.as_str()).copied().unwrap_or(0),
+                        per_node.get(n.name.as_str()).copied().unwrap_or(0),
+                        std::cmp::Reverse(free.get(n.name.as_str()).copied().unwrap_or(0)),
+                        n.name.as_str(),
+                    )
+                });
+            match choice {
+                Some(node) => {
+                    if let Some(room) = free.get_mut(node.name.as_str()) {
+                        *room -= w.memory.bytes();
+                    }
+                    placed.push(Placement { workload: w.name.clone(), replica, node: node.name.clone() });
+                }
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            plan.unplaced.push(Unplaced { workload: w.name.clone(), missing, reason: explain(w, nodes, &free) });
+        }
+        plan.placements.extend(placed);
+    }
+    plan.placements.sort();
+    plan
+}
+
+fn count<'a>(
+    placed: &[Placement],
+    nodes: &BTreeMap<&str, &'a Node>,
+    key: impl Fn(&'a Node) -> &'a str,
+) -> BTreeMap<&'a str, u32> {
+    let mut out = BTreeMap::new();
+    for p in placed {
+        if let Some(node) = nodes.get(p.node.as_str()) {
+            *out.entry(key(node)).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+use super::*;
+use proptest::prelude::*;
+
+fn node(name: &str, zone: &str, platform: PlatformKind, target: Target, mib: u64) -> Node {
+    Node {
+        name: name.into(),
+        target,
+        platform,
+        memory: ByteSize::mib(mib),
+        labels: BTreeMap::new(),
+        zone: zone.into(),
+        ready: true,
+    }
+}
+
+fn workload(name: &str, replicas: u32, mib: u64, constraints: Constraints) -> Workload {
+    Workload { name: name.into(), replicas, memory: ByteSize::mib(mib), constraints }
+}
+
+fn continuum() -> Vec<Node> {
+    vec![
+        node("cloud-1", "cloud", PlatformKind::Snp, Target::X86_64Linux, 4096),
+        node("cloud-2", "cloud", PlatformKind::Tdx, Target::X86_64Linux, 4096),
+        node("edge-1", "edge", PlatformKind::Tpm, Target::Aarch64Linux, 512),
+        node("edge-2", "edge", PlatformKind::Sim, Target::Aarch64Linux, 512),
+    ]
+}
+
+#[test]
+fn replicas_spread_across_zones_then_nodes() {
+    let w = workload("api", 4, 64, Constraints::default());
+    let plan = schedule(&[w], &continuum(), &[]);
+    assert!(plan.unplaced.is_empty());
+    let nodes: BTreeSet<&str> = plan.placements.iter().map(|p| p.node.as_str()).collect();
+    assert_eq!(nodes.len(), 4, "one replica per node: {plan:?}");
+}
+
+#[test]
+fn constraints_select_nodes() {
+    let c = Constraints {
+        architectures: vec![Target::Aarch64Linux],
+        platforms: vec![PlatformKind::Tpm],
+        ..Constraints::default()
+    };
+    let plan = schedule(&[workload("filter", 2, 64, c)], &continuum(), &[]);
+    assert!(plan.placements.iter().all(|p| p.node == "edge-1"), "{plan:?}");
+    assert_eq!(plan.placements.len(), 2, "both replicas fit on the one tpm node");
+}
+
+#[test]
+fn an_unsatisfiable_workload_gets_a_reason() {
+    let cases = [
+        (
+            Constraints { zones: vec!["edge".into()], platforms: vec![PlatformKind::Snp], ..Constraints::default() },
+            "no node in zone edge offers platform snp",
+        ),
+        (Constraints { zones: vec!["moon".into()], ..Constraints::default() }, "no ready node is in zone moon"),
+        (
+            Constraints {
+                zones: vec!["cloud".into()],
+                architectures: vec![Target::Riscv64Linux],
+                ..Constraints::default()
+            },
+            "no node in zone cloud is of architecture riscv64",
+        ),
+        (
+            Constraints { labels: BTreeMap::from([("gpu".into(), "yes".into())]), ..Constraints::default() },
+            "no node has labels gpu=yes",
+        ),
+        (
+            Constraints { zones: vec!["edge".into()], min_memory: Some(ByteSize::gib(1)), ..Constraints::default() },
+            "no node in zone edge offers at least 1 GiB",
+        ),
+    ];
+    for (c, reason) in cases {
+        let plan = schedule(&[workload("w", 1, 64, c)], &continuum(), &[]);
+        assert_eq!(plan.unplaced.len(), 1);
+        assert_eq!(plan.unplaced[0].reason, reason);
+        assert_eq!(plan.unplaced[0].missing, 1);
+    }
+}
+
+#[test]
+fn memory_is_a_reason_too() {
+    let c = Constraints { zones: vec!["edge".into()], ..Constraints::default() };
+    let plan = schedule(&[workload("big", 3, 400, c)], &continuum(), &[]);
+    assert_eq!(plan.placements.len(), 2, "one per edge node");
+    assert_eq!(plan.unplaced[0].missing, 1);
+    assert!(
+        plan.unplaced[0].reason.starts_with("no node in zone edge has 400 MiB free"),
+        "{}",
+        plan.unplaced[0].reason
+    );
+    let plan = schedule(&[workload("w", 1, 64, Constraints::default())], &[], &[]);
+    assert_eq!(plan.unplaced[0].reason, "no node has joined");
+}
+
+#[test]
+fn healthy_placements_stay_and_lost_nodes_lose_theirs() {
+    let nodes = continuum();
+    let w = [workload("api", 2, 64, Constraints::default())];
+    let first = schedule(&w, &nodes, &[]);
+    let again = schedule(&w, &nodes, &first.placements);
+    assert_eq!(again, first, "nothing moves when nothing changed");
+    let mut lost = nodes.clone();
+    let victim = first.placements[0].node.clone();
+    for n in &mut lost {
+        if n.name == victim {
+            n.ready = false;
+        }
+    }
+    let moved = schedule(&w, &lost, &first.placements);
+    assert!(moved.placements.iter().all(|p| p.node != victim), "{moved:?}");
+    assert_eq!(moved.stopped(&first.placements).len(), 1);
+    assert_eq!(moved.started(&first.placements).len(), 1);
+    assert!(moved.placements.contains(&first.placements[1]), "the healthy replica stays");
+}
+
+#[test]
+fn fewer_replicas_stop_the_highest() {
+    let nodes = continuum();
+    let three = schedule(&[workload("api", 3, 64, Constraints::default())], &nodes, &[]);
+    let one = schedule(&[workload("api", 1, 64, Constraints::default())], &nodes, &three.placements);
+    assert_eq!(one.placements.len(), 1);
+    assert_eq!(one.placements[0].replica, 0);
+    assert!(three.placements.contains(&one.placements[0]));
+}
+
+fn arb_node() -> impl Strategy<Value = Node> {
+    (0usize..3, 0usize..6, 0usize..3, 0u64..2048, proptest::option::of(0u8..2), any::<bool>()).prop_map(
+        |(t, p, z, mib, label, ready)| Node {
+            name: String::new(),
+            target: Target::ALL[t],
+            platform: PlatformKind::ALL[p],
+            memory: ByteSize::mib(mib),
+            labels: label.map(|l| BTreeMap::from([("tier".to_owned(), l.to_string())])).unwrap_or_default(),
+            zone: format!("z{z}"),
+            ready,
+        },
+    )
+}
+
+fn arb_workload() -> impl Strategy<Value = Workload> {
+    (
+        0u32..6,
+        1u64..512,
+        proptest::collection::vec(0usize..3, 0..2),
+        proptest::collection::vec(0usize..6, 0..3),
+        proptest::collection::vec(0usize..3, 0..2),
+        proptest::option::of(0u8..2),
+    )
+        .prop_map(|(replicas, mib, t, p, z, label)| Workload {
+            name: String::new(),
+            replicas,
+            memory: ByteSize::mib(mib),
+            constraints: Constraints {
+                architectures: t.into_iter().map(|i| Target::ALL[i]).collect(),
+                platforms: p.into_iter().map(|i| PlatformKind::ALL[i]).collect(),
+                zones: z.into_iter().map(|i| format!("z{i}")).collect(),
+                labels: label.map(|l| BTreeMap::from([("tier".to_owned(), l.to_string())])).unwrap_or_default(),
+                min_memory: None,
+            },
+        })
+}
+
+fn named<T>(items: Vec<T>, prefix: &str, set: impl Fn(&mut T, String)) -> Vec<T> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut item)| {
+            set(&mut item, format!("{prefix}{i}"));
+            item
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn plans_respect_constraints_capacity_and_counts(
+        nodes in proptest::collection::vec(arb_node(), 0..8),
+        workloads in proptest::collection::vec(arb_workload(), 0..5),
+    ) {
+        let nodes = named(nodes, "n", |n, s| n.name = s);
+        let workloads = named(workloads, "w", |w, s| w.name = s);
+        let plan = schedule(&workloads, &nodes, &[]);
+        let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let mut used: BTreeMap<&str, u64> = BTreeMap::new();
+        for p in &plan.placements {
+            let w = workloads.iter().find(|w| w.name == p.workload).expect("a known workload");
+            let n = by_name[p.node.as_str()];
+            prop_assert!(eligible(n, &w.constraints), "{p:?} breaks the constraints");
+            *used.entry(n.name.as_str()).or_default() += w.memory.bytes();
+        }
+        for (name, bytes) in used {
+            prop_assert!(bytes <= by_name[name].memory.bytes(), "{name} is over its memory");
+        }
+        for w in &workloads {
+            let placed = plan.placements.iter().filter(|p| p.workload == w.name).count() as u32;
+            let missing = plan.unplaced.iter().find(|u| u.workload == w.name).map_or(0, |u| u.missing);
+            prop_assert_eq!(placed + missing, w.replicas);
+            if let Some(u) = plan.unplaced.iter().find(|u| u.workload == w.name) {
+                prop_assert!(u.reason.starts_with("no "), "{}", u.reason);
+            }
+        }
+        // Stable: scheduling again from the plan changes nothing.
+        prop_assert_eq!(schedule(&workloads, &nodes, &plan.placements), plan);
+    }
+
+    #[test]
+    fn with_room_to_spare_replicas_never_share_a_node_needlessly(
+        nodes in proptest::collection::vec(arb_node(), 1..8),
+        replicas in 1u32..8,
+    ) {
+        let nodes: Vec<Node> = named(nodes, "n", |n, s| n.name = s)
+            .into_iter()
+            .map(|n| Node { memory: ByteSize::gib(64), ready: true, ..n })
+            .collect();
+        let plan = schedule(&[workload("w", replicas, 1, Constraints::default())], &nodes, &[]);
+        let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
+        for p in &plan.placements {
+            *per_node.entry(p.node.as_str()).or_default() += 1;
+        }
+        let max = per_node.values().copied().max().unwrap_or(0);
+        let min = nodes.iter().map(|n| per_node.get(n.name.as_str()).copied().unwrap_or(0)).min().unwrap_or(0);
+        let zones: BTreeSet<&str> = nodes.iter().map(|n| n.zone.as_str()).collect();
+        let used_zones: BTreeSet<&str> =
+            plan.placements.iter().map(|p| nodes.iter().find(|n| n.name == p.node).map_or("", |n| n.zone.as_str())).collect();
+        prop_assert_eq!(used_zones.len(), zones.len().min(replicas as usize), "every zone used before doubling up");
+        prop_assert!(max - min <= 1 || zones.len() > 1, "spread within one zone: {per_node:?}");
+    }
+}
