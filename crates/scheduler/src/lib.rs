@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use lamina_types::Constraints;
 use lamina_types::{ByteSize, PlatformKind, Target};
 use serde::{Deserialize, Serialize};
 
@@ -41,22 +42,7 @@ pub struct Node {
     pub ready: bool,
 }
 
-/// Where a workload may run. An empty list allows anything.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Constraints {
-    /// Allowed architectures.
-    pub architectures: Vec<Target>,
-    /// Allowed platforms.
-    pub platforms: Vec<PlatformKind>,
-    /// Labels the node must carry, with these values.
-    pub labels: BTreeMap<String, String>,
-    /// Allowed zones.
-    pub zones: Vec<String>,
-    /// The least memory the node must offer in total (beyond the instance's own need).
-    pub min_memory: Option<ByteSize>,
-}
-
-/// A workload to place.
+/// A workload to place (what the scheduler needs of a [`lamina_types::WorkloadSpec`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workload {
     /// Its unique name.
@@ -246,6 +232,7 @@ pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -
             kept.entry(w.name.as_str()).or_default().push(p.clone());
         }
     }
+    let mut short: Vec<(&Workload, u32)> = Vec::new();
     for w in &sorted {
         let mut placed: Vec<Placement> = kept.remove(w.name.as_str()).unwrap_or_default();
         let taken: BTreeSet<u32> = placed.iter().map(|p| p.replica).collect();
@@ -276,9 +263,14 @@ pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -
             }
         }
         if missing > 0 {
-            plan.unplaced.push(Unplaced { workload: w.name.clone(), missing, reason: explain(w, nodes, &free) });
+            short.push((*w, missing));
         }
         plan.placements.extend(placed);
+    }
+    // Reasons are told against the final free memory, so that the same inputs always give the
+    // same words.
+    for (w, missing) in short {
+        plan.unplaced.push(Unplaced { workload: w.name.clone(), missing, reason: explain(w, nodes, &free) });
     }
     plan.placements.sort();
     plan
@@ -296,6 +288,17 @@ fn count<'a>(
         }
     }
     out
+}
+
+impl From<&lamina_types::WorkloadSpec> for Workload {
+    fn from(spec: &lamina_types::WorkloadSpec) -> Self {
+        Workload {
+            name: spec.name.clone(),
+            replicas: spec.replicas,
+            memory: spec.memory,
+            constraints: spec.constraints.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod cbor;
 mod claims;
+pub mod deploy;
 mod envelope;
 mod hash;
 mod mount;
@@ -20,6 +21,7 @@ mod target;
 pub mod tpm_evidence;
 
 pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};
+pub use deploy::{Constraints, Deployment, ManifestError, ModuleRef, WorkloadSpec};
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use hash::{ModuleHash, ParseHashError};
 pub use mount::{DirMount, ParseMountError};

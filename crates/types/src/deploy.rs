@@ -1,0 +1,439 @@
+//! The deployment manifest (`lamina deploy app.toml`): which workloads to run across the
+//! continuum, how many of each, and where they may run.
+//!
+//! Parsed in two steps, as the house style asks: the TOML is read into a raw tree (unknown
+//! fields refused), then resolved into typed [`WorkloadSpec`]s. Every error names the line, the
+//! workload and the field, so a typo is found without guessing:
+//! `app.toml:14: workload "filter": replicas: must be 1 to 1000`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::{ByteSize, ModuleHash, PlatformKind, Target};
+
+/// The most replicas of one workload.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// Where a workload may run. An empty list allows anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Allowed architectures.
+    pub architectures: Vec<Target>,
+    /// Allowed platforms.
+    pub platforms: Vec<PlatformKind>,
+    /// Labels the node must carry, with these values.
+    pub labels: BTreeMap<String, String>,
+    /// Allowed zones.
+    pub zones: Vec<String>,
+    /// The least memory the node must offer in total.
+    pub min_memory: Option<ByteSize>,
+}
+
+/// Which module a workload runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleRef {
+    /// A `.wasm` file, relative to the manifest; `lamina deploy` uploads it.
+    Path(PathBuf),
+    /// A module the control plane already has.
+    Hash(ModuleHash),
+}
+
+/// One workload of a deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadSpec {
+    /// Its name: 1 to 63 of `a-z 0-9 -`, starting with a letter.
+    pub name: String,
+    /// The module it runs.
+    pub module: ModuleRef,
+    /// How many instances.
+    pub replicas: u32,
+    /// Memory each instance may use (its `--max-memory`).
+    pub memory: ByteSize,
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Names of the secrets the control plane releases to its attested instances.
+    pub secrets: Vec<String>,
+    /// Guest paths of its sealed directories.
+    pub sealed: Vec<String>,
+    /// Topic patterns it subscribes to or publishes on.
+    pub topics: Vec<String>,
+    /// Where it may run.
+    pub constraints: Constraints,
+}
+
+/// A parsed deployment manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The workloads, in the file's order.
+    pub workloads: Vec<WorkloadSpec>,
+}
+
+/// A manifest that cannot be used: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    /// 1-based line of the offending value (0 when unknown).
+    pub line: usize,
+    /// The workload it is in, when known.
+    pub workload: Option<String>,
+    /// The field, as a dotted path within the workload (`constraints.platforms`).
+    pub field: Option<String>,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        if let Some(w) = &self.workload {
+            write!(f, "workload \"{w}\": ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    workload: Vec<Spanned<RawWorkload>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    name: Spanned<String>,
+    module: Spanned<String>,
+    #[serde(default)]
+    replicas: Option<Spanned<i64>>,
+    #[serde(default)]
+    memory: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<Spanned<String>>,
+    #[serde(default)]
+    sealed: Vec<Spanned<String>>,
+    #[serde(default)]
+    topics: Vec<Spanned<String>>,
+    #[serde(default)]
+    constraints: Option<RawConstraints>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConstraints {
+    #[serde(default)]
+    architectures: Vec<Spanned<String>>,
+    #[serde(default)]
+    platforms: Vec<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    zones: Vec<Spanned<String>>,
+    #[serde(default)]
+    min_memory: Option<Spanned<String>>,
+}
+
+/// Resolves spans to lines and carries the workload being read.
+struct Resolver<'a> {
+    text: &'a str,
+    workload: Option<String>,
+}
+
+impl Resolver<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
+    }
+
+    fn error<T>(&self, at: &Spanned<T>, field: &str, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            line: self.line(at.span().start),
+            workload: self.workload.clone(),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: FromStr>(&self, value: &Spanned<String>, field: &str) -> Result<T, ManifestError>
+    where
+        T::Err: fmt::Display,
+    {
+        value.get_ref().parse().map_err(|e: T::Err| self.error(value, field, e.to_string()))
+    }
+}
+
+/// Checks a workload name: 1 to 63 of `a-z 0-9 -`, starting with a letter, not ending in `-`.
+///
+/// # Errors
+/// Why it is not one.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a workload name: use 1 to 63 of a-z, 0-9 and -, starting with a letter"))
+    }
+}
+
+impl FromStr for Deployment {
+    type Err = ManifestError;
+
+    fn from_str(text: &str) -> Result<Self, ManifestError> {
+        Deployment::parse(text)
+    }
+}
+
+impl Deployment {
+    /// Parses and checks a manifest.
+    ///
+    /// # Errors
+    /// [`ManifestError`] naming the line, the workload and the field.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let mut r = Resolver { text, workload: None };
+        let raw: RawFile = toml::from_str(text).map_err(|e| ManifestError {
+            line: e.span().map_or(0, |s| r.line(s.start)),
+            workload: None,
+            field: None,
+            message: e.message().trim().to_owned(),
+        })?;
+        if raw.workload.is_empty() {
+            return Err(ManifestError {
+                line: 0,
+                workload: None,
+                field: None,
+                message: "no workloads: add a [[workload]] table with at least `name` and `module`".into(),
+            });
+        }
+        let mut seen = BTreeMap::new();
+        let mut workloads = Vec::new();
+        for w in raw.workload {
+            let at = r.line(w.span().start);
+            let w = w.into_inner();
+            r.workload = Some(w.name.get_ref().clone());
+            check_name(w.name.get_ref()).map_err(|m| r.error(&w.name, "name", m))?;
+            if let Some(first) = seen.insert(w.name.get_ref().clone(), at) {
+                return Err(r.error(&w.name, "name", format!("the name is used twice (first on line {first})")));
+            }
+            workloads.push(resolve(&r, w)?);
+        }
+        Ok(Deployment { workloads })
+    }
+}
+
+fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestError> {
+    let module_text = w.module.get_ref();
+    let module = if module_text.starts_with("sha256:") {
+        ModuleRef::Hash(r.parse(&w.module, "module")?)
+    } else if module_text.is_empty() {
+        return Err(r.error(&w.module, "module", "empty: give a .wasm path or a sha256: reference"));
+    } else {
+        ModuleRef::Path(module_text.into())
+    };
+    let replicas = match &w.replicas {
+        None => 1,
+        Some(n) => u32::try_from(*n.get_ref())
+            .ok()
+            .filter(|n| (1..=MAX_REPLICAS).contains(n))
+            .ok_or_else(|| r.error(n, "replicas", format!("must be 1 to {MAX_REPLICAS}, not {}", n.get_ref())))?,
+    };
+    let memory = match &w.memory {
+        None => ByteSize::mib(64),
+        Some(m) => r.parse(m, "memory")?,
+    };
+    for s in &w.secrets {
+        let ok = !s.get_ref().is_empty()
+            && s.get_ref().len() <= 128
+            && s.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(r.error(
+                s,
+                "secrets",
+                format!("`{}` is not a secret name (1 to 128 of A-Z a-z 0-9 _ - .)", s.get_ref()),
+            ));
+        }
+    }
+    for p in &w.sealed {
+        if !p.get_ref().starts_with('/') {
+            return Err(r.error(p, "sealed", format!("`{}` is not an absolute guest path such as /data", p.get_ref())));
+        }
+    }
+    for t in &w.topics {
+        let ok = !t.get_ref().is_empty()
+            && t.get_ref().len() <= 256
+            && t.get_ref().split('.').all(|token| !token.is_empty() && !token.contains(char::is_whitespace));
+        if !ok {
+            return Err(r.error(t, "topics", format!("`{}` is not a topic pattern such as sensors.>", t.get_ref())));
+        }
+    }
+    let constraints = match w.constraints {
+        None => Constraints::default(),
+        Some(c) => Constraints {
+            architectures: c
+                .architectures
+                .iter()
+                .map(|a| r.parse(a, "constraints.architectures"))
+                .collect::<Result<_, _>>()?,
+            platforms: c
+                .platforms
+                .iter()
+                .map(|p| {
+                    PlatformKind::ALL.into_iter().find(|k| k.name() == p.get_ref()).ok_or_else(|| {
+                        r.error(
+                            p,
+                            "constraints.platforms",
+                            format!("`{}` is not a platform: use sim, tpm, sgx, tdx, snp or cca", p.get_ref()),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            labels: c.labels,
+            zones: c
+                .zones
+                .iter()
+                .map(|z| {
+                    if z.get_ref().is_empty() {
+                        Err(r.error(z, "constraints.zones", "an empty zone name"))
+                    } else {
+                        Ok(z.get_ref().clone())
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            min_memory: c.min_memory.as_ref().map(|m| r.parse(m, "constraints.min_memory")).transpose()?,
+        },
+    };
+    Ok(WorkloadSpec {
+        name: w.name.into_inner(),
+        module,
+        replicas,
+        memory,
+        args: w.args,
+        env: w.env,
+        secrets: w.secrets.into_iter().map(Spanned::into_inner).collect(),
+        sealed: w.sealed.into_iter().map(Spanned::into_inner).collect(),
+        topics: w.topics.into_iter().map(Spanned::into_inner).collect(),
+        constraints,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOOD: &str = r#"
+# A two-stage application.
+[[workload]]
+name = "filter"
+module = "filter.wasm"
+replicas = 2
+memory = "32MiB"
+topics = ["sensors.>"]
+
+[workload.constraints]
+architectures = ["aarch64"]
+platforms = ["tpm", "sim"]
+zones = ["edge"]
+
+[[workload]]
+name = "aggregate"
+module = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+secrets = ["db-key"]
+sealed = ["/data"]
+
+[workload.constraints]
+zones = ["cloud"]
+labels = { tier = "gold" }
+min_memory = "1GiB"
+"#;
+
+    #[test]
+    fn a_manifest_resolves_into_typed_workloads() {
+        let d = Deployment::parse(GOOD).expect("valid");
+        assert_eq!(d.workloads.len(), 2);
+        let filter = &d.workloads[0];
+        assert_eq!(filter.module, ModuleRef::Path("filter.wasm".into()));
+        assert_eq!(filter.replicas, 2);
+        assert_eq!(filter.memory, ByteSize::mib(32));
+        assert_eq!(filter.constraints.architectures, vec![Target::Aarch64Linux]);
+        assert_eq!(filter.constraints.platforms, vec![PlatformKind::Tpm, PlatformKind::Sim]);
+        let aggregate = &d.workloads[1];
+        assert!(matches!(aggregate.module, ModuleRef::Hash(_)));
+        assert_eq!(aggregate.replicas, 1, "one by default");
+        assert_eq!(aggregate.constraints.min_memory, Some(ByteSize::gib(1)));
+        assert_eq!(aggregate.constraints.labels.get("tier").map(String::as_str), Some("gold"));
+    }
+
+    fn error(text: &str) -> String {
+        Deployment::parse(text).expect_err("invalid").to_string()
+    }
+
+    #[test]
+    fn errors_name_the_line_the_workload_and_the_field() {
+        let bad = GOOD.replace("replicas = 2", "replicas = 0");
+        assert_eq!(error(&bad), "line 6: workload \"filter\": replicas: must be 1 to 1000, not 0");
+        let bad = GOOD.replace(r#"platforms = ["tpm", "sim"]"#, r#"platforms = ["tpm", "sev"]"#);
+        assert_eq!(
+            error(&bad),
+            "line 12: workload \"filter\": constraints.platforms: `sev` is not a platform: use sim, tpm, sgx, tdx, snp or cca"
+        );
+        let bad = GOOD.replace(r#"memory = "32MiB""#, r#"memory = "lots""#);
+        assert!(
+            error(&bad).starts_with("line 7: workload \"filter\": memory: `lots` is not a size"),
+            "{}",
+            error(&bad)
+        );
+        let bad = GOOD.replace("replicas = 2", "replica = 2");
+        let e = error(&bad);
+        assert!(e.starts_with("line 6: ") && e.contains("unknown field `replica`"), "{e}");
+        let bad = GOOD.replace("name = \"aggregate\"", "name = \"filter\"");
+        assert_eq!(error(&bad), "line 16: workload \"filter\": name: the name is used twice (first on line 3)");
+        let bad = GOOD.replace("name = \"filter\"", "name = \"Filter_1\"");
+        assert!(error(&bad).contains("name: `Filter_1` is not a workload name"), "{}", error(&bad));
+        let bad = GOOD.replace("sha256:00", "sha256:zz");
+        assert!(error(&bad).contains("module: `sha256:zz"), "{}", error(&bad));
+        let bad = GOOD.replace(r#"sealed = ["/data"]"#, r#"sealed = ["data"]"#);
+        assert!(error(&bad).contains("sealed: `data` is not an absolute guest path"), "{}", error(&bad));
+        let bad = GOOD.replace(r#"architectures = ["aarch64"]"#, r#"architectures = ["mips"]"#);
+        assert!(error(&bad).starts_with("line 11: workload \"filter\": constraints.architectures:"), "{}", error(&bad));
+        assert!(error("").contains("no workloads"));
+        assert!(error("[[workload]]\nname = \"x\"\n").contains("missing field `module`"));
+        let e = error("[[workload]\n");
+        assert!(e.starts_with("line 1: "), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let _ = Deployment::parse(&text);
+        }
+
+        #[test]
+        fn mutated_manifests_never_panic(cut in 0usize..600, insert in "\\PC{0,8}") {
+            let mut text = GOOD.to_owned();
+            let at = text.char_indices().map(|(i, _)| i).nth(cut % GOOD.chars().count()).unwrap_or(0);
+            text.insert_str(at, &insert);
+            let _ = Deployment::parse(&text);
+        }
+    }
+}
