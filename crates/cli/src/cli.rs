@@ -249,6 +249,11 @@ pub(crate) struct RunArgs {
     #[arg(long = "with", value_name = "MODULE")]
     pub(crate) peers: Vec<PathBuf>,
 
+    /// Run only an artifact signed by this key (P-256 public key, PEM; repeatable): FILE.sig
+    /// must hold a signature by one of them, made with `lamina compile --sign`.
+    #[arg(long = "trust-signer", value_name = "PUBKEY")]
+    pub(crate) trust_signers: Vec<PathBuf>,
+
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
 
@@ -287,6 +292,11 @@ pub(crate) struct CompileArgs {
     /// Where to write the artifact.
     #[arg(short, long, value_name = "OUT")]
     pub(crate) output: PathBuf,
+
+    /// Sign the artifact with this P-256 private key (PKCS#8 PEM); the signature goes to
+    /// OUT.sig, and `lamina run --trust-signer` checks it.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) sign: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) engine: EngineArgs,

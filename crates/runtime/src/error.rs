@@ -140,6 +140,9 @@ pub enum ArtifactError {
     /// The engine refused the compiled code.
     #[error("the engine refused the artifact: {0}")]
     Refused(String),
+    /// The artifact's signature does not verify with a trusted key.
+    #[error("the artifact's signature does not verify: {0}")]
+    BadSignature(String),
 }
 
 /// Why a guest could not be instantiated.

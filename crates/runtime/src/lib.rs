@@ -35,6 +35,7 @@ mod host;
 mod inspect;
 mod instance;
 mod program;
+pub mod signing;
 
 pub use artifact::{ArtifactHeader, ProgramKind};
 pub use cache::{CacheStatus, CompileCache};

@@ -25,6 +25,25 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
     spinner.finish_and_clear();
     let artifact = compiled.with_context(|| format!("cannot compile {}", args.file.display()))?;
     std::fs::write(&args.output, &artifact).with_context(|| format!("cannot write {}", args.output.display()))?;
+    if let Some(key_file) = &args.sign {
+        use p256::pkcs8::DecodePrivateKey as _;
+        let pem = std::fs::read_to_string(key_file)
+            .with_context(|| format!("cannot read the signing key {}", key_file.display()))?;
+        let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).with_context(|| {
+            format!(
+                "{} is not a P-256 private key in PKCS#8 PEM (make one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`)",
+                key_file.display()
+            )
+        })?;
+        let signature = lamina_runtime::signing::sign(&artifact, &key).context("cannot sign the artifact")?;
+        let sig_path = signature_path(&args.output);
+        std::fs::write(&sig_path, signature).with_context(|| format!("cannot write {}", sig_path.display()))?;
+        eprintln!(
+            "lamina: signed it with key {} into {}",
+            lamina_runtime::signing::key_id(key.verifying_key()),
+            sig_path.display()
+        );
+    }
     eprintln!(
         "lamina: compiled {} for {target} ({profile} profile{}) into {} ({} bytes) in {:.2?}",
         args.file.display(),
@@ -34,4 +53,11 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
         started.elapsed()
     );
     Ok(())
+}
+
+/// Where an artifact's detached signature lives: beside it, with `.sig` appended.
+pub(crate) fn signature_path(artifact: &std::path::Path) -> std::path::PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".sig");
+    name.into()
 }

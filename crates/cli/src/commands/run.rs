@@ -23,6 +23,9 @@ const BLOCKED_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    if !args.trust_signers.is_empty() {
+        check_signature(&args.file, &bytes, &args.trust_signers)?;
+    }
     // An artifact decides the profile it needs; a `.wasm` runs on the server profile by default.
     let profile = args.engine.profile.or_else(|| artifact_profile(&bytes)).unwrap_or(Profile::Server);
     let options = EngineOptions { profile, target: None, fuel: args.fuel.is_some() };
@@ -226,6 +229,34 @@ fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits, peers: &[Mod
         },
     });
     sha2::Sha256::digest(config.to_string().as_bytes()).into()
+}
+
+/// Refuses anything but an artifact signed by one of the trusted keys.
+fn check_signature(file: &Path, bytes: &[u8], trusted: &[PathBuf]) -> anyhow::Result<()> {
+    use p256::pkcs8::DecodePublicKey as _;
+    if !lamina_runtime::artifact::is_artifact(bytes) {
+        bail!(
+            "--trust-signer runs only signed artifacts, and {} is not an artifact (make one with `lamina compile --sign`)",
+            file.display()
+        );
+    }
+    let keys = trusted
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the trusted signer key {}", path.display()))?;
+            p256::ecdsa::VerifyingKey::from_public_key_pem(&pem)
+                .with_context(|| format!("{} is not a P-256 public key in PEM", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sig_path = crate::commands::compile::signature_path(file);
+    let signature = std::fs::read(&sig_path).with_context(|| {
+        format!("cannot read the artifact's signature {} (sign it with `lamina compile --sign`)", sig_path.display())
+    })?;
+    let (_, signer) = lamina_runtime::signing::verify(bytes, &signature, &keys)
+        .with_context(|| format!("refusing to run {}", file.display()))?;
+    tracing::info!("{} is signed by key {signer}", file.display());
+    Ok(())
 }
 
 /// Reads the profile from an artifact header; `None` for anything else (errors come later).
