@@ -18,6 +18,7 @@ mod profile;
 pub mod sim_evidence;
 mod size;
 mod target;
+mod token;
 pub mod tpm_evidence;
 
 pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};
@@ -28,3 +29,4 @@ pub use mount::{DirMount, ParseMountError};
 pub use profile::{ParseProfileError, Profile};
 pub use size::{ByteSize, ParseDurationError, ParseSizeError, parse_duration};
 pub use target::{ParseTargetError, Target};
+pub use token::{JoinToken, MAX_ADDRESS as MAX_CONTROL_ADDRESS, TokenError};
