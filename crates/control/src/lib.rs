@@ -1,0 +1,17 @@
+//! Lamina's control plane.
+//!
+//! Its decisions live in [`Registry`], a plain data structure advanced by [`Registry::step`]
+//! with one [`Event`] at a time (a node enrolled, a heartbeat, a deployment, a policy verdict,
+//! the clock), in the style of a reconcile loop: no network and no clock inside, so every fault
+//! the continuum must survive (a lost node, a restarted control plane, a node that stops passing
+//! the policy) is a unit test. The HTTP API, the store and the attested TLS wrap it.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod registry;
+
+pub use registry::{
+    Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
+    StepError,
+};

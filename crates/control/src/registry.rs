@@ -1,0 +1,329 @@
+//! The registry: nodes, workloads and placements, and the step that keeps them consistent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lamina_scheduler::{Node, Placement, Plan, Workload, schedule};
+use lamina_types::{ByteSize, Deployment, PlatformKind, Target, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+/// Timings of the control loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// A node not heard from for this long is lost, and its instances are placed elsewhere.
+    pub lost_after: Duration,
+    /// A node's attestation verdict is good for this long; a node must re-attest before.
+    pub attestation_valid_for: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { lost_after: Duration::from_secs(15), attestation_valid_for: Duration::from_secs(600) }
+    }
+}
+
+/// How a node stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum NodeState {
+    /// Attested, heard from recently: gets instances.
+    Ready,
+    /// Not heard from within [`Settings::lost_after`].
+    Lost,
+    /// Its last evidence failed the policy, or its verdict expired; the reason says which.
+    Untrusted {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A node as the control plane records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Unique name.
+    pub name: String,
+    /// Architecture.
+    pub target: Target,
+    /// TEE.
+    pub platform: PlatformKind,
+    /// Memory offered to workloads.
+    pub memory: ByteSize,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Zone.
+    pub zone: String,
+    /// Last heartbeat, seconds since the Unix epoch.
+    pub last_seen: u64,
+    /// When its evidence last passed the policy, seconds since the Unix epoch; `None` if it
+    /// never did or its last evidence failed.
+    pub attested_at: Option<u64>,
+    /// Why its last evidence failed, if it did.
+    pub attestation_failure: Option<String>,
+    /// Standing, as of the last step.
+    pub state: NodeState,
+    /// What its instances reported in the last heartbeat.
+    pub instances: Vec<InstanceReport>,
+}
+
+/// How an instance is doing, as its node reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Being prepared (artifact, secrets) or starting.
+    Starting,
+    /// Running.
+    Running,
+    /// Exited or trapped; the node restarts it.
+    Failed,
+}
+
+/// One instance in a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// Workload.
+    pub workload: String,
+    /// Replica.
+    pub replica: u32,
+    /// State.
+    pub state: InstanceState,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+/// What a node must run: one instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The replica.
+    pub placement: Placement,
+    /// The workload's specification.
+    pub spec: WorkloadSpec,
+}
+
+/// Everything a node must run, with a generation that grows with every change, so a node can
+/// tell a newer desired state from an older one (and a signed copy kept offline from a replay).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredState {
+    /// The node.
+    pub node: String,
+    /// Grows with every change of this node's assignments.
+    pub generation: u64,
+    /// Its instances, sorted.
+    pub assignments: Vec<Assignment>,
+}
+
+/// What happens to the control plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A node passed enrolment (token and evidence); re-enrolling updates its inventory.
+    Enrolled {
+        /// Its record's inventory fields (state and times are set by the step).
+        name: String,
+        /// Architecture.
+        target: Target,
+        /// TEE.
+        platform: PlatformKind,
+        /// Memory offered.
+        memory: ByteSize,
+        /// Labels.
+        labels: BTreeMap<String, String>,
+        /// Zone.
+        zone: String,
+    },
+    /// A node's fresh evidence was appraised: `Ok` passed the policy, `Err` says why not.
+    Attested {
+        /// The node.
+        node: String,
+        /// The verdict.
+        verdict: Result<(), String>,
+    },
+    /// A node is alive and reports its instances.
+    Heartbeat {
+        /// The node.
+        node: String,
+        /// Its instances.
+        instances: Vec<InstanceReport>,
+    },
+    /// Workloads deployed (added or replaced by name).
+    Deployed(Deployment),
+    /// A workload removed.
+    Undeployed(String),
+    /// The clock.
+    Tick,
+}
+
+/// An event the registry refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// A node that has not enrolled.
+    #[error("no node `{0}` has enrolled")]
+    UnknownNode(String),
+    /// A workload that is not deployed.
+    #[error("no workload `{0}` is deployed")]
+    UnknownWorkload(String),
+}
+
+/// The control plane's state: serialisable, so it survives restarts as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// Timings.
+    pub settings: Settings,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeRecord>,
+    /// Workloads by name.
+    pub workloads: BTreeMap<String, WorkloadSpec>,
+    /// The current plan.
+    pub plan: Plan,
+    /// Each node's desired state.
+    pub desired: BTreeMap<String, DesiredState>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(settings: Settings) -> Self {
+        Registry { settings, ..Registry::default() }
+    }
+
+    /// Applies one event at time `now` (seconds since the Unix epoch), then re-evaluates every
+    /// node's standing and the plan. Returns the nodes whose desired state changed.
+    ///
+    /// # Errors
+    /// [`StepError`] for an event about an unknown node or workload; the registry is unchanged.
+    pub fn step(&mut self, event: Event, now: u64) -> Result<Vec<String>, StepError> {
+        match event {
+            Event::Enrolled { name, target, platform, memory, labels, zone } => {
+                let previous = self.nodes.remove(&name);
+                let record = NodeRecord {
+                    name: name.clone(),
+                    target,
+                    platform,
+                    memory,
+                    labels,
+                    zone,
+                    last_seen: now,
+                    // Enrolment includes a passing appraisal.
+                    attested_at: Some(now),
+                    attestation_failure: None,
+                    state: NodeState::Ready,
+                    instances: previous.map(|p| p.instances).unwrap_or_default(),
+                };
+                self.nodes.insert(name, record);
+            }
+            Event::Attested { node, verdict } => {
+                let record = self.nodes.get_mut(&node).ok_or(StepError::UnknownNode(node.clone()))?;
+                match verdict {
+                    Ok(()) => {
+                        record.attested_at = Some(now);
+                        record.attestation_failure = None;
+                    }
+                    Err(reason) => {
+                        record.attested_at = None;
+                        record.attestation_failure = Some(reason);
+                    }
+                }
+            }
+            Event::Heartbeat { node, instances } => {
+                let record = self.nodes.get_mut(&node).ok_or(StepError::UnknownNode(node.clone()))?;
+                record.last_seen = now;
+                record.instances = instances;
+            }
+            Event::Deployed(deployment) => {
+                for spec in deployment.workloads {
+                    self.workloads.insert(spec.name.clone(), spec);
+                }
+            }
+            Event::Undeployed(name) => {
+                self.workloads.remove(&name).ok_or(StepError::UnknownWorkload(name))?;
+            }
+            Event::Tick => {}
+        }
+        Ok(self.reconcile(now))
+    }
+
+    fn standing(&self, node: &NodeRecord, now: u64) -> NodeState {
+        if let Some(reason) = &node.attestation_failure {
+            return NodeState::Untrusted { reason: format!("its evidence failed the policy: {reason}") };
+        }
+        match node.attested_at {
+            None => return NodeState::Untrusted { reason: "it has not attested".into() },
+            Some(at) if now.saturating_sub(at) > self.settings.attestation_valid_for.as_secs() => {
+                return NodeState::Untrusted { reason: format!("its attestation is {}s old", now - at) };
+            }
+            Some(_) => {}
+        }
+        if now.saturating_sub(node.last_seen) > self.settings.lost_after.as_secs() {
+            return NodeState::Lost;
+        }
+        NodeState::Ready
+    }
+
+    /// Re-evaluates standings, re-plans, and bumps the generation of every node whose
+    /// assignments changed.
+    fn reconcile(&mut self, now: u64) -> Vec<String> {
+        let standings: Vec<(String, NodeState)> =
+            self.nodes.values().map(|n| (n.name.clone(), self.standing(n, now))).collect();
+        for (name, state) in standings {
+            if let Some(n) = self.nodes.get_mut(&name) {
+                n.state = state;
+            }
+        }
+        let nodes: Vec<Node> = self
+            .nodes
+            .values()
+            .map(|n| Node {
+                name: n.name.clone(),
+                target: n.target,
+                platform: n.platform,
+                memory: n.memory,
+                labels: n.labels.clone(),
+                zone: n.zone.clone(),
+                ready: n.state == NodeState::Ready,
+            })
+            .collect();
+        let workloads: Vec<Workload> = self.workloads.values().map(Workload::from).collect();
+        self.plan = schedule(&workloads, &nodes, &self.plan.placements);
+        let mut changed = Vec::new();
+        for name in self.nodes.keys() {
+            let mut assignments: Vec<Assignment> = self
+                .plan
+                .placements
+                .iter()
+                .filter(|p| &p.node == name)
+                .filter_map(|p| {
+                    self.workloads.get(&p.workload).map(|spec| Assignment { placement: p.clone(), spec: spec.clone() })
+                })
+                .collect();
+            assignments.sort_by(|a, b| a.placement.cmp(&b.placement));
+            let entry = self.desired.entry(name.clone()).or_insert_with(|| DesiredState {
+                node: name.clone(),
+                generation: 0,
+                assignments: Vec::new(),
+            });
+            if entry.assignments != assignments || entry.generation == 0 {
+                entry.assignments = assignments;
+                entry.generation += 1;
+                changed.push(name.clone());
+            }
+        }
+        changed
+    }
+
+    /// Serialises the registry (what the store keeps).
+    ///
+    /// # Errors
+    /// Never in practice: every field is plain data.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec_pretty(self)
+    }
+
+    /// Restores a registry the store kept.
+    ///
+    /// # Errors
+    /// When the bytes are not a registry.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;
