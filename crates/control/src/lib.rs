@@ -10,8 +10,12 @@
 #![forbid(unsafe_code)]
 
 mod registry;
+mod store;
+mod tokens;
 
 pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
     StepError,
 };
+pub use store::{Store, StoreError};
+pub use tokens::{IssuedToken, RedeemError, TokenBook};
