@@ -9,7 +9,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod registry;
+mod server;
 mod store;
 mod tokens;
 
@@ -17,5 +19,6 @@ pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
     StepError,
 };
+pub use server::{Running, ServeError, ServeOptions, admin_token, serve};
 pub use store::{Store, StoreError};
 pub use tokens::{IssuedToken, RedeemError, TokenBook};

@@ -79,7 +79,7 @@ impl Store {
         &self.dir
     }
 
-    fn load<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, StoreError> {
+    pub(crate) fn load<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, StoreError> {
         let path = self.dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -90,7 +90,7 @@ impl Store {
         }
     }
 
-    fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+    pub(crate) fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let bytes = serde_json::to_vec_pretty(value)

@@ -1,0 +1,437 @@
+//! The control plane's HTTP API (`docs/control-api.md`): the operator's endpoints, guarded by
+//! the admin token, and the nodes' endpoints, guarded by the credential each node gets when it
+//! enrols with a join token and evidence that passes the policy.
+//!
+//! Handlers hold the lock on [`Control`] only while they compute; nothing awaits under it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use lamina_attest::{Expect, Verifier};
+use lamina_types::{ByteSize, Deployment, JoinToken, PlatformKind, Target};
+use rand_core::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::{DesiredState, Event, InstanceReport, Registry, Store, StoreError, TokenBook};
+
+/// How long a challenge nonce may be answered.
+const CHALLENGE_SECS: u64 = 120;
+/// The most outstanding challenges (each a few bytes; anyone may ask for one).
+const MAX_CHALLENGES: usize = 10_000;
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut b);
+    b
+}
+
+/// The control plane: its registry, tokens, node credentials and verifier, kept in a [`Store`].
+pub struct Control {
+    store: Store,
+    registry: Registry,
+    tokens: TokenBook,
+    /// Node name → SHA-256 (hex) of its credential.
+    credentials: BTreeMap<String, String>,
+    /// Outstanding challenge nonces (hex) → expiry.
+    challenges: BTreeMap<String, u64>,
+    verifier: Verifier,
+    admin_hash: String,
+    address: String,
+    fingerprint: [u8; 32],
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("address", &self.address).field("nodes", &self.registry.nodes.len()).finish()
+    }
+}
+
+impl Control {
+    /// Opens the control plane's state: the registry and tokens as last saved, the node
+    /// credentials, the admin token's hash.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the state cannot be read.
+    pub fn open(
+        store: Store,
+        verifier: Verifier,
+        admin_token: &str,
+        address: String,
+        fingerprint: [u8; 32],
+    ) -> Result<Self, StoreError> {
+        let registry = store.registry()?;
+        let tokens = store.tokens()?;
+        let credentials = store.load("credentials.json")?;
+        Ok(Control {
+            store,
+            registry,
+            tokens,
+            credentials,
+            challenges: BTreeMap::new(),
+            verifier,
+            admin_hash: sha256_hex(admin_token.as_bytes()),
+            address,
+            fingerprint,
+        })
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn persist(&self) -> Result<(), ApiError> {
+        self.store.save_registry(&self.registry)?;
+        self.store.save_tokens(&self.tokens)?;
+        self.store.save("credentials.json", &self.credentials)?;
+        Ok(())
+    }
+
+    /// Advances the clock: lost nodes, expired attestations, expired challenges.
+    ///
+    /// # Errors
+    /// When the state cannot be saved.
+    pub fn tick(&mut self) -> Result<(), ApiError> {
+        let now = now();
+        self.challenges.retain(|_, expires| *expires > now);
+        let changed = self.registry.step(Event::Tick, now).map_err(|e| ApiError::internal(e.to_string()))?;
+        if !changed.is_empty() {
+            tracing::info!("re-planned: desired state changed for {}", changed.join(", "));
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match bearer(headers) {
+            Some(token) if sha256_hex(token.as_bytes()) == self.admin_hash => Ok(()),
+            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this needs the admin token (Authorization: Bearer …; `lamina control` wrote it to its state directory)",
+            )),
+        }
+    }
+
+    fn node(&self, headers: &HeaderMap, name: &str) -> Result<(), ApiError> {
+        let Some(token) = bearer(headers) else {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this needs the node's credential"));
+        };
+        match self.credentials.get(name) {
+            Some(hash) if *hash == sha256_hex(token.as_bytes()) => Ok(()),
+            _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("not the credential of node `{name}`"))),
+        }
+    }
+
+    /// Checks evidence against a challenge this control plane issued (used up here, so a
+    /// replayed envelope fails) and the policy.
+    fn appraise(
+        &mut self,
+        nonce_hex: &str,
+        evidence_hex: &str,
+        platform: Option<PlatformKind>,
+    ) -> Result<(), ApiError> {
+        let now = now();
+        match self.challenges.remove(nonce_hex) {
+            Some(expires) if expires > now => {}
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the evidence does not answer a current challenge of this control plane (replayed or too old); \
+                     ask for a new one at /v1/challenge",
+                ));
+            }
+        }
+        let nonce = hex::decode(nonce_hex).map_err(|_| ApiError::bad("the nonce is not hex"))?;
+        let evidence = hex::decode(evidence_hex).map_err(|_| ApiError::bad("the evidence is not hex"))?;
+        let expect = Expect { nonce: Some(&nonce), ..Expect::now() };
+        let appraisal = self.verifier.appraise_envelope(&evidence, &expect);
+        if !appraisal.verified() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the evidence does not pass the policy: {}", appraisal.reasons().join("; ")),
+            ));
+        }
+        if let (Some(declared), Some(found)) = (platform, appraisal.platform)
+            && declared != found
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the node says it is {declared} but its evidence is {found}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+/// An error answer: a status and a message that says what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("{e}");
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+type Shared = Arc<Mutex<Control>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Control> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The API's routes.
+pub fn router(control: Shared) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/challenge", post(challenge))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/deployments", put(deploy))
+        .route("/v1/deployments/{name}", delete(undeploy))
+        .route("/v1/status", get(status))
+        .route("/v1/nodes/enroll", post(enroll))
+        .route("/v1/nodes/{name}/attest", post(attest))
+        .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
+        .with_state(control)
+}
+
+async fn health(State(c): State<Shared>) -> Json<serde_json::Value> {
+    let c = lock(&c);
+    Json(serde_json::json!({ "status": "ok", "fingerprint": hex::encode(c.fingerprint) }))
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChallengeAnswer {
+    nonce: String,
+}
+
+async fn challenge(State(c): State<Shared>) -> ApiResult<Json<ChallengeAnswer>> {
+    let mut c = lock(&c);
+    let now = now();
+    c.challenges.retain(|_, expires| *expires > now);
+    if c.challenges.len() >= MAX_CHALLENGES {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many outstanding challenges; retry shortly"));
+    }
+    let nonce = hex::encode(random32());
+    c.challenges.insert(nonce.clone(), now + CHALLENGE_SECS);
+    Ok(Json(ChallengeAnswer { nonce }))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+}
+
+async fn create_token(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Json(req): Json<TokenRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut c = lock(&c);
+    c.admin(&headers)?;
+    let ttl = req.ttl_secs.unwrap_or(3600).clamp(60, 7 * 86_400);
+    let (address, fingerprint) = (c.address.clone(), c.fingerprint);
+    let token = c.tokens.issue(&address, fingerprint, random32(), now(), ttl);
+    c.persist()?;
+    Ok(Json(serde_json::json!({ "token": token.encode(), "expires_in_secs": ttl })))
+}
+
+async fn deploy(State(c): State<Shared>, headers: HeaderMap, body: String) -> ApiResult<Json<serde_json::Value>> {
+    let mut c = lock(&c);
+    c.admin(&headers)?;
+    let deployment = Deployment::parse(&body).map_err(|e| ApiError::bad(format!("the manifest is invalid: {e}")))?;
+    let names: Vec<String> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
+    c.registry.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
+    c.persist()?;
+    let unplaced: Vec<_> = c.registry.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
+    Ok(Json(serde_json::json!({ "deployed": names, "unplaced": unplaced })))
+}
+
+async fn undeploy(State(c): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let mut c = lock(&c);
+    c.admin(&headers)?;
+    c.registry.step(Event::Undeployed(name), now()).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    c.persist()?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn status(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    let c = lock(&c);
+    c.admin(&headers)?;
+    let r = &c.registry;
+    Ok(Json(serde_json::json!({
+        "nodes": r.nodes.values().collect::<Vec<_>>(),
+        "placements": r.plan.placements,
+        "unplaced": r.plan.unplaced,
+        "workloads": r.workloads.keys().collect::<Vec<_>>(),
+    })))
+}
+
+/// What a node sends to enrol.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    /// The join token, as `lamina token create` printed it.
+    pub token: String,
+    /// The node's name.
+    pub name: String,
+    /// Its architecture.
+    pub target: Target,
+    /// Its platform.
+    pub platform: PlatformKind,
+    /// Memory it offers.
+    pub memory: ByteSize,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Zone.
+    pub zone: String,
+    /// The challenge it answers (hex).
+    pub nonce: String,
+    /// Its evidence envelope (CBOR, hex) over claims carrying the nonce.
+    pub evidence: String,
+}
+
+async fn enroll(State(c): State<Shared>, Json(req): Json<EnrolRequest>) -> ApiResult<Json<serde_json::Value>> {
+    let mut c = lock(&c);
+    let token: JoinToken = req
+        .token
+        .parse()
+        .map_err(|e: lamina_types::TokenError| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    if token.fingerprint != c.fingerprint {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this join token is for another control plane"));
+    }
+    lamina_types::deploy::check_name(&req.name).map_err(|e| ApiError::bad(e.replace("workload", "node")))?;
+    if c.credentials.contains_key(&req.name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a node named `{}` is already enrolled; give this one another --name", req.name),
+        ));
+    }
+    c.appraise(&req.nonce, &req.evidence, Some(req.platform))?;
+    let mut tokens = c.tokens.clone();
+    tokens
+        .redeem(&token.secret, &req.name, now())
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    c.tokens = tokens;
+    let credential = hex::encode(random32());
+    c.credentials.insert(req.name.clone(), sha256_hex(credential.as_bytes()));
+    let event = Event::Enrolled {
+        name: req.name.clone(),
+        target: req.target,
+        platform: req.platform,
+        memory: req.memory,
+        labels: req.labels,
+        zone: req.zone,
+    };
+    c.registry.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
+    c.persist()?;
+    tracing::info!(node = %req.name, "enrolled");
+    Ok(Json(serde_json::json!({ "credential": credential })))
+}
+
+/// A node's fresh evidence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttestRequest {
+    /// The challenge it answers (hex).
+    pub nonce: String,
+    /// Its evidence envelope (CBOR, hex).
+    pub evidence: String,
+}
+
+async fn attest(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(req): Json<AttestRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut c = lock(&c);
+    c.node(&headers, &name)?;
+    let verdict = match c.appraise(&req.nonce, &req.evidence, None) {
+        Ok(()) => Ok(()),
+        Err(e) if e.status == StatusCode::FORBIDDEN => Err(e.message.clone()),
+        Err(e) => return Err(e),
+    };
+    let passed = verdict.is_ok();
+    let reason = verdict.clone().err();
+    c.registry.step(Event::Attested { node: name, verdict }, now()).map_err(|e| ApiError::internal(e.to_string()))?;
+    c.persist()?;
+    Ok(Json(serde_json::json!({ "verified": passed, "reason": reason })))
+}
+
+/// A node's heartbeat.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Its instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceReport>,
+}
+
+async fn heartbeat(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(req): Json<HeartbeatRequest>,
+) -> ApiResult<Json<DesiredState>> {
+    let mut c = lock(&c);
+    c.node(&headers, &name)?;
+    let changed = c
+        .registry
+        .step(Event::Heartbeat { node: name.clone(), instances: req.instances }, now())
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    if !changed.is_empty() {
+        c.persist()?;
+    }
+    Ok(Json(c.registry.desired.get(&name).cloned().unwrap_or_default()))
+}
