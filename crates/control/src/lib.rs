@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod client;
 mod registry;
 mod server;
 mod store;
 mod tokens;
 
+pub use client::{ClientError, ControlClient};
 pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
     StepError,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lamina_attest::{Policy, TrustAnchors, Verifier};
-use lamina_control::{ServeOptions, Store, serve};
+use lamina_control::{ClientError, ControlClient, Running, ServeOptions, Store, serve};
 use lamina_types::{Claims, PlatformKind};
 use serde_json::{Value, json};
 
@@ -31,48 +31,41 @@ fn evidence(state: &Path, nonce_hex: &str) -> String {
     hex::encode(lamina_tee::attest(&sim, &claims).expect("attests").to_cbor())
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+/// Runs a control plane on a runtime of its own, so the test can use the blocking client.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    running: Option<Running>,
 }
 
-impl Client {
-    fn new(cert: &[u8], base: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_der(cert).expect("certificate"))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
-        Client { http, base: base.replace("127.0.0.1", "localhost") }
+impl Server {
+    fn start(state: &Path, options: &ServeOptions) -> Self {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let running =
+            runtime.block_on(serve(Store::open(state).expect("store"), verifier(), options.clone())).expect("serves");
+        Server { runtime, running: Some(running) }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = auth {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("the request reaches the control plane");
-        let status = resp.status().as_u16();
-        let value = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, value)
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
     }
 
-    async fn deploy(&self, admin: &str, manifest: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .put(format!("{}/v1/deployments", self.base))
-            .bearer_auth(admin)
-            .body(manifest.to_owned())
-            .send()
-            .await
-            .expect("reaches");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+    fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            self.runtime.block_on(r.stop());
+        }
+    }
+}
+
+fn client(server: &Server, auth: Option<&str>) -> ControlClient {
+    let r = server.running();
+    ControlClient::new(&r.public_address, r.fingerprint, auth.map(str::to_owned)).expect("client")
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Refused { status, message }) => (status, message),
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -85,8 +78,8 @@ replicas = 1
 zones = ["edge"]
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enrol_deploy_heartbeat_and_restart() {
+#[test]
+fn enrol_deploy_heartbeat_and_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
     let node_state = dir.path().join("node");
@@ -96,87 +89,86 @@ async fn enrol_deploy_heartbeat_and_restart() {
         names: Vec::new(),
         tick: Duration::from_millis(200),
     };
-    let running = serve(Store::open(&state).expect("store"), verifier(), options.clone()).await.expect("serves");
+    let server = Server::start(&state, &options);
     let admin = lamina_control::admin_token(&state).expect("admin token");
-    let c = Client::new(&running.certificate, &running.public_address);
+    let anonymous = client(&server, None);
+    let operator = client(&server, Some(&admin));
 
-    let (code, health) = c.call(reqwest::Method::GET, "/v1/health", None, None).await;
-    assert_eq!(code, 200);
-    assert_eq!(health["fingerprint"], hex::encode(running.fingerprint));
+    let health: Value = anonymous.get("/v1/health").expect("health");
+    assert_eq!(health["fingerprint"], hex::encode(server.running().fingerprint));
+
+    // Pinning: a client expecting another certificate does not even connect.
+    let wrong = ControlClient::new(&server.running().public_address, [0; 32], None).expect("client");
+    let e = wrong.get::<Value>("/v1/health").expect_err("another fingerprint");
+    assert!(e.to_string().contains("fingerprint"), "{e}");
 
     // The operator's endpoints need the admin token.
-    assert_eq!(c.call(reqwest::Method::GET, "/v1/status", None, None).await.0, 401);
-    assert_eq!(c.call(reqwest::Method::GET, "/v1/status", Some("wrong"), None).await.0, 401);
-    let (code, token) = c.call(reqwest::Method::POST, "/v1/tokens", Some(&admin), Some(json!({}))).await;
-    assert_eq!(code, 200);
+    assert_eq!(refused(anonymous.get::<Value>("/v1/status")).0, 401);
+    assert_eq!(refused(client(&server, Some("wrong")).get::<Value>("/v1/status")).0, 401);
+    let token: Value = operator.post("/v1/tokens", &json!({})).expect("token");
     let token = token["token"].as_str().expect("a token").to_owned();
 
     // Enrol: a challenge, evidence over it, the token.
-    let (_, ch) = c.call(reqwest::Method::POST, "/v1/challenge", None, None).await;
-    let nonce = ch["nonce"].as_str().expect("nonce").to_owned();
-    let ev = evidence(&node_state, &nonce);
+    let challenge = || -> String {
+        let ch: Value = anonymous.post("/v1/challenge", &json!({})).expect("challenge");
+        ch["nonce"].as_str().expect("nonce").to_owned()
+    };
     let enrol = |token: &str, nonce: &str, ev: &str, name: &str| {
         json!({
             "token": token, "name": name, "target": "aarch64-unknown-linux-gnu", "platform": "sim",
             "memory": 536870912u64, "zone": "edge", "nonce": nonce, "evidence": ev,
         })
     };
-    let (code, enrolled) =
-        c.call(reqwest::Method::POST, "/v1/nodes/enroll", None, Some(enrol(&token, &nonce, &ev, "edge-1"))).await;
-    assert_eq!(code, 200, "{enrolled}");
+    let nonce = challenge();
+    let ev = evidence(&node_state, &nonce);
+    let enrolled: Value = anonymous.post("/v1/nodes/enroll", &enrol(&token, &nonce, &ev, "edge-1")).expect("enrols");
     let credential = enrolled["credential"].as_str().expect("credential").to_owned();
 
     // The same token again, with a fresh challenge: refused as used.
-    let (_, ch) = c.call(reqwest::Method::POST, "/v1/challenge", None, None).await;
-    let fresh = ch["nonce"].as_str().expect("nonce").to_owned();
-    let (code, e) = c
-        .call(
-            reqwest::Method::POST,
-            "/v1/nodes/enroll",
-            None,
-            Some(enrol(&token, &fresh, &evidence(&node_state, &fresh), "edge-2")),
-        )
-        .await;
+    let fresh = challenge();
+    let (code, message) = refused(
+        anonymous
+            .post::<_, Value>("/v1/nodes/enroll", &enrol(&token, &fresh, &evidence(&node_state, &fresh), "edge-2")),
+    );
     assert_eq!(code, 401);
-    assert!(e["error"].as_str().unwrap_or("").contains("already used by node `edge-1`"), "{e}");
+    assert!(message.contains("already used by node `edge-1`"), "{message}");
     // Replayed evidence, with a new token: the challenge was used up.
-    let (_, t2) = c.call(reqwest::Method::POST, "/v1/tokens", Some(&admin), Some(json!({}))).await;
+    let t2: Value = operator.post("/v1/tokens", &json!({})).expect("token");
     let t2 = t2["token"].as_str().expect("token").to_owned();
-    let (code, e) =
-        c.call(reqwest::Method::POST, "/v1/nodes/enroll", None, Some(enrol(&t2, &nonce, &ev, "edge-3"))).await;
+    let (code, message) = refused(anonymous.post::<_, Value>("/v1/nodes/enroll", &enrol(&t2, &nonce, &ev, "edge-3")));
     assert_eq!(code, 401);
-    assert!(e["error"].as_str().unwrap_or("").contains("replayed"), "{e}");
+    assert!(message.contains("replayed"), "{message}");
     // A token that is not a token.
-    let (code, e) =
-        c.call(reqwest::Method::POST, "/v1/nodes/enroll", None, Some(enrol("hello", &fresh, &ev, "edge-4"))).await;
+    let (code, message) =
+        refused(anonymous.post::<_, Value>("/v1/nodes/enroll", &enrol("hello", &fresh, &ev, "edge-4")));
     assert_eq!(code, 401);
-    assert!(e["error"].as_str().unwrap_or("").contains("not a Lamina join token"), "{e}");
+    assert!(message.contains("not a Lamina join token"), "{message}");
 
     // Deploy: a malformed manifest is refused naming the line; a good one is placed.
-    let (code, e) = c.deploy(&admin, &APP.replace("replicas = 1", "replicas = -1")).await;
+    let (code, message) =
+        refused(operator.put_text::<Value>("/v1/deployments", APP.replace("replicas = 1", "replicas = -1")));
     assert_eq!(code, 400);
-    assert!(e["error"].as_str().unwrap_or("").contains("line 5: workload \"filter\": replicas"), "{e}");
-    let (code, deployed) = c.deploy(&admin, APP).await;
-    assert_eq!(code, 200, "{deployed}");
+    assert!(message.contains("line 5: workload \"filter\": replicas"), "{message}");
+    let _: Value = operator.put_text("/v1/deployments", APP.to_owned()).expect("deploys");
 
     // The node's heartbeat returns what it must run; only its own credential works.
     let path = "/v1/nodes/edge-1/heartbeat";
-    assert_eq!(c.call(reqwest::Method::POST, path, Some(&admin), Some(json!({}))).await.0, 401);
-    let (code, desired) = c.call(reqwest::Method::POST, path, Some(&credential), Some(json!({}))).await;
-    assert_eq!(code, 200, "{desired}");
+    assert_eq!(refused(operator.post::<_, Value>(path, &json!({}))).0, 401);
+    let node = client(&server, Some(&credential));
+    let desired: Value = node.post(path, &json!({})).expect("heartbeat");
     assert_eq!(desired["assignments"][0]["placement"]["workload"], "filter");
     let generation = desired["generation"].clone();
 
     // A restart keeps the registry, the credentials and the certificate.
-    let fingerprint = running.fingerprint;
-    running.stop().await;
-    let running = serve(Store::open(&state).expect("store"), verifier(), options).await.expect("serves again");
-    assert_eq!(running.fingerprint, fingerprint, "the same certificate: tokens stay valid");
-    let c = Client::new(&running.certificate, &running.public_address);
-    let (code, desired) = c.call(reqwest::Method::POST, path, Some(&credential), Some(json!({}))).await;
-    assert_eq!(code, 200, "{desired}");
+    let fingerprint = server.running().fingerprint;
+    server.stop();
+    let server = Server::start(&state, &options);
+    assert_eq!(server.running().fingerprint, fingerprint, "the same certificate: tokens stay valid");
+    let node = client(&server, Some(&credential));
+    let desired: Value = node.post(path, &json!({})).expect("heartbeat after a restart");
     assert_eq!(desired["generation"], generation, "nothing re-planned");
-    let (_, status) = c.call(reqwest::Method::GET, "/v1/status", Some(&admin), None).await;
+    let status: Value = client(&server, Some(&admin)).get("/v1/status").expect("status");
     assert_eq!(status["nodes"][0]["name"], "edge-1");
     assert_eq!(status["placements"][0]["node"], "edge-1");
+    server.stop();
 }

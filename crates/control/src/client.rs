@@ -1,0 +1,184 @@
+//! A client of the control plane's API, for `lamina` commands and node agents: TLS pinned to
+//! the control plane's certificate fingerprint (from a join token, or the control plane's state
+//! directory), so no certificate authority is involved and a man in the middle gets nowhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest as _, Sha256};
+
+/// Why a call to the control plane failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// It could not be reached, or the TLS handshake failed (a wrong fingerprint fails here).
+    #[error("cannot reach the control plane at {url}: {reason}")]
+    Unreachable {
+        /// The control plane's address.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// It answered with an error.
+    #[error("the control plane refused: {message} (HTTP {status})")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// Its answer was not what the API documents.
+    #[error("the control plane's answer is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Accepts exactly the certificate with this SHA-256 fingerprint.
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let found: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if found == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the control plane's certificate has fingerprint {}, not the expected {}",
+                hex::encode(found),
+                hex::encode(self.fingerprint)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client of one control plane.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    http: reqwest::blocking::Client,
+    base: String,
+    auth: Option<String>,
+}
+
+impl ControlClient {
+    /// A client of the control plane at `base` (`https://host:port`) whose certificate has this
+    /// fingerprint, sending `auth` as its bearer credential.
+    ///
+    /// # Errors
+    /// [`ClientError::Unreachable`] when the TLS configuration cannot be built.
+    pub fn new(base: &str, fingerprint: [u8; 32], auth: Option<String>) -> Result<Self, ClientError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let unreachable = |reason: String| ClientError::Unreachable { url: base.to_owned(), reason };
+        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| unreachable(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint, provider }))
+            .with_no_client_auth();
+        let http = reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(ControlClient { http, base: base.trim_end_matches('/').to_owned(), auth })
+    }
+
+    fn send<T: DeserializeOwned>(&self, req: reqwest::blocking::RequestBuilder) -> Result<T, ClientError> {
+        let req = match &self.auth {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        };
+        let resp = req.send().map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: chain(&e) })?;
+        let status = resp.status();
+        let body = resp.text().map_err(|e| ClientError::Malformed(e.to_string()))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            return Err(ClientError::Refused { status: status.as_u16(), message });
+        }
+        let body = if body.is_empty() { "null".to_owned() } else { body };
+        serde_json::from_str(&body).map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    /// `GET path`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+    }
+
+    /// `POST path` with a JSON body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+    }
+
+    /// `PUT path` with a text body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T, ClientError> {
+        self.send(self.http.put(format!("{}{path}", self.base)).body(body))
+    }
+
+    /// `DELETE path`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send::<serde_json::Value>(self.http.delete(format!("{}{path}", self.base))).map(|_| ())
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
