@@ -32,6 +32,122 @@ pub(crate) enum Command {
     /// Exit 0: genuine (and accepted by the policy, with --policy); 1: rejected; 2: usage error.
     #[cfg(feature = "verify")]
     Verify(VerifyArgs),
+    /// Run the control plane: the attested API nodes enrol with, the scheduler, the store.
+    #[cfg(feature = "control")]
+    Control(ControlArgs),
+    /// Join tokens for new nodes.
+    #[cfg(feature = "control")]
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Deploy (add or replace) the workloads of a manifest.
+    #[cfg(feature = "control")]
+    Deploy(DeployArgs),
+    /// Remove a deployed workload and its instances.
+    #[cfg(feature = "control")]
+    Undeploy(UndeployArgs),
+    /// Show the nodes (platform, attestation, architecture, zone) and the instances.
+    #[cfg(feature = "control")]
+    Status(StatusArgs),
+}
+
+/// `lamina control`.
+#[derive(Debug, Args)]
+pub(crate) struct ControlArgs {
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7443")]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// The control plane's state: registry, tokens, certificate, admin token
+    /// [default: $XDG_STATE_HOME/lamina/control].
+    #[arg(long = "state", value_name = "DIR", env = "LAMINA_CONTROL_STATE")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The policy nodes' evidence must pass (TOML; see `lamina verify --policy`). Without one,
+    /// only sim nodes of this machine's development setup are admitted, with a warning.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+
+    /// The address nodes reach this control plane at, written into join tokens
+    /// [default: https://<listen>].
+    #[arg(long, value_name = "URL")]
+    pub(crate) public_address: Option<String>,
+
+    /// Another name or address for the control plane's certificate (repeatable).
+    #[arg(long = "name", value_name = "HOST")]
+    pub(crate) names: Vec<String>,
+
+    /// A node not heard from for this long is lost and its instances move.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
+    pub(crate) lost_after: Duration,
+}
+
+/// How a command reaches the control plane.
+#[derive(Debug, Args)]
+pub(crate) struct ControlClientArgs {
+    /// The control plane [default: the address in the local control plane's state directory].
+    #[arg(long = "control", value_name = "URL", env = "LAMINA_CONTROL")]
+    pub(crate) url: Option<String>,
+
+    /// The SHA-256 fingerprint (hex) of the control plane's certificate [default: read from the
+    /// local control plane's state directory].
+    #[arg(long, value_name = "HEX", env = "LAMINA_CONTROL_FINGERPRINT")]
+    pub(crate) fingerprint: Option<String>,
+
+    /// The admin token [default: read from the local control plane's state directory].
+    #[arg(long, value_name = "TOKEN", env = "LAMINA_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+
+    /// The local control plane's state directory, where the defaults above are read
+    /// [default: $XDG_STATE_HOME/lamina/control].
+    #[arg(long = "control-state", value_name = "DIR", env = "LAMINA_CONTROL_STATE")]
+    pub(crate) state: Option<PathBuf>,
+}
+
+/// `lamina token`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a join token and print it on one line: `lamina node --join TOKEN` needs nothing else.
+    Create {
+        /// How long the token admits a node.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_timeout)]
+        ttl: Duration,
+
+        #[command(flatten)]
+        control: ControlClientArgs,
+    },
+}
+
+/// `lamina deploy`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The deployment manifest (TOML; see examples/continuum/app.toml).
+    pub(crate) manifest: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) control: ControlClientArgs,
+}
+
+/// `lamina undeploy`.
+#[derive(Debug, Args)]
+pub(crate) struct UndeployArgs {
+    /// The workload's name.
+    pub(crate) name: String,
+
+    #[command(flatten)]
+    pub(crate) control: ControlClientArgs,
+}
+
+/// `lamina status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+
+    #[command(flatten)]
+    pub(crate) control: ControlClientArgs,
 }
 
 /// Which platform `lamina attest` uses.

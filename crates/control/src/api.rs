@@ -96,6 +96,16 @@ impl Control {
         &self.registry
     }
 
+    /// Sets the timings of the control loop.
+    pub fn set_settings(&mut self, settings: crate::Settings) {
+        self.registry.settings = settings;
+    }
+
+    /// The state directory.
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.store.dir()
+    }
+
     fn persist(&self) -> Result<(), ApiError> {
         self.store.save_registry(&self.registry)?;
         self.store.save_tokens(&self.tokens)?;

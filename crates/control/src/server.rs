@@ -30,6 +30,8 @@ pub struct ServeOptions {
     pub names: Vec<String>,
     /// The tick of the control loop.
     pub tick: Duration,
+    /// Timings of the control loop (kept with the registry).
+    pub settings: crate::Settings,
 }
 
 /// Why the control plane cannot start.
@@ -161,7 +163,11 @@ pub async fn serve(
         .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let address = listener.local_addr().map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let public_address = options.public_address.clone().unwrap_or_else(|| format!("https://{address}"));
-    let control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint)?;
+    let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint)?;
+    control.set_settings(options.settings);
+    let address_file = control.store_dir().join("address");
+    std::fs::write(&address_file, &public_address)
+        .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", address_file.display())))?;
     let control = Arc::new(Mutex::new(control));
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)

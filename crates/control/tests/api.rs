@@ -88,6 +88,7 @@ fn enrol_deploy_heartbeat_and_restart() {
         public_address: None,
         names: Vec::new(),
         tick: Duration::from_millis(200),
+        settings: lamina_control::Settings::default(),
     };
     let server = Server::start(&state, &options);
     let admin = lamina_control::admin_token(&state).expect("admin token");

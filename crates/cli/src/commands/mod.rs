@@ -3,6 +3,8 @@
 mod appraiser;
 mod attest;
 mod compile;
+#[cfg(feature = "control")]
+mod continuum;
 mod inspect;
 mod platform;
 mod run;
@@ -20,5 +22,15 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Attest(args) => attest::attest(args),
         #[cfg(feature = "verify")]
         Command::Verify(args) => Ok(verify::verify(args)),
+        #[cfg(feature = "control")]
+        Command::Control(args) => continuum::control(args),
+        #[cfg(feature = "control")]
+        Command::Token { command } => continuum::token(command),
+        #[cfg(feature = "control")]
+        Command::Deploy(args) => continuum::deploy(args),
+        #[cfg(feature = "control")]
+        Command::Undeploy(args) => continuum::undeploy(args),
+        #[cfg(feature = "control")]
+        Command::Status(args) => continuum::status(args),
     }
 }

@@ -1,0 +1,216 @@
+//! The continuum's commands: `lamina control` runs the control plane; `lamina token create`,
+//! `deploy`, `undeploy` and `status` talk to it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use lamina_control::{ControlClient, ServeOptions, Settings, Store};
+use lamina_types::Deployment;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::cli::{ControlArgs, ControlClientArgs, DeployArgs, Format, StatusArgs, TokenCommand, UndeployArgs};
+
+fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d.clone()),
+        None => dirs::state_dir()
+            .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
+            .map(|d| d.join("lamina/control"))
+            .context("no state directory: pass --state DIR"),
+    }
+}
+
+pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
+    let state = default_state(&args.state)?;
+    let mut anchors = lamina_attest::TrustAnchors::default();
+    let policy = match &args.policy {
+        Some(path) => lamina_attest::Policy::load(path, &mut anchors).context("cannot use the policy")?,
+        None => {
+            eprintln!(
+                "warning: no --policy: admitting sim nodes, which have NO hardware protection (development only)"
+            );
+            lamina_attest::Policy::parse("allow_sim = true\n", Path::new("."), &mut anchors)
+                .context("the development policy")?
+        }
+    };
+    let verifier = lamina_attest::Verifier::new(Some(policy), anchors);
+    let store = Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?;
+    let options = ServeOptions {
+        listen: args.listen,
+        public_address: args.public_address.clone(),
+        names: args.names.clone(),
+        tick: Duration::from_secs(1),
+        settings: Settings { lost_after: args.lost_after, ..Settings::default() },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let running =
+            lamina_control::serve(store, verifier, options).await.context("cannot start the control plane")?;
+        eprintln!("lamina: control plane at {} (listening on {})", running.public_address, running.address);
+        eprintln!("lamina: certificate fingerprint {}", hex::encode(running.fingerprint));
+        eprintln!(
+            "lamina: admin token in {}; create join tokens with `lamina token create`",
+            state.join("admin.token").display()
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch for SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("lamina: stopping the control plane");
+        running.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(0)
+}
+
+/// A client of the control plane named by the arguments, or the local one.
+fn client(args: &ControlClientArgs, admin: bool) -> anyhow::Result<ControlClient> {
+    let state = default_state(&args.state)?;
+    let url = match &args.url {
+        Some(u) => u.clone(),
+        None => std::fs::read_to_string(state.join("address")).map(|s| s.trim().to_owned()).with_context(|| {
+            format!("no control plane given: pass --control URL (none runs with state in {})", state.display())
+        })?,
+    };
+    let fingerprint: [u8; 32] = match &args.fingerprint {
+        Some(hex_text) => {
+            let bytes = hex::decode(hex_text.trim()).context("--fingerprint is not hex")?;
+            bytes.try_into().map_err(|_| anyhow::anyhow!("--fingerprint must be 32 bytes (64 hex digits)"))?
+        }
+        None => {
+            let cert = std::fs::read(state.join("control.crt.der")).with_context(|| {
+                format!("no certificate fingerprint: pass --fingerprint HEX (`lamina control` prints it), or run this where {} is", state.display())
+            })?;
+            sha2::Sha256::digest(&cert).into()
+        }
+    };
+    let token = if admin {
+        Some(match &args.admin_token {
+            Some(t) => t.clone(),
+            None => {
+                std::fs::read_to_string(state.join("admin.token")).map(|t| t.trim().to_owned()).with_context(|| {
+                    format!(
+                        "no admin token: pass --admin-token (it is in the control plane's {}/admin.token)",
+                        state.display()
+                    )
+                })?
+            }
+        })
+    } else {
+        None
+    };
+    Ok(ControlClient::new(&url, fingerprint, token)?)
+}
+
+pub(crate) fn token(command: TokenCommand) -> anyhow::Result<i32> {
+    let TokenCommand::Create { ttl, control } = command;
+    let answer: Value = client(&control, true)?.post("/v1/tokens", &json!({ "ttl_secs": ttl.as_secs() }))?;
+    let token = answer["token"].as_str().context("the control plane returned no token")?;
+    println!("{token}");
+    eprintln!(
+        "lamina: valid for {}; on the new node: lamina node --join <token>",
+        humantime::format_duration(Duration::from_secs(answer["expires_in_secs"].as_u64().unwrap_or(0)))
+    );
+    Ok(0)
+}
+
+pub(crate) fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(&args.manifest)
+        .with_context(|| format!("cannot read the manifest {}", args.manifest.display()))?;
+    // Checked here first, so that mistakes are reported with the file's name.
+    if let Err(e) = Deployment::parse(&text) {
+        bail!("{}: {e}", args.manifest.display());
+    }
+    let answer: Value = client(&args.control, true)?.put_text("/v1/deployments", text)?;
+    let names: Vec<&str> =
+        answer["deployed"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    println!("deployed {}", names.join(", "));
+    for u in answer["unplaced"].as_array().into_iter().flatten() {
+        eprintln!(
+            "warning: {}: {} replica(s) not placed: {}",
+            u["workload"].as_str().unwrap_or("?"),
+            u["missing"],
+            u["reason"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(0)
+}
+
+pub(crate) fn undeploy(args: UndeployArgs) -> anyhow::Result<i32> {
+    client(&args.control, true)?.delete(&format!("/v1/deployments/{}", args.name))?;
+    println!("undeployed {}", args.name);
+    Ok(0)
+}
+
+pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    let status: Value = client(&args.control, true)?.get("/v1/status")?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(0);
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    println!(
+        "{:<16} {:<8} {:<10} {:<20} {:<12} {:<10} INSTANCES",
+        "NODE", "STATE", "PLATFORM", "ATTESTED", "ARCH", "ZONE"
+    );
+    let placements = status["placements"].as_array().cloned().unwrap_or_default();
+    for n in status["nodes"].as_array().into_iter().flatten() {
+        let name = n["name"].as_str().unwrap_or("?");
+        let state = n["state"]["state"].as_str().unwrap_or("?");
+        let attested = match n["attested_at"].as_u64() {
+            Some(at) => format!("ok, {}s ago", now.saturating_sub(at)),
+            None => n["attestation_failure"].as_str().map_or("no".to_owned(), |r| format!("FAILED: {r}")),
+        };
+        let arch: &str = n["target"].as_str().and_then(|t| t.split('-').next()).unwrap_or("?");
+        let count = placements.iter().filter(|p| p["node"] == n["name"]).count();
+        println!(
+            "{:<16} {:<8} {:<10} {:<20} {:<12} {:<10} {}",
+            name,
+            state,
+            n["platform"].as_str().unwrap_or("?"),
+            attested,
+            arch,
+            n["zone"].as_str().unwrap_or("?"),
+            count
+        );
+    }
+    println!();
+    println!("{:<20} {:<8} {:<16} {:<10} RESTARTS", "WORKLOAD", "REPLICA", "NODE", "STATE");
+    for p in &placements {
+        let node = status["nodes"].as_array().into_iter().flatten().find(|n| n["name"] == p["node"]);
+        let report = node.and_then(|n| {
+            n["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["workload"] == p["workload"] && i["replica"] == p["replica"])
+                .cloned()
+        });
+        println!(
+            "{:<20} {:<8} {:<16} {:<10} {}",
+            p["workload"].as_str().unwrap_or("?"),
+            p["replica"],
+            p["node"].as_str().unwrap_or("?"),
+            report.as_ref().and_then(|r| r["state"].as_str()).unwrap_or("pending"),
+            report.as_ref().map_or(0, |r| r["restarts"].as_u64().unwrap_or(0))
+        );
+    }
+    for u in status["unplaced"].as_array().into_iter().flatten() {
+        let missing = format!("{}x", u["missing"]);
+        println!(
+            "{:<20} {missing:<8} {:<16} unplaced: {}",
+            u["workload"].as_str().unwrap_or("?"),
+            "-",
+            u["reason"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(0)
+}

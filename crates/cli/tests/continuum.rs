@@ -1,0 +1,103 @@
+//! The continuum's commands against a real `lamina control` process: join tokens, deployments
+//! (a malformed manifest names its line), status as a table and as JSON, undeploy, and the
+//! refusals for a wrong admin token and an unknown workload.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{assert_code, lamina, output, texts};
+
+struct ControlPlane {
+    child: Child,
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(state: &Path) -> ControlPlane {
+    let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(["control", "--listen", "127.0.0.1:0", "--state"])
+        .arg(state)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lamina control starts");
+    let plane = ControlPlane { child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !state.join("address").exists() {
+        assert!(Instant::now() < deadline, "the control plane did not start within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    plane
+}
+
+fn cmd(state: &Path, args: &[&str]) -> std::process::Output {
+    output(lamina().args(args).arg("--control-state").arg(state).env_remove("LAMINA_ADMIN_TOKEN"))
+}
+
+#[test]
+fn tokens_deployments_and_status_through_the_cli() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let _plane = start(&state);
+
+    let token = cmd(&state, &["token", "create"]);
+    assert_code(&token, 0);
+    let line = texts(&token).0;
+    assert!(line.trim().starts_with("lamina-join-1.") && line.trim().lines().count() == 1, "{line}");
+    assert!(line.trim().parse::<lamina_types::JoinToken>().is_ok());
+
+    let app = dir.path().join("app.toml");
+    std::fs::write(&app, "[[workload]]\nname = \"filter\"\nmodule = \"f.wasm\"\nreplicas = 0\n").expect("write");
+    let bad = cmd(&state, &["deploy", app.to_str().expect("utf-8")]);
+    assert_code(&bad, 125);
+    assert!(
+        texts(&bad).1.contains("app.toml: line 4: workload \"filter\": replicas: must be 1 to 1000"),
+        "{}",
+        texts(&bad).1
+    );
+
+    std::fs::write(&app, "[[workload]]\nname = \"filter\"\nmodule = \"f.wasm\"\nreplicas = 2\n").expect("write");
+    let deployed = cmd(&state, &["deploy", app.to_str().expect("utf-8")]);
+    assert_code(&deployed, 0);
+    assert!(texts(&deployed).0.contains("deployed filter"), "{}", texts(&deployed).0);
+    assert!(texts(&deployed).1.contains("2 replica(s) not placed: no node has joined"), "{}", texts(&deployed).1);
+
+    let table = cmd(&state, &["status"]);
+    assert_code(&table, 0);
+    assert!(texts(&table).0.contains("unplaced: no node has joined"), "{}", texts(&table).0);
+    let json = cmd(&state, &["status", "--format", "json"]);
+    assert_code(&json, 0);
+    let v: serde_json::Value = serde_json::from_str(&texts(&json).0).expect("json");
+    assert_eq!(v["unplaced"][0]["workload"], "filter");
+
+    let wrong = output(lamina().args(["status", "--admin-token", "wrong", "--control-state"]).arg(&state));
+    assert_code(&wrong, 125);
+    assert!(texts(&wrong).1.contains("the admin token is wrong"), "{}", texts(&wrong).1);
+
+    assert_code(&cmd(&state, &["undeploy", "filter"]), 0);
+    let missing = cmd(&state, &["undeploy", "filter"]);
+    assert_code(&missing, 125);
+    assert!(texts(&missing).1.contains("no workload `filter` is deployed"), "{}", texts(&missing).1);
+}
+
+#[test]
+fn commands_without_a_control_plane_say_what_to_pass() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = cmd(&dir.path().join("none"), &["status"]);
+    assert_code(&out, 125);
+    assert!(texts(&out).1.contains("pass --control URL"), "{}", texts(&out).1);
+}
+
+#[test]
+fn the_example_manifest_is_valid() {
+    let text = std::fs::read_to_string(common::root().join("examples/continuum/app.toml")).expect("the example");
+    let d = lamina_types::Deployment::parse(&text).expect("the example manifest parses");
+    assert_eq!(d.workloads.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["filter", "aggregate"]);
+}
