@@ -63,7 +63,9 @@ fn tokens_deployments_and_status_through_the_cli() {
         texts(&bad).1
     );
 
-    std::fs::write(&app, "[[workload]]\nname = \"filter\"\nmodule = \"f.wasm\"\nreplicas = 2\n").expect("write");
+    let module = common::guest("hello", common::Wasi::P1);
+    std::fs::write(&app, format!("[[workload]]\nname = \"filter\"\nmodule = \"{}\"\nreplicas = 2\n", module.display()))
+        .expect("write");
     let deployed = cmd(&state, &["deploy", app.to_str().expect("utf-8")]);
     assert_code(&deployed, 0);
     assert!(texts(&deployed).0.contains("deployed filter"), "{}", texts(&deployed).0);
@@ -80,6 +82,13 @@ fn tokens_deployments_and_status_through_the_cli() {
     let wrong = output(lamina().args(["status", "--admin-token", "wrong", "--control-state"]).arg(&state));
     assert_code(&wrong, 125);
     assert!(texts(&wrong).1.contains("the admin token is wrong"), "{}", texts(&wrong).1);
+
+    let missing_module = dir.path().join("missing.toml");
+    std::fs::write(&missing_module, "[[workload]]\nname = \"x\"\nmodule = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n")
+        .expect("write");
+    let unknown = cmd(&state, &["deploy", missing_module.to_str().expect("utf-8")]);
+    assert_code(&unknown, 125);
+    assert!(texts(&unknown).1.contains("is unknown to the control plane"), "{}", texts(&unknown).1);
 
     assert_code(&cmd(&state, &["undeploy", "filter"]), 0);
     let missing = cmd(&state, &["undeploy", "filter"]);

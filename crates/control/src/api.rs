@@ -54,6 +54,8 @@ pub struct Control {
     admin_hash: String,
     address: String,
     fingerprint: [u8; 32],
+    /// Signs the artifacts it builds; nodes get the public half when they enrol.
+    artifact_key: p256::ecdsa::SigningKey,
 }
 
 impl std::fmt::Debug for Control {
@@ -78,6 +80,7 @@ impl Control {
         let registry = store.registry()?;
         let tokens = store.tokens()?;
         let credentials = store.load("credentials.json")?;
+        let artifact_key = artifact_key(store.dir())?;
         Ok(Control {
             store,
             registry,
@@ -88,7 +91,14 @@ impl Control {
             admin_hash: sha256_hex(admin_token.as_bytes()),
             address,
             fingerprint,
+            artifact_key,
         })
+    }
+
+    /// The public key nodes check artifacts with (PEM).
+    pub fn artifact_key_pem(&self) -> String {
+        use p256::pkcs8::EncodePublicKey as _;
+        self.artifact_key.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap_or_default()
     }
 
     /// The registry.
@@ -190,6 +200,22 @@ impl Control {
     }
 }
 
+/// The artifact signing key, made at first start and kept (0600) as `artifacts.key`.
+fn artifact_key(dir: &std::path::Path) -> Result<p256::ecdsa::SigningKey, StoreError> {
+    use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+    let path = dir.join("artifacts.key");
+    if let Ok(pem) = std::fs::read_to_string(&path) {
+        return p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| StoreError::Damaged { path, reason: e.to_string() });
+    }
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let pem = key
+        .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+        .map_err(|e| StoreError::Damaged { path: path.clone(), reason: e.to_string() })?;
+    crate::store::write_private(&path, pem.as_bytes())?;
+    Ok(key)
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
 }
@@ -247,7 +273,9 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/challenge", post(challenge))
         .route("/v1/tokens", post(create_token))
+        .route("/v1/modules", post(upload_module))
         .route("/v1/deployments", put(deploy))
+        .route("/v1/nodes/{name}/artifacts/{hash}", get(artifact))
         .route("/v1/deployments/{name}", delete(undeploy))
         .route("/v1/status", get(status))
         .route("/v1/nodes/enroll", post(enroll))
@@ -258,7 +286,11 @@ pub fn router(control: Shared) -> Router {
 
 async fn health(State(c): State<Shared>) -> Json<serde_json::Value> {
     let c = lock(&c);
-    Json(serde_json::json!({ "status": "ok", "fingerprint": hex::encode(c.fingerprint) }))
+    Json(serde_json::json!({
+        "status": "ok",
+        "fingerprint": hex::encode(c.fingerprint),
+        "artifact_key": c.artifact_key_pem(),
+    }))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -298,15 +330,138 @@ async fn create_token(
     Ok(Json(serde_json::json!({ "token": token.encode(), "expires_in_secs": ttl })))
 }
 
-async fn deploy(State(c): State<Shared>, headers: HeaderMap, body: String) -> ApiResult<Json<serde_json::Value>> {
+async fn upload_module(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let c = lock(&c);
+    c.admin(&headers)?;
+    if !body.starts_with(b"\0asm") {
+        return Err(ApiError::bad("the body is not a WebAssembly binary"));
+    }
+    let hash = lamina_types::ModuleHash::of(&body);
+    let dir = c.store.dir().join("modules");
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    let path = dir.join(format!("{}.wasm", hex::encode(hash.as_bytes())));
+    if !path.exists() {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &body)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| ApiError::internal(format!("cannot store the module: {e}")))?;
+    }
+    Ok(Json(serde_json::json!({ "module": hash.to_string() })))
+}
+
+async fn deploy(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Json(deployment): Json<Deployment>,
+) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
     c.admin(&headers)?;
-    let deployment = Deployment::parse(&body).map_err(|e| ApiError::bad(format!("the manifest is invalid: {e}")))?;
+    for w in &deployment.workloads {
+        lamina_types::deploy::check_name(&w.name).map_err(ApiError::bad)?;
+        match &w.module {
+            lamina_types::ModuleRef::Hash(h) => {
+                if !c.module_path(h).exists() {
+                    return Err(ApiError::bad(format!(
+                        "workload \"{}\": module {h} is unknown to the control plane; deploy it by path so that `lamina deploy` uploads it",
+                        w.name
+                    )));
+                }
+            }
+            lamina_types::ModuleRef::Path(p) => {
+                return Err(ApiError::bad(format!(
+                    "workload \"{}\": module {} is a path; upload it (`lamina deploy` does) and refer to its sha256",
+                    w.name,
+                    p.display()
+                )));
+            }
+        }
+    }
     let names: Vec<String> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
     c.registry.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
     c.persist()?;
     let unplaced: Vec<_> = c.registry.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
     Ok(Json(serde_json::json!({ "deployed": names, "unplaced": unplaced })))
+}
+
+impl Control {
+    fn module_path(&self, hash: &lamina_types::ModuleHash) -> std::path::PathBuf {
+        self.store.dir().join("modules").join(format!("{}.wasm", hex::encode(hash.as_bytes())))
+    }
+}
+
+/// A signed artifact, as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignedArtifact {
+    /// The artifact, base64.
+    pub artifact: String,
+    /// Its signature (DER), base64.
+    pub signature: String,
+}
+
+/// Compiles a module for a node's target (once; cached in the state directory) and signs it.
+async fn artifact(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path((name, hash)): Path<(String, String)>,
+) -> ApiResult<Json<SignedArtifact>> {
+    use base64::Engine as _;
+    let (module, target, cache, key) = {
+        let c = lock(&c);
+        c.node(&headers, &name)?;
+        let hash: lamina_types::ModuleHash =
+            hash.parse().map_err(|e: lamina_types::ParseHashError| ApiError::bad(e.to_string()))?;
+        let node = c.registry.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
+        let assigned = c
+            .registry
+            .desired
+            .get(&name)
+            .is_some_and(|d| d.assignments.iter().any(|a| a.spec.module == lamina_types::ModuleRef::Hash(hash)));
+        if !assigned {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("module {hash} is not assigned to node `{name}`"),
+            ));
+        }
+        let cache = c.store.dir().join("artifacts").join(format!(
+            "{}-{}.lamart",
+            hex::encode(hash.as_bytes()),
+            node.target.triple()
+        ));
+        (c.module_path(&hash), node.target, cache, c.artifact_key.clone())
+    };
+    // Compiling takes time: outside the lock, on a blocking thread.
+    let signed = tokio::task::spawn_blocking(move || -> Result<SignedArtifact, ApiError> {
+        let bytes = match std::fs::read(&cache) {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let wasm =
+                    std::fs::read(&module).map_err(|e| ApiError::internal(format!("the module is missing: {e}")))?;
+                let options = lamina_runtime::EngineOptions {
+                    profile: lamina_types::Profile::Server,
+                    target: Some(target),
+                    fuel: false,
+                };
+                let engine = lamina_runtime::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
+                let artifact =
+                    engine.compile(&wasm).map_err(|e| ApiError::bad(format!("the module does not compile: {e}")))?;
+                if let Some(dir) = cache.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = std::fs::write(&cache, &artifact);
+                artifact
+            }
+        };
+        let signature = lamina_runtime::signing::sign(&bytes, &key).map_err(|e| ApiError::internal(e.to_string()))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(SignedArtifact { artifact: b64.encode(&bytes), signature: b64.encode(signature) })
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(signed))
 }
 
 async fn undeploy(State(c): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<StatusCode> {
@@ -388,7 +543,7 @@ async fn enroll(State(c): State<Shared>, Json(req): Json<EnrolRequest>) -> ApiRe
     c.registry.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
     tracing::info!(node = %req.name, "enrolled");
-    Ok(Json(serde_json::json!({ "credential": credential })))
+    Ok(Json(serde_json::json!({ "credential": credential, "artifact_key": c.artifact_key_pem() })))
 }
 
 /// A node's fresh evidence.

@@ -155,6 +155,22 @@ impl ControlClient {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
     }
 
+    /// `POST path` with a binary body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T, ClientError> {
+        self.send(self.http.post(format!("{}{path}", self.base)).body(body))
+    }
+
+    /// `PUT path` with a JSON body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(body))
+    }
+
     /// `PUT path` with a text body.
     ///
     /// # Errors

@@ -135,6 +135,19 @@ impl Store {
     }
 }
 
+/// Writes a file only its owner may read.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("create", path))?;
+    f.write_all(bytes).map_err(io("write", path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

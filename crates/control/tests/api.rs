@@ -145,12 +145,21 @@ fn enrol_deploy_heartbeat_and_restart() {
     assert_eq!(code, 401);
     assert!(message.contains("not a Lamina join token"), "{message}");
 
-    // Deploy: a malformed manifest is refused naming the line; a good one is placed.
-    let (code, message) =
-        refused(operator.put_text::<Value>("/v1/deployments", APP.replace("replicas = 1", "replicas = -1")));
+    // Deploy: modules are uploaded first and referred to by hash; an unknown one is refused.
+    let mut app = lamina_types::Deployment::parse(APP).expect("manifest");
+    let (code, message) = refused(operator.put::<_, Value>("/v1/deployments", &app));
     assert_eq!(code, 400);
-    assert!(message.contains("line 5: workload \"filter\": replicas"), "{message}");
-    let _: Value = operator.put_text("/v1/deployments", APP.to_owned()).expect("deploys");
+    assert!(message.contains("is a path"), "{message}");
+    app.workloads[0].module = lamina_types::ModuleRef::Hash(lamina_types::ModuleHash::of(b"never uploaded"));
+    let (code, message) = refused(operator.put::<_, Value>("/v1/deployments", &app));
+    assert_eq!(code, 400);
+    assert!(message.contains("unknown to the control plane"), "{message}");
+    assert_eq!(refused(operator.post_bytes::<Value>("/v1/modules", b"not wasm".to_vec())).0, 400);
+    let wasm = b"\0asm\x01\0\0\0".to_vec();
+    let uploaded: Value = operator.post_bytes("/v1/modules", wasm.clone()).expect("uploads");
+    assert_eq!(uploaded["module"], lamina_types::ModuleHash::of(&wasm).to_string());
+    app.workloads[0].module = lamina_types::ModuleRef::Hash(lamina_types::ModuleHash::of(&wasm));
+    let _: Value = operator.put("/v1/deployments", &app).expect("deploys");
 
     // The node's heartbeat returns what it must run; only its own credential works.
     let path = "/v1/nodes/edge-1/heartbeat";
@@ -159,6 +168,25 @@ fn enrol_deploy_heartbeat_and_restart() {
     let desired: Value = node.post(path, &json!({})).expect("heartbeat");
     assert_eq!(desired["assignments"][0]["placement"]["workload"], "filter");
     let generation = desired["generation"].clone();
+
+    // Its artifact: compiled for its target (aarch64), signed by the control plane's key.
+    let module_hash = lamina_types::ModuleHash::of(&wasm).to_string();
+    let signed: Value = node.get(&format!("/v1/nodes/edge-1/artifacts/{module_hash}")).expect("artifact");
+    let b64 = |v: &Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("base64")).expect("base64")
+    };
+    let (artifact, signature) = (b64(&signed["artifact"]), b64(&signed["signature"]));
+    let key_pem = enrolled["artifact_key"].as_str().expect("artifact key");
+    let key = {
+        use p256::pkcs8::DecodePublicKey as _;
+        p256::ecdsa::VerifyingKey::from_public_key_pem(key_pem).expect("a P-256 key")
+    };
+    let (header, _) =
+        lamina_runtime::signing::verify(&artifact, &signature, &[key]).expect("signed by the control plane");
+    assert_eq!(header.target, lamina_types::Target::Aarch64Linux);
+    let other = format!("/v1/nodes/edge-1/artifacts/{}", lamina_types::ModuleHash::of(b"x"));
+    assert_eq!(refused(node.get::<Value>(&other)).0, 403, "only what is assigned to it");
 
     // A restart keeps the registry, the credentials and the certificate.
     let fingerprint = server.running().fingerprint;

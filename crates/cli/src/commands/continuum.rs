@@ -126,10 +126,24 @@ pub(crate) fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.manifest)
         .with_context(|| format!("cannot read the manifest {}", args.manifest.display()))?;
     // Checked here first, so that mistakes are reported with the file's name.
-    if let Err(e) = Deployment::parse(&text) {
-        bail!("{}: {e}", args.manifest.display());
+    let mut deployment = match Deployment::parse(&text) {
+        Ok(d) => d,
+        Err(e) => bail!("{}: {e}", args.manifest.display()),
+    };
+    let control = client(&args.control, true)?;
+    // Modules given by path are uploaded; the control plane knows them by hash.
+    for w in &mut deployment.workloads {
+        if let lamina_types::ModuleRef::Path(path) = &w.module {
+            let wasm = std::fs::read(path)
+                .with_context(|| format!("workload \"{}\": cannot read the module {}", w.name, path.display()))?;
+            let answer: Value = control
+                .post_bytes("/v1/modules", wasm)
+                .with_context(|| format!("workload \"{}\": cannot upload {}", w.name, path.display()))?;
+            let hash = answer["module"].as_str().context("the control plane returned no module hash")?;
+            w.module = lamina_types::ModuleRef::Hash(hash.parse()?);
+        }
     }
-    let answer: Value = client(&args.control, true)?.put_text("/v1/deployments", text)?;
+    let answer: Value = control.put("/v1/deployments", &deployment)?;
     let names: Vec<&str> =
         answer["deployed"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     println!("deployed {}", names.join(", "));
