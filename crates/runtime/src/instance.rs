@@ -63,6 +63,9 @@ pub struct Services {
     pub attestation: Option<Arc<Attester>>,
     /// The message broker.
     pub messaging: Option<Arc<dyn Broker>>,
+    /// Set to stop the guest from another thread (a node agent ending an instance): it traps
+    /// with [`TrapReason::Stopped`] at the next epoch tick.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Services {
             .field("keyvalue", &self.keyvalue)
             .field("attestation", &self.attestation)
             .field("messaging", &self.messaging.is_some())
+            .field("stop", &self.stop.is_some())
             .finish()
     }
 }
@@ -159,6 +163,8 @@ pub enum TrapReason {
     Wasm(String),
     /// A host function failed.
     Host(String),
+    /// Stopped from outside through [`Services::stop`].
+    Stopped,
 }
 
 impl std::fmt::Display for TrapReason {
@@ -172,6 +178,7 @@ impl std::fmt::Display for TrapReason {
             TrapReason::StackOverflow => f.write_str("stack overflow"),
             TrapReason::Wasm(m) => write!(f, "trap: {m}"),
             TrapReason::Host(m) => write!(f, "host error: {m}"),
+            TrapReason::Stopped => f.write_str("stopped"),
         }
     }
 }
@@ -273,7 +280,7 @@ impl Program {
         let max_memory = limits.max_memory.map(ByteSize::bytes);
         let engine = &self.engine.inner;
         let started = Instant::now();
-        let Services { sealed, secrets, keyvalue, attestation, messaging } = services;
+        let Services { sealed, secrets, keyvalue, attestation, messaging, stop } = services;
         let lamina = Services::guest(
             secrets,
             keyvalue,
@@ -289,6 +296,7 @@ impl Program {
                 host._placeholder = placeholder;
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
+                watch_stop(&mut store, limits, stop.clone());
                 let instance = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
                 State::Module { store, instance }
             }
@@ -298,6 +306,7 @@ impl Program {
                 host.sealed = SealedFsP2::new(sealed);
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
+                watch_stop(&mut store, limits, stop);
                 let command = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
                 State::Component { store, command: Box::new(command) }
             }
@@ -377,6 +386,38 @@ fn prepare<T: 'static>(
         store.set_fuel(fuel).map_err(|e| InstantiateError::Limits(crate::error::chain(&e)))?;
     }
     Ok(())
+}
+
+/// The error a stopped guest traps with.
+#[derive(Debug)]
+struct StoppedMarker;
+
+impl std::fmt::Display for StoppedMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped from outside")
+    }
+}
+
+impl std::error::Error for StoppedMarker {}
+
+/// With a stop flag, every epoch tick checks it; the timeout is then counted here too.
+fn watch_stop<T: 'static>(store: &mut Store<T>, limits: Limits, stop: Option<Arc<std::sync::atomic::AtomicBool>>) {
+    let Some(stop) = stop else { return };
+    let mut left = match limits.timeout {
+        Some(t) => (t.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).saturating_add(1),
+        None => u64::MAX,
+    };
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(wasmtime::Error::new(StoppedMarker));
+        }
+        left = left.saturating_sub(1);
+        if left == 0 {
+            return Err(WasmTrap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
 }
 
 fn instantiate_error(e: &wasmtime::Error, limiter: &Limiter) -> Error {
@@ -482,6 +523,9 @@ impl Instance {
             let frames = text.split_once('\n').map_or(text.as_str(), |(_, rest)| rest);
             format!("wasm backtrace:\n{frames}")
         });
+        if e.downcast_ref::<StoppedMarker>().is_some() {
+            return Exit::Trap(Trap { reason: TrapReason::Stopped, backtrace: None });
+        }
         let reason = match e.downcast_ref::<WasmTrap>() {
             Some(WasmTrap::Interrupt) => TrapReason::Timeout(self.limits.timeout.unwrap_or_default()),
             Some(WasmTrap::OutOfFuel) => TrapReason::OutOfFuel(self.limits.fuel.unwrap_or_default()),
@@ -495,5 +539,39 @@ impl Instance {
             None => TrapReason::Host(crate::error::chain(e)),
         };
         Exit::Trap(Trap { reason, backtrace })
+    }
+}
+
+#[cfg(all(test, feature = "compiler"))]
+mod tests {
+    use super::*;
+    use crate::{Engine, EngineOptions};
+    use lamina_types::Profile;
+    use std::sync::atomic::AtomicBool;
+
+    const SPIN: &str = r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#;
+
+    #[test]
+    fn a_stop_flag_ends_a_spinning_guest_and_timeouts_still_apply() {
+        let engine = Engine::new(EngineOptions::for_profile(Profile::Tiny)).expect("engine");
+        let program = engine.load(SPIN.as_bytes(), None).expect("loads");
+        let stop = Arc::new(AtomicBool::new(false));
+        let services = Services { stop: Some(stop.clone()), ..Services::default() };
+        let mut instance =
+            program.instantiate_with(&WasiConfig::default(), Limits::default(), services).expect("starts");
+        let flag = stop.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let exit = instance.run();
+        stopper.join().expect("stopper");
+        assert!(matches!(exit, Exit::Trap(Trap { reason: TrapReason::Stopped, .. })), "{exit:?}");
+
+        let services = Services { stop: Some(Arc::new(AtomicBool::new(false))), ..Services::default() };
+        let limits = Limits { timeout: Some(Duration::from_millis(100)), ..Limits::default() };
+        let mut instance = program.instantiate_with(&WasiConfig::default(), limits, services).expect("starts");
+        let exit = instance.run();
+        assert!(matches!(exit, Exit::Trap(Trap { reason: TrapReason::Timeout(_), .. })), "{exit:?}");
     }
 }
