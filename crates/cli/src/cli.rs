@@ -50,6 +50,46 @@ pub(crate) enum Command {
     /// Show the nodes (platform, attestation, architecture, zone) and the instances.
     #[cfg(feature = "control")]
     Status(StatusArgs),
+    /// Run the node agent: enrol with a join token once, then run what the control plane assigns.
+    #[cfg(feature = "control")]
+    Node(NodeArgs),
+}
+
+/// `lamina node`.
+#[cfg(feature = "control")]
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// The join token from `lamina token create` (needed only the first time: the identity is
+    /// kept in the state directory).
+    #[arg(long, value_name = "TOKEN", env = "LAMINA_JOIN_TOKEN", hide_env_values = true)]
+    pub(crate) join: Option<String>,
+
+    /// The node's name [default: the host name].
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+
+    /// A label for placement constraints (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub(crate) labels: Vec<(String, String)>,
+
+    /// The node's zone.
+    #[arg(long, default_value = "default")]
+    pub(crate) zone: String,
+
+    /// Memory the node offers to workloads.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub(crate) memory: ByteSize,
+
+    /// Time between heartbeats.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_timeout)]
+    pub(crate) heartbeat: Duration,
+
+    /// Time between attestations.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub(crate) reattest: Duration,
+
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
 }
 
 /// `lamina control`.

@@ -110,3 +110,94 @@ fn the_example_manifest_is_valid() {
     let d = lamina_types::Deployment::parse(&text).expect("the example manifest parses");
     assert_eq!(d.workloads.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["filter", "aggregate"]);
 }
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn status_json(state: &Path) -> serde_json::Value {
+    let out = cmd(state, &["status", "--format", "json"]);
+    serde_json::from_str(&texts(&out).0).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn a_node_enrols_runs_its_instance_and_is_lost_when_it_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(["control", "--listen", "127.0.0.1:0", "--lost-after", "3s", "--state"])
+        .arg(&state)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lamina control starts");
+    let _plane = ControlPlane { child };
+    wait_for("the control plane", Duration::from_secs(20), || state.join("address").exists());
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+
+    let node_state = dir.path().join("node");
+    let start_node = |join: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lamina"));
+        c.args(["node", "--name", "edge-1", "--zone", "edge", "--platform", "sim", "--heartbeat", "200ms", "--state"])
+            .arg(&node_state)
+            .stderr(std::process::Stdio::null());
+        if let Some(t) = join {
+            c.args(["--join", t]);
+        }
+        Process(c.spawn().expect("lamina node starts"))
+    };
+    let node = start_node(Some(&token));
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+
+    let app = dir.path().join("app.toml");
+    let ticker = common::guest("ticker", common::Wasi::P2);
+    std::fs::write(
+        &app,
+        format!(
+            "[[workload]]\nname = \"ticker\"\nmodule = \"{}\"\n[workload.constraints]\nzones = [\"edge\"]\n",
+            ticker.display()
+        ),
+    )
+    .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let log = node_state.join("node/logs/ticker-0.log");
+    wait_for("the instance's output", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tick 3"))
+    });
+    wait_for("the instance to be reported running", Duration::from_secs(10), || {
+        status_json(&state)["nodes"][0]["instances"][0]["state"] == "running"
+    });
+    let table = texts(&cmd(&state, &["status"])).0;
+    assert!(table.contains("edge-1") && table.contains("ready") && table.contains("running"), "{table}");
+
+    // The node stops: after --lost-after the control plane marks it lost.
+    drop(node);
+    wait_for("the node to be lost", Duration::from_secs(20), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "lost"
+    });
+    let lost = status_json(&state);
+    assert!(lost["unplaced"][0]["reason"].as_str().unwrap_or("").contains("no node is ready"), "{lost}");
+
+    // It comes back with the identity it kept (no token), and runs its instance again.
+    let _node = start_node(None);
+    wait_for("the node to be ready again", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    wait_for("the instance to run again", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["instances"][0]["state"] == "running"
+    });
+}

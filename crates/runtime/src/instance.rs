@@ -20,7 +20,7 @@ use lamina_host_secrets::{Secrets, SecretsCtx};
 use std::sync::Arc;
 
 /// Where a guest's output goes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub enum Output {
     /// This process's stream.
     #[default]
@@ -29,7 +29,20 @@ pub enum Output {
     Capture,
     /// Discarded.
     Null,
+    /// Appended to this file as it comes (a node agent's instance log).
+    File(Arc<std::fs::File>),
 }
+
+impl PartialEq for Output {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Output::File(a), Output::File(b)) => Arc::ptr_eq(a, b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for Output {}
 
 /// The guest's view of the world: arguments, environment, directories and standard streams.
 #[derive(Clone, Debug, Default)]
@@ -275,8 +288,8 @@ impl Program {
                 builder.stdin(MemoryInputPipe::new(bytes.clone()));
             }
         }
-        let stdout = output(&mut builder, wasi.stdout, Stream::Out);
-        let stderr = output(&mut builder, wasi.stderr, Stream::Err);
+        let stdout = output(&mut builder, wasi.stdout.clone(), Stream::Out);
+        let stderr = output(&mut builder, wasi.stderr.clone(), Stream::Err);
         let max_memory = limits.max_memory.map(ByteSize::bytes);
         let engine = &self.engine.inner;
         let started = Instant::now();
@@ -346,6 +359,25 @@ fn output(builder: &mut WasiCtxBuilder, mode: Output, stream: Stream) -> Option<
         }
         (Output::Null, Stream::Err) => {
             builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream);
+            None
+        }
+        (Output::File(file), s) => {
+            match file.try_clone() {
+                Ok(f) => {
+                    let out = wasmtime_wasi::cli::OutputFile::new(f);
+                    match s {
+                        Stream::Out => builder.stdout(out),
+                        Stream::Err => builder.stderr(out),
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!("the guest's output is discarded: cannot write to its log: {e}");
+                    match s {
+                        Stream::Out => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
+                        Stream::Err => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
+                    };
+                }
+            }
             None
         }
         (Output::Capture, s) => {

@@ -10,7 +10,9 @@ use lamina_types::Deployment;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::cli::{ControlArgs, ControlClientArgs, DeployArgs, Format, StatusArgs, TokenCommand, UndeployArgs};
+use crate::cli::{
+    ControlArgs, ControlClientArgs, DeployArgs, Format, NodeArgs, StatusArgs, TokenCommand, UndeployArgs,
+};
 
 fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
@@ -226,5 +228,68 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
             u["reason"].as_str().unwrap_or("?")
         );
     }
+    Ok(0)
+}
+
+pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
+    let platform_state = crate::commands::platform::state_dir(&args.platform)?;
+    let state = platform_state.join("node");
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_lowercase())
+            .context("no --name, and the host name cannot be read")?,
+    };
+    let options = lamina_node::NodeOptions {
+        state: state.clone(),
+        name,
+        target: lamina_types::Target::host().context("this machine's architecture is not supported")?,
+        memory: args.memory,
+        labels: args.labels.iter().cloned().collect(),
+        zone: args.zone.clone(),
+        heartbeat: args.heartbeat,
+        reattest: args.reattest,
+    };
+    let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
+    let identity = match lamina_node::Identity::load(&state)? {
+        Some(identity) => {
+            if args.join.is_some() {
+                eprintln!(
+                    "lamina: already enrolled as `{}` with {}; --join is ignored",
+                    identity.name, identity.control
+                );
+            }
+            identity
+        }
+        None => {
+            let token = args
+                .join
+                .as_deref()
+                .context("this node has not enrolled: pass --join TOKEN (from `lamina token create`)")?;
+            let token: lamina_types::JoinToken = token.parse()?;
+            let identity = lamina_node::enrol(&token, &options, platform.as_ref())
+                .with_context(|| format!("cannot enrol with the control plane at {}", token.control))?;
+            eprintln!("lamina: enrolled as `{}` with {}", identity.name, identity.control);
+            identity
+        }
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut agent = lamina_node::Agent::new(identity, options, platform)?;
+    agent.run(&stop).context("the node agent stopped")?;
+    eprintln!("lamina: node agent stopped");
     Ok(0)
 }

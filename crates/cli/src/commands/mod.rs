@@ -32,5 +32,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Undeploy(args) => continuum::undeploy(args),
         #[cfg(feature = "control")]
         Command::Status(args) => continuum::status(args),
+        #[cfg(feature = "control")]
+        Command::Node(args) => continuum::node(args),
     }
 }

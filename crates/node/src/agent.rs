@@ -1,0 +1,368 @@
+//! The agent's loop: heartbeat, re-attest, reconcile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lamina_control::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState};
+use lamina_runtime::{Engine, Exit, Limits, Output, Services, WasiConfig};
+use lamina_tee::Platform;
+use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
+use serde_json::{Value, json};
+
+use crate::identity::{Identity, evidence};
+
+/// How a node presents itself and paces its loop.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Its state directory: identity, artifacts, desired state, instance logs.
+    pub state: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// Its architecture.
+    pub target: Target,
+    /// Memory it offers to workloads.
+    pub memory: ByteSize,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Zone.
+    pub zone: String,
+    /// Time between heartbeats.
+    pub heartbeat: Duration,
+    /// Time between attestations.
+    pub reattest: Duration,
+}
+
+/// Why the agent stopped, or a step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The control plane could not be reached or refused.
+    #[error(transparent)]
+    Control(#[from] ClientError),
+    /// The state directory.
+    #[error("node state: {0}")]
+    State(String),
+    /// The control plane answered something unexpected.
+    #[error("unexpected answer from the control plane: {0}")]
+    Protocol(String),
+    /// The platform could not attest.
+    #[error("the platform could not attest: {0}")]
+    Attest(String),
+    /// An artifact could not be had or failed its checks.
+    #[error("artifact: {0}")]
+    Artifact(String),
+}
+
+struct Running {
+    spec: WorkloadSpec,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Option<Exit>>>,
+    state: InstanceState,
+    restarts: u32,
+    retry_at: Option<Instant>,
+}
+
+/// The node agent.
+pub struct Agent {
+    identity: Identity,
+    options: NodeOptions,
+    platform: Box<dyn Platform + Send>,
+    engine: Engine,
+    artifact_key: p256::ecdsa::VerifyingKey,
+    instances: BTreeMap<(String, u32), Running>,
+    desired: DesiredState,
+    attested: Option<Instant>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("name", &self.identity.name).field("instances", &self.instances.len()).finish()
+    }
+}
+
+impl Agent {
+    /// An agent for an enrolled node. The desired state it last received is restored, so it
+    /// can run its instances before the control plane answers.
+    ///
+    /// # Errors
+    /// When the saved artifact key is malformed or the engine cannot start.
+    pub fn new(
+        identity: Identity,
+        options: NodeOptions,
+        platform: Box<dyn Platform + Send>,
+    ) -> Result<Self, AgentError> {
+        use p256::pkcs8::DecodePublicKey as _;
+        let artifact_key = p256::ecdsa::VerifyingKey::from_public_key_pem(&identity.artifact_key)
+            .map_err(|e| AgentError::State(format!("the saved artifact key: {e}")))?;
+        let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(lamina_types::Profile::Server))
+            .map_err(|e| AgentError::State(format!("cannot start the engine: {e}")))?;
+        let desired = std::fs::read(options.state.join("desired.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(Agent {
+            identity,
+            options,
+            platform,
+            engine,
+            artifact_key,
+            instances: BTreeMap::new(),
+            desired,
+            attested: None,
+        })
+    }
+
+    /// Runs until `stop` is set: heartbeats, re-attestation, reconciliation. The instances are
+    /// stopped when it returns.
+    ///
+    /// # Errors
+    /// When the control plane revokes this node (its credential is refused).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
+        let client = self.identity.client()?;
+        let mut offline_since: Option<Instant> = None;
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            if self.attested.is_none_or(|t| t.elapsed() >= self.options.reattest)
+                && let Err(e) = self.reattest(&client)
+            {
+                tracing::warn!("re-attestation failed: {e}");
+            }
+            let path = format!("/v1/nodes/{}/heartbeat", self.identity.name);
+            match client.post::<_, DesiredState>(&path, &json!({ "instances": self.reports() })) {
+                Ok(desired) => {
+                    if let Some(since) = offline_since.take() {
+                        tracing::info!("the control plane is back after {:?}; reconciling", since.elapsed());
+                    }
+                    if desired.generation != self.desired.generation || desired.assignments != self.desired.assignments
+                    {
+                        tracing::info!(
+                            generation = desired.generation,
+                            "new desired state: {} instances",
+                            desired.assignments.len()
+                        );
+                        self.desired = desired;
+                        self.save_desired();
+                    }
+                }
+                Err(ClientError::Refused { status: 401, message }) => {
+                    break Err(AgentError::Control(ClientError::Refused { status: 401, message }));
+                }
+                Err(e) => {
+                    if offline_since.is_none() {
+                        tracing::warn!(
+                            "the control plane is out of reach ({e}); keeping the {} instances of generation {}",
+                            self.desired.assignments.len(),
+                            self.desired.generation
+                        );
+                        offline_since = Some(Instant::now());
+                    }
+                }
+            }
+            self.reconcile(&client);
+            let until = Instant::now() + self.options.heartbeat;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        self.stop_all();
+        result
+    }
+
+    fn save_desired(&self) {
+        let path = self.options.state.join("desired.json");
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec_pretty(&self.desired)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!("cannot save the desired state to {}: {e}", path.display());
+        }
+    }
+
+    fn reattest(&mut self, client: &lamina_control::ControlClient) -> Result<(), AgentError> {
+        let challenge: Value = client.post("/v1/challenge", &json!({}))?;
+        let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
+        let evidence = evidence(self.platform.as_ref(), nonce)?;
+        let path = format!("/v1/nodes/{}/attest", self.identity.name);
+        let verdict: Value = client.post(&path, &json!({ "nonce": nonce, "evidence": evidence }))?;
+        self.attested = Some(Instant::now());
+        if verdict["verified"] != Value::Bool(true) {
+            tracing::error!("this node's evidence no longer passes the policy: {}", verdict["reason"]);
+        }
+        Ok(())
+    }
+
+    fn reports(&self) -> Vec<InstanceReport> {
+        self.instances
+            .iter()
+            .map(|((workload, replica), r)| InstanceReport {
+                workload: workload.clone(),
+                replica: *replica,
+                state: r.state,
+                restarts: r.restarts,
+            })
+            .collect()
+    }
+
+    fn reconcile(&mut self, client: &lamina_control::ControlClient) {
+        let wanted: BTreeMap<(String, u32), Assignment> = self
+            .desired
+            .assignments
+            .iter()
+            .map(|a| ((a.placement.workload.clone(), a.placement.replica), a.clone()))
+            .collect();
+        // Stop what is no longer assigned, or assigned differently.
+        let gone: Vec<(String, u32)> = self
+            .instances
+            .iter()
+            .filter(|(k, r)| wanted.get(*k).is_none_or(|a| a.spec != r.spec))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(mut r) = self.instances.remove(&key) {
+                tracing::info!("stopping {}/{}", key.0, key.1);
+                stop_instance(&mut r);
+            }
+        }
+        // Notice what ended.
+        for (key, r) in &mut self.instances {
+            if r.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+                let exit = r.thread.take().and_then(|t| t.join().ok()).flatten();
+                tracing::warn!("{}/{} ended ({exit:?}); restarting after a delay", key.0, key.1);
+                r.state = InstanceState::Failed;
+                r.restarts += 1;
+                let delay = Duration::from_secs(1u64 << r.restarts.min(5)).min(Duration::from_secs(30));
+                r.retry_at = Some(Instant::now() + delay);
+            }
+        }
+        // Start what is missing, or due for a restart.
+        let keys: BTreeSet<(String, u32)> = wanted.keys().cloned().collect();
+        for key in keys {
+            let due = match self.instances.get(&key) {
+                None => true,
+                Some(r) => r.thread.is_none() && r.retry_at.is_some_and(|t| Instant::now() >= t),
+            };
+            if !due {
+                continue;
+            }
+            let Some(assignment) = wanted.get(&key) else { continue };
+            let (restarts, previous) = self.instances.get(&key).map_or((0, None), |r| (r.restarts, Some(r.state)));
+            match self.start(client, assignment) {
+                Ok(mut running) => {
+                    running.restarts = restarts;
+                    self.instances.insert(key, running);
+                }
+                Err(e) => {
+                    tracing::error!("cannot start {}/{}: {e}", key.0, key.1);
+                    let entry = self.instances.entry(key).or_insert_with(|| Running {
+                        spec: assignment.spec.clone(),
+                        stop: Arc::new(AtomicBool::new(false)),
+                        thread: None,
+                        state: InstanceState::Failed,
+                        restarts,
+                        retry_at: None,
+                    });
+                    entry.state = previous.map_or(InstanceState::Failed, |_| InstanceState::Failed);
+                    entry.retry_at = Some(Instant::now() + Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// The artifact of a module for this node: from the cache, or from the control plane;
+    /// either way its signature is checked.
+    fn artifact(&self, client: &lamina_control::ControlClient, hash: &ModuleHash) -> Result<Vec<u8>, AgentError> {
+        use base64::Engine as _;
+        let dir = self.options.state.join("artifacts");
+        let name = hex::encode(hash.as_bytes());
+        let (art_path, sig_path) = (dir.join(format!("{name}.lamart")), dir.join(format!("{name}.lamart.sig")));
+        let (bytes, signature) = match (std::fs::read(&art_path), std::fs::read(&sig_path)) {
+            (Ok(a), Ok(s)) => (a, s),
+            _ => {
+                let signed: lamina_control::api::SignedArtifact =
+                    client.get(&format!("/v1/nodes/{}/artifacts/{hash}", self.identity.name))?;
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let a = b64.decode(signed.artifact).map_err(|e| AgentError::Artifact(e.to_string()))?;
+                let s = b64.decode(signed.signature).map_err(|e| AgentError::Artifact(e.to_string()))?;
+                std::fs::create_dir_all(&dir).map_err(|e| AgentError::State(e.to_string()))?;
+                std::fs::write(&art_path, &a).map_err(|e| AgentError::State(e.to_string()))?;
+                std::fs::write(&sig_path, &s).map_err(|e| AgentError::State(e.to_string()))?;
+                (a, s)
+            }
+        };
+        let (header, _) = lamina_runtime::signing::verify(&bytes, &signature, &[self.artifact_key])
+            .map_err(|e| AgentError::Artifact(e.to_string()))?;
+        if header.module_hash != *hash {
+            return Err(AgentError::Artifact(format!("the artifact is of module {}, not {hash}", header.module_hash)));
+        }
+        Ok(bytes)
+    }
+
+    fn start(&self, client: &lamina_control::ControlClient, a: &Assignment) -> Result<Running, AgentError> {
+        let ModuleRef::Hash(hash) = &a.spec.module else {
+            return Err(AgentError::Protocol("an assignment names a module by path".into()));
+        };
+        let bytes = self.artifact(client, hash)?;
+        let program = self.engine.load(&bytes, None).map_err(|e| AgentError::Artifact(e.to_string()))?;
+        let logs = self.options.state.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| AgentError::State(e.to_string()))?;
+        let log_path = logs.join(format!("{}-{}.log", a.placement.workload, a.placement.replica));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| AgentError::State(format!("{}: {e}", log_path.display())))?;
+        let log = Arc::new(log);
+        let wasi = WasiConfig {
+            args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
+            env: a.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            stdin: Some(Vec::new()),
+            stdout: Output::File(log.clone()),
+            stderr: Output::File(log),
+            ..WasiConfig::default()
+        };
+        let limits = Limits { max_memory: Some(a.spec.memory), ..Limits::default() };
+        let stop = Arc::new(AtomicBool::new(false));
+        let services = Services { stop: Some(stop.clone()), ..Services::default() };
+        let name = format!("{}/{}", a.placement.workload, a.placement.replica);
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || match program.instantiate_with(&wasi, limits, services) {
+                Ok(mut instance) => Some(instance.run()),
+                Err(e) => {
+                    tracing::error!("{name}: cannot start: {e}");
+                    None
+                }
+            })
+            .map_err(|e| AgentError::State(e.to_string()))?;
+        tracing::info!("started {}/{}", a.placement.workload, a.placement.replica);
+        Ok(Running {
+            spec: a.spec.clone(),
+            stop,
+            thread: Some(thread),
+            state: InstanceState::Running,
+            restarts: 0,
+            retry_at: None,
+        })
+    }
+
+    fn stop_all(&mut self) {
+        for (_, mut r) in std::mem::take(&mut self.instances) {
+            stop_instance(&mut r);
+        }
+    }
+}
+
+fn stop_instance(r: &mut Running) {
+    r.stop.store(true, Ordering::Relaxed);
+    if let Some(t) = r.thread.take() {
+        let _ = t.join();
+    }
+}
