@@ -201,3 +201,80 @@ fn a_node_enrols_runs_its_instance_and_is_lost_when_it_stops() {
         status_json(&state)["nodes"][0]["instances"][0]["state"] == "running"
     });
 }
+
+fn start_control(state: &Path, extra: &[&str]) -> ControlPlane {
+    let _ = std::fs::remove_file(state.join("address"));
+    let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(["control", "--lost-after", "3s", "--state"])
+        .arg(state)
+        .args(extra)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lamina control starts");
+    let plane = ControlPlane { child };
+    wait_for("the control plane", Duration::from_secs(20), || state.join("address").exists());
+    plane
+}
+
+fn log_len(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |l| l.lines().count())
+}
+
+#[test]
+fn a_node_keeps_running_without_the_control_plane_and_is_drained_by_a_stricter_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    // A fixed port, so that the restarted control plane is where the node's identity says.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let listen = format!("127.0.0.1:{port}");
+    let plane = start_control(&state, &["--listen", &listen]);
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let node_state = dir.path().join("node");
+    let _node = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--join", &token, "--name", "edge-1", "--zone", "edge", "--platform", "sim"])
+            .args(["--heartbeat", "200ms", "--reattest", "1s", "--state"])
+            .arg(&node_state)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    let app = dir.path().join("app.toml");
+    let ticker = common::guest("ticker", common::Wasi::P1);
+    std::fs::write(&app, format!("[[workload]]\nname = \"ticker\"\nmodule = \"{}\"\n", ticker.display()))
+        .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let log = node_state.join("node/logs/ticker-0.log");
+    wait_for("the instance's output", Duration::from_secs(60), || log_len(&log) > 3);
+
+    // The control plane goes away: the instance keeps running.
+    drop(plane);
+    let before = log_len(&log);
+    wait_for("output while the control plane is down", Duration::from_secs(10), || log_len(&log) > before + 10);
+
+    // It comes back: the node reconnects and nothing healthy restarts.
+    let plane = start_control(&state, &["--listen", &listen]);
+    wait_for("the node to reconnect", Duration::from_secs(30), || {
+        let s = status_json(&state);
+        s["nodes"][0]["state"]["state"] == "ready" && s["nodes"][0]["instances"][0]["state"] == "running"
+    });
+    assert_eq!(status_json(&state)["nodes"][0]["instances"][0]["restarts"], 0, "the instance was not restarted");
+    drop(plane);
+
+    // A stricter policy: the node's next evidence fails it, and the node is drained.
+    let strict = dir.path().join("strict.toml");
+    std::fs::write(&strict, "allow_sim = false\n").expect("write");
+    let _plane = start_control(&state, &["--listen", &listen, "--policy", strict.to_str().expect("utf-8")]);
+    wait_for("the node to be untrusted", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "untrusted"
+    });
+    let s = status_json(&state);
+    assert!(s["nodes"][0]["attestation_failure"].as_str().unwrap_or("").contains("sim"), "{s}");
+    assert!(s["placements"].as_array().is_some_and(Vec::is_empty), "drained: {s}");
+    let stopped = log_len(&log);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(log_len(&log) <= stopped + 2, "the node stopped its instance");
+}
