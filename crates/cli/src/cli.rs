@@ -105,7 +105,7 @@ pub(crate) struct ControlArgs {
     pub(crate) state: Option<PathBuf>,
 
     /// The policy nodes' evidence must pass (TOML; see `lamina verify --policy`). Without one,
-    /// only sim nodes of this machine's development setup are admitted, with a warning.
+    /// any sim node is admitted (no hardware protection), with a warning: for development only.
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
 

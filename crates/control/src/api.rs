@@ -1,4 +1,4 @@
-//! The control plane's HTTP API (`docs/control-api.md`): the operator's endpoints, guarded by
+//! The control plane's HTTP API (`docs/control-api.yaml`): the operator's endpoints, guarded by
 //! the admin token, and the nodes' endpoints, guarded by the credential each node gets when it
 //! enrols with a join token and evidence that passes the policy.
 //!
@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::{DesiredState, Event, InstanceReport, Registry, Store, StoreError, TokenBook};
+
+/// The largest module `POST /v1/modules` takes.
+const MAX_MODULE: usize = 256 << 20;
 
 /// How long a challenge nonce may be answered.
 const CHALLENGE_SECS: u64 = 120;
@@ -81,6 +84,14 @@ impl Control {
         let tokens = store.tokens()?;
         let credentials = store.load("credentials.json")?;
         let artifact_key = artifact_key(store.dir())?;
+        let mut registry = registry;
+        // Heartbeats are not written to the store; after a restart every node gets a full
+        // --lost-after to reconnect, so that nothing is re-planned because the control plane
+        // was down.
+        let started = now();
+        for node in registry.nodes.values_mut() {
+            node.last_seen = node.last_seen.max(started);
+        }
         Ok(Control {
             store,
             registry,
@@ -273,7 +284,7 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/challenge", post(challenge))
         .route("/v1/tokens", post(create_token))
-        .route("/v1/modules", post(upload_module))
+        .route("/v1/modules", post(upload_module).layer(axum::extract::DefaultBodyLimit::max(MAX_MODULE)))
         .route("/v1/deployments", put(deploy))
         .route("/v1/nodes/{name}/artifacts/{hash}", get(artifact))
         .route("/v1/deployments/{name}", delete(undeploy))

@@ -88,7 +88,10 @@ fn enrol_deploy_heartbeat_and_restart() {
         public_address: None,
         names: Vec::new(),
         tick: Duration::from_millis(200),
-        settings: lamina_control::Settings::default(),
+        settings: lamina_control::Settings {
+            lost_after: Duration::from_secs(2),
+            ..lamina_control::Settings::default()
+        },
     };
     let server = Server::start(&state, &options);
     let admin = lamina_control::admin_token(&state).expect("admin token");
@@ -155,6 +158,9 @@ fn enrol_deploy_heartbeat_and_restart() {
     assert_eq!(code, 400);
     assert!(message.contains("unknown to the control plane"), "{message}");
     assert_eq!(refused(operator.post_bytes::<Value>("/v1/modules", b"not wasm".to_vec())).0, 400);
+    let mut large = b"\0asm\x01\0\0\0".to_vec();
+    large.resize(3 << 20, 0);
+    let _: Value = operator.post_bytes("/v1/modules", large).expect("a 3 MiB module is taken");
     let wasm = b"\0asm\x01\0\0\0".to_vec();
     let uploaded: Value = operator.post_bytes("/v1/modules", wasm.clone()).expect("uploads");
     assert_eq!(uploaded["module"], lamina_types::ModuleHash::of(&wasm).to_string());
@@ -191,7 +197,10 @@ fn enrol_deploy_heartbeat_and_restart() {
     // A restart keeps the registry, the credentials and the certificate.
     let fingerprint = server.running().fingerprint;
     server.stop();
+    // Down for longer than --lost-after: the node still gets time to reconnect.
+    std::thread::sleep(Duration::from_millis(2500));
     let server = Server::start(&state, &options);
+    std::thread::sleep(Duration::from_millis(600));
     assert_eq!(server.running().fingerprint, fingerprint, "the same certificate: tokens stay valid");
     let node = client(&server, Some(&credential));
     let desired: Value = node.post(path, &json!({})).expect("heartbeat after a restart");

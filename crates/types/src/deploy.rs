@@ -38,7 +38,7 @@ pub struct Constraints {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModuleRef {
-    /// A `.wasm` file, relative to the manifest; `lamina deploy` uploads it.
+    /// A `.wasm` file, relative to the directory `lamina deploy` runs in; it uploads it.
     Path(PathBuf),
     /// A module the control plane already has.
     Hash(ModuleHash),

@@ -213,14 +213,14 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
         println!(
             "{:<20} {:<8} {:<16} {:<10} {}",
             p["workload"].as_str().unwrap_or("?"),
-            p["replica"],
+            p["replica"].as_u64().unwrap_or(0),
             p["node"].as_str().unwrap_or("?"),
             report.as_ref().and_then(|r| r["state"].as_str()).unwrap_or("pending"),
             report.as_ref().map_or(0, |r| r["restarts"].as_u64().unwrap_or(0))
         );
     }
     for u in status["unplaced"].as_array().into_iter().flatten() {
-        let missing = format!("{}x", u["missing"]);
+        let missing = format!("{}x", u["missing"].as_u64().unwrap_or(0));
         println!(
             "{:<20} {missing:<8} {:<16} unplaced: {}",
             u["workload"].as_str().unwrap_or("?"),
