@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{assert_code, example, example_for, lamina, output, texts};
+use common::{assert_code, example, example_for, files_under as host_files, lamina, output, texts};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -44,15 +44,6 @@ impl Env {
             .arg(format!("{}::/data", self.vol().display()));
         output(cmd.arg(wasm).arg("--").args(args))
     }
-}
-
-fn host_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() { out.extend(host_files(&path)) } else { out.push(path) }
-    }
-    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -209,7 +209,7 @@ fn the_key_value_store_persists_sealed() {
     let (stdout, _) = texts(&out);
     assert!(stdout.contains("visit 2 by bob; first visitor: alice"), "{stdout}");
     assert!(stdout.contains("visitors: visitor:alice, visitor:bob"), "{stdout}");
-    for file in walk(&env.path("kv")) {
+    for file in common::files_under(&env.path("kv")) {
         let bytes = std::fs::read(&file).expect("read");
         for needle in [&b"alice"[..], b"visitor:", hex::encode("visitor:alice").as_bytes()] {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{needle:?} in {}", file.display());
@@ -252,13 +252,4 @@ fn the_c_example_uses_every_service_through_the_header() {
     assert_code(&bare, 0);
     let (stdout, _) = texts(&bare);
     assert!(stdout.contains("key-value store: unavailable") && stdout.contains("attestation: unavailable"), "{stdout}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
-    }
-    out
 }

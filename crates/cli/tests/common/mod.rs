@@ -166,3 +166,13 @@ pub fn c_example() -> PathBuf {
         })
         .clone()
 }
+
+/// Every file under a directory, recursively (what `strings` would be run on).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
+    }
+    out
+}
