@@ -113,23 +113,10 @@ fn identity(dir: &Path, names: &[String]) -> Result<(CertificateDer<'static>, Pr
     let made = rcgen::generate_simple_self_signed(all).map_err(|e| ServeError::Tls(e.to_string()))?;
     let cert = made.cert.der().to_vec();
     let key = made.signing_key.serialize_der();
-    write_private(&key_path, &key)?;
+    crate::store::write_private(&key_path, &key)?;
     std::fs::write(&cert_path, &cert)
         .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", cert_path.display())))?;
     Ok((CertificateDer::from(cert), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key))))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServeError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", path.display())))?;
-    f.write_all(bytes).map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The admin token: made at first start, kept (mode 0600) in the state directory as
@@ -142,7 +129,7 @@ pub fn admin_token(dir: &Path) -> Result<String, ServeError> {
     let mut bytes = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
-    write_private(&path, token.as_bytes())?;
+    crate::store::write_private(&path, token.as_bytes())?;
     Ok(token)
 }
 
