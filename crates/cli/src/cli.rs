@@ -85,8 +85,14 @@ pub(crate) struct NodeArgs {
     pub(crate) heartbeat: Duration,
 
     /// Time between attestations.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "4m", value_parser = parse_timeout)]
     pub(crate) reattest: Duration,
+
+    /// The policy the control plane's evidence must pass (TOML, as `lamina verify --policy`);
+    /// it is checked on every connection. Without one, only the control plane's key is
+    /// checked (against the join token's pin).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) control_policy: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
@@ -118,6 +124,15 @@ pub(crate) struct ControlArgs {
     #[arg(long = "name", value_name = "HOST")]
     pub(crate) names: Vec<String>,
 
+    /// The platform that attests the control plane to its nodes (its TLS certificate carries
+    /// the evidence); sim state is kept in the state directory.
+    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
+    pub(crate) platform: PlatformChoice,
+
+    /// The TPM's TCTI when --platform is tpm.
+    #[arg(long, value_name = "TCTI", env = "TCTI")]
+    pub(crate) tcti: Option<String>,
+
     /// A node not heard from for this long is lost and its instances move.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub(crate) lost_after: Duration,
@@ -130,7 +145,7 @@ pub(crate) struct ControlClientArgs {
     #[arg(long = "control", value_name = "URL", env = "LAMINA_CONTROL")]
     pub(crate) url: Option<String>,
 
-    /// The SHA-256 fingerprint (hex) of the control plane's certificate [default: read from the
+    /// The control plane's fingerprint: SHA-256 (hex) of its TLS key [default: read from the
     /// local control plane's state directory].
     #[arg(long, value_name = "HEX", env = "LAMINA_CONTROL_FINGERPRINT")]
     pub(crate) fingerprint: Option<String>,

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use lamina_attest::{Expect, Verifier};
 use lamina_types::{ByteSize, Deployment, JoinToken, PlatformKind, Target};
 use rand_core::RngCore as _;
@@ -49,7 +49,8 @@ pub struct Control {
     store: Store,
     registry: Registry,
     tokens: TokenBook,
-    /// Node name → SHA-256 (hex) of its credential.
+    /// Node name → SHA-256 (hex) of the SubjectPublicKeyInfo of its TLS key, which its
+    /// evidence bound when it enrolled.
     credentials: BTreeMap<String, String>,
     /// Outstanding challenge nonces (hex) → expiry.
     challenges: BTreeMap<String, u64>,
@@ -160,23 +161,35 @@ impl Control {
         }
     }
 
-    fn node(&self, headers: &HeaderMap, name: &str) -> Result<(), ApiError> {
-        let Some(token) = bearer(headers) else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this needs the node's credential"));
+    /// Admits a request of node `name`: the connection's client certificate must hold the key
+    /// the node enrolled with.
+    fn node(&self, peer: &Peer, name: &str) -> Result<(), ApiError> {
+        let Some(key) = &peer.key_hash else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this needs the node's attested TLS certificate (the connection presented none)",
+            ));
         };
         match self.credentials.get(name) {
-            Some(hash) if *hash == sha256_hex(token.as_bytes()) => Ok(()),
-            _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("not the credential of node `{name}`"))),
+            Some(hash) if hash == key => Ok(()),
+            Some(_) => {
+                Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("this TLS key is not the key of node `{name}`")))
+            }
+            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, format!("no node `{name}` is enrolled"))),
         }
     }
 
     /// Checks evidence against a challenge this control plane issued (used up here, so a
     /// replayed envelope fails) and the policy.
+    ///
+    /// The evidence's claims must bind `key` (the SubjectPublicKeyInfo of the TLS key the
+    /// request came with), so that evidence relayed from another machine is refused.
     fn appraise(
         &mut self,
         nonce_hex: &str,
         evidence_hex: &str,
         platform: Option<PlatformKind>,
+        key: &[u8],
     ) -> Result<(), ApiError> {
         let now = now();
         match self.challenges.remove(nonce_hex) {
@@ -197,6 +210,12 @@ impl Control {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!("the evidence does not pass the policy: {}", appraisal.reasons().join("; ")),
+            ));
+        }
+        if appraisal.claims.as_ref().and_then(|c| c.instance_key.as_deref()) != Some(key) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the evidence does not bind the TLS key this request came with (its claims' instance_key)",
             ));
         }
         if let (Some(declared), Some(found)) = (platform, appraisal.platform)
@@ -225,6 +244,26 @@ fn artifact_key(dir: &std::path::Path) -> Result<p256::ecdsa::SigningKey, StoreE
         .map_err(|e| StoreError::Damaged { path: path.clone(), reason: e.to_string() })?;
     crate::store::write_private(&path, pem.as_bytes())?;
     Ok(key)
+}
+
+/// The client certificate a connection presented; TLS has checked that the client holds its
+/// key. Set by the server on every request.
+#[derive(Clone, Debug, Default)]
+pub struct Peer {
+    /// The certificate's SubjectPublicKeyInfo (DER).
+    key: Option<Vec<u8>>,
+    /// SHA-256 (hex) of it.
+    key_hash: Option<String>,
+}
+
+impl Peer {
+    /// The peer of a connection that presented `cert` (DER), or none.
+    pub fn new(cert: Option<Vec<u8>>) -> Self {
+        let key = cert
+            .and_then(|der| x509_parser::parse_x509_certificate(&der).ok().map(|(_, c)| c.public_key().raw.to_vec()));
+        let key_hash = key.as_ref().map(|k| sha256_hex(k));
+        Peer { key, key_hash }
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -416,13 +455,13 @@ pub struct SignedArtifact {
 /// Compiles a module for a node's target (once; cached in the state directory) and signs it.
 async fn artifact(
     State(c): State<Shared>,
-    headers: HeaderMap,
+    Extension(peer): Extension<Peer>,
     Path((name, hash)): Path<(String, String)>,
 ) -> ApiResult<Json<SignedArtifact>> {
     use base64::Engine as _;
     let (module, target, cache, key) = {
         let c = lock(&c);
-        c.node(&headers, &name)?;
+        c.node(&peer, &name)?;
         let hash: lamina_types::ModuleHash =
             hash.parse().map_err(|e: lamina_types::ParseHashError| ApiError::bad(e.to_string()))?;
         let node = c.registry.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
@@ -519,8 +558,18 @@ pub struct EnrolRequest {
     pub evidence: String,
 }
 
-async fn enroll(State(c): State<Shared>, Json(req): Json<EnrolRequest>) -> ApiResult<Json<serde_json::Value>> {
+async fn enroll(
+    State(c): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    Json(req): Json<EnrolRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
+    let (Some(key), Some(key_hash)) = (peer.key.clone(), peer.key_hash.clone()) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a node enrols over TLS with its attested certificate; the connection presented none",
+        ));
+    };
     let token: JoinToken = req
         .token
         .parse()
@@ -535,14 +584,13 @@ async fn enroll(State(c): State<Shared>, Json(req): Json<EnrolRequest>) -> ApiRe
             format!("a node named `{}` is already enrolled; give this one another --name", req.name),
         ));
     }
-    c.appraise(&req.nonce, &req.evidence, Some(req.platform))?;
+    c.appraise(&req.nonce, &req.evidence, Some(req.platform), &key)?;
     let mut tokens = c.tokens.clone();
     tokens
         .redeem(&token.secret, &req.name, now())
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
     c.tokens = tokens;
-    let credential = hex::encode(random32());
-    c.credentials.insert(req.name.clone(), sha256_hex(credential.as_bytes()));
+    c.credentials.insert(req.name.clone(), key_hash);
     let event = Event::Enrolled {
         name: req.name.clone(),
         target: req.target,
@@ -554,7 +602,7 @@ async fn enroll(State(c): State<Shared>, Json(req): Json<EnrolRequest>) -> ApiRe
     c.registry.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
     tracing::info!(node = %req.name, "enrolled");
-    Ok(Json(serde_json::json!({ "credential": credential, "artifact_key": c.artifact_key_pem() })))
+    Ok(Json(serde_json::json!({ "artifact_key": c.artifact_key_pem() })))
 }
 
 /// A node's fresh evidence.
@@ -568,13 +616,14 @@ pub struct AttestRequest {
 
 async fn attest(
     State(c): State<Shared>,
-    headers: HeaderMap,
+    Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     Json(req): Json<AttestRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
-    c.node(&headers, &name)?;
-    let verdict = match c.appraise(&req.nonce, &req.evidence, None) {
+    c.node(&peer, &name)?;
+    let key = peer.key.clone().unwrap_or_default();
+    let verdict = match c.appraise(&req.nonce, &req.evidence, None, &key) {
         Ok(()) => Ok(()),
         Err(e) if e.status == StatusCode::FORBIDDEN => Err(e.message.clone()),
         Err(e) => return Err(e),
@@ -596,12 +645,12 @@ pub struct HeartbeatRequest {
 
 async fn heartbeat(
     State(c): State<Shared>,
-    headers: HeaderMap,
+    Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     Json(req): Json<HeartbeatRequest>,
 ) -> ApiResult<Json<DesiredState>> {
     let mut c = lock(&c);
-    c.node(&headers, &name)?;
+    c.node(&peer, &name)?;
     let changed = c
         .registry
         .step(Event::Heartbeat { node: name.clone(), instances: req.instances }, now())

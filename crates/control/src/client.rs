@@ -38,11 +38,28 @@ pub enum ClientError {
     Malformed(String),
 }
 
-/// Accepts exactly the certificate with this SHA-256 fingerprint.
-#[derive(Debug)]
+/// SHA-256 of a certificate's SubjectPublicKeyInfo (DER): the control plane's fingerprint.
+///
+/// # Errors
+/// When the certificate cannot be parsed.
+pub fn spki_fingerprint(cert_der: &[u8]) -> Result<[u8; 32], String> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    Ok(Sha256::digest(cert.public_key().raw).into())
+}
+
+/// Accepts the control plane whose key has this fingerprint; with a verifier, only when the
+/// certificate's evidence (RA-TLS) also passes the verifier's policy.
 struct Pinned {
     fingerprint: [u8; 32],
+    verifier: Option<Arc<lamina_attest::Verifier>>,
     provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned").field("fingerprint", &hex::encode(self.fingerprint)).finish_non_exhaustive()
+    }
 }
 
 impl ServerCertVerifier for Pinned {
@@ -52,18 +69,27 @@ impl ServerCertVerifier for Pinned {
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let found: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        if found == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the control plane's certificate has fingerprint {}, not the expected {}",
+        let found = spki_fingerprint(end_entity.as_ref()).map_err(rustls::Error::General)?;
+        if found != self.fingerprint {
+            return Err(rustls::Error::General(format!(
+                "the control plane's key has fingerprint {}, not the expected {}",
                 hex::encode(found),
                 hex::encode(self.fingerprint)
-            )))
+            )));
         }
+        if let Some(verifier) = &self.verifier {
+            let at = std::time::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+            let appraisal = lamina_attest::ratls::appraise_certificate(verifier, end_entity.as_ref(), None, at);
+            if !appraisal.verified() {
+                return Err(rustls::Error::General(format!(
+                    "the control plane's evidence does not pass this node's policy for it: {}",
+                    appraisal.reasons().join("; ")
+                )));
+            }
+        }
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -98,20 +124,50 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// A client of the control plane at `base` (`https://host:port`) whose certificate has this
-    /// fingerprint, sending `auth` as its bearer credential.
+    /// A client of the control plane at `base` (`https://host:port`) whose key has this
+    /// fingerprint, sending `auth` as its bearer credential (the operator's admin token).
     ///
     /// # Errors
     /// [`ClientError::Unreachable`] when the TLS configuration cannot be built.
     pub fn new(base: &str, fingerprint: [u8; 32], auth: Option<String>) -> Result<Self, ClientError> {
+        Self::build(base, fingerprint, None, None, auth)
+    }
+
+    /// A client for a node: it presents its attested certificate, and accepts the control plane
+    /// only when its key has this fingerprint and, with a verifier, its evidence passes it
+    /// (mutually attested TLS).
+    ///
+    /// # Errors
+    /// [`ClientError::Unreachable`] when the TLS configuration cannot be built.
+    pub fn attested(
+        base: &str,
+        fingerprint: [u8; 32],
+        verifier: Option<Arc<lamina_attest::Verifier>>,
+        cert: &lamina_attest::ratls::AttestedCert,
+    ) -> Result<Self, ClientError> {
+        Self::build(base, fingerprint, verifier, Some(cert), None)
+    }
+
+    fn build(
+        base: &str,
+        fingerprint: [u8; 32],
+        verifier: Option<Arc<lamina_attest::Verifier>>,
+        cert: Option<&lamina_attest::ratls::AttestedCert>,
+        auth: Option<String>,
+    ) -> Result<Self, ClientError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let unreachable = |reason: String| ClientError::Unreachable { url: base.to_owned(), reason };
         let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| unreachable(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint, provider }))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint, verifier, provider }));
+        let tls = match cert {
+            Some(cert) => tls
+                .with_client_auth_cert(vec![cert.certificate()], cert.private_key())
+                .map_err(|e| unreachable(e.to_string()))?,
+            None => tls.with_no_client_auth(),
+        };
         let http = reqwest::blocking::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(20))

@@ -16,7 +16,7 @@ mod server;
 mod store;
 mod tokens;
 
-pub use client::{ClientError, ControlClient};
+pub use client::{ClientError, ControlClient, spki_fingerprint};
 pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
     StepError,

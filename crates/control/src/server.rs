@@ -4,18 +4,26 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
+use lamina_attest::ratls::{AttestedCert, CertificateRequest};
+use lamina_tee::Platform;
 use rand_core::RngCore as _;
-use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
+use tokio_rustls::rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::UnixTime;
+use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::api::{Control, router};
+use crate::api::{Control, Peer, router};
 use crate::{Store, StoreError};
 
 /// How the control plane serves.
@@ -44,6 +52,9 @@ pub enum ServeError {
     /// The certificate or TLS configuration.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The platform could not attest the control plane's certificate.
+    #[error("the platform could not attest the control plane: {0}")]
+    Attest(String),
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -61,10 +72,8 @@ pub struct Running {
     pub address: SocketAddr,
     /// What join tokens name.
     pub public_address: String,
-    /// SHA-256 of its certificate (DER).
+    /// SHA-256 of its TLS key's SubjectPublicKeyInfo: what join tokens and clients pin.
     pub fingerprint: [u8; 32],
-    /// Its certificate (DER), for clients to trust.
-    pub certificate: Vec<u8>,
     /// The shared state.
     pub control: Arc<Mutex<Control>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -101,22 +110,109 @@ impl Drop for Running {
     }
 }
 
-/// The control plane's certificate and key, made at first start.
-fn identity(dir: &Path, names: &[String]) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), ServeError> {
-    let cert_path = dir.join("control.crt.der");
+/// The control plane's TLS key (ECDSA P-256, PKCS#8 DER), made at first start and kept (0600) in
+/// the state directory. Join tokens pin SHA-256 of its SubjectPublicKeyInfo, so certificates
+/// can be reissued with fresh evidence without breaking the pin.
+fn tls_key(dir: &Path) -> Result<Vec<u8>, ServeError> {
     let key_path = dir.join("control.key.der");
-    if let (Ok(cert), Ok(key)) = (std::fs::read(&cert_path), std::fs::read(&key_path)) {
-        return Ok((CertificateDer::from(cert), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key))));
+    if let Ok(key) = std::fs::read(&key_path) {
+        return Ok(key);
     }
-    let mut all = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    all.extend(names.iter().cloned());
-    let made = rcgen::generate_simple_self_signed(all).map_err(|e| ServeError::Tls(e.to_string()))?;
-    let cert = made.cert.der().to_vec();
-    let key = made.signing_key.serialize_der();
-    crate::store::write_private(&key_path, &key)?;
-    std::fs::write(&cert_path, &cert)
-        .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", cert_path.display())))?;
-    Ok((CertificateDer::from(cert), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key))))
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| ServeError::Tls(e.to_string()))?;
+    let der = key.serialize_der();
+    crate::store::write_private(&key_path, &der)?;
+    Ok(der)
+}
+
+/// An attested certificate for the control plane's key: evidence from its platform over claims
+/// that bind the key (RA-TLS, see `lamina_attest::ratls`).
+fn issue(platform: &dyn Platform, key: &[u8], names: &[String]) -> Result<AttestedCert, ServeError> {
+    let tls = |e: lamina_attest::ratls::RatlsError| ServeError::Tls(e.to_string());
+    let mut all = vec!["localhost".to_owned()];
+    all.extend(names.iter().filter(|n| n.parse::<std::net::IpAddr>().is_err()).cloned());
+    let request = CertificateRequest::with_key(key).map_err(tls)?.with_names(all).with_validity(CERT_VALIDITY);
+    let measurement = lamina_tee::runtime_measurement()
+        .map_err(|e| ServeError::Tls(format!("cannot measure the running binary: {e}")))?;
+    let claims = request.claims(platform.info().kind, measurement, None, None);
+    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| ServeError::Attest(e.to_string()))?;
+    request.finish(&envelope).map_err(tls)
+}
+
+/// How long a control-plane certificate is valid; it is reissued every [`CERT_REISSUE`], well
+/// within the default 5-minute `max_age` of a node's policy for the control plane.
+const CERT_VALIDITY: Duration = Duration::from_secs(3600);
+const CERT_REISSUE: Duration = Duration::from_secs(120);
+
+/// The current attested certificate, swapped when it is reissued.
+#[derive(Debug)]
+struct Current(RwLock<Arc<CertifiedKey>>);
+
+impl Current {
+    fn set(&self, cert: &AttestedCert) -> Result<(), ServeError> {
+        let key = tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&cert.private_key())
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(CertifiedKey::new(vec![cert.certificate()], key));
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+}
+
+/// Asks every client for a certificate but does not require one (operators' commands have none);
+/// checks only that the client holds the certificate's key. Whose key it is, and what its
+/// evidence says, the API decides per request (see [`Peer`]).
+#[derive(Debug)]
+struct OptionalClientCert(Arc<CryptoProvider>);
+
+impl ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, tokio_rustls::rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The admin token: made at first start, kept (mode 0600) in the state directory as
@@ -140,10 +236,19 @@ pub fn admin_token(dir: &Path) -> Result<String, ServeError> {
 pub async fn serve(
     store: Store,
     verifier: lamina_attest::Verifier,
+    platform: Box<dyn Platform + Send>,
     options: ServeOptions,
 ) -> Result<Running, ServeError> {
-    let (cert, key) = identity(store.dir(), &options.names)?;
-    let fingerprint: [u8; 32] = Sha256::digest(cert.as_ref()).into();
+    let key = tls_key(store.dir())?;
+    let first = issue(platform.as_ref(), &key, &options.names)?;
+    let fingerprint = crate::client::spki_fingerprint(&first.cert_der).map_err(ServeError::Tls)?;
+    std::fs::write(store.dir().join("fingerprint"), hex::encode(fingerprint))
+        .map_err(|e| ServeError::Tls(format!("cannot write the fingerprint file: {e}")))?;
+    let current = Arc::new(Current(RwLock::new(Arc::new(CertifiedKey::new(
+        vec![first.certificate()],
+        tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&first.private_key())
+            .map_err(|e| ServeError::Tls(e.to_string()))?,
+    )))));
     let admin = admin_token(store.dir())?;
     let listener = TcpListener::bind(options.listen)
         .await
@@ -157,12 +262,11 @@ pub async fn serve(
         .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", address_file.display())))?;
     let control = Arc::new(Mutex::new(control));
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&tokio_rustls::rustls::version::TLS13])
         .map_err(|e| ServeError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .map_err(|e| ServeError::Tls(e.to_string()))?;
+        .with_client_cert_verifier(Arc::new(OptionalClientCert(provider)))
+        .with_cert_resolver(current.clone());
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let app = router(control.clone());
     let ticker = control.clone();
@@ -177,12 +281,31 @@ pub async fn serve(
             }
         }
     });
+    // The certificate's evidence is reissued while nodes' policies still accept the last one.
+    let names = options.names.clone();
+    let platform = Arc::new(Mutex::new(platform));
+    let reissue = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CERT_REISSUE).await;
+            let (platform, key, names, current) = (platform.clone(), key.clone(), names.clone(), current.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                let platform = platform.lock().unwrap_or_else(PoisonError::into_inner);
+                issue(platform.as_ref(), &key, &names).and_then(|cert| current.set(&cert))
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => tracing::debug!("reissued the control plane's attested certificate"),
+                Ok(Err(e)) => tracing::error!("cannot reissue the control plane's certificate: {e}"),
+                Err(e) => tracing::error!("cannot reissue the control plane's certificate: {e}"),
+            }
+        }
+    });
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         loop {
             let Ok((tcp, peer)) = listener.accept().await else { continue };
             let acceptor = acceptor.clone();
-            let service = TowerToHyperService::new(app.clone());
+            let app = app.clone();
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -193,6 +316,8 @@ pub async fn serve(
                     }
                     Err(_) => return,
                 };
+                let peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                let service = TowerToHyperService::new(app.layer(axum::Extension(Peer::new(peer_cert))));
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 tokio::select! {
                     result = builder.serve_connection(TokioIo::new(tls), service) => {
@@ -205,13 +330,5 @@ pub async fn serve(
             });
         }
     });
-    Ok(Running {
-        address,
-        public_address,
-        fingerprint,
-        certificate: cert.to_vec(),
-        control,
-        tasks: vec![server, clock],
-        shutdown,
-    })
+    Ok(Running { address, public_address, fingerprint, control, tasks: vec![server, clock, reissue], shutdown })
 }

@@ -1,11 +1,13 @@
 //! The control plane's API over TLS, in process: enrolment with a join token and sim evidence
 //! answering a challenge, deployments, heartbeats that return the desired state, a restart that
-//! keeps everything; and the refusals: no or wrong credentials, a reused token, replayed
+//! keeps everything; and the refusals: no or wrong keys, evidence that binds another key, a control plane whose evidence
+//! the node's policy refuses, a reused token, replayed
 //! evidence, a malformed manifest.
 
 use std::path::Path;
 use std::time::Duration;
 
+use lamina_attest::ratls::CertificateRequest;
 use lamina_attest::{Policy, TrustAnchors, Verifier};
 use lamina_control::{ClientError, ControlClient, Running, ServeOptions, Store, serve};
 use lamina_types::{Claims, PlatformKind};
@@ -17,18 +19,51 @@ fn verifier() -> Verifier {
     Verifier::new(Some(policy), anchors)
 }
 
-fn evidence(state: &Path, nonce_hex: &str) -> String {
+fn evidence(state: &Path, nonce_hex: &str, key: &[u8]) -> String {
     let sim = lamina_tee::sim::SimPlatform::open(state).expect("sim");
     let claims = Claims {
         platform: PlatformKind::Sim,
         runtime_measurement: vec![0; 32],
         module_hash: None,
         config_digest: None,
-        instance_key: None,
+        instance_key: Some(key.to_vec()),
         nonce: hex::decode(nonce_hex).expect("hex"),
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
     hex::encode(lamina_tee::attest(&sim, &claims).expect("attests").to_cbor())
+}
+
+/// A node's TLS key: PKCS#8 DER and its SubjectPublicKeyInfo.
+struct NodeKey {
+    pkcs8: Vec<u8>,
+    spki: Vec<u8>,
+}
+
+impl NodeKey {
+    fn new() -> Self {
+        use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        NodeKey {
+            pkcs8: secret.to_pkcs8_der().expect("pkcs8").as_bytes().to_vec(),
+            spki: secret.public_key().to_public_key_der().expect("spki").as_bytes().to_vec(),
+        }
+    }
+
+    /// A client presenting an attested certificate for this key (sim evidence from `state`),
+    /// checking the control plane's evidence with `verifier`.
+    fn client(&self, server: &Server, state: &Path, verifier: Option<Verifier>) -> ControlClient {
+        let sim = lamina_tee::sim::SimPlatform::open(state).expect("sim");
+        let request = CertificateRequest::with_key(&self.pkcs8).expect("request");
+        let claims = request.claims(PlatformKind::Sim, vec![0; 32], None, None);
+        let cert = request.finish(&lamina_tee::attest(&sim, &claims).expect("attests")).expect("cert");
+        let r = server.running();
+        ControlClient::attested(&r.public_address, r.fingerprint, verifier.map(std::sync::Arc::new), &cert)
+            .expect("client")
+    }
+}
+
+fn platform(state: &Path) -> Box<dyn lamina_tee::Platform + Send> {
+    Box::new(lamina_tee::sim::SimPlatform::open(state).expect("sim"))
 }
 
 /// Runs a control plane on a runtime of its own, so the test can use the blocking client.
@@ -41,8 +76,9 @@ impl Server {
     fn start(state: &Path, options: &ServeOptions) -> Self {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let running =
-            runtime.block_on(serve(Store::open(state).expect("store"), verifier(), options.clone())).expect("serves");
+        let running = runtime
+            .block_on(serve(Store::open(state).expect("store"), verifier(), platform(state), options.clone()))
+            .expect("serves");
         Server { runtime, running: Some(running) }
     }
 
@@ -112,7 +148,10 @@ fn enrol_deploy_heartbeat_and_restart() {
     let token: Value = operator.post("/v1/tokens", &json!({})).expect("token");
     let token = token["token"].as_str().expect("a token").to_owned();
 
-    // Enrol: a challenge, evidence over it, the token.
+    // Enrol over mutually attested TLS: the node checks the control plane's evidence, presents
+    // its own certificate, and answers a challenge with evidence that binds its TLS key.
+    let key = NodeKey::new();
+    let node = key.client(&server, &node_state, Some(verifier()));
     let challenge = || -> String {
         let ch: Value = anonymous.post("/v1/challenge", &json!({})).expect("challenge");
         ch["nonce"].as_str().expect("nonce").to_owned()
@@ -123,28 +162,49 @@ fn enrol_deploy_heartbeat_and_restart() {
             "memory": 536870912u64, "zone": "edge", "nonce": nonce, "evidence": ev,
         })
     };
+    // A node whose policy for the control plane refuses sim does not even connect.
+    let strict = {
+        let mut anchors = TrustAnchors::default();
+        Verifier::new(Some(Policy::parse("", Path::new("."), &mut anchors).expect("policy")), anchors)
+    };
+    let e = key.client(&server, &node_state, Some(strict)).get::<Value>("/v1/health").expect_err("refused");
+    assert!(e.to_string().contains("does not pass this node's policy"), "{e}");
+    // Without a client certificate, or with evidence that binds another key: refused.
     let nonce = challenge();
-    let ev = evidence(&node_state, &nonce);
-    let enrolled: Value = anonymous.post("/v1/nodes/enroll", &enrol(&token, &nonce, &ev, "edge-1")).expect("enrols");
-    let credential = enrolled["credential"].as_str().expect("credential").to_owned();
+    let (code, message) = refused(anonymous.post::<_, Value>(
+        "/v1/nodes/enroll",
+        &enrol(&token, &nonce, &evidence(&node_state, &nonce, &key.spki), "edge-1"),
+    ));
+    assert_eq!(code, 401);
+    assert!(message.contains("presented none"), "{message}");
+    let nonce = challenge();
+    let other = NodeKey::new();
+    let (code, message) = refused(node.post::<_, Value>(
+        "/v1/nodes/enroll",
+        &enrol(&token, &nonce, &evidence(&node_state, &nonce, &other.spki), "edge-1"),
+    ));
+    assert_eq!(code, 403);
+    assert!(message.contains("does not bind the TLS key"), "{message}");
+    let nonce = challenge();
+    let ev = evidence(&node_state, &nonce, &key.spki);
+    let enrolled: Value = node.post("/v1/nodes/enroll", &enrol(&token, &nonce, &ev, "edge-1")).expect("enrols");
 
     // The same token again, with a fresh challenge: refused as used.
     let fresh = challenge();
-    let (code, message) = refused(
-        anonymous
-            .post::<_, Value>("/v1/nodes/enroll", &enrol(&token, &fresh, &evidence(&node_state, &fresh), "edge-2")),
-    );
+    let (code, message) = refused(other.client(&server, &node_state, None).post::<_, Value>(
+        "/v1/nodes/enroll",
+        &enrol(&token, &fresh, &evidence(&node_state, &fresh, &other.spki), "edge-2"),
+    ));
     assert_eq!(code, 401);
     assert!(message.contains("already used by node `edge-1`"), "{message}");
     // Replayed evidence, with a new token: the challenge was used up.
     let t2: Value = operator.post("/v1/tokens", &json!({})).expect("token");
     let t2 = t2["token"].as_str().expect("token").to_owned();
-    let (code, message) = refused(anonymous.post::<_, Value>("/v1/nodes/enroll", &enrol(&t2, &nonce, &ev, "edge-3")));
+    let (code, message) = refused(node.post::<_, Value>("/v1/nodes/enroll", &enrol(&t2, &nonce, &ev, "edge-3")));
     assert_eq!(code, 401);
     assert!(message.contains("replayed"), "{message}");
     // A token that is not a token.
-    let (code, message) =
-        refused(anonymous.post::<_, Value>("/v1/nodes/enroll", &enrol("hello", &fresh, &ev, "edge-4")));
+    let (code, message) = refused(node.post::<_, Value>("/v1/nodes/enroll", &enrol("hello", &fresh, &ev, "edge-4")));
     assert_eq!(code, 401);
     assert!(message.contains("not a Lamina join token"), "{message}");
 
@@ -167,10 +227,12 @@ fn enrol_deploy_heartbeat_and_restart() {
     app.workloads[0].module = lamina_types::ModuleRef::Hash(lamina_types::ModuleHash::of(&wasm));
     let _: Value = operator.put("/v1/deployments", &app).expect("deploys");
 
-    // The node's heartbeat returns what it must run; only its own credential works.
+    // The node's heartbeat returns what it must run; only its own key works.
     let path = "/v1/nodes/edge-1/heartbeat";
     assert_eq!(refused(operator.post::<_, Value>(path, &json!({}))).0, 401);
-    let node = client(&server, Some(&credential));
+    let (code, message) = refused(other.client(&server, &node_state, None).post::<_, Value>(path, &json!({})));
+    assert_eq!(code, 401);
+    assert!(message.contains("not the key of node `edge-1`"), "{message}");
     let desired: Value = node.post(path, &json!({})).expect("heartbeat");
     assert_eq!(desired["assignments"][0]["placement"]["workload"], "filter");
     let generation = desired["generation"].clone();
@@ -184,25 +246,25 @@ fn enrol_deploy_heartbeat_and_restart() {
     };
     let (artifact, signature) = (b64(&signed["artifact"]), b64(&signed["signature"]));
     let key_pem = enrolled["artifact_key"].as_str().expect("artifact key");
-    let key = {
+    let artifact_key = {
         use p256::pkcs8::DecodePublicKey as _;
         p256::ecdsa::VerifyingKey::from_public_key_pem(key_pem).expect("a P-256 key")
     };
     let (header, _) =
-        lamina_runtime::signing::verify(&artifact, &signature, &[key]).expect("signed by the control plane");
+        lamina_runtime::signing::verify(&artifact, &signature, &[artifact_key]).expect("signed by the control plane");
     assert_eq!(header.target, lamina_types::Target::Aarch64Linux);
     let other = format!("/v1/nodes/edge-1/artifacts/{}", lamina_types::ModuleHash::of(b"x"));
     assert_eq!(refused(node.get::<Value>(&other)).0, 403, "only what is assigned to it");
 
-    // A restart keeps the registry, the credentials and the certificate.
+    // A restart keeps the registry, the nodes' keys and the control plane's key.
     let fingerprint = server.running().fingerprint;
     server.stop();
     // Down for longer than --lost-after: the node still gets time to reconnect.
     std::thread::sleep(Duration::from_millis(2500));
     let server = Server::start(&state, &options);
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(server.running().fingerprint, fingerprint, "the same certificate: tokens stay valid");
-    let node = client(&server, Some(&credential));
+    assert_eq!(server.running().fingerprint, fingerprint, "the same key: tokens stay valid");
+    let node = key.client(&server, &node_state, Some(verifier()));
     let desired: Value = node.post(path, &json!({})).expect("heartbeat after a restart");
     assert_eq!(desired["generation"], generation, "nothing re-planned");
     let status: Value = client(&server, Some(&admin)).get("/v1/status").expect("status");

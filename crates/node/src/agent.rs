@@ -34,6 +34,9 @@ pub struct NodeOptions {
     pub heartbeat: Duration,
     /// Time between attestations.
     pub reattest: Duration,
+    /// Checks the control plane's evidence (its RA-TLS certificate) on every connection;
+    /// without one, only its key is checked against the join token's pin.
+    pub control_verifier: Option<Arc<lamina_attest::Verifier>>,
 }
 
 /// Why the agent stopped, or a step failed.
@@ -122,16 +125,22 @@ impl Agent {
     /// # Errors
     /// When the control plane revokes this node (its credential is refused).
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
-        let client = self.identity.client()?;
+        let mut client = self.identity.client(self.platform.as_ref(), self.options.control_verifier.clone())?;
         let mut offline_since: Option<Instant> = None;
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 break Ok(());
             }
-            if self.attested.is_none_or(|t| t.elapsed() >= self.options.reattest)
-                && let Err(e) = self.reattest(&client)
-            {
-                tracing::warn!("re-attestation failed: {e}");
+            if self.attested.is_none_or(|t| t.elapsed() >= self.options.reattest) {
+                // A new certificate with fresh evidence, then fresh evidence over the control
+                // plane's challenge.
+                match self.identity.client(self.platform.as_ref(), self.options.control_verifier.clone()) {
+                    Ok(fresh) => client = fresh,
+                    Err(e) => tracing::warn!("cannot renew the attested certificate: {e}"),
+                }
+                if let Err(e) = self.reattest(&client) {
+                    tracing::warn!("re-attestation failed: {e}");
+                }
             }
             let path = format!("/v1/nodes/{}/heartbeat", self.identity.name);
             match client.post::<_, DesiredState>(&path, &json!({ "instances": self.reports() })) {
@@ -189,7 +198,7 @@ impl Agent {
     fn reattest(&mut self, client: &lamina_control::ControlClient) -> Result<(), AgentError> {
         let challenge: Value = client.post("/v1/challenge", &json!({}))?;
         let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
-        let evidence = evidence(self.platform.as_ref(), nonce)?;
+        let evidence = evidence(self.platform.as_ref(), nonce, &self.identity.spki()?)?;
         let path = format!("/v1/nodes/{}/attest", self.identity.name);
         let verdict: Value = client.post(&path, &json!({ "nonce": nonce, "evidence": evidence }))?;
         self.attested = Some(Instant::now());

@@ -2,6 +2,10 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use lamina_attest::Verifier;
+use lamina_attest::ratls::{AttestedCert, CertificateRequest};
 use lamina_control::ControlClient;
 use lamina_tee::Platform;
 use lamina_types::{Claims, JoinToken};
@@ -19,8 +23,9 @@ pub struct Identity {
     pub fingerprint: String,
     /// This node's name.
     pub name: String,
-    /// The credential the control plane issued.
-    pub credential: String,
+    /// Its TLS key (ECDSA P-256, PKCS#8 DER, hex): the key its evidence bound when it
+    /// enrolled, which the control plane knows it by.
+    pub key: String,
     /// The control plane's artifact signing key (PEM).
     pub artifact_key: String,
 }
@@ -63,28 +68,59 @@ impl Identity {
             .map_err(|e| AgentError::State(format!("{}: {e}", path.display())))
     }
 
-    /// A client of the control plane with this node's credential.
+    /// A client of the control plane over mutually attested TLS: it presents a certificate
+    /// with fresh evidence for the node's key, and accepts the control plane only under the
+    /// pinned key and, with a verifier, evidence that passes it.
     ///
     /// # Errors
-    /// When the saved fingerprint is malformed.
-    pub fn client(&self) -> Result<ControlClient, AgentError> {
+    /// When the saved key or fingerprint is malformed, or the platform cannot attest.
+    pub fn client(
+        &self,
+        platform: &dyn Platform,
+        verifier: Option<Arc<Verifier>>,
+    ) -> Result<ControlClient, AgentError> {
         let fp: [u8; 32] = hex::decode(&self.fingerprint)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| AgentError::State("the saved certificate fingerprint is malformed".into()))?;
-        Ok(ControlClient::new(&self.control, fp, Some(self.credential.clone()))?)
+        let key = hex::decode(&self.key).map_err(|_| AgentError::State("the saved key is malformed".into()))?;
+        let cert = certificate(platform, &key)?;
+        Ok(ControlClient::attested(&self.control, fp, verifier, &cert)?)
+    }
+}
+
+/// An attested certificate for the node's key (RA-TLS): the platform's evidence binds the key.
+fn certificate(platform: &dyn Platform, key: &[u8]) -> Result<AttestedCert, AgentError> {
+    let request = CertificateRequest::with_key(key).map_err(|e| AgentError::State(format!("the node key: {e}")))?;
+    let claims = request.claims(platform.info().kind, runtime_measurement(), None, None);
+    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(e.to_string()))?;
+    request.finish(&envelope).map_err(|e| AgentError::Attest(e.to_string()))
+}
+
+/// The SubjectPublicKeyInfo (DER) of a PKCS#8 P-256 key.
+fn spki(key: &[u8]) -> Result<Vec<u8>, AgentError> {
+    use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+    let secret = p256::SecretKey::from_pkcs8_der(key).map_err(|e| AgentError::State(format!("the node key: {e}")))?;
+    let der = secret.public_key().to_public_key_der().map_err(|e| AgentError::State(format!("the node key: {e}")))?;
+    Ok(der.as_bytes().to_vec())
+}
+
+impl Identity {
+    /// The SubjectPublicKeyInfo of the node's key.
+    pub(crate) fn spki(&self) -> Result<Vec<u8>, AgentError> {
+        spki(&hex::decode(&self.key).map_err(|_| AgentError::State("the saved key is malformed".into()))?)
     }
 }
 
 /// Evidence from the platform over a challenge of the control plane (hex of the envelope).
-pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str) -> Result<String, AgentError> {
+pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str, key: &[u8]) -> Result<String, AgentError> {
     let nonce = hex::decode(nonce_hex).map_err(|_| AgentError::Protocol("the challenge is not hex".into()))?;
     let claims = Claims {
         platform: platform.info().kind,
         runtime_measurement: runtime_measurement(),
         module_hash: None,
         config_digest: None,
-        instance_key: None,
+        instance_key: Some(key.to_vec()),
         nonce,
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
@@ -93,11 +129,7 @@ pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str) -> Result<Strin
 }
 
 fn runtime_measurement() -> Vec<u8> {
-    use sha2::Digest as _;
-    std::env::current_exe()
-        .and_then(std::fs::read)
-        .map(|bytes| sha2::Sha256::digest(bytes).to_vec())
-        .unwrap_or_else(|_| vec![0; 32])
+    lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32])
 }
 
 /// Enrols with the control plane named in the token: a challenge, evidence over it, the
@@ -107,8 +139,18 @@ fn runtime_measurement() -> Vec<u8> {
 /// [`AgentError`] when the control plane cannot be reached or refuses (a used or unknown
 /// token, evidence that fails its policy).
 pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) -> Result<Identity, AgentError> {
-    let anonymous = ControlClient::new(&token.control, token.fingerprint, None)?;
-    let challenge: Value = anonymous.post("/v1/challenge", &json!({}))?;
+    use p256::pkcs8::EncodePrivateKey as _;
+    let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+    let key = secret.to_pkcs8_der().map_err(|e| AgentError::State(format!("cannot make a key: {e}")))?;
+    let mut identity = Identity {
+        control: token.control.clone(),
+        fingerprint: hex::encode(token.fingerprint),
+        name: options.name.clone(),
+        key: hex::encode(key.as_bytes()),
+        artifact_key: String::new(),
+    };
+    let client = identity.client(platform, options.control_verifier.clone())?;
+    let challenge: Value = client.post("/v1/challenge", &json!({}))?;
     let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
     let request = json!({
         "token": token.encode(),
@@ -119,22 +161,11 @@ pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) 
         "labels": options.labels,
         "zone": options.zone,
         "nonce": nonce,
-        "evidence": evidence(platform, nonce)?,
+        "evidence": evidence(platform, nonce, &identity.spki()?)?,
     });
-    let answer: Value = anonymous.post("/v1/nodes/enroll", &request)?;
-    let identity = Identity {
-        control: token.control.clone(),
-        fingerprint: hex::encode(token.fingerprint),
-        name: options.name.clone(),
-        credential: answer["credential"]
-            .as_str()
-            .ok_or_else(|| AgentError::Protocol("no credential".into()))?
-            .to_owned(),
-        artifact_key: answer["artifact_key"]
-            .as_str()
-            .ok_or_else(|| AgentError::Protocol("no artifact key".into()))?
-            .to_owned(),
-    };
+    let answer: Value = client.post("/v1/nodes/enroll", &request)?;
+    identity.artifact_key =
+        answer["artifact_key"].as_str().ok_or_else(|| AgentError::Protocol("no artifact key".into()))?.to_owned();
     identity.save(&options.state)?;
     Ok(identity)
 }

@@ -27,3 +27,18 @@ pub use lamina_types::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use platform::{Evidence, Platform, PlatformInfo, SealingRoot, TeeError, attest};
 pub use sgx::SgxPlatform;
 pub use tsm::TsmPlatform;
+
+/// SHA-256 of the running program's binary: what claims call the runtime measurement. Read
+/// once per process (the binary does not change under a running process).
+///
+/// # Errors
+/// When the running binary cannot be found or read.
+pub fn runtime_measurement() -> std::io::Result<Vec<u8>> {
+    use sha2::Digest as _;
+    static MEASURED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if let Some(m) = MEASURED.get() {
+        return Ok(m.clone());
+    }
+    let bytes = std::fs::read(std::env::current_exe()?)?;
+    Ok(MEASURED.get_or_init(|| sha2::Sha256::digest(&bytes).to_vec()).clone())
+}

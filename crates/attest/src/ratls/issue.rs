@@ -74,6 +74,23 @@ impl CertificateRequest {
         Ok(Self { key, spki, nonce, names: Vec::new(), validity: DEFAULT_VALIDITY })
     }
 
+    /// A request around an existing ECDSA P-256 key (PKCS#8 DER), for an attester whose key
+    /// outlives its certificates: peers pin the key, and each new certificate carries fresh
+    /// evidence for it.
+    ///
+    /// # Errors
+    /// [`RatlsError::Issue`] when the key is not a P-256 PKCS#8 key, or no randomness is
+    /// available.
+    pub fn with_key(pkcs8_der: &[u8]) -> Result<Self, RatlsError> {
+        let der = PrivatePkcs8KeyDer::from(pkcs8_der.to_vec());
+        let key = KeyPair::from_pkcs8_der_and_sign_algo(&der, &PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| RatlsError::Issue(format!("the key is not an ECDSA P-256 PKCS#8 key: {e}")))?;
+        let mut request = Self::new()?;
+        request.spki = key.subject_public_key_info();
+        request.key = key;
+        Ok(request)
+    }
+
     /// DNS names for the certificate's subjectAltName (none by default: Lamina's verifiers
     /// identify a peer by its evidence, not a name).
     #[must_use]

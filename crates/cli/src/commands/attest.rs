@@ -5,7 +5,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use lamina_types::{Claims, ModuleHash};
 use rand_core::RngCore as _;
-use sha2::Digest as _;
 
 use crate::cli::AttestArgs;
 use crate::commands::platform::{detect_options, open_platform};
@@ -60,9 +59,7 @@ pub(crate) fn attest(args: AttestArgs) -> anyhow::Result<i32> {
 
 /// The hash of the running `lamina` binary: what the claims call the runtime measurement.
 pub(crate) fn runtime_measurement() -> anyhow::Result<Vec<u8>> {
-    let exe = std::env::current_exe().context("cannot find the running lamina binary")?;
-    let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
-    Ok(sha2::Sha256::digest(&bytes).to_vec())
+    lamina_tee::runtime_measurement().context("cannot read the running lamina binary")
 }
 
 fn detect(args: &AttestArgs) -> anyhow::Result<i32> {

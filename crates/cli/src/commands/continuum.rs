@@ -8,7 +8,6 @@ use anyhow::{Context as _, bail};
 use lamina_control::{ControlClient, ServeOptions, Settings, Store};
 use lamina_types::Deployment;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use crate::cli::{
     ControlArgs, ControlClientArgs, DeployArgs, Format, NodeArgs, StatusArgs, TokenCommand, UndeployArgs,
@@ -39,6 +38,15 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
     };
     let verifier = lamina_attest::Verifier::new(Some(policy), anchors);
     let store = Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?;
+    let platform_args = crate::cli::PlatformArgs {
+        platform: args.platform,
+        state_dir: Some(state.clone()),
+        tcti: args.tcti.clone(),
+        tsm_root: "/sys/kernel/config/tsm/report".into(),
+        sgx_root: "/dev/attestation".into(),
+    };
+    let platform = crate::commands::platform::open_platform(&platform_args, None, false)?;
+    eprintln!("lamina: the control plane attests itself on {}", platform.info().kind);
     let options = ServeOptions {
         listen: args.listen,
         public_address: args.public_address.clone(),
@@ -52,10 +60,11 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let running =
-            lamina_control::serve(store, verifier, options).await.context("cannot start the control plane")?;
+        let running = lamina_control::serve(store, verifier, platform, options)
+            .await
+            .context("cannot start the control plane")?;
         eprintln!("lamina: control plane at {} (listening on {})", running.public_address, running.address);
-        eprintln!("lamina: certificate fingerprint {}", hex::encode(running.fingerprint));
+        eprintln!("lamina: key fingerprint {}", hex::encode(running.fingerprint));
         eprintln!(
             "lamina: admin token in {}; create join tokens with `lamina token create`",
             state.join("admin.token").display()
@@ -88,10 +97,14 @@ fn client(args: &ControlClientArgs, admin: bool) -> anyhow::Result<ControlClient
             bytes.try_into().map_err(|_| anyhow::anyhow!("--fingerprint must be 32 bytes (64 hex digits)"))?
         }
         None => {
-            let cert = std::fs::read(state.join("control.crt.der")).with_context(|| {
-                format!("no certificate fingerprint: pass --fingerprint HEX (`lamina control` prints it), or run this where {} is", state.display())
+            let text = std::fs::read_to_string(state.join("fingerprint")).with_context(|| {
+                format!(
+                    "no fingerprint: pass --fingerprint HEX (`lamina control` prints it), or run this where {} is",
+                    state.display()
+                )
             })?;
-            sha2::Sha256::digest(&cert).into()
+            let bytes = hex::decode(text.trim()).context("the fingerprint file is not hex")?;
+            bytes.try_into().map_err(|_| anyhow::anyhow!("the fingerprint file must hold 32 bytes (64 hex digits)"))?
         }
     };
     let token = if admin {
@@ -249,6 +262,15 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
         zone: args.zone.clone(),
         heartbeat: args.heartbeat,
         reattest: args.reattest,
+        control_verifier: match &args.control_policy {
+            Some(path) => {
+                let mut anchors = lamina_attest::TrustAnchors::default();
+                let policy = lamina_attest::Policy::load(path, &mut anchors)
+                    .context("cannot use the control plane's policy (--control-policy)")?;
+                Some(std::sync::Arc::new(lamina_attest::Verifier::new(Some(policy), anchors)))
+            }
+            None => None,
+        },
     };
     let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
     let identity = match lamina_node::Identity::load(&state)? {
