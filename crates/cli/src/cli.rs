@@ -50,9 +50,61 @@ pub(crate) enum Command {
     /// Show the nodes (platform, attestation, architecture, zone) and the instances.
     #[cfg(feature = "control")]
     Status(StatusArgs),
+    /// Show what a workload's instances wrote (their standard output and error).
+    #[cfg(feature = "control")]
+    Logs(LogsArgs),
+    /// The secrets the control plane releases to attested instances.
+    #[cfg(feature = "control")]
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Run the node agent: enrol with a join token once, then run what the control plane assigns.
     #[cfg(feature = "control")]
     Node(NodeArgs),
+}
+
+/// `lamina logs`.
+#[cfg(feature = "control")]
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The workload.
+    pub(crate) workload: String,
+
+    /// Keep printing new output until interrupted.
+    #[arg(long, short)]
+    pub(crate) follow: bool,
+
+    #[command(flatten)]
+    pub(crate) control: ControlClientArgs,
+}
+
+/// `lamina secret`.
+#[cfg(feature = "control")]
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Set a secret from a file (`-` for standard input); it is encrypted at rest and released
+    /// only to attested instances of workloads that name it.
+    Set {
+        /// Its name, as manifests' `secrets` name it.
+        name: String,
+        /// The file holding its value.
+        file: PathBuf,
+        #[command(flatten)]
+        control: ControlClientArgs,
+    },
+    /// List the secrets' names (never their values).
+    List {
+        #[command(flatten)]
+        control: ControlClientArgs,
+    },
+    /// Delete a secret.
+    Delete {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        control: ControlClientArgs,
+    },
 }
 
 /// `lamina node`.

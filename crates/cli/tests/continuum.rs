@@ -221,7 +221,7 @@ fn log_len(path: &Path) -> usize {
 }
 
 #[test]
-fn a_node_keeps_running_without_the_control_plane_and_is_drained_by_a_stricter_policy() {
+fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_drained_by_a_stricter_policy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
     // A fixed port, so that the restarted control plane is where the node's identity says.
@@ -230,38 +230,83 @@ fn a_node_keeps_running_without_the_control_plane_and_is_drained_by_a_stricter_p
     let plane = start_control(&state, &["--listen", &listen]);
     let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
     let node_state = dir.path().join("node");
-    let _node = Process(
-        Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .args(["node", "--join", &token, "--name", "edge-1", "--zone", "edge", "--platform", "sim"])
+    let start_node = |join: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lamina"));
+        c.args(["node", "--name", "edge-1", "--zone", "edge", "--platform", "sim"])
             .args(["--heartbeat", "200ms", "--reattest", "1s", "--state"])
             .arg(&node_state)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("lamina node starts"),
-    );
+            .stderr(std::process::Stdio::null());
+        if let Some(t) = join {
+            c.args(["--join", t]);
+        }
+        Process(c.spawn().expect("lamina node starts"))
+    };
+    let node = start_node(Some(&token));
     wait_for("the node to enrol", Duration::from_secs(30), || {
         status_json(&state)["nodes"][0]["state"]["state"] == "ready"
     });
+    // A ticker, and a workload with a secret: the control plane releases it to the attested
+    // instance only.
     let app = dir.path().join("app.toml");
     let ticker = common::guest("ticker", common::Wasi::P1);
-    std::fs::write(&app, format!("[[workload]]\nname = \"ticker\"\nmodule = \"{}\"\n", ticker.display()))
-        .expect("write");
+    let consumer = common::example_for("services", "secret-consumer", "wasm32-wasip2");
+    std::fs::write(
+        &app,
+        format!(
+            "[[workload]]\nname = \"ticker\"\nmodule = \"{}\"\n\n[[workload]]\nname = \"consumer\"\nmodule = \"{}\"\n\
+             secrets = [\"api-token\"]\n",
+            ticker.display(),
+            consumer.display()
+        ),
+    )
+    .expect("write");
+    let refused = cmd(&state, &["deploy", app.to_str().expect("utf-8")]);
+    assert_code(&refused, 125);
+    assert!(texts(&refused).1.contains("lamina secret set api-token FILE"), "{}", texts(&refused).1);
+    let token_file = dir.path().join("token.txt");
+    std::fs::write(&token_file, "s3cr3t-t0k3n-value").expect("write");
+    assert_code(&cmd(&state, &["secret", "set", "api-token", token_file.to_str().expect("utf-8")]), 0);
+    assert_eq!(texts(&cmd(&state, &["secret", "list"])).0.trim(), "api-token");
     assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
     let log = node_state.join("node/logs/ticker-0.log");
+    let consumer_log = node_state.join("node/logs/consumer-0.log");
+    let got_secret =
+        |path: &Path| std::fs::read_to_string(path).map_or(0, |l| l.matches("secret `api-token`: 18 bytes").count());
     wait_for("the instance's output", Duration::from_secs(60), || log_len(&log) > 3);
+    wait_for("the secret to reach its instance", Duration::from_secs(60), || got_secret(&consumer_log) > 0);
+    // Its output reaches the operator through the control plane.
+    wait_for("`lamina logs`", Duration::from_secs(20), || {
+        texts(&cmd(&state, &["logs", "consumer"])).0.contains("consumer/0@edge-1: secret `api-token`: 18 bytes")
+    });
+    // The node's copies (the desired state, the secrets) hold no secret in the clear.
+    let cached = node_state.join("node/secrets/consumer-0.sealed");
+    let bytes = std::fs::read(&cached).expect("the secrets are cached, sealed");
+    assert!(!bytes.windows(6).any(|w| w == b"s3cr3t"));
+    assert!(!std::fs::read_to_string(node_state.join("node/desired.json")).expect("desired").contains("s3cr3t"));
 
-    // The control plane goes away: the instance keeps running.
+    // The control plane goes away: the instances keep running; even a restarted node agent runs
+    // them again from its signed copy of the desired state and its cached sealed secrets.
     drop(plane);
     let before = log_len(&log);
     wait_for("output while the control plane is down", Duration::from_secs(10), || log_len(&log) > before + 10);
+    drop(node);
+    let released = got_secret(&consumer_log);
+    let node = start_node(None);
+    wait_for("the instances to restart offline", Duration::from_secs(30), || got_secret(&consumer_log) > released);
+    let before = log_len(&log);
+    wait_for("the ticker to restart offline", Duration::from_secs(30), || log_len(&log) > before + 5);
 
     // It comes back: the node reconnects and nothing healthy restarts.
     let plane = start_control(&state, &["--listen", &listen]);
+    let ticker_of = |s: &serde_json::Value| {
+        s["nodes"][0]["instances"].as_array().and_then(|a| a.iter().find(|i| i["workload"] == "ticker").cloned())
+    };
     wait_for("the node to reconnect", Duration::from_secs(30), || {
         let s = status_json(&state);
-        s["nodes"][0]["state"]["state"] == "ready" && s["nodes"][0]["instances"][0]["state"] == "running"
+        s["nodes"][0]["state"]["state"] == "ready" && ticker_of(&s).is_some_and(|t| t["state"] == "running")
     });
-    assert_eq!(status_json(&state)["nodes"][0]["instances"][0]["restarts"], 0, "the instance was not restarted");
+    let s = status_json(&state);
+    assert_eq!(ticker_of(&s).expect("ticker")["restarts"], 0, "the instance was not restarted");
     drop(plane);
 
     // A stricter policy: the node's next evidence fails it, and the node is drained.
@@ -277,4 +322,6 @@ fn a_node_keeps_running_without_the_control_plane_and_is_drained_by_a_stricter_p
     let stopped = log_len(&log);
     std::thread::sleep(Duration::from_secs(2));
     assert!(log_len(&log) <= stopped + 2, "the node stopped its instance");
+    assert!(!cached.exists(), "and dropped its cached secrets");
+    drop(node);
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use lamina_attest::{Expect, Verifier};
-use lamina_types::{ByteSize, Deployment, JoinToken, PlatformKind, Target};
+use lamina_types::{ByteSize, Claims, Deployment, JoinToken, PlatformKind, Target};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -23,6 +23,9 @@ use crate::{DesiredState, Event, InstanceReport, Registry, Store, StoreError, To
 
 /// The largest module `POST /v1/modules` takes.
 const MAX_MODULE: usize = 256 << 20;
+
+/// The largest secret `PUT /v1/secrets/{name}` takes.
+const MAX_SECRET: usize = 64 << 10;
 
 /// How long a challenge nonce may be answered.
 const CHALLENGE_SECS: u64 = 120;
@@ -52,6 +55,9 @@ pub struct Control {
     /// Node name → SHA-256 (hex) of the SubjectPublicKeyInfo of its TLS key, which its
     /// evidence bound when it enrolled.
     credentials: BTreeMap<String, String>,
+    /// (workload, replica) → the node it last ran on, its recent output, and how many bytes of
+    /// output it has shipped in all (the end of the kept window).
+    logs: BTreeMap<(String, u32), (String, String, u64)>,
     /// Outstanding challenge nonces (hex) → expiry.
     challenges: BTreeMap<String, u64>,
     verifier: Verifier,
@@ -60,6 +66,9 @@ pub struct Control {
     fingerprint: [u8; 32],
     /// Signs the artifacts it builds; nodes get the public half when they enrol.
     artifact_key: p256::ecdsa::SigningKey,
+    /// The root of the keys that protect secrets at rest and of the workloads' sealing roots:
+    /// derived from the control plane's platform sealing root.
+    master: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Control {
@@ -80,6 +89,7 @@ impl Control {
         admin_token: &str,
         address: String,
         fingerprint: [u8; 32],
+        master: zeroize::Zeroizing<[u8; 32]>,
     ) -> Result<Self, StoreError> {
         let registry = store.registry()?;
         let tokens = store.tokens()?;
@@ -99,11 +109,13 @@ impl Control {
             tokens,
             credentials,
             challenges: BTreeMap::new(),
+            logs: BTreeMap::new(),
             verifier,
             admin_hash: sha256_hex(admin_token.as_bytes()),
             address,
             fingerprint,
             artifact_key,
+            master,
         })
     }
 
@@ -182,15 +194,15 @@ impl Control {
     /// Checks evidence against a challenge this control plane issued (used up here, so a
     /// replayed envelope fails) and the policy.
     ///
-    /// The evidence's claims must bind `key` (the SubjectPublicKeyInfo of the TLS key the
-    /// request came with), so that evidence relayed from another machine is refused.
+    /// With `key`, the evidence's claims must bind it (the SubjectPublicKeyInfo of the TLS key
+    /// the request came with), so that evidence relayed from another machine is refused.
     fn appraise(
         &mut self,
         nonce_hex: &str,
         evidence_hex: &str,
         platform: Option<PlatformKind>,
-        key: &[u8],
-    ) -> Result<(), ApiError> {
+        key: Option<&[u8]>,
+    ) -> Result<Claims, ApiError> {
         let now = now();
         match self.challenges.remove(nonce_hex) {
             Some(expires) if expires > now => {}
@@ -212,7 +224,10 @@ impl Control {
                 format!("the evidence does not pass the policy: {}", appraisal.reasons().join("; ")),
             ));
         }
-        if appraisal.claims.as_ref().and_then(|c| c.instance_key.as_deref()) != Some(key) {
+        let Some(claims) = appraisal.claims else {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "the evidence carries no Lamina claims"));
+        };
+        if key.is_some() && claims.instance_key.as_deref() != key {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "the evidence does not bind the TLS key this request came with (its claims' instance_key)",
@@ -226,7 +241,7 @@ impl Control {
                 format!("the node says it is {declared} but its evidence is {found}"),
             ));
         }
-        Ok(())
+        Ok(claims)
     }
 }
 
@@ -331,6 +346,13 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/nodes/enroll", post(enroll))
         .route("/v1/nodes/{name}/attest", post(attest))
         .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
+        .route("/v1/nodes/{name}/release", post(release))
+        .route("/v1/secrets", get(list_secrets))
+        .route("/v1/workloads/{name}/logs", get(logs))
+        .route(
+            "/v1/secrets/{name}",
+            put(set_secret).delete(delete_secret).layer(axum::extract::DefaultBodyLimit::max(MAX_SECRET)),
+        )
         .with_state(control)
 }
 
@@ -426,6 +448,16 @@ async fn deploy(
                     "workload \"{}\": module {} is a path; upload it (`lamina deploy` does) and refer to its sha256",
                     w.name,
                     p.display()
+                )));
+            }
+        }
+    }
+    for w in &deployment.workloads {
+        for secret in &w.secrets {
+            if !c.secret_path(secret).exists() {
+                return Err(ApiError::bad(format!(
+                    "workload \"{}\": secret `{secret}` is not set; set it first with `lamina secret set {secret} FILE`",
+                    w.name
                 )));
             }
         }
@@ -584,7 +616,7 @@ async fn enroll(
             format!("a node named `{}` is already enrolled; give this one another --name", req.name),
         ));
     }
-    c.appraise(&req.nonce, &req.evidence, Some(req.platform), &key)?;
+    c.appraise(&req.nonce, &req.evidence, Some(req.platform), Some(&key))?;
     let mut tokens = c.tokens.clone();
     tokens
         .redeem(&token.secret, &req.name, now())
@@ -623,8 +655,8 @@ async fn attest(
     let mut c = lock(&c);
     c.node(&peer, &name)?;
     let key = peer.key.clone().unwrap_or_default();
-    let verdict = match c.appraise(&req.nonce, &req.evidence, None, &key) {
-        Ok(()) => Ok(()),
+    let verdict = match c.appraise(&req.nonce, &req.evidence, None, Some(&key)) {
+        Ok(_) => Ok(()),
         Err(e) if e.status == StatusCode::FORBIDDEN => Err(e.message.clone()),
         Err(e) => return Err(e),
     };
@@ -641,16 +673,54 @@ pub struct HeartbeatRequest {
     /// Its instances.
     #[serde(default)]
     pub instances: Vec<InstanceReport>,
+    /// What its instances wrote since the last heartbeat.
+    #[serde(default)]
+    pub logs: Vec<LogChunk>,
 }
+
+/// Output of one instance, as a node ships it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LogChunk {
+    /// The workload.
+    pub workload: String,
+    /// The replica.
+    pub replica: u32,
+    /// What it wrote (lossy UTF-8).
+    pub text: String,
+}
+
+/// How much recent output the control plane keeps per instance (in memory).
+const LOG_KEEP: usize = 256 << 10;
+/// The most output a heartbeat may carry per instance.
+pub const LOG_CHUNK: usize = 64 << 10;
 
 async fn heartbeat(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     Json(req): Json<HeartbeatRequest>,
-) -> ApiResult<Json<DesiredState>> {
+) -> ApiResult<Json<crate::SignedDesired>> {
     let mut c = lock(&c);
     c.node(&peer, &name)?;
+    for chunk in req.logs {
+        let assigned = c.registry.desired.get(&name).is_some_and(|d| {
+            d.assignments.iter().any(|a| a.placement.workload == chunk.workload && a.placement.replica == chunk.replica)
+        });
+        if !assigned || chunk.text.len() > 4 * LOG_CHUNK {
+            continue;
+        }
+        let log = c.logs.entry((chunk.workload, chunk.replica)).or_default();
+        log.0.clone_from(&name);
+        log.1.push_str(&chunk.text);
+        log.2 += chunk.text.len() as u64;
+        if log.1.len() > LOG_KEEP {
+            let mut cut = log.1.len() - LOG_KEEP;
+            while !log.1.is_char_boundary(cut) {
+                cut += 1;
+            }
+            log.1.drain(..cut);
+        }
+    }
     let changed = c
         .registry
         .step(Event::Heartbeat { node: name.clone(), instances: req.instances }, now())
@@ -658,5 +728,197 @@ async fn heartbeat(
     if !changed.is_empty() {
         c.persist()?;
     }
-    Ok(Json(c.registry.desired.get(&name).cloned().unwrap_or_default()))
+    let desired = c
+        .registry
+        .desired
+        .get(&name)
+        .cloned()
+        .unwrap_or_else(|| DesiredState { node: name.clone(), ..DesiredState::default() });
+    crate::SignedDesired::sign(&desired, &c.artifact_key).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+impl Control {
+    fn secret_path(&self, name: &str) -> std::path::PathBuf {
+        self.store.dir().join("secrets").join(format!("{name}.sealed"))
+    }
+
+    fn secrets_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        crate::release::derive(self.master.as_ref(), b"secrets at rest")
+    }
+
+    /// A secret's value, decrypted.
+    fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+        let sealed = std::fs::read(self.secret_path(name)).map_err(|_| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("secret `{name}` is not set; set it with `lamina secret set {name} FILE`"),
+            )
+        })?;
+        crate::release::decrypt_at_rest(&self.secrets_key(), name.as_bytes(), &sealed).map_err(|_| {
+            ApiError::internal(format!(
+                "secret `{name}` does not open with this control plane's key (its platform's sealing root changed?)"
+            ))
+        })
+    }
+
+    /// The sealing root of a workload's volumes, for nodes whose platform has none.
+    fn sealing_root(&self, workload: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        crate::release::derive(self.master.as_ref(), format!("sealing root {workload}").as_bytes())
+    }
+}
+
+fn check_secret_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "`{name}` is not a secret name: 1 to 64 of A-Z a-z 0-9 - _ . (not starting with a dot)"
+        )))
+    }
+}
+
+async fn set_secret(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let c = lock(&c);
+    c.admin(&headers)?;
+    check_secret_name(&name)?;
+    let sealed = crate::release::encrypt_at_rest(&c.secrets_key(), name.as_bytes(), &body)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let path = c.secret_path(&name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    crate::store::write_private(&path, &sealed)?;
+    tracing::info!(secret = %name, "secret set");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_secret(State(c): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let c = lock(&c);
+    c.admin(&headers)?;
+    check_secret_name(&name)?;
+    std::fs::remove_file(c.secret_path(&name))
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no secret `{name}`")))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_secrets(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    let c = lock(&c);
+    c.admin(&headers)?;
+    let mut names: Vec<String> = std::fs::read_dir(c.store.dir().join("secrets"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".sealed")).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    Ok(Json(serde_json::json!({ "secrets": names })))
+}
+
+/// What a node asks to release the secrets of one of its instances.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    /// The workload.
+    pub workload: String,
+    /// The replica.
+    pub replica: u32,
+    /// The challenge it answers (hex).
+    pub nonce: String,
+    /// The instance's evidence (CBOR, hex): claims with the workload's module hash and, as
+    /// `instance_key`, the key to encrypt to.
+    pub evidence: String,
+}
+
+/// Releases a workload's secrets and sealing root to one instance: only to a node that is
+/// enrolled (by its attested TLS key), currently attested, and assigned that instance, and only
+/// for evidence over a fresh challenge that names the workload's module. Encrypted to the
+/// instance key the evidence binds.
+async fn release(
+    State(c): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+    Json(req): Json<ReleaseRequest>,
+) -> ApiResult<Json<crate::release::Released>> {
+    let mut c = lock(&c);
+    c.node(&peer, &name)?;
+    let node = c.registry.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
+    if let Some(reason) = &node.attestation_failure {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("node `{name}` no longer passes the policy ({reason}); nothing is released to it"),
+        ));
+    }
+    let spec = c
+        .registry
+        .desired
+        .get(&name)
+        .and_then(|d| {
+            d.assignments.iter().find(|a| a.placement.workload == req.workload && a.placement.replica == req.replica)
+        })
+        .map(|a| a.spec.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("instance {}/{} is not assigned to node `{name}`", req.workload, req.replica),
+            )
+        })?;
+    let lamina_types::ModuleRef::Hash(module) = spec.module else {
+        return Err(ApiError::internal("an assignment names a module by path"));
+    };
+    let claims = c.appraise(&req.nonce, &req.evidence, None, None)?;
+    if claims.module_hash != Some(module) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("the evidence is not of workload {}'s module {module}", req.workload),
+        ));
+    }
+    let Some(instance_key) = claims.instance_key else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "the evidence binds no instance key to encrypt to"));
+    };
+    let mut bundle = crate::release::Bundle {
+        sealing_root: hex::encode(*c.sealing_root(&req.workload)),
+        ..crate::release::Bundle::default()
+    };
+    use base64::Engine as _;
+    for secret in &spec.secrets {
+        let value = c.secret(secret)?;
+        bundle.secrets.insert(secret.clone(), base64::engine::general_purpose::STANDARD.encode(&*value));
+    }
+    let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
+    let released = crate::release::seal(&bundle, &instance_key, &nonce, &module)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    tracing::info!(node = %name, workload = %req.workload, replica = req.replica, "released {} secret(s)", spec.secrets.len());
+    Ok(Json(released))
+}
+
+/// The recent output of a workload's instances.
+async fn logs(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let c = lock(&c);
+    c.admin(&headers)?;
+    if !c.registry.workloads.contains_key(&name) && !c.logs.keys().any(|(w, _)| *w == name) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no workload `{name}` is deployed")));
+    }
+    let instances: Vec<serde_json::Value> = c
+        .logs
+        .iter()
+        .filter(|((w, _), _)| *w == name)
+        .map(|((_, replica), (node, text, end))| {
+            serde_json::json!({ "replica": replica, "node": node, "text": text, "end": end })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "workload": name, "instances": instances })))
 }

@@ -227,6 +227,14 @@ impl ControlClient {
         self.send(self.http.put(format!("{}{path}", self.base)).json(body))
     }
 
+    /// `PUT path` with a binary body.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn put_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T, ClientError> {
+        self.send(self.http.put(format!("{}{path}", self.base)).body(body))
+    }
+
     /// `PUT path` with a text body.
     ///
     /// # Errors

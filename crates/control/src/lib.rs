@@ -12,6 +12,7 @@
 pub mod api;
 mod client;
 mod registry;
+pub mod release;
 mod server;
 mod store;
 mod tokens;
@@ -19,7 +20,7 @@ mod tokens;
 pub use client::{ClientError, ControlClient, spki_fingerprint};
 pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
-    StepError,
+    SignedDesired, StepError,
 };
 pub use server::{Running, ServeError, ServeOptions, admin_token, serve};
 pub use store::{Store, StoreError};

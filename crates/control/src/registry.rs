@@ -111,6 +111,52 @@ pub struct DesiredState {
     pub assignments: Vec<Assignment>,
 }
 
+/// A desired state as the control plane sends it: the JSON text and the control plane's
+/// signature over it (its artifact key), so a node can keep a copy it can trust offline and
+/// refuse one that was changed on its disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignedDesired {
+    /// [`DesiredState`] as JSON.
+    pub state: String,
+    /// ECDSA P-256 / SHA-256 (DER, hex) over [`SignedDesired::message`].
+    pub signature: String,
+}
+
+impl SignedDesired {
+    /// What is signed: a label, then the JSON text.
+    pub fn message(state: &str) -> Vec<u8> {
+        [b"lamina desired state v1\0".as_slice(), state.as_bytes()].concat()
+    }
+
+    /// Signs a desired state.
+    ///
+    /// # Errors
+    /// When it cannot be serialized.
+    pub fn sign(desired: &DesiredState, key: &p256::ecdsa::SigningKey) -> Result<Self, serde_json::Error> {
+        use p256::ecdsa::signature::Signer as _;
+        let state = serde_json::to_string(desired)?;
+        let signature: p256::ecdsa::Signature = key.sign(&Self::message(&state));
+        Ok(SignedDesired { state, signature: hex::encode(signature.to_der().as_bytes()) })
+    }
+
+    /// Checks the signature and that the state is `node`'s, and returns it.
+    ///
+    /// # Errors
+    /// A message saying what is wrong.
+    pub fn verify(&self, key: &p256::ecdsa::VerifyingKey, node: &str) -> Result<DesiredState, String> {
+        use p256::ecdsa::signature::Verifier as _;
+        let der = hex::decode(&self.signature).map_err(|_| "the signature is not hex".to_owned())?;
+        let signature = p256::ecdsa::Signature::from_der(&der).map_err(|_| "the signature is malformed".to_owned())?;
+        key.verify(&Self::message(&self.state), &signature)
+            .map_err(|_| "the control plane's signature does not verify (changed, or from another control plane)")?;
+        let desired: DesiredState = serde_json::from_str(&self.state).map_err(|e| e.to_string())?;
+        if desired.node != node {
+            return Err(format!("it is node `{}`'s desired state, not `{node}`'s", desired.node));
+        }
+        Ok(desired)
+    }
+}
+
 /// What happens to the control plane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {

@@ -215,6 +215,28 @@ impl ClientCertVerifier for OptionalClientCert {
     }
 }
 
+/// The root of the control plane's secret keys: from its platform's sealing root, so secrets at
+/// rest open only on this platform; on a platform without sealing, a key file (0600) in the
+/// state directory, with a warning.
+fn master_key(platform: &dyn Platform, dir: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, ServeError> {
+    match platform.sealing_root() {
+        Ok(root) => Ok(crate::release::derive(root.0.as_ref(), b"lamina control master")),
+        Err(e) => {
+            tracing::warn!("the platform has no sealing ({e}); secrets at rest are protected by master.key only");
+            let path = dir.join("master.key");
+            if let Ok(bytes) = std::fs::read(&path)
+                && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+            {
+                return Ok(zeroize::Zeroizing::new(key));
+            }
+            let mut key = zeroize::Zeroizing::new([0u8; 32]);
+            rand_core::OsRng.fill_bytes(key.as_mut());
+            crate::store::write_private(&path, key.as_ref())?;
+            Ok(key)
+        }
+    }
+}
+
 /// The admin token: made at first start, kept (mode 0600) in the state directory as
 /// `admin.token`, where `lamina` commands on the same machine find it.
 pub fn admin_token(dir: &Path) -> Result<String, ServeError> {
@@ -255,7 +277,8 @@ pub async fn serve(
         .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let address = listener.local_addr().map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let public_address = options.public_address.clone().unwrap_or_else(|| format!("https://{address}"));
-    let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint)?;
+    let master = master_key(platform.as_ref(), store.dir())?;
+    let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint, master)?;
     control.set_settings(options.settings);
     let address_file = control.store_dir().join("address");
     std::fs::write(&address_file, &public_address)

@@ -20,11 +20,15 @@ fn verifier() -> Verifier {
 }
 
 fn evidence(state: &Path, nonce_hex: &str, key: &[u8]) -> String {
+    module_evidence(state, nonce_hex, key, None)
+}
+
+fn module_evidence(state: &Path, nonce_hex: &str, key: &[u8], module: Option<lamina_types::ModuleHash>) -> String {
     let sim = lamina_tee::sim::SimPlatform::open(state).expect("sim");
     let claims = Claims {
         platform: PlatformKind::Sim,
         runtime_measurement: vec![0; 32],
-        module_hash: None,
+        module_hash: module,
         config_digest: None,
         instance_key: Some(key.to_vec()),
         nonce: hex::decode(nonce_hex).expect("hex"),
@@ -110,6 +114,7 @@ const APP: &str = r#"
 name = "filter"
 module = "filter.wasm"
 replicas = 1
+secrets = ["db-password"]
 [workload.constraints]
 zones = ["edge"]
 "#;
@@ -225,6 +230,17 @@ fn enrol_deploy_heartbeat_and_restart() {
     let uploaded: Value = operator.post_bytes("/v1/modules", wasm.clone()).expect("uploads");
     assert_eq!(uploaded["module"], lamina_types::ModuleHash::of(&wasm).to_string());
     app.workloads[0].module = lamina_types::ModuleRef::Hash(lamina_types::ModuleHash::of(&wasm));
+    // Its secret must be set first; only the operator sets it; at rest it is ciphertext.
+    let (code, message) = refused(operator.put::<_, Value>("/v1/deployments", &app));
+    assert_eq!(code, 400);
+    assert!(message.contains("secret `db-password` is not set"), "{message}");
+    assert_eq!(refused(anonymous.put_text::<Value>("/v1/secrets/db-password", "x".into())).0, 401);
+    assert_eq!(refused(operator.put_text::<Value>("/v1/secrets/bad%20name", "x".into())).0, 400);
+    let _: Value = operator.put_text("/v1/secrets/db-password", "hunter2-hunter2".into()).expect("sets");
+    let listed: Value = operator.get("/v1/secrets").expect("lists");
+    assert_eq!(listed["secrets"], json!(["db-password"]));
+    let at_rest = std::fs::read(state.join("secrets/db-password.sealed")).expect("stored");
+    assert!(!at_rest.windows(7).any(|w| w == b"hunter2"), "secrets are encrypted at rest");
     let _: Value = operator.put("/v1/deployments", &app).expect("deploys");
 
     // The node's heartbeat returns what it must run; only its own key works.
@@ -233,9 +249,57 @@ fn enrol_deploy_heartbeat_and_restart() {
     let (code, message) = refused(other.client(&server, &node_state, None).post::<_, Value>(path, &json!({})));
     assert_eq!(code, 401);
     assert!(message.contains("not the key of node `edge-1`"), "{message}");
-    let desired: Value = node.post(path, &json!({})).expect("heartbeat");
-    assert_eq!(desired["assignments"][0]["placement"]["workload"], "filter");
-    let generation = desired["generation"].clone();
+    let artifact_key = {
+        use p256::pkcs8::DecodePublicKey as _;
+        let pem = enrolled["artifact_key"].as_str().expect("artifact key");
+        p256::ecdsa::VerifyingKey::from_public_key_pem(pem).expect("a P-256 key")
+    };
+    // Signed by the control plane, for this node: a copy the node can trust offline.
+    let signed: lamina_control::SignedDesired = node.post(path, &json!({})).expect("heartbeat");
+    let desired = signed.verify(&artifact_key, "edge-1").expect("signed");
+    assert_eq!(desired.assignments[0].placement.workload, "filter");
+    let generation = desired.generation;
+    assert!(signed.verify(&artifact_key, "edge-2").expect_err("another node's").contains("not `edge-2`"));
+    let mut changed = signed.clone();
+    changed.state = changed.state.replace("filter", "filtex");
+    assert!(changed.verify(&artifact_key, "edge-1").expect_err("changed").contains("does not verify"));
+
+    // Secrets are released to an instance that attests its module, encrypted to its key.
+    let module = lamina_types::ModuleHash::of(&wasm);
+    let instance = p256::SecretKey::random(&mut rand_core::OsRng);
+    let instance_spki = {
+        use p256::pkcs8::EncodePublicKey as _;
+        instance.public_key().to_public_key_der().expect("spki").as_bytes().to_vec()
+    };
+    let release = |nonce: &str, module: lamina_types::ModuleHash, replica: u32| {
+        json!({
+            "workload": "filter", "replica": replica, "nonce": nonce,
+            "evidence": module_evidence(&node_state, nonce, &instance_spki, Some(module)),
+        })
+    };
+    let nonce = challenge();
+    let released: lamina_control::release::Released =
+        node.post("/v1/nodes/edge-1/release", &release(&nonce, module, 0)).expect("released");
+    let bundle = lamina_control::release::open(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
+        .expect("opens with the instance key");
+    assert_eq!(bundle.values().expect("values")[0].1.as_slice(), b"hunter2-hunter2");
+    assert!(!released.ciphertext.contains("hunter2"));
+    // Replayed, for another module, for an instance not on this node, by another key: refused.
+    assert_eq!(refused(node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, module, 0))).0, 401);
+    let nonce = challenge();
+    let (code, message) = refused(
+        node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, lamina_types::ModuleHash::of(b"other"), 0)),
+    );
+    assert_eq!(code, 403);
+    assert!(message.contains("is not of workload filter's module"), "{message}");
+    let nonce = challenge();
+    let (code, message) = refused(node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, module, 7)));
+    assert_eq!(code, 403);
+    assert!(message.contains("not assigned to node `edge-1`"), "{message}");
+    assert_eq!(
+        refused(operator.post::<_, Value>("/v1/nodes/edge-1/release", &release(&challenge(), module, 0))).0,
+        401
+    );
 
     // Its artifact: compiled for its target (aarch64), signed by the control plane's key.
     let module_hash = lamina_types::ModuleHash::of(&wasm).to_string();
@@ -245,11 +309,6 @@ fn enrol_deploy_heartbeat_and_restart() {
         base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("base64")).expect("base64")
     };
     let (artifact, signature) = (b64(&signed["artifact"]), b64(&signed["signature"]));
-    let key_pem = enrolled["artifact_key"].as_str().expect("artifact key");
-    let artifact_key = {
-        use p256::pkcs8::DecodePublicKey as _;
-        p256::ecdsa::VerifyingKey::from_public_key_pem(key_pem).expect("a P-256 key")
-    };
     let (header, _) =
         lamina_runtime::signing::verify(&artifact, &signature, &[artifact_key]).expect("signed by the control plane");
     assert_eq!(header.target, lamina_types::Target::Aarch64Linux);
@@ -265,8 +324,8 @@ fn enrol_deploy_heartbeat_and_restart() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(server.running().fingerprint, fingerprint, "the same key: tokens stay valid");
     let node = key.client(&server, &node_state, Some(verifier()));
-    let desired: Value = node.post(path, &json!({})).expect("heartbeat after a restart");
-    assert_eq!(desired["generation"], generation, "nothing re-planned");
+    let signed: lamina_control::SignedDesired = node.post(path, &json!({})).expect("heartbeat after a restart");
+    assert_eq!(signed.verify(&artifact_key, "edge-1").expect("signed").generation, generation, "nothing re-planned");
     let status: Value = client(&server, Some(&admin)).get("/v1/status").expect("status");
     assert_eq!(status["nodes"][0]["name"], "edge-1");
     assert_eq!(status["placements"][0]["node"], "edge-1");

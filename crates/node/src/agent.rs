@@ -7,13 +7,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lamina_control::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState};
-use lamina_runtime::{Engine, Exit, Limits, Output, Services, WasiConfig};
+use lamina_control::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
+use lamina_runtime::{Engine, Exit, Limits, Output, Secrets, Services, WasiConfig};
 use lamina_tee::Platform;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
 use serde_json::{Value, json};
 
 use crate::identity::{Identity, evidence};
+
+/// The most a workload's sealed directory may hold on a node.
+const VOLUME_QUOTA: u64 = 1 << 30;
+
+/// The desired state last received, if its signed copy verifies; otherwise nothing runs until
+/// the control plane answers.
+fn load_desired(state: &std::path::Path, key: &p256::ecdsa::VerifyingKey, node: &str) -> DesiredState {
+    let path = state.join("desired.json");
+    let Ok(bytes) = std::fs::read(&path) else { return DesiredState::default() };
+    let checked = serde_json::from_slice::<SignedDesired>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|signed| signed.verify(key, node));
+    match checked {
+        Ok(desired) => desired,
+        Err(e) => {
+            tracing::error!("ignoring the saved desired state {}: {e}", path.display());
+            DesiredState::default()
+        }
+    }
+}
 
 /// How a node presents itself and paces its loop.
 #[derive(Clone, Debug)]
@@ -79,6 +99,8 @@ pub struct Agent {
     instances: BTreeMap<(String, u32), Running>,
     desired: DesiredState,
     attested: Option<Instant>,
+    /// How much of each instance's log file the control plane has.
+    shipped: BTreeMap<(String, u32), u64>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -103,10 +125,7 @@ impl Agent {
             .map_err(|e| AgentError::State(format!("the saved artifact key: {e}")))?;
         let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(lamina_types::Profile::Server))
             .map_err(|e| AgentError::State(format!("cannot start the engine: {e}")))?;
-        let desired = std::fs::read(options.state.join("desired.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let desired = load_desired(&options.state, &artifact_key, &identity.name);
         Ok(Agent {
             identity,
             options,
@@ -116,6 +135,7 @@ impl Agent {
             instances: BTreeMap::new(),
             desired,
             attested: None,
+            shipped: BTreeMap::new(),
         })
     }
 
@@ -143,8 +163,16 @@ impl Agent {
                 }
             }
             let path = format!("/v1/nodes/{}/heartbeat", self.identity.name);
-            match client.post::<_, DesiredState>(&path, &json!({ "instances": self.reports() })) {
-                Ok(desired) => {
+            let answer = client
+                .post::<_, SignedDesired>(&path, &json!({ "instances": self.reports(), "logs": self.new_output() }))
+                .map_err(AgentError::Control)
+                .and_then(|signed| {
+                    let desired =
+                        signed.verify(&self.artifact_key, &self.identity.name).map_err(AgentError::Protocol)?;
+                    Ok((signed, desired))
+                });
+            match answer {
+                Ok((signed, desired)) => {
                     if let Some(since) = offline_since.take() {
                         tracing::info!("the control plane is back after {:?}; reconciling", since.elapsed());
                     }
@@ -156,10 +184,10 @@ impl Agent {
                             desired.assignments.len()
                         );
                         self.desired = desired;
-                        self.save_desired();
+                        self.save_desired(&signed);
                     }
                 }
-                Err(ClientError::Refused { status: 401, message }) => {
+                Err(AgentError::Control(ClientError::Refused { status: 401, message })) => {
                     break Err(AgentError::Control(ClientError::Refused { status: 401, message }));
                 }
                 Err(e) => {
@@ -183,10 +211,11 @@ impl Agent {
         result
     }
 
-    fn save_desired(&self) {
+    /// Keeps the signed copy, for restarts while the control plane is out of reach.
+    fn save_desired(&self, signed: &SignedDesired) {
         let path = self.options.state.join("desired.json");
         let tmp = path.with_extension("tmp");
-        let written = serde_json::to_vec_pretty(&self.desired)
+        let written = serde_json::to_vec_pretty(signed)
             .map_err(std::io::Error::other)
             .and_then(|b| std::fs::write(&tmp, b))
             .and_then(|()| std::fs::rename(&tmp, &path));
@@ -206,6 +235,43 @@ impl Agent {
             tracing::error!("this node's evidence no longer passes the policy: {}", verdict["reason"]);
         }
         Ok(())
+    }
+
+    /// What each instance wrote since the last heartbeat (at most
+    /// [`lamina_control::api::LOG_CHUNK`] each; the rest follows with later heartbeats).
+    fn new_output(&mut self) -> Vec<lamina_control::api::LogChunk> {
+        use std::io::{Read as _, Seek as _};
+        let mut chunks = Vec::new();
+        for (workload, replica) in self.instances.keys() {
+            let path = self.options.state.join("logs").join(format!("{workload}-{replica}.log"));
+            let Ok(mut file) = std::fs::File::open(&path) else { continue };
+            let len = file.metadata().map_or(0, |m| m.len());
+            let offset = self.shipped.entry((workload.clone(), *replica)).or_insert(len.saturating_sub(256 << 10));
+            if len < *offset {
+                *offset = 0;
+            }
+            if len == *offset || file.seek(std::io::SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            let limit = lamina_control::api::LOG_CHUNK as u64;
+            if file.take(limit).read_to_end(&mut bytes).is_err() {
+                continue;
+            }
+            // Whole lines only, unless one line fills the chunk.
+            let end = match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None if bytes.len() as u64 == limit => bytes.len(),
+                None => continue,
+            };
+            *offset += end as u64;
+            chunks.push(lamina_control::api::LogChunk {
+                workload: workload.clone(),
+                replica: *replica,
+                text: String::from_utf8_lossy(&bytes[..end]).into_owned(),
+            });
+        }
+        chunks
     }
 
     fn reports(&self) -> Vec<InstanceReport> {
@@ -238,6 +304,10 @@ impl Agent {
             if let Some(mut r) = self.instances.remove(&key) {
                 tracing::info!("stopping {}/{}", key.0, key.1);
                 stop_instance(&mut r);
+            }
+            if !wanted.contains_key(&key) {
+                // No longer this node's: its cached secrets go too.
+                let _ = std::fs::remove_file(crate::secrets::cache_path(&self.options.state, &key.0, key.1));
             }
         }
         // Notice what ended.
@@ -339,7 +409,10 @@ impl Agent {
         };
         let limits = Limits { max_memory: Some(a.spec.memory), ..Limits::default() };
         let stop = Arc::new(AtomicBool::new(false));
-        let services = Services { stop: Some(stop.clone()), ..Services::default() };
+        let mut services = Services { stop: Some(stop.clone()), ..Services::default() };
+        if !a.spec.secrets.is_empty() || !a.spec.sealed.is_empty() {
+            self.provide(client, a, hash, &mut services)?;
+        }
         let name = format!("{}/{}", a.placement.workload, a.placement.replica);
         let thread = std::thread::Builder::new()
             .name(name.clone())
@@ -360,6 +433,54 @@ impl Agent {
             restarts: 0,
             retry_at: None,
         })
+    }
+
+    /// The instance's secrets and sealed directories: the secrets released to it (or cached),
+    /// its volumes under `<state>/volumes/<workload>-<replica>/`, sealed to its module with the
+    /// platform's sealing root, or the released one where the platform has none.
+    fn provide(
+        &self,
+        client: &lamina_control::ControlClient,
+        a: &Assignment,
+        hash: &ModuleHash,
+        services: &mut Services,
+    ) -> Result<(), AgentError> {
+        let platform = self.platform.as_ref();
+        let bundle = crate::secrets::bundle(client, &self.identity.name, &self.options.state, platform, a, hash)?;
+        let mut secrets = Secrets::new();
+        for (name, value) in bundle.values().map_err(|e| AgentError::Artifact(e.to_string()))? {
+            secrets.insert(&name, value).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        }
+        services.secrets = Some(Arc::new(secrets));
+        if a.spec.sealed.is_empty() {
+            return Ok(());
+        }
+        let released;
+        let sealing: &dyn lamina_tee::Platform = match platform.sealing_root() {
+            Ok(_) => platform,
+            Err(_) => {
+                let root = bundle.sealing_root().map_err(|e| AgentError::Artifact(e.to_string()))?;
+                released = crate::secrets::ReleasedRoot { inner: platform, root };
+                &released
+            }
+        };
+        let options = lamina_seal::VolumeOptions {
+            seal_to: lamina_seal::SealTo::Module(*hash),
+            quota: VOLUME_QUOTA,
+            rollback_protection: true,
+        };
+        for (i, guest) in a.spec.sealed.iter().enumerate() {
+            let dir = self
+                .options
+                .state
+                .join("volumes")
+                .join(format!("{}-{}", a.placement.workload, a.placement.replica))
+                .join(i.to_string());
+            let volume = lamina_seal::Volume::open(&dir, sealing, &options)
+                .map_err(|e| AgentError::State(format!("sealed directory {guest} ({}): {e}", dir.display())))?;
+            services.sealed.push(lamina_runtime::SealedMount { guest: guest.clone(), volume });
+        }
+        Ok(())
     }
 
     fn stop_all(&mut self) {

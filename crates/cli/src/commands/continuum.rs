@@ -10,7 +10,8 @@ use lamina_types::Deployment;
 use serde_json::{Value, json};
 
 use crate::cli::{
-    ControlArgs, ControlClientArgs, DeployArgs, Format, NodeArgs, StatusArgs, TokenCommand, UndeployArgs,
+    ControlArgs, ControlClientArgs, DeployArgs, Format, LogsArgs, NodeArgs, SecretCommand, StatusArgs, TokenCommand,
+    UndeployArgs,
 };
 
 fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -313,5 +314,63 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
     let mut agent = lamina_node::Agent::new(identity, options, platform)?;
     agent.run(&stop).context("the node agent stopped")?;
     eprintln!("lamina: node agent stopped");
+    Ok(0)
+}
+
+pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<i32> {
+    let control = client(&args.control, true)?;
+    let path = format!("/v1/workloads/{}/logs", args.workload);
+    // How far each replica's output has been printed (bytes since the control plane started).
+    let mut printed: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    loop {
+        let answer: Value = control.get(&path)?;
+        for i in answer["instances"].as_array().into_iter().flatten() {
+            let replica = i["replica"].as_u64().unwrap_or(0);
+            let node = i["node"].as_str().unwrap_or("?");
+            let text = i["text"].as_str().unwrap_or("");
+            let end = i["end"].as_u64().unwrap_or(0);
+            let start = end.saturating_sub(text.len() as u64);
+            let done = printed.entry(replica).or_insert(start);
+            let mut from = usize::try_from(done.saturating_sub(start)).unwrap_or(usize::MAX).min(text.len());
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            for line in text[from..].lines() {
+                println!("{}/{replica}@{node}: {line}", args.workload);
+            }
+            *done = end;
+        }
+        if !args.follow {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+pub(crate) fn secret(command: SecretCommand) -> anyhow::Result<i32> {
+    match command {
+        SecretCommand::Set { name, file, control } => {
+            let value = if file.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("cannot read standard input")?;
+                v
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let client = client(&control, true)?;
+            client.put_bytes::<Value>(&format!("/v1/secrets/{name}"), value)?;
+            println!("set {name}");
+        }
+        SecretCommand::List { control } => {
+            let answer: Value = client(&control, true)?.get("/v1/secrets")?;
+            for name in answer["secrets"].as_array().into_iter().flatten() {
+                println!("{}", name.as_str().unwrap_or("?"));
+            }
+        }
+        SecretCommand::Delete { name, control } => {
+            client(&control, true)?.delete(&format!("/v1/secrets/{name}"))?;
+            println!("deleted {name}");
+        }
+    }
     Ok(0)
 }

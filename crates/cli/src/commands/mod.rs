@@ -33,6 +33,10 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "control")]
         Command::Status(args) => continuum::status(args),
         #[cfg(feature = "control")]
+        Command::Logs(args) => continuum::logs(args),
+        #[cfg(feature = "control")]
+        Command::Secret { command } => continuum::secret(command),
+        #[cfg(feature = "control")]
         Command::Node(args) => continuum::node(args),
     }
 }

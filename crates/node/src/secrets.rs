@@ -1,0 +1,161 @@
+//! An instance's secrets and sealing root: released by the control plane to the instance's
+//! own key after it attests, and cached on the node sealed to the node's platform, so that the
+//! instance can restart while the control plane is out of reach.
+
+use std::path::PathBuf;
+
+use lamina_control::release::{self, Bundle, Released};
+use lamina_control::{Assignment, ClientError, ControlClient};
+use lamina_tee::{CounterId, Evidence, MonotonicCounter, Platform, PlatformInfo, SealingRoot, TeeError};
+use lamina_types::{Claims, ModuleHash};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::agent::AgentError;
+
+/// Where the sealed copy of an instance's bundle is kept.
+pub(crate) fn cache_path(state: &std::path::Path, workload: &str, replica: u32) -> PathBuf {
+    state.join("secrets").join(format!("{workload}-{replica}.sealed"))
+}
+
+/// The key of the cache: from the node platform's sealing root, per workload and module.
+fn cache_key(platform: &dyn Platform) -> Result<Zeroizing<[u8; 32]>, TeeError> {
+    Ok(release::derive(platform.sealing_root()?.0.as_ref(), b"lamina node secret cache"))
+}
+
+fn context(a: &Assignment, module: &ModuleHash) -> Vec<u8> {
+    [a.placement.workload.as_bytes(), b"/", module.as_bytes()].concat()
+}
+
+/// The instance's bundle: released by the control plane, or, when it cannot be reached, the
+/// cached copy. A refusal (the node or instance no longer passes) removes the cached copy.
+pub(crate) fn bundle(
+    client: &ControlClient,
+    node: &str,
+    state: &std::path::Path,
+    platform: &dyn Platform,
+    a: &Assignment,
+    module: &ModuleHash,
+) -> Result<Bundle, AgentError> {
+    let path = cache_path(state, &a.placement.workload, a.placement.replica);
+    match request(client, node, platform, a, module) {
+        Ok(bundle) => {
+            save(&path, platform, a, module, &bundle);
+            Ok(bundle)
+        }
+        Err(AgentError::Control(ClientError::Unreachable { url, reason })) => {
+            let cached = load(&path, platform, a, module).ok_or_else(|| {
+                AgentError::Control(ClientError::Unreachable { url: url.clone(), reason: reason.clone() })
+            })?;
+            tracing::info!(
+                "{}/{}: the control plane is out of reach; using the cached sealed secrets",
+                a.placement.workload,
+                a.placement.replica
+            );
+            Ok(cached)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// Attests the instance (its module, a fresh key) over the control plane's challenge and opens
+/// what it releases.
+fn request(
+    client: &ControlClient,
+    node: &str,
+    platform: &dyn Platform,
+    a: &Assignment,
+    module: &ModuleHash,
+) -> Result<Bundle, AgentError> {
+    use p256::pkcs8::EncodePublicKey as _;
+    let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+    let spki = secret.public_key().to_public_key_der().map_err(|e| AgentError::State(e.to_string()))?;
+    let challenge: Value = client.post("/v1/challenge", &json!({}))?;
+    let nonce_hex = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
+    let nonce = hex::decode(nonce_hex).map_err(|_| AgentError::Protocol("the challenge is not hex".into()))?;
+    let claims = Claims {
+        platform: platform.info().kind,
+        runtime_measurement: lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]),
+        module_hash: Some(*module),
+        config_digest: None,
+        instance_key: Some(spki.as_bytes().to_vec()),
+        nonce: nonce.clone(),
+        issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    };
+    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(e.to_string()))?;
+    let released: Released = client.post(
+        &format!("/v1/nodes/{node}/release"),
+        &json!({
+            "workload": a.placement.workload,
+            "replica": a.placement.replica,
+            "nonce": nonce_hex,
+            "evidence": hex::encode(envelope.to_cbor()),
+        }),
+    )?;
+    release::open(&released, &secret, &nonce, module).map_err(|e| AgentError::Artifact(e.to_string()))
+}
+
+fn save(path: &std::path::Path, platform: &dyn Platform, a: &Assignment, module: &ModuleHash, bundle: &Bundle) {
+    let written = (|| -> Result<(), String> {
+        let key = cache_key(platform).map_err(|e| e.to_string())?;
+        let plain = Zeroizing::new(serde_json::to_vec(bundle).map_err(|e| e.to_string())?);
+        let sealed = release::encrypt_at_rest(&key, &context(a, module), &plain).map_err(|e| e.to_string())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, sealed).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
+    })();
+    if let Err(e) = written {
+        tracing::warn!(
+            "{}/{}: cannot cache the secrets sealed ({e}); it will need the control plane to restart",
+            a.placement.workload,
+            a.placement.replica
+        );
+    }
+}
+
+fn load(path: &std::path::Path, platform: &dyn Platform, a: &Assignment, module: &ModuleHash) -> Option<Bundle> {
+    let sealed = std::fs::read(path).ok()?;
+    let key = cache_key(platform).ok()?;
+    match release::decrypt_at_rest(&key, &context(a, module), &sealed) {
+        Ok(plain) => serde_json::from_slice(&plain).ok(),
+        Err(e) => {
+            tracing::error!("{}: {e}; ignoring the cached secrets", path.display());
+            None
+        }
+    }
+}
+
+/// The node's platform with the sealing root the control plane released, for platforms without
+/// sealing of their own (configfs-tsm guests): evidence and counters still come from the
+/// platform.
+pub(crate) struct ReleasedRoot<'a> {
+    pub(crate) inner: &'a dyn Platform,
+    pub(crate) root: Zeroizing<[u8; 32]>,
+}
+
+impl Platform for ReleasedRoot<'_> {
+    fn info(&self) -> PlatformInfo {
+        self.inner.info()
+    }
+
+    fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, TeeError> {
+        self.inner.evidence(report_data)
+    }
+
+    fn sealing_root(&self) -> Result<SealingRoot, TeeError> {
+        Ok(SealingRoot(Zeroizing::new(*self.root)))
+    }
+
+    fn create_counter(&self) -> Result<(CounterId, Box<dyn MonotonicCounter>), TeeError> {
+        self.inner.create_counter()
+    }
+
+    fn open_counter(&self, id: &CounterId) -> Result<Box<dyn MonotonicCounter>, TeeError> {
+        self.inner.open_counter(id)
+    }
+}
