@@ -40,8 +40,11 @@ build_cross() {
         --target aarch64-unknown-linux-gnu --target-dir target/cross)
 }
 
-# build_runtime_only [--release] [--target T]: lamina without a compiler, into target/runtime-only.
+# build_runtime_only [--release] [--target T]: lamina without a compiler, into target/runtime-only:
+# the node agent and the commands that talk to a control plane, but no compiler and no
+# control-plane server (the build for devices).
 build_runtime_only() {
     say "building the runtime-only lamina (no compiler) $*"
-    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --target-dir target/runtime-only)
+    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features node \
+        --target-dir target/runtime-only)
 }

@@ -22,7 +22,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
     --target-dir "$ROOT/target/examples" -- -D warnings)
 (cd crates/sdk && cargo clippy --release --quiet --target wasm32-wasip2 \
     --target-dir "$ROOT/target/examples" -- -D warnings)
-cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --lib --bins --quiet \
+cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --features node --lib --bins --quiet \
     --target-dir target/runtime-only -- -D warnings
 build_runtime_only
 build_cross

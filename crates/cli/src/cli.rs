@@ -36,36 +36,36 @@ pub(crate) enum Command {
     #[cfg(feature = "control")]
     Control(ControlArgs),
     /// Join tokens for new nodes.
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
     /// Deploy (add or replace) the workloads of a manifest.
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Deploy(DeployArgs),
     /// Remove a deployed workload and its instances.
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Undeploy(UndeployArgs),
     /// Show the nodes (platform, attestation, architecture, zone) and the instances.
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Status(StatusArgs),
     /// Show what a workload's instances wrote (their standard output and error).
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Logs(LogsArgs),
     /// The secrets the control plane releases to attested instances.
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Secret {
         #[command(subcommand)]
         command: SecretCommand,
     },
     /// Run the node agent: enrol with a join token once, then run what the control plane assigns.
-    #[cfg(feature = "control")]
+    #[cfg(feature = "node")]
     Node(NodeArgs),
 }
 
 /// `lamina logs`.
-#[cfg(feature = "control")]
+#[cfg(feature = "node")]
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
     /// The workload.
@@ -80,7 +80,7 @@ pub(crate) struct LogsArgs {
 }
 
 /// `lamina secret`.
-#[cfg(feature = "control")]
+#[cfg(feature = "node")]
 #[derive(Debug, Subcommand)]
 pub(crate) enum SecretCommand {
     /// Set a secret from a file (`-` for standard input); it is encrypted at rest and released
@@ -108,7 +108,7 @@ pub(crate) enum SecretCommand {
 }
 
 /// `lamina node`.
-#[cfg(feature = "control")]
+#[cfg(feature = "node")]
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
     /// The join token from `lamina token create` (needed only the first time: the identity is
@@ -151,6 +151,7 @@ pub(crate) struct NodeArgs {
 }
 
 /// `lamina control`.
+#[cfg(feature = "control")]
 #[derive(Debug, Args)]
 pub(crate) struct ControlArgs {
     /// Where to listen.

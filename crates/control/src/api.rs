@@ -19,6 +19,7 @@ use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::wire::{LOG_CHUNK, LogChunk, SignedArtifact};
 use crate::{DesiredState, Event, InstanceReport, Registry, Store, StoreError, TokenBook};
 
 /// The largest module `POST /v1/modules` takes.
@@ -475,15 +476,6 @@ impl Control {
     }
 }
 
-/// A signed artifact, as the API returns it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SignedArtifact {
-    /// The artifact, base64.
-    pub artifact: String,
-    /// Its signature (DER), base64.
-    pub signature: String,
-}
-
 /// Compiles a module for a node's target (once; cached in the state directory) and signs it.
 async fn artifact(
     State(c): State<Shared>,
@@ -678,21 +670,8 @@ pub struct HeartbeatRequest {
     pub logs: Vec<LogChunk>,
 }
 
-/// Output of one instance, as a node ships it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct LogChunk {
-    /// The workload.
-    pub workload: String,
-    /// The replica.
-    pub replica: u32,
-    /// What it wrote (lossy UTF-8).
-    pub text: String,
-}
-
 /// How much recent output the control plane keeps per instance (in memory).
 const LOG_KEEP: usize = 256 << 10;
-/// The most output a heartbeat may carry per instance.
-pub const LOG_CHUNK: usize = 64 << 10;
 
 async fn heartbeat(
     State(c): State<Shared>,

@@ -5,23 +5,34 @@
 //! the clock), in the style of a reconcile loop: no network and no clock inside, so every fault
 //! the continuum must survive (a lost node, a restarted control plane, a node that stops passing
 //! the policy) is a unit test. The HTTP API, the store and the attested TLS wrap it.
+//!
+//! Without the `server` feature (on by default) the crate is what a node needs: the client,
+//! the registry's types, the wire types and the release scheme; no HTTP server and no compiler.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod api;
 mod client;
 mod registry;
 pub mod release;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod store;
+#[cfg(feature = "server")]
 mod tokens;
+pub mod wire;
 
 pub use client::{ClientError, ControlClient, spki_fingerprint};
 pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
     SignedDesired, StepError,
 };
+#[cfg(feature = "server")]
 pub use server::{Running, ServeError, ServeOptions, admin_token, serve};
+#[cfg(feature = "server")]
 pub use store::{Store, StoreError};
+#[cfg(feature = "server")]
 pub use tokens::{IssuedToken, RedeemError, TokenBook};

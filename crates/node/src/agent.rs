@@ -238,8 +238,8 @@ impl Agent {
     }
 
     /// What each instance wrote since the last heartbeat (at most
-    /// [`lamina_control::api::LOG_CHUNK`] each; the rest follows with later heartbeats).
-    fn new_output(&mut self) -> Vec<lamina_control::api::LogChunk> {
+    /// [`lamina_control::wire::LOG_CHUNK`] each; the rest follows with later heartbeats).
+    fn new_output(&mut self) -> Vec<lamina_control::wire::LogChunk> {
         use std::io::{Read as _, Seek as _};
         let mut chunks = Vec::new();
         for (workload, replica) in self.instances.keys() {
@@ -254,7 +254,7 @@ impl Agent {
                 continue;
             }
             let mut bytes = Vec::new();
-            let limit = lamina_control::api::LOG_CHUNK as u64;
+            let limit = lamina_control::wire::LOG_CHUNK as u64;
             if file.take(limit).read_to_end(&mut bytes).is_err() {
                 continue;
             }
@@ -265,7 +265,7 @@ impl Agent {
                 None => continue,
             };
             *offset += end as u64;
-            chunks.push(lamina_control::api::LogChunk {
+            chunks.push(lamina_control::wire::LogChunk {
                 workload: workload.clone(),
                 replica: *replica,
                 text: String::from_utf8_lossy(&bytes[..end]).into_owned(),
@@ -365,7 +365,7 @@ impl Agent {
         let (bytes, signature) = match (std::fs::read(&art_path), std::fs::read(&sig_path)) {
             (Ok(a), Ok(s)) => (a, s),
             _ => {
-                let signed: lamina_control::api::SignedArtifact =
+                let signed: lamina_control::wire::SignedArtifact =
                     client.get(&format!("/v1/nodes/{}/artifacts/{hash}", self.identity.name))?;
                 let b64 = base64::engine::general_purpose::STANDARD;
                 let a = b64.decode(signed.artifact).map_err(|e| AgentError::Artifact(e.to_string()))?;

@@ -1,17 +1,20 @@
 //! The continuum's commands: `lamina control` runs the control plane; `lamina token create`,
 //! `deploy`, `undeploy` and `status` talk to it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use lamina_control::{ControlClient, ServeOptions, Settings, Store};
+use lamina_control::ControlClient;
+#[cfg(feature = "control")]
+use lamina_control::{ServeOptions, Settings, Store};
 use lamina_types::Deployment;
 use serde_json::{Value, json};
 
+#[cfg(feature = "control")]
+use crate::cli::ControlArgs;
 use crate::cli::{
-    ControlArgs, ControlClientArgs, DeployArgs, Format, LogsArgs, NodeArgs, SecretCommand, StatusArgs, TokenCommand,
-    UndeployArgs,
+    ControlClientArgs, DeployArgs, Format, LogsArgs, NodeArgs, SecretCommand, StatusArgs, TokenCommand, UndeployArgs,
 };
 
 fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -24,6 +27,7 @@ fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+#[cfg(feature = "control")]
 pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
     let state = default_state(&args.state)?;
     let mut anchors = lamina_attest::TrustAnchors::default();
@@ -33,7 +37,7 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
             eprintln!(
                 "warning: no --policy: admitting sim nodes, which have NO hardware protection (development only)"
             );
-            lamina_attest::Policy::parse("allow_sim = true\n", Path::new("."), &mut anchors)
+            lamina_attest::Policy::parse("allow_sim = true\n", std::path::Path::new("."), &mut anchors)
                 .context("the development policy")?
         }
     };

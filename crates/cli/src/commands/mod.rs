@@ -3,7 +3,7 @@
 mod appraiser;
 mod attest;
 mod compile;
-#[cfg(feature = "control")]
+#[cfg(feature = "node")]
 mod continuum;
 mod inspect;
 mod platform;
@@ -24,19 +24,19 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify(args) => Ok(verify::verify(args)),
         #[cfg(feature = "control")]
         Command::Control(args) => continuum::control(args),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Token { command } => continuum::token(command),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Deploy(args) => continuum::deploy(args),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Undeploy(args) => continuum::undeploy(args),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Status(args) => continuum::status(args),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Logs(args) => continuum::logs(args),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Secret { command } => continuum::secret(command),
-        #[cfg(feature = "control")]
+        #[cfg(feature = "node")]
         Command::Node(args) => continuum::node(args),
     }
 }

@@ -1,0 +1,27 @@
+//! What nodes and the control plane exchange besides the registry's types: shared by the node
+//! agent (which does not link the control plane's server) and the API.
+
+use serde::{Deserialize, Serialize};
+
+/// A signed artifact, as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignedArtifact {
+    /// The artifact, base64.
+    pub artifact: String,
+    /// Its signature (DER), base64.
+    pub signature: String,
+}
+
+/// Output of one instance, as a node ships it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LogChunk {
+    /// The workload.
+    pub workload: String,
+    /// The replica.
+    pub replica: u32,
+    /// What it wrote (lossy UTF-8).
+    pub text: String,
+}
+
+/// The most output a heartbeat may carry per instance.
+pub const LOG_CHUNK: usize = 64 << 10;
