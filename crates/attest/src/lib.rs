@@ -19,12 +19,14 @@
 #![forbid(unsafe_code)]
 
 mod appraisal;
+#[cfg(feature = "cca")]
 pub mod cca;
 mod certs;
 pub use certs::{der_certificates, is_self_signed};
 pub mod dcap;
 pub mod policy;
 pub mod ratls;
+#[cfg(feature = "ear")]
 pub mod results;
 pub mod sim;
 pub mod snp;
@@ -33,5 +35,6 @@ mod verifier;
 
 pub use appraisal::{Appraisal, Check, Inputs, TrustAnchors};
 pub use policy::{Policy, PolicyError};
+#[cfg(feature = "ear")]
 pub use results::{ResultError, issue_ear};
 pub use verifier::{Expect, MAX_CLOCK_SKEW, Verifier};

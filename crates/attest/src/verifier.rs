@@ -107,7 +107,14 @@ fn verify_native(kind: PlatformKind, inputs: &Inputs<'_>) -> Appraisal {
         PlatformKind::Tpm => crate::tpm::verify(inputs),
         PlatformKind::Sgx | PlatformKind::Tdx => crate::dcap::verify(inputs),
         PlatformKind::Snp => crate::snp::verify(inputs),
+        #[cfg(feature = "cca")]
         PlatformKind::Cca => crate::cca::verify(inputs),
+        #[cfg(not(feature = "cca"))]
+        PlatformKind::Cca => {
+            let mut a = Appraisal::new(PlatformKind::Cca);
+            a.fail("platform", "this build of the verifier has no CCA support (the `cca` feature)");
+            a
+        }
         other => {
             let mut a = Appraisal::new(other);
             a.fail("platform", format!("this verifier does not know the platform {other}"));

@@ -186,6 +186,11 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_name = "TCTI", env = "TCTI")]
     pub(crate) tcti: Option<String>,
 
+    /// The NATS server (`nats://host:port`, as nodes reach it) that instances on different
+    /// nodes exchange messages through; without one, only instances on the same node do.
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: Option<String>,
+
     /// A node not heard from for this long is lost and its instances move.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub(crate) lost_after: Duration,

@@ -67,6 +67,8 @@ pub struct Control {
     fingerprint: [u8; 32],
     /// Signs the artifacts it builds; nodes get the public half when they enrol.
     artifact_key: p256::ecdsa::SigningKey,
+    /// The NATS server nodes are told to use.
+    messaging: Option<String>,
     /// The root of the keys that protect secrets at rest and of the workloads' sealing roots:
     /// derived from the control plane's platform sealing root.
     master: zeroize::Zeroizing<[u8; 32]>,
@@ -117,6 +119,7 @@ impl Control {
             fingerprint,
             artifact_key,
             master,
+            messaging: None,
         })
     }
 
@@ -134,6 +137,11 @@ impl Control {
     /// Sets the timings of the control loop.
     pub fn set_settings(&mut self, settings: crate::Settings) {
         self.registry.settings = settings;
+    }
+
+    /// Sets the NATS server nodes' instances exchange messages through.
+    pub fn set_messaging(&mut self, url: Option<String>) {
+        self.messaging = url;
     }
 
     /// The state directory.
@@ -707,12 +715,13 @@ async fn heartbeat(
     if !changed.is_empty() {
         c.persist()?;
     }
-    let desired = c
+    let mut desired = c
         .registry
         .desired
         .get(&name)
         .cloned()
         .unwrap_or_else(|| DesiredState { node: name.clone(), ..DesiredState::default() });
+    desired.messaging.clone_from(&c.messaging);
     crate::SignedDesired::sign(&desired, &c.artifact_key).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
@@ -747,17 +756,7 @@ impl Control {
 }
 
 fn check_secret_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad(format!(
-            "`{name}` is not a secret name: 1 to 64 of A-Z a-z 0-9 - _ . (not starting with a dot)"
-        )))
-    }
+    lamina_types::deploy::check_secret_name(name).map_err(ApiError::bad)
 }
 
 async fn set_secret(

@@ -162,12 +162,15 @@ impl ControlClient {
             .map_err(|e| unreachable(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint, verifier, provider }));
-        let tls = match cert {
+        let mut tls = match cert {
             Some(cert) => tls
                 .with_client_auth_cert(vec![cert.certificate()], cert.private_key())
                 .map_err(|e| unreachable(e.to_string()))?,
             None => tls.with_no_client_auth(),
         };
+        // Every new connection makes a full handshake, so the control plane's evidence is
+        // appraised on each (a resumed session would skip the certificate).
+        tls.resumption = rustls::client::Resumption::disabled();
         let http = reqwest::blocking::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(20))

@@ -109,6 +109,10 @@ pub struct DesiredState {
     pub generation: u64,
     /// Its instances, sorted.
     pub assignments: Vec<Assignment>,
+    /// The NATS server its instances exchange messages through (`nats://host:port`); without
+    /// one, instances reach only the other instances on the same node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging: Option<String>,
 }
 
 /// A desired state as the control plane sends it: the JSON text and the control plane's
@@ -344,6 +348,7 @@ impl Registry {
                 node: name.clone(),
                 generation: 0,
                 assignments: Vec::new(),
+                messaging: None,
             });
             if entry.assignments != assignments || entry.generation == 0 {
                 entry.assignments = assignments;

@@ -40,6 +40,8 @@ pub struct ServeOptions {
     pub tick: Duration,
     /// Timings of the control loop (kept with the registry).
     pub settings: crate::Settings,
+    /// The NATS server nodes' instances exchange messages through, as nodes reach it.
+    pub messaging: Option<String>,
 }
 
 /// Why the control plane cannot start.
@@ -280,6 +282,7 @@ pub async fn serve(
     let master = master_key(platform.as_ref(), store.dir())?;
     let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint, master)?;
     control.set_settings(options.settings);
+    control.set_messaging(options.messaging.clone());
     let address_file = control.store_dir().join("address");
     std::fs::write(&address_file, &public_address)
         .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", address_file.display())))?;

@@ -133,6 +133,7 @@ fn enrol_deploy_heartbeat_and_restart() {
             lost_after: Duration::from_secs(2),
             ..lamina_control::Settings::default()
         },
+        messaging: None,
     };
     let server = Server::start(&state, &options);
     let admin = lamina_control::admin_token(&state).expect("admin token");

@@ -13,7 +13,7 @@
 mod bus;
 mod topic;
 
-pub use bus::{Broker, Inbox, LocalBus};
+pub use bus::{Broker, Inbox, LocalBus, Queue, Scoped};
 pub use topic::{MAX_TOPIC, Pattern, check_topic};
 
 use std::collections::HashMap;

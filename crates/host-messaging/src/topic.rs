@@ -65,6 +65,31 @@ impl Pattern {
         Ok(Pattern { tokens, tail })
     }
 
+    /// The pattern as text (`a.*.>`): the same syntax as a NATS subject.
+    pub fn subject(&self) -> String {
+        let mut out = self.tokens.join(".");
+        if self.tail {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push('>');
+        }
+        out
+    }
+
+    /// Whether every topic `other` matches, this pattern matches too.
+    pub fn covers(&self, other: &Pattern) -> bool {
+        for (i, want) in self.tokens.iter().enumerate() {
+            match other.tokens.get(i) {
+                Some(got) if want == "*" || want == got => {}
+                // `other` ends here with `>`: it matches more than one literal or `*` can.
+                _ => return false,
+            }
+        }
+        let rest = other.tokens.len() - self.tokens.len();
+        if self.tail { rest >= 1 || other.tail } else { rest == 0 && !other.tail }
+    }
+
     /// Whether a topic matches.
     pub fn matches(&self, topic: &str) -> bool {
         let mut parts = topic.split('.');
@@ -87,6 +112,14 @@ mod tests {
     fn wildcards_match_like_nats() {
         let p = |s| Pattern::parse(s).expect("valid pattern");
         assert!(p("a.b").matches("a.b"));
+        for text in ["a.b", "a.*.c", "a.>", ">", "*"] {
+            assert_eq!(p(text).subject(), text);
+        }
+        let covers = |a, b| p(a).covers(&p(b));
+        assert!(covers("a.>", "a.b") && covers("a.>", "a.*.c") && covers("a.>", "a.>") && covers("a.>", "a.b.>"));
+        assert!(covers("a.*", "a.b") && covers("a.*", "a.*") && covers(">", "x.>") && covers("a.b", "a.b"));
+        assert!(!covers("a.*", "a.>") && !covers("a.b", "a.*") && !covers("a.>", "a") && !covers("a.>", ">"));
+        assert!(!covers("a.*", "a.b.c") && !covers("a.b", "a.b.c") && !covers("a.*.c", "a.*.d"));
         assert!(!p("a.b").matches("a.b.c"));
         assert!(!p("a.b").matches("a"));
         assert!(p("a.*").matches("a.b"));

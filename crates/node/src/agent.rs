@@ -101,6 +101,10 @@ pub struct Agent {
     attested: Option<Instant>,
     /// How much of each instance's log file the control plane has.
     shipped: BTreeMap<(String, u32), u64>,
+    /// The NATS client, once an instance needs it, and the server it is for.
+    nats: std::sync::Mutex<Option<(String, Arc<dyn lamina_runtime::Broker>)>>,
+    /// The node's own bus, when there is no NATS server.
+    bus: lamina_runtime::LocalBus,
 }
 
 impl std::fmt::Debug for Agent {
@@ -136,6 +140,8 @@ impl Agent {
             desired,
             attested: None,
             shipped: BTreeMap::new(),
+            nats: std::sync::Mutex::new(None),
+            bus: lamina_runtime::LocalBus::new(),
         })
     }
 
@@ -176,7 +182,9 @@ impl Agent {
                     if let Some(since) = offline_since.take() {
                         tracing::info!("the control plane is back after {:?}; reconciling", since.elapsed());
                     }
-                    if desired.generation != self.desired.generation || desired.assignments != self.desired.assignments
+                    if desired.generation != self.desired.generation
+                        || desired.assignments != self.desired.assignments
+                        || desired.messaging != self.desired.messaging
                     {
                         tracing::info!(
                             generation = desired.generation,
@@ -401,7 +409,17 @@ impl Agent {
         let log = Arc::new(log);
         let wasi = WasiConfig {
             args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
-            env: a.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env: a
+                .spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain([
+                    ("LAMINA_WORKLOAD".to_owned(), a.placement.workload.clone()),
+                    ("LAMINA_REPLICA".to_owned(), a.placement.replica.to_string()),
+                    ("LAMINA_NODE".to_owned(), self.identity.name.clone()),
+                ])
+                .collect(),
             stdin: Some(Vec::new()),
             stdout: Output::File(log.clone()),
             stderr: Output::File(log),
@@ -412,6 +430,9 @@ impl Agent {
         let mut services = Services { stop: Some(stop.clone()), ..Services::default() };
         if !a.spec.secrets.is_empty() || !a.spec.sealed.is_empty() {
             self.provide(client, a, hash, &mut services)?;
+        }
+        if !a.spec.topics.is_empty() {
+            services.messaging = Some(self.messaging(&a.spec.topics)?);
         }
         let name = format!("{}/{}", a.placement.workload, a.placement.replica);
         let thread = std::thread::Builder::new()
@@ -464,10 +485,23 @@ impl Agent {
                 &released
             }
         };
+        // Rollback protection needs the platform's monotonic counters (sim and TPM keep them);
+        // elsewhere a volume is still confidential and tamper-evident.
+        let rollback_protection =
+            matches!(platform.info().kind, lamina_types::PlatformKind::Sim | lamina_types::PlatformKind::Tpm);
+        if !rollback_protection {
+            tracing::warn!(
+                "{}/{}: the {} platform keeps no monotonic counters; its sealed directories are not protected \
+                 against rollback",
+                a.placement.workload,
+                a.placement.replica,
+                platform.info().kind
+            );
+        }
         let options = lamina_seal::VolumeOptions {
             seal_to: lamina_seal::SealTo::Module(*hash),
             quota: VOLUME_QUOTA,
-            rollback_protection: true,
+            rollback_protection,
         };
         for (i, guest) in a.spec.sealed.iter().enumerate() {
             let dir = self
@@ -481,6 +515,35 @@ impl Agent {
             services.sealed.push(lamina_runtime::SealedMount { guest: guest.clone(), volume });
         }
         Ok(())
+    }
+
+    /// A broker for an instance, limited to its workload's topics: the control plane's NATS
+    /// server (one client per node, shared), or without one the node's own bus.
+    fn messaging(&self, topics: &[String]) -> Result<Arc<dyn lamina_runtime::Broker>, AgentError> {
+        let allowed = topics
+            .iter()
+            .map(|t| lamina_host_messaging::Pattern::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AgentError::Protocol(format!("a topic of the workload: {e}")))?;
+        let inner: Arc<dyn lamina_runtime::Broker> = match &self.desired.messaging {
+            Some(url) => {
+                let mut nats = self.nats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match &*nats {
+                    Some((known, broker)) if known == url => broker.clone(),
+                    _ => {
+                        let broker: Arc<dyn lamina_runtime::Broker> = Arc::new(
+                            lamina_messaging_nats::NatsBroker::connect(url, "lamina")
+                                .map_err(|e| AgentError::State(e.to_string()))?,
+                        );
+                        tracing::info!("messaging through NATS at {url}");
+                        *nats = Some((url.clone(), broker.clone()));
+                        broker
+                    }
+                }
+            }
+            None => Arc::new(self.bus.clone()),
+        };
+        Ok(Arc::new(lamina_host_messaging::Scoped::new(inner, allowed)))
     }
 
     fn stop_all(&mut self) {

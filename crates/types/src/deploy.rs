@@ -179,10 +179,27 @@ impl Resolver<'_> {
     }
 }
 
-/// Checks a workload name: 1 to 63 of `a-z 0-9 -`, starting with a letter, not ending in `-`.
+/// Checks a secret name: 1 to 128 of `A-Z a-z 0-9 _ - .`, not starting with a dot.
 ///
 /// # Errors
 /// Why it is not one.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a secret name (1 to 128 of A-Z a-z 0-9 _ - ., not starting with a dot)"))
+    }
+}
+
+/// Checks a workload (or node) name: 1 to 63 of `a-z 0-9 -`, starting with a letter, not
+/// ending with `-`.
+///
+/// # Errors
+/// A message saying what a name must be.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
@@ -262,15 +279,8 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
         Some(m) => r.parse(m, "memory")?,
     };
     for s in &w.secrets {
-        let ok = !s.get_ref().is_empty()
-            && s.get_ref().len() <= 128
-            && s.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !ok {
-            return Err(r.error(
-                s,
-                "secrets",
-                format!("`{}` is not a secret name (1 to 128 of A-Z a-z 0-9 _ - .)", s.get_ref()),
-            ));
+        if let Err(e) = check_secret_name(s.get_ref()) {
+            return Err(r.error(s, "secrets", e));
         }
     }
     for p in &w.sealed {

@@ -58,6 +58,7 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         names: args.names.clone(),
         tick: Duration::from_secs(1),
         settings: Settings { lost_after: args.lost_after, ..Settings::default() },
+        messaging: args.nats.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
