@@ -31,12 +31,13 @@ build_examples() {
         -o "$ROOT/target/examples/c/c-services.wasm" "$ROOT/examples/c-services/services.c"
 }
 
-# build_cross [--release]: lamina for aarch64 (with its compiler), into target/cross. Without the
-# `tpm` and `verify` features: they link libtss2 and OpenSSL, which Debian ships for the host only
-# unless arm64 multiarch packages are installed; `attest` (sim, configfs-tsm, SGX) is in.
+# build_cross [--release]: lamina for aarch64 (with its compiler and the node agent), into
+# target/cross. Without the `tpm` and `verify` features: they link libtss2 and OpenSSL, which
+# Debian ships for the host only unless arm64 multiarch packages are installed; `attest` (sim,
+# configfs-tsm, SGX) and the node agent (whose verifier leaves out CCA and EAR) are in.
 build_cross() {
     say "cross-building lamina for aarch64-unknown-linux-gnu $*"
-    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features compiler \
+    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features compiler,node \
         --target aarch64-unknown-linux-gnu --target-dir target/cross)
 }
 

@@ -69,6 +69,8 @@ pub struct Control {
     artifact_key: p256::ecdsa::SigningKey,
     /// The NATS server nodes are told to use.
     messaging: Option<String>,
+    /// Woken whenever the state is saved: nodes waiting on `GET /v1/nodes/{name}/desired`.
+    changed: Arc<tokio::sync::Notify>,
     /// The root of the keys that protect secrets at rest and of the workloads' sealing roots:
     /// derived from the control plane's platform sealing root.
     master: zeroize::Zeroizing<[u8; 32]>,
@@ -120,6 +122,7 @@ impl Control {
             artifact_key,
             master,
             messaging: None,
+            changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -153,7 +156,21 @@ impl Control {
         self.store.save_registry(&self.registry)?;
         self.store.save_tokens(&self.tokens)?;
         self.store.save("credentials.json", &self.credentials)?;
+        // Whatever changed, nodes waiting for a new desired state look again.
+        self.changed.notify_waiters();
         Ok(())
+    }
+
+    /// A node's desired state, signed, with the messaging server.
+    fn signed_desired(&self, name: &str) -> Result<crate::SignedDesired, ApiError> {
+        let mut desired = self
+            .registry
+            .desired
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| DesiredState { node: name.to_owned(), ..DesiredState::default() });
+        desired.messaging.clone_from(&self.messaging);
+        crate::SignedDesired::sign(&desired, &self.artifact_key).map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// Advances the clock: lost nodes, expired attestations, expired challenges.
@@ -356,6 +373,7 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/nodes/{name}/attest", post(attest))
         .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
         .route("/v1/nodes/{name}/release", post(release))
+        .route("/v1/nodes/{name}/desired", get(desired))
         .route("/v1/secrets", get(list_secrets))
         .route("/v1/workloads/{name}/logs", get(logs))
         .route(
@@ -715,14 +733,52 @@ async fn heartbeat(
     if !changed.is_empty() {
         c.persist()?;
     }
-    let mut desired = c
-        .registry
-        .desired
-        .get(&name)
-        .cloned()
-        .unwrap_or_else(|| DesiredState { node: name.clone(), ..DesiredState::default() });
-    desired.messaging.clone_from(&c.messaging);
-    crate::SignedDesired::sign(&desired, &c.artifact_key).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+    c.signed_desired(&name).map(Json)
+}
+
+/// How long `GET /v1/nodes/{name}/desired` may wait.
+const MAX_WAIT_SECS: u64 = 30;
+
+#[derive(Deserialize)]
+struct DesiredQuery {
+    /// The generation the node has.
+    #[serde(default)]
+    after: Option<u64>,
+    /// How long to wait for another (milliseconds).
+    #[serde(default)]
+    wait_ms: Option<u64>,
+}
+
+/// A node's desired state, as soon as its generation is not `after` (a long poll of at most
+/// `wait_ms` milliseconds, 30 s at most): how a node hears of a deployment within a round trip instead of at its
+/// next heartbeat.
+async fn desired(
+    State(c): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<DesiredQuery>,
+) -> ApiResult<Json<crate::SignedDesired>> {
+    let wait =
+        std::time::Duration::from_millis(q.wait_ms.unwrap_or(0)).min(std::time::Duration::from_secs(MAX_WAIT_SECS));
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let changed = {
+            let c = lock(&c);
+            c.node(&peer, &name)?;
+            c.changed.clone()
+        };
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let c = lock(&c);
+            let generation = c.registry.desired.get(&name).map_or(0, |d| d.generation);
+            if q.after != Some(generation) || tokio::time::Instant::now() >= until {
+                return c.signed_desired(&name).map(Json);
+            }
+        }
+        let _ = tokio::time::timeout_at(until, notified).await;
+    }
 }
 
 impl Control {

@@ -247,7 +247,8 @@ fn enrol_deploy_heartbeat_and_restart() {
     // The node's heartbeat returns what it must run; only its own key works.
     let path = "/v1/nodes/edge-1/heartbeat";
     assert_eq!(refused(operator.post::<_, Value>(path, &json!({}))).0, 401);
-    let (code, message) = refused(other.client(&server, &node_state, None).post::<_, Value>(path, &json!({})));
+    let other_client = other.client(&server, &node_state, None);
+    let (code, message) = refused(other_client.post::<_, Value>(path, &json!({})));
     assert_eq!(code, 401);
     assert!(message.contains("not the key of node `edge-1`"), "{message}");
     let artifact_key = {
@@ -313,8 +314,8 @@ fn enrol_deploy_heartbeat_and_restart() {
     let (header, _) =
         lamina_runtime::signing::verify(&artifact, &signature, &[artifact_key]).expect("signed by the control plane");
     assert_eq!(header.target, lamina_types::Target::Aarch64Linux);
-    let other = format!("/v1/nodes/edge-1/artifacts/{}", lamina_types::ModuleHash::of(b"x"));
-    assert_eq!(refused(node.get::<Value>(&other)).0, 403, "only what is assigned to it");
+    let unassigned = format!("/v1/nodes/edge-1/artifacts/{}", lamina_types::ModuleHash::of(b"x"));
+    assert_eq!(refused(node.get::<Value>(&unassigned)).0, 403, "only what is assigned to it");
 
     // A restart keeps the registry, the nodes' keys and the control plane's key.
     let fingerprint = server.running().fingerprint;
@@ -330,5 +331,28 @@ fn enrol_deploy_heartbeat_and_restart() {
     let status: Value = client(&server, Some(&admin)).get("/v1/status").expect("status");
     assert_eq!(status["nodes"][0]["name"], "edge-1");
     assert_eq!(status["placements"][0]["node"], "edge-1");
+
+    // A node waiting for a new desired state hears of a deployment as soon as it is made.
+    let wait = format!("/v1/nodes/edge-1/desired?after={generation}&wait_ms=20000");
+    let operator = client(&server, Some(&admin));
+    let mut more = app.clone();
+    more.workloads[0].name = "filter-b".into();
+    let deployer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let _: Value = operator.put("/v1/deployments", &more).expect("deploys");
+    });
+    let started = std::time::Instant::now();
+    let signed: lamina_control::SignedDesired = node.get(&wait).expect("the long poll answers");
+    let newer = signed.verify(&artifact_key, "edge-1").expect("signed");
+    assert!(newer.generation > generation, "a newer generation");
+    assert!(newer.assignments.iter().any(|a| a.placement.workload == "filter-b"));
+    assert!(started.elapsed() < Duration::from_secs(15), "it answered on the change, not at the end of the wait");
+    deployer.join().expect("the deployer");
+    // With the generation it has and no wait, it answers at once with the same.
+    let now: lamina_control::SignedDesired =
+        node.get(&format!("/v1/nodes/edge-1/desired?after={}", newer.generation)).expect("answers");
+    assert_eq!(now.verify(&artifact_key, "edge-1").expect("signed").generation, newer.generation);
+    let stranger = other.client(&server, &node_state, None);
+    assert_eq!(refused(stranger.get::<Value>(&wait)).0, 401, "only the node itself");
     server.stop();
 }

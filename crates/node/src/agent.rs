@@ -182,18 +182,7 @@ impl Agent {
                     if let Some(since) = offline_since.take() {
                         tracing::info!("the control plane is back after {:?}; reconciling", since.elapsed());
                     }
-                    if desired.generation != self.desired.generation
-                        || desired.assignments != self.desired.assignments
-                        || desired.messaging != self.desired.messaging
-                    {
-                        tracing::info!(
-                            generation = desired.generation,
-                            "new desired state: {} instances",
-                            desired.assignments.len()
-                        );
-                        self.desired = desired;
-                        self.save_desired(&signed);
-                    }
+                    self.apply(&signed, desired);
                 }
                 Err(AgentError::Control(ClientError::Refused { status: 401, message })) => {
                     break Err(AgentError::Control(ClientError::Refused { status: 401, message }));
@@ -210,13 +199,59 @@ impl Agent {
                 }
             }
             self.reconcile(&client);
-            let until = Instant::now() + self.options.heartbeat;
-            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            let next_heartbeat = Instant::now() + self.options.heartbeat;
+            while offline_since.is_none() && !stop.load(Ordering::Relaxed) {
+                // Until the next heartbeat, wait for a new desired state: a deployment reaches
+                // this node within a round trip.
+                let left = next_heartbeat.saturating_duration_since(Instant::now());
+                if left < Duration::from_millis(20) {
+                    break;
+                }
+                let path = format!(
+                    "/v1/nodes/{}/desired?after={}&wait_ms={}",
+                    self.identity.name,
+                    self.desired.generation,
+                    left.as_millis()
+                );
+                match client.get::<SignedDesired>(&path) {
+                    Ok(signed) => match signed.verify(&self.artifact_key, &self.identity.name) {
+                        Ok(desired) => {
+                            if self.apply(&signed, desired) {
+                                self.reconcile(&client);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("a desired state that does not verify: {e}");
+                            break;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::debug!("waiting for a new desired state: {e}");
+                        break;
+                    }
+                }
+            }
+            while Instant::now() < next_heartbeat && !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(50));
             }
         };
         self.stop_all();
         result
+    }
+
+    /// Takes a desired state the control plane signed, if it differs from the current one;
+    /// says whether it did.
+    fn apply(&mut self, signed: &SignedDesired, desired: DesiredState) -> bool {
+        if desired.generation == self.desired.generation
+            && desired.assignments == self.desired.assignments
+            && desired.messaging == self.desired.messaging
+        {
+            return false;
+        }
+        tracing::info!(generation = desired.generation, "new desired state: {} instances", desired.assignments.len());
+        self.desired = desired;
+        self.save_desired(signed);
+        true
     }
 
     /// Keeps the signed copy, for restarts while the control plane is out of reach.

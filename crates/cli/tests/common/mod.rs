@@ -88,7 +88,9 @@ pub fn lamina_runtime_only() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            build_lamina("the runtime-only lamina", "runtime-only", &["--no-default-features"], "debug/lamina")
+            // As scripts/lib.sh builds it: the node agent, no compiler.
+            let flags = ["--no-default-features", "--features", "node"];
+            build_lamina("the runtime-only lamina", "runtime-only", &flags, "debug/lamina")
         })
         .clone()
 }
@@ -98,8 +100,10 @@ pub fn lamina_aarch64() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            // As scripts/lib.sh builds it: without libtss2 and OpenSSL (host-only libraries).
-            let flags = ["--no-default-features", "--features", "compiler", "--target", "aarch64-unknown-linux-gnu"];
+            // As scripts/lib.sh builds it: without libtss2 and OpenSSL (host-only libraries), with
+            // the node agent.
+            let flags =
+                ["--no-default-features", "--features", "compiler,node", "--target", "aarch64-unknown-linux-gnu"];
             build_lamina("lamina for aarch64", "cross", &flags, "aarch64-unknown-linux-gnu/debug/lamina")
         })
         .clone()
