@@ -152,3 +152,37 @@ proptest! {
         let _ = check_topic(&text);
     }
 }
+
+/// A token of a small alphabet, so that generated patterns and topics often meet.
+fn token() -> impl Strategy<Value = String> {
+    prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("c".to_owned())]
+}
+
+fn pattern_text() -> impl Strategy<Value = String> {
+    (proptest::collection::vec(prop_oneof![3 => token(), 1 => Just("*".to_owned())], 0..4), any::<bool>())
+        .prop_filter_map("a pattern has a token", |(mut tokens, tail)| {
+            if tail {
+                tokens.push(">".into());
+            }
+            (!tokens.is_empty()).then(|| tokens.join("."))
+        })
+}
+
+proptest! {
+    /// `covers` is what scoping relies on: a subscription a workload's pattern covers never
+    /// receives a topic that pattern does not match.
+    #[test]
+    fn a_covered_pattern_matches_only_topics_the_covering_one_matches(
+        outer in pattern_text(),
+        inner in pattern_text(),
+        topic in proptest::collection::vec(token(), 1..6),
+    ) {
+        let (outer, inner) = (Pattern::parse(&outer).expect("valid"), Pattern::parse(&inner).expect("valid"));
+        let topic = topic.join(".");
+        if outer.covers(&inner) && inner.matches(&topic) {
+            prop_assert!(outer.matches(&topic), "{outer:?} covers {inner:?}, which matches {topic}");
+        }
+        prop_assert!(outer.covers(&outer));
+        prop_assert_eq!(Pattern::parse(&outer.subject()).expect("round trip"), outer);
+    }
+}

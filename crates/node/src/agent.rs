@@ -211,7 +211,8 @@ impl Agent {
                     "/v1/nodes/{}/desired?after={}&wait_ms={}",
                     self.identity.name,
                     self.desired.generation,
-                    left.as_millis()
+                    // Within the client's 20-second timeout.
+                    left.min(Duration::from_secs(15)).as_millis()
                 );
                 match client.get::<SignedDesired>(&path) {
                     Ok(signed) => match signed.verify(&self.artifact_key, &self.identity.name) {
@@ -448,6 +449,7 @@ impl Agent {
                 .spec
                 .env
                 .iter()
+                .filter(|(k, _)| !k.starts_with("LAMINA_"))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .chain([
                     ("LAMINA_WORKLOAD".to_owned(), a.placement.workload.clone()),

@@ -1,9 +1,10 @@
 //! The cloud stage of the two-stage sensor application (`examples/continuum/sensors.toml`):
 //! receives the filtered readings on `sensors.>`, keeps per-sensor count, mean, minimum and
-//! maximum in sealed storage (`/data/aggregate.txt`, so a restarted or moved instance resumes
-//! where its volume left off), and prints them every second.
+//! maximum in sealed storage (`/data/aggregate.txt`, so a restarted instance resumes where its
+//! volume left off; a volume stays on its node, so an instance moved elsewhere starts afresh),
+//! and prints them every second.
 //!
-//! lamina run aggregate.wasm --sealed-dir ./data:/data --with sensor-filter.wasm
+//! lamina run aggregate.wasm --sealed-dir ./data::/data --with sensor-filter.wasm
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

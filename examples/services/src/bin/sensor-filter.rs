@@ -4,7 +4,7 @@
 //! the rest on `sensors.<id>` for the cloud stage (`<id>`: the first argument, or the node it
 //! runs on). Prints what it passed and dropped.
 //!
-//! lamina run aggregate.wasm --sealed-dir ./data:/data --with sensor-filter.wasm
+//! lamina run aggregate.wasm --sealed-dir ./data::/data --with sensor-filter.wasm
 
 use std::time::Duration;
 
