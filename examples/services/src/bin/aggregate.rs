@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         if let Some(m) = readings.receive(Duration::from_millis(500))? {
             let text = String::from_utf8_lossy(&m.data);
-            let (Some(id), Some(celsius)) = (field(&text, "sensor"), field(&text, "celsius").and_then(|c| c.parse::<f64>().ok()))
+            let (Some(id), Some(celsius)) =
+                (field(&text, "sensor"), field(&text, "celsius").and_then(|c| c.parse::<f64>().ok()))
             else {
                 eprintln!("aggregate: ignoring a malformed reading on {}", m.topic);
                 continue;

@@ -12,10 +12,7 @@ use lamina_sdk::messaging;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The sensor: the first argument, or the node it runs on (the node agent sets LAMINA_NODE).
-    let id = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("LAMINA_NODE").ok())
-        .unwrap_or_else(|| "s1".into());
+    let id = std::env::args().nth(1).or_else(|| std::env::var("LAMINA_NODE").ok()).unwrap_or_else(|| "s1".into());
     let limit: Option<u64> = std::env::args().nth(2).and_then(|n| n.parse().ok());
     let mut rng = id.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let (mut passed, mut dropped, mut last) = (0u64, 0u64, None::<f64>);
