@@ -145,6 +145,11 @@ pub(crate) struct NodeArgs {
     /// checked (against the join token's pin).
     #[arg(long, value_name = "FILE")]
     pub(crate) control_policy: Option<PathBuf>,
+    /// The NATS server this node's instances message through, in place of the one the control
+    /// plane names: a leaf node beside an edge node, for instance (nats://HOST:PORT).
+    /// Messaging stays off unless the control plane has it on (`lamina control --nats`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: Option<String>,
 
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,

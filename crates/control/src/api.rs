@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use lamina_attest::{Expect, Verifier};
-use lamina_types::{ByteSize, Claims, Deployment, JoinToken, PlatformKind, Target};
+use lamina_types::{ByteSize, Claims, Deployment, JoinToken, PlatformKind, Target, WorkloadSpec};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::wire::{LOG_CHUNK, LogChunk, SignedArtifact};
+use crate::wire::{LOG_CHUNK, LogChunk, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH};
 use crate::{DesiredState, Event, InstanceReport, Registry, Store, StoreError, TokenBook};
 
 /// The largest module `POST /v1/modules` takes.
@@ -74,6 +74,9 @@ pub struct Control {
     /// The root of the keys that protect secrets at rest and of the workloads' sealing roots:
     /// derived from the control plane's platform sealing root.
     master: zeroize::Zeroizing<[u8; 32]>,
+    /// `node/workload/replica` → the key (SubjectPublicKeyInfo, hex) of the instance that
+    /// attested last: topic keys are released to it alone.
+    instances: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Control {
@@ -99,6 +102,7 @@ impl Control {
         let registry = store.registry()?;
         let tokens = store.tokens()?;
         let credentials = store.load("credentials.json")?;
+        let instances = store.load(INSTANCES)?;
         let artifact_key = artifact_key(store.dir())?;
         let mut registry = registry;
         // Heartbeats are not written to the store; after a restart every node gets a full
@@ -121,6 +125,7 @@ impl Control {
             fingerprint,
             artifact_key,
             master,
+            instances,
             messaging: None,
             changed: Arc::new(tokio::sync::Notify::new()),
         })
@@ -373,6 +378,7 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/nodes/{name}/attest", post(attest))
         .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
         .route("/v1/nodes/{name}/release", post(release))
+        .route("/v1/nodes/{name}/topic-keys", post(topic_keys))
         .route("/v1/nodes/{name}/desired", get(desired))
         .route("/v1/secrets", get(list_secrets))
         .route("/v1/workloads/{name}/logs", get(logs))
@@ -805,6 +811,56 @@ impl Control {
         })
     }
 
+    /// The key of `topic` at `epoch`: only the control plane can derive it (from its root).
+    fn topic_key(&self, epoch: u32, topic: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        crate::release::derive(self.master.as_ref(), format!("topic key {epoch} {topic}").as_bytes())
+    }
+
+    /// A node that still passes the policy (a node that no longer does gets nothing).
+    fn passing(&self, name: &str) -> Result<(), ApiError> {
+        let node = self.registry.nodes.get(name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
+        if let Some(reason) = &node.attestation_failure {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("node `{name}` no longer passes the policy ({reason}); nothing is released to it"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The spec of an instance assigned to node `name`.
+    fn assigned(&self, name: &str, workload: &str, replica: u32) -> Result<WorkloadSpec, ApiError> {
+        self.registry
+            .desired
+            .get(name)
+            .and_then(|d| {
+                d.assignments.iter().find(|a| a.placement.workload == workload && a.placement.replica == replica)
+            })
+            .map(|a| a.spec.clone())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("instance {workload}/{replica} is not assigned to node `{name}`"),
+                )
+            })
+    }
+
+    /// Records the key of an instance that attested, forgetting instances no longer assigned.
+    fn attested(&mut self, name: &str, workload: &str, replica: u32, key: &[u8]) -> Result<(), ApiError> {
+        let assigned: std::collections::BTreeSet<String> = self
+            .registry
+            .desired
+            .iter()
+            .flat_map(|(n, d)| {
+                d.assignments.iter().map(move |a| format!("{n}/{}/{}", a.placement.workload, a.placement.replica))
+            })
+            .collect();
+        self.instances.retain(|k, _| assigned.contains(k));
+        self.instances.insert(format!("{name}/{workload}/{replica}"), hex::encode(key));
+        self.store.save(INSTANCES, &self.instances)?;
+        Ok(())
+    }
+
     /// The sealing root of a workload's volumes, for nodes whose platform has none.
     fn sealing_root(&self, workload: &str) -> zeroize::Zeroizing<[u8; 32]> {
         crate::release::derive(self.master.as_ref(), format!("sealing root {workload}").as_bytes())
@@ -885,27 +941,8 @@ async fn release(
 ) -> ApiResult<Json<crate::release::Released>> {
     let mut c = lock(&c);
     c.node(&peer, &name)?;
-    let node = c.registry.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
-    if let Some(reason) = &node.attestation_failure {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("node `{name}` no longer passes the policy ({reason}); nothing is released to it"),
-        ));
-    }
-    let spec = c
-        .registry
-        .desired
-        .get(&name)
-        .and_then(|d| {
-            d.assignments.iter().find(|a| a.placement.workload == req.workload && a.placement.replica == req.replica)
-        })
-        .map(|a| a.spec.clone())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("instance {}/{} is not assigned to node `{name}`", req.workload, req.replica),
-            )
-        })?;
+    c.passing(&name)?;
+    let spec = c.assigned(&name, &req.workload, req.replica)?;
     let lamina_types::ModuleRef::Hash(module) = spec.module else {
         return Err(ApiError::internal("an assignment names a module by path"));
     };
@@ -931,7 +968,84 @@ async fn release(
     let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
     let released = crate::release::seal(&bundle, &instance_key, &nonce, &module)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    c.attested(&name, &req.workload, req.replica, &instance_key)?;
     tracing::info!(node = %name, workload = %req.workload, replica = req.replica, "released {} secret(s)", spec.secrets.len());
+    Ok(Json(released))
+}
+
+/// The file of the attested instances' keys.
+const INSTANCES: &str = "instances.json";
+
+/// Asks for the message keys of topics, for an instance that attested (see
+/// `POST /v1/nodes/{name}/release`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TopicKeysRequest {
+    /// The workload.
+    pub workload: String,
+    /// The replica.
+    pub replica: u32,
+    /// The topics (no wildcards).
+    pub topics: Vec<String>,
+    /// A fresh random nonce (hex, 16 to 64 bytes): the salt of the encryption to the instance.
+    pub nonce: String,
+}
+
+/// Releases topic keys to an instance: only over the node's attested TLS, only to an instance
+/// assigned to it that attested (its key is the one its evidence bound), only for topics its
+/// workload's patterns allow; encrypted to the instance's key.
+async fn topic_keys(
+    State(c): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+    Json(req): Json<TopicKeysRequest>,
+) -> ApiResult<Json<crate::release::Released>> {
+    let c = lock(&c);
+    c.node(&peer, &name)?;
+    c.passing(&name)?;
+    let spec = c.assigned(&name, &req.workload, req.replica)?;
+    let instance = format!("{name}/{}/{}", req.workload, req.replica);
+    let key = c.instances.get(&instance).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("instance {}/{} has not attested; it gets no topic keys", req.workload, req.replica),
+        )
+    })?;
+    let key = hex::decode(key).map_err(|_| ApiError::internal("a recorded instance key is not hex"))?;
+    if req.topics.is_empty() || req.topics.len() > MAX_TOPICS_PER_REQUEST {
+        return Err(ApiError::bad(format!("ask for 1 to {MAX_TOPICS_PER_REQUEST} topics at a time")));
+    }
+    let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
+    if !(16..=64).contains(&nonce.len()) {
+        return Err(ApiError::bad("the nonce must be 16 to 64 bytes"));
+    }
+    let patterns = spec
+        .topics
+        .iter()
+        .map(|t| lamina_types::topic::Pattern::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(format!("a topic pattern of workload {}: {e}", req.workload)))?;
+    let mut bundle = crate::release::Bundle { epoch: TOPIC_EPOCH, ..crate::release::Bundle::default() };
+    for topic in &req.topics {
+        lamina_types::topic::check_topic(topic).map_err(ApiError::bad)?;
+        if !patterns.iter().any(|p| p.matches(topic)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "workload {} may not use topic `{topic}` (its topics: {}); add it to `topics` in the deployment \
+                     manifest",
+                    req.workload,
+                    spec.topics.join(", ")
+                ),
+            ));
+        }
+        bundle.topics.insert(topic.clone(), hex::encode(*c.topic_key(TOPIC_EPOCH, topic)));
+    }
+    let lamina_types::ModuleRef::Hash(module) = spec.module else {
+        return Err(ApiError::internal("an assignment names a module by path"));
+    };
+    let released = crate::release::seal(&bundle, &key, &nonce, &module)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    tracing::debug!(node = %name, workload = %req.workload, replica = req.replica, "released {} topic key(s)", req.topics.len());
     Ok(Json(released))
 }
 

@@ -28,12 +28,22 @@ pub struct Bundle {
     /// Secret name → value (base64).
     pub secrets: BTreeMap<String, String>,
     /// The sealing root of the workload's volumes on nodes without hardware sealing (hex).
+    #[serde(default)]
     pub sealing_root: String,
+    /// Topic → the topic's message key (hex), for the topics asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topics: BTreeMap<String, String>,
+    /// The epoch of the topic keys.
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 impl std::fmt::Debug for Bundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bundle").field("secrets", &self.secrets.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("Bundle")
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("topics", &self.topics.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,6 +58,17 @@ impl Bundle {
             .iter()
             .map(|(k, v)| Ok((k.clone(), Zeroizing::new(b64.decode(v).map_err(|_| ReleaseError::Malformed)?))))
             .collect()
+    }
+
+    /// The key of `topic`, when the bundle holds it.
+    ///
+    /// # Errors
+    /// [`ReleaseError::Malformed`] when it is not 32 bytes of hex.
+    pub fn topic_key(&self, topic: &str) -> Result<Option<Zeroizing<[u8; 32]>>, ReleaseError> {
+        let Some(text) = self.topics.get(topic) else { return Ok(None) };
+        let bytes = Zeroizing::new(hex::decode(text).map_err(|_| ReleaseError::Malformed)?);
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| ReleaseError::Malformed)?;
+        Ok(Some(Zeroizing::new(key)))
     }
 
     /// The sealing root.

@@ -25,3 +25,8 @@ pub struct LogChunk {
 
 /// The most output a heartbeat may carry per instance.
 pub const LOG_CHUNK: usize = 64 << 10;
+
+/// The generation of topic keys (carried in each sealed message, for rotation).
+pub const TOPIC_EPOCH: u32 = 1;
+/// The most topics one `POST /v1/nodes/{name}/topic-keys` may ask keys for.
+pub const MAX_TOPICS_PER_REQUEST: usize = 64;

@@ -115,6 +115,7 @@ name = "filter"
 module = "filter.wasm"
 replicas = 1
 secrets = ["db-password"]
+topics = ["sensors.*.celsius"]
 [workload.constraints]
 zones = ["edge"]
 "#;
@@ -279,6 +280,12 @@ fn enrol_deploy_heartbeat_and_restart() {
             "evidence": module_evidence(&node_state, nonce, &instance_spki, Some(module)),
         })
     };
+    // Topic keys go only to an instance that attested.
+    let topic_keys = |topics: &[&str]| json!({ "workload": "filter", "replica": 0, "topics": topics, "nonce": hex::encode([7u8; 32]) });
+    let (code, message) =
+        refused(node.post::<_, Value>("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius"])));
+    assert_eq!(code, 403);
+    assert!(message.contains("has not attested"), "{message}");
     let nonce = challenge();
     let released: lamina_control::release::Released =
         node.post("/v1/nodes/edge-1/release", &release(&nonce, module, 0)).expect("released");
@@ -286,6 +293,31 @@ fn enrol_deploy_heartbeat_and_restart() {
         .expect("opens with the instance key");
     assert_eq!(bundle.values().expect("values")[0].1.as_slice(), b"hunter2-hunter2");
     assert!(!released.ciphertext.contains("hunter2"));
+    // Now it attested: the keys of its topics, encrypted to its key, one per topic, the same
+    // on every request; not for topics outside its patterns, nor through another node's key.
+    let released: lamina_control::release::Released = node
+        .post("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius", "sensors.b.celsius"]))
+        .expect("topic keys");
+    let keys = lamina_control::release::open(&released, &instance, &[7u8; 32], &module).expect("opens");
+    let (a, b) = (keys.topic_key("sensors.a.celsius").expect("hex"), keys.topic_key("sensors.b.celsius").expect("hex"));
+    let (a, b) = (a.expect("key a"), b.expect("key b"));
+    assert_ne!(*a, *b, "one key per topic");
+    assert_eq!(keys.epoch, lamina_control::wire::TOPIC_EPOCH);
+    let again: lamina_control::release::Released =
+        node.post("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius"])).expect("topic keys");
+    let again = lamina_control::release::open(&again, &instance, &[7u8; 32], &module).expect("opens");
+    assert_eq!(*again.topic_key("sensors.a.celsius").expect("hex").expect("key"), *a);
+    let (code, message) =
+        refused(node.post::<_, Value>("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.kelvin"])));
+    assert_eq!(code, 403);
+    assert!(message.contains("may not use topic `sensors.a.kelvin`"), "{message}");
+    for bad in [&["sensors.*.celsius"][..], &[]] {
+        assert_eq!(refused(node.post::<_, Value>("/v1/nodes/edge-1/topic-keys", &topic_keys(bad))).0, 400);
+    }
+    assert_eq!(
+        refused(operator.post::<_, Value>("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius"]))).0,
+        401
+    );
     // Replayed, for another module, for an instance not on this node, by another key: refused.
     assert_eq!(refused(node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, module, 0))).0, 401);
     let nonce = challenge();

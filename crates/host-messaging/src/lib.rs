@@ -11,10 +11,9 @@
 #![deny(missing_docs)]
 
 mod bus;
-mod topic;
 
 pub use bus::{Broker, Inbox, LocalBus, Queue, Scoped};
-pub use topic::{MAX_TOPIC, Pattern, check_topic};
+pub use lamina_types::topic::{MAX_TOPIC, Pattern, check_topic};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +65,9 @@ pub enum MessagingError {
     PayloadTooLarge(u64),
     /// No broker, or it cannot be reached.
     Unavailable(String),
+    /// The workload may not use this topic: the control plane releases its key only to
+    /// attested instances of workloads allowed on it.
+    Denied(String),
 }
 
 impl std::fmt::Display for MessagingError {
@@ -74,6 +76,7 @@ impl std::fmt::Display for MessagingError {
             MessagingError::InvalidTopic(why) => write!(f, "invalid topic: {why}"),
             MessagingError::PayloadTooLarge(n) => write!(f, "a {n}-byte payload is over the {MAX_PAYLOAD}-byte limit"),
             MessagingError::Unavailable(why) => write!(f, "messaging is unavailable: {why}"),
+            MessagingError::Denied(why) => write!(f, "messaging is denied: {why}"),
         }
     }
 }
@@ -86,6 +89,7 @@ impl MessagingError {
             MessagingError::InvalidTopic(_) => Status::InvalidArgument,
             MessagingError::PayloadTooLarge(_) => Status::TooLarge,
             MessagingError::Unavailable(_) => Status::Unavailable,
+            MessagingError::Denied(_) => Status::Denied,
         }
     }
 }
@@ -207,6 +211,9 @@ impl From<MessagingError> for types::Error {
             MessagingError::InvalidTopic(why) => types::Error::InvalidTopic(why),
             MessagingError::PayloadTooLarge(n) => types::Error::PayloadTooLarge(n),
             MessagingError::Unavailable(why) => types::Error::Unavailable(why),
+            // The interface has no variant of its own for this; like a topic outside the
+            // workload's list, it is a topic this instance may not use.
+            MessagingError::Denied(why) => types::Error::InvalidTopic(why),
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct NodeOptions {
     /// Checks the control plane's evidence (its RA-TLS certificate) on every connection;
     /// without one, only its key is checked against the join token's pin.
     pub control_verifier: Option<Arc<lamina_attest::Verifier>>,
+    /// The NATS server this node's instances use in place of the control plane's (a leaf
+    /// node beside an edge node, say); messaging stays off unless the control plane has it on.
+    pub nats: Option<String>,
 }
 
 /// Why the agent stopped, or a step failed.
@@ -105,6 +108,10 @@ pub struct Agent {
     nats: std::sync::Mutex<Option<(String, Arc<dyn lamina_runtime::Broker>)>>,
     /// The node's own bus, when there is no NATS server.
     bus: lamina_runtime::LocalBus,
+    /// Each instance's topic keys, kept across its restarts.
+    topic_keys: std::sync::Mutex<BTreeMap<(String, u32), Arc<crate::topics::ControlTopicKeys>>>,
+    /// Counts of sealed messages.
+    seal_stats: Arc<lamina_messaging_seal::Stats>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -142,6 +149,8 @@ impl Agent {
             shipped: BTreeMap::new(),
             nats: std::sync::Mutex::new(None),
             bus: lamina_runtime::LocalBus::new(),
+            topic_keys: std::sync::Mutex::new(BTreeMap::new()),
+            seal_stats: Arc::default(),
         })
     }
 
@@ -252,6 +261,10 @@ impl Agent {
         tracing::info!(generation = desired.generation, "new desired state: {} instances", desired.assignments.len());
         self.desired = desired;
         self.save_desired(signed);
+        // Keys of instances no longer here are forgotten.
+        let here: BTreeSet<(String, u32)> =
+            self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();
+        self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|k, _| here.contains(k));
         true
     }
 
@@ -465,11 +478,15 @@ impl Agent {
         let limits = Limits { max_memory: Some(a.spec.memory), ..Limits::default() };
         let stop = Arc::new(AtomicBool::new(false));
         let mut services = Services { stop: Some(stop.clone()), ..Services::default() };
-        if !a.spec.secrets.is_empty() || !a.spec.sealed.is_empty() {
-            self.provide(client, a, hash, &mut services)?;
+        // Instances that message through NATS attest too: their topic keys are released to
+        // the key they attest with.
+        let sealed_messaging = !a.spec.topics.is_empty() && self.nats_url().is_some();
+        let mut instance_key = None;
+        if !a.spec.secrets.is_empty() || !a.spec.sealed.is_empty() || sealed_messaging {
+            instance_key = self.provide(client, a, hash, &mut services)?;
         }
         if !a.spec.topics.is_empty() {
-            services.messaging = Some(self.messaging(&a.spec.topics)?);
+            services.messaging = Some(self.messaging(client, a, hash, instance_key)?);
         }
         let name = format!("{}/{}", a.placement.workload, a.placement.replica);
         let thread = std::thread::Builder::new()
@@ -502,16 +519,17 @@ impl Agent {
         a: &Assignment,
         hash: &ModuleHash,
         services: &mut Services,
-    ) -> Result<(), AgentError> {
+    ) -> Result<Option<p256::SecretKey>, AgentError> {
         let platform = self.platform.as_ref();
-        let bundle = crate::secrets::bundle(client, &self.identity.name, &self.options.state, platform, a, hash)?;
+        let (bundle, instance_key) =
+            crate::secrets::bundle(client, &self.identity.name, &self.options.state, platform, a, hash)?;
         let mut secrets = Secrets::new();
         for (name, value) in bundle.values().map_err(|e| AgentError::Artifact(e.to_string()))? {
             secrets.insert(&name, value).map_err(|e| AgentError::Protocol(e.to_string()))?;
         }
         services.secrets = Some(Arc::new(secrets));
         if a.spec.sealed.is_empty() {
-            return Ok(());
+            return Ok(instance_key);
         }
         let released;
         let sealing: &dyn lamina_tee::Platform = match platform.sealing_root() {
@@ -551,36 +569,72 @@ impl Agent {
                 .map_err(|e| AgentError::State(format!("sealed directory {guest} ({}): {e}", dir.display())))?;
             services.sealed.push(lamina_runtime::SealedMount { guest: guest.clone(), volume });
         }
-        Ok(())
+        Ok(instance_key)
     }
 
-    /// A broker for an instance, limited to its workload's topics: the control plane's NATS
-    /// server (one client per node, shared), or without one the node's own bus.
-    fn messaging(&self, topics: &[String]) -> Result<Arc<dyn lamina_runtime::Broker>, AgentError> {
-        let allowed = topics
+    /// The NATS server instances message through: none unless the control plane has
+    /// messaging on; then this node's own (`--nats`) or the control plane's.
+    fn nats_url(&self) -> Option<&str> {
+        let control = self.desired.messaging.as_deref()?;
+        Some(self.options.nats.as_deref().unwrap_or(control))
+    }
+
+    /// A broker for an instance, limited to its workload's topics: through NATS (one client
+    /// per node, shared), each message sealed under its topic's key and sent as
+    /// `workload/replica@node`; without NATS the node's own bus.
+    fn messaging(
+        &self,
+        client: &lamina_control::ControlClient,
+        a: &Assignment,
+        module: &ModuleHash,
+        instance_key: Option<p256::SecretKey>,
+    ) -> Result<Arc<dyn lamina_runtime::Broker>, AgentError> {
+        let allowed = a
+            .spec
+            .topics
             .iter()
             .map(|t| lamina_host_messaging::Pattern::parse(t))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AgentError::Protocol(format!("a topic of the workload: {e}")))?;
-        let inner: Arc<dyn lamina_runtime::Broker> = match &self.desired.messaging {
-            Some(url) => {
-                let mut nats = self.nats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                match &*nats {
-                    Some((known, broker)) if known == url => broker.clone(),
-                    _ => {
-                        let broker: Arc<dyn lamina_runtime::Broker> = Arc::new(
-                            lamina_messaging_nats::NatsBroker::connect(url, "lamina")
-                                .map_err(|e| AgentError::State(e.to_string()))?,
-                        );
-                        tracing::info!("messaging through NATS at {url}");
-                        *nats = Some((url.clone(), broker.clone()));
-                        broker
-                    }
+        let Some(url) = self.nats_url() else {
+            let bus: Arc<dyn lamina_runtime::Broker> = Arc::new(self.bus.clone());
+            return Ok(Arc::new(lamina_host_messaging::Scoped::new(bus, allowed)));
+        };
+        let nats = {
+            let mut nats = self.nats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*nats {
+                Some((known, broker)) if known == url => broker.clone(),
+                _ => {
+                    let broker: Arc<dyn lamina_runtime::Broker> = Arc::new(
+                        lamina_messaging_nats::NatsBroker::connect(url, "lamina")
+                            .map_err(|e| AgentError::State(e.to_string()))?,
+                    );
+                    tracing::info!("messaging through NATS at {url}, sealed end to end");
+                    *nats = Some((url.to_owned(), broker.clone()));
+                    broker
                 }
             }
-            None => Arc::new(self.bus.clone()),
         };
-        Ok(Arc::new(lamina_host_messaging::Scoped::new(inner, allowed)))
+        let keys = {
+            let mut all = self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.entry((a.placement.workload.clone(), a.placement.replica))
+                .or_insert_with(|| {
+                    Arc::new(crate::topics::ControlTopicKeys::new(
+                        client.clone(),
+                        &self.identity.name,
+                        &a.placement.workload,
+                        a.placement.replica,
+                    ))
+                })
+                .clone()
+        };
+        if let Some(key) = instance_key {
+            keys.attested(key, *module);
+        }
+        let sender = format!("{}/{}@{}", a.placement.workload, a.placement.replica, self.identity.name);
+        let sealed = lamina_messaging_seal::Sealed::new(nats, keys, &sender, self.seal_stats.clone())
+            .map_err(|e| AgentError::State(e.to_string()))?;
+        Ok(Arc::new(lamina_host_messaging::Scoped::new(Arc::new(sealed), allowed)))
     }
 
     fn stop_all(&mut self) {

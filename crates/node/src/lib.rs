@@ -22,6 +22,7 @@
 mod agent;
 mod identity;
 mod secrets;
+mod topics;
 
 pub use agent::{Agent, AgentError, NodeOptions};
 pub use identity::{Identity, enrol};

@@ -27,8 +27,9 @@ fn context(a: &Assignment, module: &ModuleHash) -> Vec<u8> {
     [a.placement.workload.as_bytes(), b"/", module.as_bytes()].concat()
 }
 
-/// The instance's bundle: released by the control plane, or, when it cannot be reached, the
-/// cached copy. A refusal (the node or instance no longer passes) removes the cached copy.
+/// The instance's bundle and the key it attested with: released by the control plane, or,
+/// when it cannot be reached, the cached copy (and no key). A refusal (the node or instance no
+/// longer passes) removes the cached copy.
 pub(crate) fn bundle(
     client: &ControlClient,
     node: &str,
@@ -36,12 +37,12 @@ pub(crate) fn bundle(
     platform: &dyn Platform,
     a: &Assignment,
     module: &ModuleHash,
-) -> Result<Bundle, AgentError> {
+) -> Result<(Bundle, Option<p256::SecretKey>), AgentError> {
     let path = cache_path(state, &a.placement.workload, a.placement.replica);
     match request(client, node, platform, a, module) {
-        Ok(bundle) => {
+        Ok((bundle, key)) => {
             save(&path, platform, a, module, &bundle);
-            Ok(bundle)
+            Ok((bundle, Some(key)))
         }
         Err(AgentError::Control(ClientError::Unreachable { url, reason })) => {
             let cached = load(&path, platform, a, module).ok_or_else(|| {
@@ -52,7 +53,7 @@ pub(crate) fn bundle(
                 a.placement.workload,
                 a.placement.replica
             );
-            Ok(cached)
+            Ok((cached, None))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&path);
@@ -62,14 +63,14 @@ pub(crate) fn bundle(
 }
 
 /// Attests the instance (its module, a fresh key) over the control plane's challenge and opens
-/// what it releases.
+/// what it releases; the instance's key is returned with it.
 fn request(
     client: &ControlClient,
     node: &str,
     platform: &dyn Platform,
     a: &Assignment,
     module: &ModuleHash,
-) -> Result<Bundle, AgentError> {
+) -> Result<(Bundle, p256::SecretKey), AgentError> {
     use p256::pkcs8::EncodePublicKey as _;
     let secret = p256::SecretKey::random(&mut rand_core::OsRng);
     let spki = secret.public_key().to_public_key_der().map_err(|e| AgentError::State(e.to_string()))?;
@@ -95,7 +96,8 @@ fn request(
             "evidence": hex::encode(envelope.to_cbor()),
         }),
     )?;
-    release::open(&released, &secret, &nonce, module).map_err(|e| AgentError::Artifact(e.to_string()))
+    let bundle = release::open(&released, &secret, &nonce, module).map_err(|e| AgentError::Artifact(e.to_string()))?;
+    Ok((bundle, secret))
 }
 
 fn save(path: &std::path::Path, platform: &dyn Platform, a: &Assignment, module: &ModuleHash, bundle: &Bundle) {

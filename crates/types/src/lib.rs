@@ -19,6 +19,7 @@ pub mod sim_evidence;
 mod size;
 mod target;
 mod token;
+pub mod topic;
 pub mod tpm_evidence;
 
 pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};

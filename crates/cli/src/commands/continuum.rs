@@ -277,6 +277,7 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
             }
             None => None,
         },
+        nats: args.nats.clone(),
     };
     let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
     let identity = match lamina_node::Identity::load(&state)? {
