@@ -151,6 +151,10 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) nats: Option<String>,
 
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
 }
@@ -195,6 +199,11 @@ pub(crate) struct ControlArgs {
     /// nodes exchange messages through; without one, only instances on the same node do.
     #[arg(long, value_name = "URL")]
     pub(crate) nats: Option<String>,
+
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; bind it to
+    /// loopback or a monitoring network).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
 
     /// A node not heard from for this long is lost and its instances move.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
@@ -263,6 +272,10 @@ pub(crate) struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+
+    /// Redraw every period (`--watch`, every 2s; or `--watch 10s`) until interrupted.
+    #[arg(long, value_name = "PERIOD", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_period)]
+    pub(crate) watch: Option<Duration>,
 
     #[command(flatten)]
     pub(crate) control: ControlClientArgs,
@@ -566,6 +579,15 @@ fn parse_size(s: &str) -> Result<ByteSize, String> {
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     lamina_types::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A redraw period: at least 100 ms.
+fn parse_period(s: &str) -> Result<Duration, String> {
+    let period = parse_timeout(s)?;
+    if period < Duration::from_millis(100) {
+        return Err(format!("`{s}` is too short; give at least 100ms"));
+    }
+    Ok(period)
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {

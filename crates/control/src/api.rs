@@ -77,6 +77,8 @@ pub struct Control {
     /// `node/workload/replica` → the key (SubjectPublicKeyInfo, hex) of the instance that
     /// attested last: topic keys are released to it alone.
     instances: BTreeMap<String, String>,
+    /// What it counts as it serves.
+    metrics: Arc<crate::metrics::ControlMetrics>,
 }
 
 impl std::fmt::Debug for Control {
@@ -126,6 +128,7 @@ impl Control {
             artifact_key,
             master,
             instances,
+            metrics: Arc::default(),
             messaging: None,
             changed: Arc::new(tokio::sync::Notify::new()),
         })
@@ -135,6 +138,18 @@ impl Control {
     pub fn artifact_key_pem(&self) -> String {
         use p256::pkcs8::EncodePublicKey as _;
         self.artifact_key.verifying_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).unwrap_or_default()
+    }
+
+    /// What it counts as it serves.
+    pub fn metrics(&self) -> Arc<crate::metrics::ControlMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Applies an event to the registry, counting the desired states it changes.
+    fn step(&mut self, event: Event, now: u64) -> Result<Vec<String>, crate::StepError> {
+        let changed = self.registry.step(event, now)?;
+        self.metrics.desired_changes.inc_by(changed.len() as u64);
+        Ok(changed)
     }
 
     /// The registry.
@@ -185,7 +200,7 @@ impl Control {
     pub fn tick(&mut self) -> Result<(), ApiError> {
         let now = now();
         self.challenges.retain(|_, expires| *expires > now);
-        let changed = self.registry.step(Event::Tick, now).map_err(|e| ApiError::internal(e.to_string()))?;
+        let changed = self.step(Event::Tick, now).map_err(|e| ApiError::internal(e.to_string()))?;
         if !changed.is_empty() {
             tracing::info!("re-planned: desired state changed for {}", changed.join(", "));
             self.persist()?;
@@ -228,6 +243,25 @@ impl Control {
     /// With `key`, the evidence's claims must bind it (the SubjectPublicKeyInfo of the TLS key
     /// the request came with), so that evidence relayed from another machine is refused.
     fn appraise(
+        &mut self,
+        nonce_hex: &str,
+        evidence_hex: &str,
+        platform: Option<PlatformKind>,
+        key: Option<&[u8]>,
+    ) -> Result<Claims, ApiError> {
+        let started = std::time::Instant::now();
+        let result = self.appraise_once(nonce_hex, evidence_hex, platform, key);
+        let verdict = match &result {
+            Ok(_) => "pass",
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => "stale",
+            Err(e) if e.status == StatusCode::BAD_REQUEST => "malformed",
+            Err(_) => "fail",
+        };
+        self.metrics.appraised(verdict, started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn appraise_once(
         &mut self,
         nonce_hex: &str,
         evidence_hex: &str,
@@ -496,7 +530,7 @@ async fn deploy(
         }
     }
     let names: Vec<String> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
-    c.registry.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
+    c.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
     c.persist()?;
     let unplaced: Vec<_> = c.registry.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
     Ok(Json(serde_json::json!({ "deployed": names, "unplaced": unplaced })))
@@ -573,7 +607,7 @@ async fn artifact(
 async fn undeploy(State(c): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<StatusCode> {
     let mut c = lock(&c);
     c.admin(&headers)?;
-    c.registry.step(Event::Undeployed(name), now()).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    c.step(Event::Undeployed(name), now()).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     c.persist()?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -655,7 +689,7 @@ async fn enroll(
         labels: req.labels,
         zone: req.zone,
     };
-    c.registry.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
+    c.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
     tracing::info!(node = %req.name, "enrolled");
     Ok(Json(serde_json::json!({ "artifact_key": c.artifact_key_pem() })))
@@ -686,7 +720,7 @@ async fn attest(
     };
     let passed = verdict.is_ok();
     let reason = verdict.clone().err();
-    c.registry.step(Event::Attested { node: name, verdict }, now()).map_err(|e| ApiError::internal(e.to_string()))?;
+    c.step(Event::Attested { node: name, verdict }, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
     Ok(Json(serde_json::json!({ "verified": passed, "reason": reason })))
 }
@@ -732,8 +766,8 @@ async fn heartbeat(
             log.1.drain(..cut);
         }
     }
+    c.metrics.heartbeats.inc();
     let changed = c
-        .registry
         .step(Event::Heartbeat { node: name.clone(), instances: req.instances }, now())
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     if !changed.is_empty() {
@@ -939,10 +973,21 @@ async fn release(
     Path(name): Path<String>,
     Json(req): Json<ReleaseRequest>,
 ) -> ApiResult<Json<crate::release::Released>> {
-    let mut c = lock(&c);
-    c.node(&peer, &name)?;
-    c.passing(&name)?;
-    let spec = c.assigned(&name, &req.workload, req.replica)?;
+    let result = release_once(&c, &peer, &name, &req);
+    lock(&c).metrics.released("secrets", result.is_ok());
+    result
+}
+
+fn release_once(
+    c: &Shared,
+    peer: &Peer,
+    name: &str,
+    req: &ReleaseRequest,
+) -> ApiResult<Json<crate::release::Released>> {
+    let mut c = lock(c);
+    c.node(peer, name)?;
+    c.passing(name)?;
+    let spec = c.assigned(name, &req.workload, req.replica)?;
     let lamina_types::ModuleRef::Hash(module) = spec.module else {
         return Err(ApiError::internal("an assignment names a module by path"));
     };
@@ -968,7 +1013,7 @@ async fn release(
     let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
     let released = crate::release::seal(&bundle, &instance_key, &nonce, &module)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
-    c.attested(&name, &req.workload, req.replica, &instance_key)?;
+    c.attested(name, &req.workload, req.replica, &instance_key)?;
     tracing::info!(node = %name, workload = %req.workload, replica = req.replica, "released {} secret(s)", spec.secrets.len());
     Ok(Json(released))
 }
@@ -999,10 +1044,21 @@ async fn topic_keys(
     Path(name): Path<String>,
     Json(req): Json<TopicKeysRequest>,
 ) -> ApiResult<Json<crate::release::Released>> {
-    let c = lock(&c);
-    c.node(&peer, &name)?;
-    c.passing(&name)?;
-    let spec = c.assigned(&name, &req.workload, req.replica)?;
+    let result = topic_keys_once(&c, &peer, &name, &req);
+    lock(&c).metrics.released("topic-keys", result.is_ok());
+    result
+}
+
+fn topic_keys_once(
+    c: &Shared,
+    peer: &Peer,
+    name: &str,
+    req: &TopicKeysRequest,
+) -> ApiResult<Json<crate::release::Released>> {
+    let c = lock(c);
+    c.node(peer, name)?;
+    c.passing(name)?;
+    let spec = c.assigned(name, &req.workload, req.replica)?;
     let instance = format!("{name}/{}/{}", req.workload, req.replica);
     let key = c.instances.get(&instance).ok_or_else(|| {
         ApiError::new(

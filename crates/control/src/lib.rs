@@ -15,6 +15,8 @@
 #[cfg(feature = "server")]
 pub mod api;
 mod client;
+#[cfg(feature = "server")]
+pub mod metrics;
 mod registry;
 pub mod release;
 #[cfg(feature = "server")]

@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub settings: crate::Settings,
     /// The NATS server nodes' instances exchange messages through, as nodes reach it.
     pub messaging: Option<String>,
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Why the control plane cannot start.
@@ -78,6 +80,8 @@ pub struct Running {
     pub fingerprint: [u8; 32],
     /// The shared state.
     pub control: Arc<Mutex<Control>>,
+    /// The metrics endpoint, when one was asked for.
+    pub metrics: Option<lamina_metrics::Endpoint>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -85,7 +89,9 @@ pub struct Running {
 impl Running {
     /// Stops serving: the listener, the control loop and every open connection; returns when
     /// the state directory is released (so another control plane may open it).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        // The endpoint holds the state too.
+        drop(self.metrics.take());
         let _ = self.shutdown.send(true);
         for task in &self.tasks {
             task.abort();
@@ -287,6 +293,16 @@ pub async fn serve(
     std::fs::write(&address_file, &public_address)
         .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", address_file.display())))?;
     let control = Arc::new(Mutex::new(control));
+    let metrics = match options.metrics {
+        Some(addr) => {
+            let counts = control.lock().unwrap_or_else(PoisonError::into_inner).metrics();
+            let registry = Arc::new(crate::metrics::registry(control.clone(), &counts));
+            let endpoint = lamina_metrics::Endpoint::start(addr, Arc::new(move || lamina_metrics::render(&registry)))
+                .map_err(|source| ServeError::Listen { addr, source })?;
+            Some(endpoint)
+        }
+        None => None,
+    };
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&tokio_rustls::rustls::version::TLS13])
@@ -356,5 +372,13 @@ pub async fn serve(
             });
         }
     });
-    Ok(Running { address, public_address, fingerprint, control, tasks: vec![server, clock, reissue], shutdown })
+    Ok(Running {
+        address,
+        public_address,
+        fingerprint,
+        control,
+        metrics,
+        tasks: vec![server, clock, reissue],
+        shutdown,
+    })
 }

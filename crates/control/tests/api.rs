@@ -102,6 +102,16 @@ fn client(server: &Server, auth: Option<&str>) -> ControlClient {
     ControlClient::new(&r.public_address, r.fingerprint, auth.map(str::to_owned)).expect("client")
 }
 
+/// What a Prometheus server gets from a metrics endpoint.
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n").expect("asks");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("reads");
+    text
+}
+
 fn refused<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
     match result {
         Err(ClientError::Refused { status, message }) => (status, message),
@@ -135,6 +145,7 @@ fn enrol_deploy_heartbeat_and_restart() {
             ..lamina_control::Settings::default()
         },
         messaging: None,
+        metrics: Some("127.0.0.1:0".parse().expect("addr")),
     };
     let server = Server::start(&state, &options);
     let admin = lamina_control::admin_token(&state).expect("admin token");
@@ -334,6 +345,23 @@ fn enrol_deploy_heartbeat_and_restart() {
         refused(operator.post::<_, Value>("/v1/nodes/edge-1/release", &release(&challenge(), module, 0))).0,
         401
     );
+
+    // The metrics endpoint counts what happened, and reads the registry's state.
+    let metrics = scrape(server.running().metrics.as_ref().expect("a metrics endpoint").addr());
+    for line in [
+        "lamina_control_nodes{state=\"ready\"} 1",
+        "lamina_control_attestations_total{verdict=\"pass\"}",
+        "lamina_control_attestations_total{verdict=\"stale\"}",
+        "lamina_control_attestations_total{verdict=\"fail\"}",
+        "lamina_control_releases_total{kind=\"secrets\",result=\"ok\"} 1",
+        "lamina_control_releases_total{kind=\"topic-keys\",result=\"refused\"}",
+        "lamina_control_heartbeats_total",
+        "lamina_control_placements 1",
+        "lamina_control_heartbeat_lag_seconds{node=\"edge-1\"}",
+        "lamina_control_attestation_seconds_count",
+    ] {
+        assert!(metrics.lines().any(|l| l.starts_with(line)), "no `{line}` in\n{metrics}");
+    }
 
     // Its artifact: compiled for its target (aarch64), signed by the control plane's key.
     let module_hash = lamina_types::ModuleHash::of(&wasm).to_string();

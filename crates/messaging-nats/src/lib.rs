@@ -68,6 +68,24 @@ impl NatsBroker {
         format!("{}.{topic}", self.prefix)
     }
 
+    /// Waits until the client is connected to the server (or `timeout` passes).
+    ///
+    /// # Errors
+    /// [`MessagingError::Unavailable`] when it is not.
+    pub fn wait_connected(&self, timeout: Duration) -> Result<(), MessagingError> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.client.connection_state() != async_nats::connection::State::Connected {
+            if std::time::Instant::now() >= deadline {
+                return Err(MessagingError::Unavailable(format!(
+                    "NATS at {}: not connected after {timeout:?}",
+                    self.url
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
     /// Waits until what was published has reached the server (or `timeout` passes).
     ///
     /// # Errors

@@ -46,6 +46,9 @@ fn messages_cross_between_clients_with_their_headers() {
     let (_server, url) = start();
     let a = NatsBroker::connect(&url, "lamina").expect("connects");
     let b = NatsBroker::connect(&url, "lamina").expect("connects");
+    // Connecting returns before the connection is up; on a loaded machine that takes a while.
+    a.wait_connected(Duration::from_secs(10)).expect("connected");
+    b.wait_connected(Duration::from_secs(10)).expect("connected");
     let mut inbox = b.subscribe(Pattern::parse("sensors.>").expect("pattern")).expect("subscribes");
     let mut one = b.subscribe(Pattern::parse("sensors.*").expect("pattern")).expect("subscribes");
     b.flush(Duration::from_secs(5)).expect("the subscriptions reached the server");
@@ -58,7 +61,7 @@ fn messages_cross_between_clients_with_their_headers() {
     a.publish(message("other.topic", b"y")).expect("publishes");
     a.flush(Duration::from_secs(5)).expect("flushed");
 
-    let got = inbox.receive(Duration::from_secs(5)).expect("receives").expect("a message");
+    let got = inbox.receive(Duration::from_secs(10)).expect("receives").expect("a message");
     assert_eq!(got.topic, "sensors.edge-1");
     assert_eq!(got.data, m.data);
     assert_eq!(got.content_type.as_deref(), Some("application/json"));

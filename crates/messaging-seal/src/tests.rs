@@ -144,3 +144,21 @@ fn sender_identities_are_checked() {
         assert!(made.is_err(), "{bad:?}");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Whatever a peer publishes around the sealing, nothing opens.
+    #[test]
+    fn arbitrary_bytes_never_open(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        sealed_prefix in proptest::prelude::any::<bool>(),
+    ) {
+        let bus = LocalBus::new();
+        let (subscriber, stats) = sealed(&bus, &["t"], "s/0@n");
+        let mut inbox = subscriber.subscribe(Pattern::parse("t").expect("pattern")).expect("subscribe");
+        let data = if sealed_prefix { [&envelope::MAGIC[..], &data].concat() } else { data };
+        bus.publish(Message { topic: "t".into(), data, ..Message::default() }).expect("publish");
+        proptest::prop_assert_eq!(inbox.receive(Duration::ZERO).expect("receive"), None);
+        proptest::prop_assert_eq!(stats.rejected.load(Ordering::Relaxed), 1);
+    }
+}

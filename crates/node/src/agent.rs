@@ -60,6 +60,8 @@ pub struct NodeOptions {
     /// The NATS server this node's instances use in place of the control plane's (a leaf
     /// node beside an edge node, say); messaging stays off unless the control plane has it on.
     pub nats: Option<String>,
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Why the agent stopped, or a step failed.
@@ -112,6 +114,9 @@ pub struct Agent {
     topic_keys: std::sync::Mutex<BTreeMap<(String, u32), Arc<crate::topics::ControlTopicKeys>>>,
     /// Counts of sealed messages.
     seal_stats: Arc<lamina_messaging_seal::Stats>,
+    metrics: Arc<crate::metrics::NodeMetrics>,
+    /// The metrics endpoint, while the agent lives.
+    _endpoint: Option<lamina_metrics::Endpoint>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -137,6 +142,19 @@ impl Agent {
         let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(lamina_types::Profile::Server))
             .map_err(|e| AgentError::State(format!("cannot start the engine: {e}")))?;
         let desired = load_desired(&options.state, &artifact_key, &identity.name);
+        let seal_stats: Arc<lamina_messaging_seal::Stats> = Arc::default();
+        let metrics: Arc<crate::metrics::NodeMetrics> = Arc::default();
+        let endpoint = match options.metrics {
+            Some(addr) => {
+                let registry = Arc::new(crate::metrics::registry(&metrics, seal_stats.clone()));
+                let collect: lamina_metrics::Collect = Arc::new(move || lamina_metrics::render(&registry));
+                Some(
+                    lamina_metrics::Endpoint::start(addr, collect)
+                        .map_err(|e| AgentError::State(format!("cannot serve metrics on {addr}: {e}")))?,
+                )
+            }
+            None => None,
+        };
         Ok(Agent {
             identity,
             options,
@@ -150,7 +168,9 @@ impl Agent {
             nats: std::sync::Mutex::new(None),
             bus: lamina_runtime::LocalBus::new(),
             topic_keys: std::sync::Mutex::new(BTreeMap::new()),
-            seal_stats: Arc::default(),
+            seal_stats,
+            metrics,
+            _endpoint: endpoint,
         })
     }
 
@@ -173,11 +193,15 @@ impl Agent {
                     Ok(fresh) => client = fresh,
                     Err(e) => tracing::warn!("cannot renew the attested certificate: {e}"),
                 }
-                if let Err(e) = self.reattest(&client) {
+                let started = Instant::now();
+                let attested = self.reattest(&client);
+                self.metrics.attested(attested.as_ref().is_ok_and(|pass| *pass), started.elapsed().as_secs_f64());
+                if let Err(e) = attested {
                     tracing::warn!("re-attestation failed: {e}");
                 }
             }
             let path = format!("/v1/nodes/{}/heartbeat", self.identity.name);
+            let sent = Instant::now();
             let answer = client
                 .post::<_, SignedDesired>(&path, &json!({ "instances": self.reports(), "logs": self.new_output() }))
                 .map_err(AgentError::Control)
@@ -186,6 +210,12 @@ impl Agent {
                         signed.verify(&self.artifact_key, &self.identity.name).map_err(AgentError::Protocol)?;
                     Ok((signed, desired))
                 });
+            match &answer {
+                Ok(_) => self.metrics.heartbeat_seconds.observe(sent.elapsed().as_secs_f64()),
+                Err(_) => {
+                    self.metrics.heartbeat_failures.inc();
+                }
+            }
             match answer {
                 Ok((signed, desired)) => {
                     if let Some(since) = offline_since.take() {
@@ -281,7 +311,8 @@ impl Agent {
         }
     }
 
-    fn reattest(&mut self, client: &lamina_control::ControlClient) -> Result<(), AgentError> {
+    /// Attests to the control plane; says whether the evidence passed.
+    fn reattest(&mut self, client: &lamina_control::ControlClient) -> Result<bool, AgentError> {
         let challenge: Value = client.post("/v1/challenge", &json!({}))?;
         let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
         let evidence = evidence(self.platform.as_ref(), nonce, &self.identity.spki()?)?;
@@ -290,8 +321,9 @@ impl Agent {
         self.attested = Some(Instant::now());
         if verdict["verified"] != Value::Bool(true) {
             tracing::error!("this node's evidence no longer passes the policy: {}", verdict["reason"]);
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// What each instance wrote since the last heartbeat (at most
@@ -374,6 +406,7 @@ impl Agent {
                 tracing::warn!("{}/{} ended ({exit:?}); restarting after a delay", key.0, key.1);
                 r.state = InstanceState::Failed;
                 r.restarts += 1;
+                self.metrics.restarts.inc();
                 let delay = Duration::from_secs(1u64 << r.restarts.min(5)).min(Duration::from_secs(30));
                 r.retry_at = Some(Instant::now() + delay);
             }
@@ -410,6 +443,7 @@ impl Agent {
                 }
             }
         }
+        self.metrics.instance_states(self.instances.values().map(|r| r.state));
     }
 
     /// The artifact of a module for this node: from the cache, or from the control plane;
@@ -419,7 +453,9 @@ impl Agent {
         let dir = self.options.state.join("artifacts");
         let name = hex::encode(hash.as_bytes());
         let (art_path, sig_path) = (dir.join(format!("{name}.lamart")), dir.join(format!("{name}.lamart.sig")));
-        let (bytes, signature) = match (std::fs::read(&art_path), std::fs::read(&sig_path)) {
+        let cached = (std::fs::read(&art_path), std::fs::read(&sig_path));
+        self.metrics.artifact(cached.0.is_ok() && cached.1.is_ok());
+        let (bytes, signature) = match cached {
             (Ok(a), Ok(s)) => (a, s),
             _ => {
                 let signed: lamina_control::wire::SignedArtifact =

@@ -21,6 +21,7 @@
 
 mod agent;
 mod identity;
+mod metrics;
 mod secrets;
 mod topics;
 

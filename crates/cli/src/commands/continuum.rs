@@ -59,6 +59,7 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         tick: Duration::from_secs(1),
         settings: Settings { lost_after: args.lost_after, ..Settings::default() },
         messaging: args.nats.clone(),
+        metrics: args.metrics,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,6 +72,9 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
             .context("cannot start the control plane")?;
         eprintln!("lamina: control plane at {} (listening on {})", running.public_address, running.address);
         eprintln!("lamina: key fingerprint {}", hex::encode(running.fingerprint));
+        if let Some(endpoint) = &running.metrics {
+            eprintln!("lamina: metrics at http://{}/metrics", endpoint.addr());
+        }
         eprintln!(
             "lamina: admin token in {}; create join tokens with `lamina token create`",
             state.join("admin.token").display()
@@ -186,11 +190,38 @@ pub(crate) fn undeploy(args: UndeployArgs) -> anyhow::Result<i32> {
 }
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
-    let status: Value = client(&args.control, true)?.get("/v1/status")?;
-    if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+    let client = client(&args.control, true)?;
+    let Some(every) = args.watch else {
+        let status: Value = client.get("/v1/status")?;
+        if args.format == Format::Json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            print_status(&status);
+        }
         return Ok(0);
+    };
+    // Until interrupted: redraw every period; while the control plane is out of reach, say so
+    // and keep asking.
+    loop {
+        let fetched: Result<Value, _> = client.get("/v1/status");
+        print!("\x1b[2J\x1b[H");
+        println!(
+            "every {} · {} · Ctrl-C to stop\n",
+            humantime::format_duration(every),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
+        match fetched {
+            Ok(status) if args.format == Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+            Ok(status) => print_status(&status),
+            Err(e) => println!("the control plane is out of reach: {e}; trying again"),
+        }
+        std::io::Write::flush(&mut std::io::stdout())?;
+        std::thread::sleep(every);
     }
+}
+
+/// The status as tables: nodes, then instances and what could not be placed.
+fn print_status(status: &Value) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     println!(
         "{:<16} {:<8} {:<10} {:<20} {:<12} {:<10} INSTANCES",
@@ -247,7 +278,6 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
             u["reason"].as_str().unwrap_or("?")
         );
     }
-    Ok(0)
 }
 
 pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
@@ -278,6 +308,7 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
             None => None,
         },
         nats: args.nats.clone(),
+        metrics: args.metrics,
     };
     let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
     let identity = match lamina_node::Identity::load(&state)? {
