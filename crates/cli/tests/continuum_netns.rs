@@ -18,7 +18,9 @@
 //! or to the edge namespace's relay).
 //!
 //! The scenario deploys the two-stage sensor application: `sensor-filter` on every edge node,
-//! and `aggregate` in the cloud, keeping its statistics in sealed storage. Then it:
+//! and `aggregate` in the cloud, keeping its statistics in sealed storage; the readings travel
+//! sealed under their topic's key (the nodes' metrics, scraped inside their namespaces, count
+//! messages sealed and opened and none rejected). Then it:
 //! 1. kills an edge node and sees its instance move;
 //! 2. cuts an edge node off, sees it keep running, and sees it reconcile when the link returns;
 //! 3. restarts the control plane and sees nothing healthy restart;
@@ -221,11 +223,18 @@ impl World {
         let program = if host.arm { lamina_aarch64() } else { PathBuf::from(env!("CARGO_BIN_EXE_lamina")) };
         let state = self.state(role).to_str().expect("utf-8").to_owned();
         let mut args = vec!["node", "-v", "--name", role, "--zone", host.zone, "--platform", "sim", "--state", &state];
-        args.extend(["--heartbeat", "500ms", "--reattest", "3s"]);
+        args.extend(["--heartbeat", "500ms", "--reattest", "3s", "--metrics", "127.0.0.1:9464"]);
         if let Some(t) = token {
             args.extend(["--join", t]);
         }
         self.spawn(role, role, host.arm, &program, &args);
+    }
+
+    /// A node's metrics, scraped inside its namespace.
+    fn metrics(&self, role: &str) -> String {
+        let scrape = "import urllib.request, sys; \
+                      sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=5).read().decode())";
+        texts(&output(Command::new("ip").args(["netns", "exec", &self.ns(role), "python3", "-c", scrape]))).0
     }
 
     /// Lines of an instance's log on its node.
@@ -336,6 +345,15 @@ fn all_running(status: &Value, workload: &str, replicas: usize) -> bool {
         && p.iter().all(|(r, n)| instance(status, n, workload, *r).is_some_and(|i| i["state"] == "running"))
 }
 
+/// The value of the metric line that starts with `prefix` (0 when there is none).
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Readings the aggregate has counted for a sensor, from its latest line.
 fn counted(log: &str, sensor: &str) -> u64 {
     let prefix = format!("aggregate: {sensor} n=");
@@ -417,6 +435,13 @@ fn a_continuum_in_network_namespaces_survives_kills_cuts_restarts_and_policy_cha
         let log = world.log("cloud-1", "aggregate-0");
         ["edge-1", "edge-2", "edge-3"].iter().all(|s| counted(&log, s) > 0)
     });
+    // They travelled sealed: the edge nodes sealed what they sent, the cloud node opened what it
+    // received, and dropped nothing.
+    let (edge, cloud) = (world.metrics("edge-2"), world.metrics("cloud-1"));
+    assert!(metric(&edge, "lamina_node_messages_total{direction=\"out\"}") > 0.0, "{edge}");
+    assert!(metric(&cloud, "lamina_node_messages_total{direction=\"in\"}") > 0.0, "{cloud}");
+    assert_eq!(metric(&cloud, "lamina_node_messages_rejected_total"), 0.0, "{cloud}");
+    assert!(metric(&cloud, "lamina_node_instances{state=\"running\"}") >= 1.0, "{cloud}");
     wait_for("`lamina logs` to show the aggregate", Duration::from_secs(20), || {
         world.cli(&["logs", "aggregate"]).1.contains("aggregate/0@cloud-1: aggregate: edge-2 n=")
     });

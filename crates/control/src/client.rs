@@ -155,27 +155,12 @@ impl ControlClient {
         cert: Option<&lamina_attest::ratls::AttestedCert>,
         auth: Option<String>,
     ) -> Result<Self, ClientError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let unreachable = |reason: String| ClientError::Unreachable { url: base.to_owned(), reason };
-        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| unreachable(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint, verifier, provider }));
-        let mut tls = match cert {
-            Some(cert) => tls
-                .with_client_auth_cert(vec![cert.certificate()], cert.private_key())
-                .map_err(|e| unreachable(e.to_string()))?,
-            None => tls.with_no_client_auth(),
-        };
-        // Every new connection makes a full handshake, so the control plane's evidence is
-        // appraised on each (a resumed session would skip the certificate).
-        tls.resumption = rustls::client::Resumption::disabled();
+        let tls = tls_config(base, fingerprint, verifier, cert)?;
         let http = reqwest::blocking::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(20))
             .build()
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| ClientError::Unreachable { url: base.to_owned(), reason: e.to_string() })?;
         Ok(ControlClient { http, base: base.trim_end_matches('/').to_owned(), auth })
     }
 
@@ -253,6 +238,38 @@ impl ControlClient {
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {
         self.send::<serde_json::Value>(self.http.delete(format!("{}{path}", self.base))).map(|_| ())
     }
+}
+
+/// The TLS configuration of a client of the control plane at `base`: the control plane is
+/// accepted only under the pinned key `fingerprint` and, with a verifier, evidence that passes
+/// it; with `cert`, the client presents it (a node's attested certificate). Sessions are never
+/// resumed, so each connection's handshake carries fresh evidence.
+///
+/// # Errors
+/// [`ClientError::Unreachable`] when the configuration cannot be built.
+pub fn tls_config(
+    base: &str,
+    fingerprint: [u8; 32],
+    verifier: Option<Arc<lamina_attest::Verifier>>,
+    cert: Option<&lamina_attest::ratls::AttestedCert>,
+) -> Result<rustls::ClientConfig, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let unreachable = |reason: String| ClientError::Unreachable { url: base.to_owned(), reason };
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| unreachable(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint, verifier, provider }));
+    let mut tls = match cert {
+        Some(cert) => tls
+            .with_client_auth_cert(vec![cert.certificate()], cert.private_key())
+            .map_err(|e| unreachable(e.to_string()))?,
+        None => tls.with_no_client_auth(),
+    };
+    // Every new connection makes a full handshake, so the control plane's evidence is
+    // appraised on each (a resumed session would skip the certificate).
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(tls)
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -27,7 +27,7 @@ mod store;
 mod tokens;
 pub mod wire;
 
-pub use client::{ClientError, ControlClient, spki_fingerprint};
+pub use client::{ClientError, ControlClient, spki_fingerprint, tls_config};
 pub use registry::{
     Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
     SignedDesired, StepError,

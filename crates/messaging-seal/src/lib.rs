@@ -196,6 +196,7 @@ impl Broker for Sealed {
             inner,
             keys: self.keys.clone(),
             message_keys: HashMap::new(),
+            cached: 0,
             windows: replay::Windows::new(MAX_SESSIONS),
             stats: self.stats.clone(),
             warned: false,
@@ -213,8 +214,10 @@ fn nonce(sequence: u64) -> Nonce {
 struct SealedInbox {
     inner: Box<dyn Inbox>,
     keys: Arc<dyn TopicKeys>,
-    /// Per (topic, session): the message key, under its epoch.
-    message_keys: HashMap<(String, [u8; SESSION]), (u32, LessSafeKey)>,
+    /// Per topic and session: the message key, under its epoch.
+    message_keys: HashMap<String, HashMap<[u8; SESSION], (u32, LessSafeKey)>>,
+    /// How many message keys `message_keys` holds.
+    cached: usize,
     windows: replay::Windows,
     stats: Arc<Stats>,
     warned: bool,
@@ -229,23 +232,28 @@ impl SealedInbox {
         if !self.windows.fresh(&session, sequence) {
             return Err(format!("message {sequence} of {sender} was seen before (a replay)"));
         }
-        let slot = (topic.clone(), session);
-        let cached = self.message_keys.get(&slot).is_some_and(|(e, _)| *e == epoch);
+        let cached =
+            self.message_keys.get(topic.as_str()).and_then(|k| k.get(&session)).is_some_and(|(e, _)| *e == epoch);
         if !cached {
             let key = self.keys.key(&topic).map_err(|e| e.to_string())?;
             if key.epoch != epoch {
                 return Err(format!("it is sealed under key epoch {epoch}; this instance holds epoch {}", key.epoch));
             }
-            if self.message_keys.len() >= MAX_SESSIONS {
+            if self.cached >= MAX_SESSIONS {
                 self.message_keys.clear();
+                self.cached = 0;
             }
-            self.message_keys.insert(slot.clone(), (epoch, key.message_key(&session)));
+            let previous =
+                self.message_keys.entry(topic.clone()).or_default().insert(session, (epoch, key.message_key(&session)));
+            if previous.is_none() {
+                self.cached += 1;
+            }
         }
-        let (_, key) = self.message_keys.get(&slot).ok_or("no message key")?;
-        let aad = [data.get(..clear_len).unwrap_or_default(), topic.as_bytes()].concat();
-        let mut sealed = data.split_off(clear_len);
+        let (_, key) = self.message_keys.get(topic.as_str()).and_then(|k| k.get(&session)).ok_or("no message key")?;
+        let (clear, sealed) = data.split_at_mut(clear_len);
+        let aad = [&*clear, topic.as_bytes()].concat();
         let body = key
-            .open_in_place(nonce(sequence), Aad::from(&aad), &mut sealed)
+            .open_in_place(nonce(sequence), Aad::from(&aad), sealed)
             .map_err(|_| format!("it does not open under the topic key (tampered, or not from {sender})"))?;
         let body = envelope::parse_body(body).map_err(|e| e.to_string())?;
         self.windows.accept(session, sequence);

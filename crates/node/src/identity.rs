@@ -87,6 +87,25 @@ impl Identity {
         let cert = certificate(platform, &key)?;
         Ok(ControlClient::attested(&self.control, fp, verifier, &cert)?)
     }
+
+    /// The TLS configuration of [`Identity::client`], for an asynchronous HTTP client (a
+    /// certificate with fresh evidence for the node's key, the control plane pinned).
+    ///
+    /// # Errors
+    /// When the saved key or fingerprint is malformed, or the platform cannot attest.
+    pub fn tls_config(
+        &self,
+        platform: &dyn Platform,
+        verifier: Option<Arc<Verifier>>,
+    ) -> Result<rustls::ClientConfig, AgentError> {
+        let fp: [u8; 32] = hex::decode(&self.fingerprint)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| AgentError::State("the saved certificate fingerprint is malformed".into()))?;
+        let key = hex::decode(&self.key).map_err(|_| AgentError::State("the saved key is malformed".into()))?;
+        let cert = certificate(platform, &key)?;
+        Ok(lamina_control::tls_config(&self.control, fp, verifier, Some(&cert))?)
+    }
 }
 
 /// An attested certificate for the node's key (RA-TLS): the platform's evidence binds the key.
