@@ -12,10 +12,13 @@ RUST_COMPONENTS=(rustfmt clippy)
 # libssl-dev and pkg-config for the CCA token verifier; clang for bindgen; wasi-libc (headers
 # and libc for wasm32-wasi), llvm (llvm-ar), lld (wasm-ld) and libclang-rt-dev-wasm32 (compiler-rt)
 # so that clang builds C for WebAssembly guests, such as SQLite in examples/sqlite; nats-server
-# for messaging across nodes; iproute2 (ip, tc) for the continuum test's network namespaces.
+# for messaging across nodes; iproute2 (ip, tc) for the continuum test's network namespaces;
+# etcd-server and etcd-client (etcdctl) for the replicated control plane and its tests;
+# protobuf-compiler (protoc) to build the etcd client's gRPC bindings.
 DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
     swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang libclang-dev
-    wasi-libc llvm lld libclang-rt-dev-wasm32 nats-server iproute2)
+    wasi-libc llvm lld libclang-rt-dev-wasm32 nats-server iproute2
+    etcd-server etcd-client protobuf-compiler)
 
 setup_rust() {
     local installed missing=()

@@ -177,6 +177,18 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
 
+    /// Where the state is kept: in the state directory (the default), or, for a replicated
+    /// control plane, in an etcd cluster (`etcd://HOST:PORT[,HOST:PORT...]`). Replicas on the
+    /// same etcd elect one leader that serves; the others stand by and take over when it dies.
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+
+    /// With --store etcd://...: the file of the 32-byte key (64 hex digits) that encrypts the
+    /// keys the replicas share in etcd; give every replica the same file. Made (mode 0600) if
+    /// it does not exist.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cluster_key: Option<PathBuf>,
+
     /// The address nodes reach this control plane at, written into join tokens
     /// [default: https://<listen>].
     #[arg(long, value_name = "URL")]

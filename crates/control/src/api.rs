@@ -79,6 +79,10 @@ pub struct Control {
     instances: BTreeMap<String, String>,
     /// What it counts as it serves.
     metrics: Arc<crate::metrics::ControlMetrics>,
+    /// The replicas' addresses, when the control plane is replicated.
+    replicas: Vec<String>,
+    /// Each node's desired state as last signed, with its generation.
+    signed: BTreeMap<String, (u64, crate::SignedDesired)>,
 }
 
 impl std::fmt::Debug for Control {
@@ -103,9 +107,9 @@ impl Control {
     ) -> Result<Self, StoreError> {
         let registry = store.registry()?;
         let tokens = store.tokens()?;
-        let credentials = store.load("credentials.json")?;
+        let credentials = store.load(crate::store::CREDENTIALS)?;
         let instances = store.load(INSTANCES)?;
-        let artifact_key = artifact_key(store.dir())?;
+        let artifact_key = artifact_key(&store)?;
         let mut registry = registry;
         // Heartbeats are not written to the store; after a restart every node gets a full
         // --lost-after to reconnect, so that nothing is re-planned because the control plane
@@ -129,6 +133,8 @@ impl Control {
             master,
             instances,
             metrics: Arc::default(),
+            replicas: Vec::new(),
+            signed: BTreeMap::new(),
             messaging: None,
             changed: Arc::new(tokio::sync::Notify::new()),
         })
@@ -162,9 +168,23 @@ impl Control {
         self.registry.settings = settings;
     }
 
+    /// Sets the replicas' addresses that nodes are told of.
+    pub fn set_replicas(&mut self, replicas: Vec<String>) {
+        if replicas != self.replicas {
+            self.replicas = replicas;
+            self.signed.clear();
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Sets the NATS server nodes' instances exchange messages through.
     pub fn set_messaging(&mut self, url: Option<String>) {
         self.messaging = url;
+        self.signed.clear();
     }
 
     /// The state directory.
@@ -173,16 +193,21 @@ impl Control {
     }
 
     fn persist(&self) -> Result<(), ApiError> {
-        self.store.save_registry(&self.registry)?;
-        self.store.save_tokens(&self.tokens)?;
-        self.store.save("credentials.json", &self.credentials)?;
+        self.store.save_state(&self.registry, &self.tokens, &self.credentials)?;
         // Whatever changed, nodes waiting for a new desired state look again.
         self.changed.notify_waiters();
         Ok(())
     }
 
-    /// A node's desired state, signed, with the messaging server.
-    fn signed_desired(&self, name: &str) -> Result<crate::SignedDesired, ApiError> {
+    /// A node's desired state, signed, with the messaging server and the replicas: signed once
+    /// per generation (heartbeats and long polls return the same copy).
+    fn signed_desired(&mut self, name: &str) -> Result<crate::SignedDesired, ApiError> {
+        let generation = self.registry.desired.get(name).map_or(0, |d| d.generation);
+        if let Some((g, signed)) = self.signed.get(name)
+            && *g == generation
+        {
+            return Ok(signed.clone());
+        }
         let mut desired = self
             .registry
             .desired
@@ -190,7 +215,11 @@ impl Control {
             .cloned()
             .unwrap_or_else(|| DesiredState { node: name.to_owned(), ..DesiredState::default() });
         desired.messaging.clone_from(&self.messaging);
-        crate::SignedDesired::sign(&desired, &self.artifact_key).map_err(|e| ApiError::internal(e.to_string()))
+        desired.control_planes.clone_from(&self.replicas);
+        let signed =
+            crate::SignedDesired::sign(&desired, &self.artifact_key).map_err(|e| ApiError::internal(e.to_string()))?;
+        self.signed.insert(name.to_owned(), (generation, signed.clone()));
+        Ok(signed)
     }
 
     /// Advances the clock: lost nodes, expired attestations, expired challenges.
@@ -310,20 +339,17 @@ impl Control {
     }
 }
 
-/// The artifact signing key, made at first start and kept (0600) as `artifacts.key`.
-fn artifact_key(dir: &std::path::Path) -> Result<p256::ecdsa::SigningKey, StoreError> {
+/// The artifact signing key, made at first start and kept as `artifacts.key` (PKCS#8 PEM).
+fn artifact_key(store: &Store) -> Result<p256::ecdsa::SigningKey, StoreError> {
     use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
-    let path = dir.join("artifacts.key");
-    if let Ok(pem) = std::fs::read_to_string(&path) {
-        return p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| StoreError::Damaged { path, reason: e.to_string() });
-    }
-    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-    let pem = key
-        .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
-        .map_err(|e| StoreError::Damaged { path: path.clone(), reason: e.to_string() })?;
-    crate::store::write_private(&path, pem.as_bytes())?;
-    Ok(key)
+    let damaged = |reason: String| StoreError::Damaged { path: store.dir().join("artifacts.key"), reason };
+    let pem = store.material("artifacts.key", || {
+        let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).map_err(|e| damaged(e.to_string()))?;
+        Ok(pem.as_bytes().to_vec())
+    })?;
+    let pem = std::str::from_utf8(&pem).map_err(|e| damaged(e.to_string()))?;
+    p256::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|e| damaged(e.to_string()))
 }
 
 /// The client certificate a connection presented; TLS has checked that the client holds its
@@ -480,14 +506,9 @@ async fn upload_module(
         return Err(ApiError::bad("the body is not a WebAssembly binary"));
     }
     let hash = lamina_types::ModuleHash::of(&body);
-    let dir = c.store.dir().join("modules");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
-    let path = dir.join(format!("{}.wasm", hex::encode(hash.as_bytes())));
-    if !path.exists() {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &body)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| ApiError::internal(format!("cannot store the module: {e}")))?;
+    let name = module_name(&hash);
+    if !c.store.list("modules")?.iter().any(|m| format!("modules/{m}") == name) {
+        c.store.write(&[(&name, &body)], &[])?;
     }
     Ok(Json(serde_json::json!({ "module": hash.to_string() })))
 }
@@ -499,11 +520,13 @@ async fn deploy(
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
     c.admin(&headers)?;
+    let modules = c.store.list("modules")?;
+    let secrets = c.store.list("secrets")?;
     for w in &deployment.workloads {
         lamina_types::deploy::check_name(&w.name).map_err(ApiError::bad)?;
         match &w.module {
             lamina_types::ModuleRef::Hash(h) => {
-                if !c.module_path(h).exists() {
+                if !modules.iter().any(|m| format!("modules/{m}") == module_name(h)) {
                     return Err(ApiError::bad(format!(
                         "workload \"{}\": module {h} is unknown to the control plane; deploy it by path so that `lamina deploy` uploads it",
                         w.name
@@ -521,7 +544,7 @@ async fn deploy(
     }
     for w in &deployment.workloads {
         for secret in &w.secrets {
-            if !c.secret_path(secret).exists() {
+            if !secrets.contains(&format!("{secret}.sealed")) {
                 return Err(ApiError::bad(format!(
                     "workload \"{}\": secret `{secret}` is not set; set it first with `lamina secret set {secret} FILE`",
                     w.name
@@ -536,10 +559,9 @@ async fn deploy(
     Ok(Json(serde_json::json!({ "deployed": names, "unplaced": unplaced })))
 }
 
-impl Control {
-    fn module_path(&self, hash: &lamina_types::ModuleHash) -> std::path::PathBuf {
-        self.store.dir().join("modules").join(format!("{}.wasm", hex::encode(hash.as_bytes())))
-    }
+/// Where a module is kept in the store.
+fn module_name(hash: &lamina_types::ModuleHash) -> String {
+    format!("modules/{}.wasm", hex::encode(hash.as_bytes()))
 }
 
 /// Compiles a module for a node's target (once; cached in the state directory) and signs it.
@@ -571,15 +593,28 @@ async fn artifact(
             hex::encode(hash.as_bytes()),
             node.target.triple()
         ));
-        (c.module_path(&hash), node.target, cache, c.artifact_key.clone())
+        // The compiled artifact is this replica's own cache; the module comes from the store.
+        let module = if cache.exists() {
+            None
+        } else {
+            let wasm = c.store.get(&module_name(&hash))?;
+            Some(wasm.ok_or_else(|| ApiError::internal(format!("module {hash} is missing from the store")))?)
+        };
+        (module, node.target, cache, c.artifact_key.clone())
     };
     // Compiling takes time: outside the lock, on a blocking thread.
     let signed = tokio::task::spawn_blocking(move || -> Result<SignedArtifact, ApiError> {
-        let bytes = match std::fs::read(&cache) {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                let wasm =
-                    std::fs::read(&module).map_err(|e| ApiError::internal(format!("the module is missing: {e}")))?;
+        let cached = match module {
+            None => std::fs::read(&cache).ok(),
+            Some(_) => None,
+        };
+        let bytes = match cached {
+            Some(bytes) => bytes,
+            None => {
+                let wasm = match module {
+                    Some(wasm) => wasm,
+                    None => return Err(ApiError::internal("the compiled artifact vanished; ask again")),
+                };
                 let options = lamina_runtime::EngineOptions {
                     profile: lamina_types::Profile::Server,
                     target: Some(target),
@@ -811,7 +846,7 @@ async fn desired(
         tokio::pin!(notified);
         notified.as_mut().enable();
         {
-            let c = lock(&c);
+            let mut c = lock(&c);
             let generation = c.registry.desired.get(&name).map_or(0, |d| d.generation);
             if q.after != Some(generation) || tokio::time::Instant::now() >= until {
                 return c.signed_desired(&name).map(Json);
@@ -822,8 +857,8 @@ async fn desired(
 }
 
 impl Control {
-    fn secret_path(&self, name: &str) -> std::path::PathBuf {
-        self.store.dir().join("secrets").join(format!("{name}.sealed"))
+    fn secret_name(name: &str) -> String {
+        format!("secrets/{name}.sealed")
     }
 
     fn secrets_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
@@ -832,7 +867,7 @@ impl Control {
 
     /// A secret's value, decrypted.
     fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
-        let sealed = std::fs::read(self.secret_path(name)).map_err(|_| {
+        let sealed = self.store.get(&Self::secret_name(name))?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
                 format!("secret `{name}` is not set; set it with `lamina secret set {name} FILE`"),
@@ -916,11 +951,7 @@ async fn set_secret(
     check_secret_name(&name)?;
     let sealed = crate::release::encrypt_at_rest(&c.secrets_key(), name.as_bytes(), &body)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let path = c.secret_path(&name);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| ApiError::internal(e.to_string()))?;
-    }
-    crate::store::write_private(&path, &sealed)?;
+    c.store.write(&[(&Control::secret_name(&name), &sealed)], &[])?;
     tracing::info!(secret = %name, "secret set");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -929,23 +960,19 @@ async fn delete_secret(State(c): State<Shared>, headers: HeaderMap, Path(name): 
     let c = lock(&c);
     c.admin(&headers)?;
     check_secret_name(&name)?;
-    std::fs::remove_file(c.secret_path(&name))
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no secret `{name}`")))?;
+    let key = Control::secret_name(&name);
+    if c.store.get(&key)?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no secret `{name}`")));
+    }
+    c.store.write(&[], &[&key])?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_secrets(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
     let c = lock(&c);
     c.admin(&headers)?;
-    let mut names: Vec<String> = std::fs::read_dir(c.store.dir().join("secrets"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".sealed")).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let names: Vec<String> =
+        c.store.list("secrets")?.iter().filter_map(|n| n.strip_suffix(".sealed")).map(str::to_owned).collect();
     Ok(Json(serde_json::json!({ "secrets": names })))
 }
 

@@ -119,7 +119,10 @@ impl ServerCertVerifier for Pinned {
 #[derive(Debug, Clone)]
 pub struct ControlClient {
     http: reqwest::blocking::Client,
-    base: String,
+    /// The control plane's addresses: one, or each replica's.
+    bases: Arc<Vec<String>>,
+    /// The one that answered last.
+    current: Arc<std::sync::atomic::AtomicUsize>,
     auth: Option<String>,
 }
 
@@ -161,15 +164,45 @@ impl ControlClient {
             .timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| ClientError::Unreachable { url: base.to_owned(), reason: e.to_string() })?;
-        Ok(ControlClient { http, base: base.trim_end_matches('/').to_owned(), auth })
+        let bases: Vec<String> =
+            base.split(',').map(|b| b.trim().trim_end_matches('/').to_owned()).filter(|b| !b.is_empty()).collect();
+        Ok(ControlClient { http, bases: Arc::new(bases), current: Arc::default(), auth })
     }
 
-    fn send<T: DeserializeOwned>(&self, req: reqwest::blocking::RequestBuilder) -> Result<T, ClientError> {
-        let req = match &self.auth {
-            Some(token) => req.bearer_auth(token),
-            None => req,
-        };
-        let resp = req.send().map_err(|e| ClientError::Unreachable { url: self.base.clone(), reason: chain(&e) })?;
+    /// The addresses it tries, the one that answered last first.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// Sends a request to the control plane; when it cannot be reached at one address (a
+    /// replica that died), the next one is tried.
+    fn send<T: DeserializeOwned>(
+        &self,
+        make: impl Fn(&str) -> reqwest::blocking::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        use std::sync::atomic::Ordering;
+        let first = self.current.load(Ordering::Relaxed);
+        let mut last = ClientError::Unreachable { url: String::new(), reason: "no control-plane address".into() };
+        for i in 0..self.bases.len() {
+            let at = (first + i) % self.bases.len();
+            let base = &self.bases[at];
+            let req = make(base);
+            let req = match &self.auth {
+                Some(token) => req.bearer_auth(token),
+                None => req,
+            };
+            match req.send() {
+                Ok(resp) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return Self::answer(resp);
+                }
+                Err(e) => last = ClientError::Unreachable { url: base.clone(), reason: chain(&e) },
+            }
+        }
+        Err(last)
+    }
+
+    fn answer<T: DeserializeOwned>(resp: reqwest::blocking::Response) -> Result<T, ClientError> {
         let status = resp.status();
         let body = resp.text().map_err(|e| ClientError::Malformed(e.to_string()))?;
         if !status.is_success() {
@@ -188,7 +221,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
+        self.send(|base| self.http.get(format!("{base}{path}")))
     }
 
     /// `POST path` with a JSON body.
@@ -196,7 +229,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+        self.send(|base| self.http.post(format!("{base}{path}")).json(body))
     }
 
     /// `POST path` with a binary body.
@@ -204,7 +237,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn post_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T, ClientError> {
-        self.send(self.http.post(format!("{}{path}", self.base)).body(body))
+        self.send(|base| self.http.post(format!("{base}{path}")).body(body.clone()))
     }
 
     /// `PUT path` with a JSON body.
@@ -212,7 +245,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
-        self.send(self.http.put(format!("{}{path}", self.base)).json(body))
+        self.send(|base| self.http.put(format!("{base}{path}")).json(body))
     }
 
     /// `PUT path` with a binary body.
@@ -220,7 +253,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn put_bytes<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T, ClientError> {
-        self.send(self.http.put(format!("{}{path}", self.base)).body(body))
+        self.send(|base| self.http.put(format!("{base}{path}")).body(body.clone()))
     }
 
     /// `PUT path` with a text body.
@@ -228,7 +261,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T, ClientError> {
-        self.send(self.http.put(format!("{}{path}", self.base)).body(body))
+        self.send(|base| self.http.put(format!("{base}{path}")).body(body.clone()))
     }
 
     /// `DELETE path`.
@@ -236,7 +269,7 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {
-        self.send::<serde_json::Value>(self.http.delete(format!("{}{path}", self.base))).map(|_| ())
+        self.send::<serde_json::Value>(|base| self.http.delete(format!("{base}{path}"))).map(|_| ())
     }
 }
 

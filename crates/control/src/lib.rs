@@ -16,6 +16,8 @@
 pub mod api;
 mod client;
 #[cfg(feature = "server")]
+pub mod etcd;
+#[cfg(feature = "server")]
 pub mod metrics;
 mod registry;
 pub mod release;

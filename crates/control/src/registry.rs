@@ -113,6 +113,10 @@ pub struct DesiredState {
     /// one, instances reach only the other instances on the same node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messaging: Option<String>,
+    /// The addresses of the control plane's replicas (`https://host:port`), when it is
+    /// replicated: where a node turns when the one it talks to is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control_planes: Vec<String>,
 }
 
 /// A desired state as the control plane sends it: the JSON text and the control plane's
@@ -276,6 +280,13 @@ impl Registry {
                 let record = self.nodes.get_mut(&node).ok_or(StepError::UnknownNode(node.clone()))?;
                 record.last_seen = now;
                 record.instances = instances;
+                // A heartbeat that leaves the node's standing as it was changes no plan: the
+                // common case, handled without re-planning (standings that lapse with time are
+                // the tick's to find).
+                let record = &self.nodes[&node];
+                if self.standing(record, now) == record.state {
+                    return Ok(Vec::new());
+                }
             }
             Event::Deployed(deployment) => {
                 for spec in deployment.workloads {
@@ -333,22 +344,24 @@ impl Registry {
         let workloads: Vec<Workload> = self.workloads.values().map(Workload::from).collect();
         self.plan = schedule(&workloads, &nodes, &self.plan.placements);
         let mut changed = Vec::new();
+        let mut by_node: std::collections::HashMap<&str, Vec<Assignment>> = std::collections::HashMap::new();
+        for p in &self.plan.placements {
+            if let Some(spec) = self.workloads.get(&p.workload) {
+                by_node
+                    .entry(p.node.as_str())
+                    .or_default()
+                    .push(Assignment { placement: p.clone(), spec: spec.clone() });
+            }
+        }
         for name in self.nodes.keys() {
-            let mut assignments: Vec<Assignment> = self
-                .plan
-                .placements
-                .iter()
-                .filter(|p| &p.node == name)
-                .filter_map(|p| {
-                    self.workloads.get(&p.workload).map(|spec| Assignment { placement: p.clone(), spec: spec.clone() })
-                })
-                .collect();
+            let mut assignments = by_node.remove(name.as_str()).unwrap_or_default();
             assignments.sort_by(|a, b| a.placement.cmp(&b.placement));
             let entry = self.desired.entry(name.clone()).or_insert_with(|| DesiredState {
                 node: name.clone(),
                 generation: 0,
                 assignments: Vec::new(),
                 messaging: None,
+                control_planes: Vec::new(),
             });
             if entry.assignments != assignments || entry.generation == 0 {
                 entry.assignments = assignments;

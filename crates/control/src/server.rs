@@ -82,6 +82,9 @@ pub struct Running {
     pub control: Arc<Mutex<Control>>,
     /// The metrics endpoint, when one was asked for.
     pub metrics: Option<lamina_metrics::Endpoint>,
+    /// For a replica: becomes `true` if it loses the lead (its etcd lease lapsed), after which
+    /// it must stop serving (another replica takes over).
+    pub lost: Option<tokio::sync::watch::Receiver<bool>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -118,19 +121,17 @@ impl Drop for Running {
     }
 }
 
-/// The control plane's TLS key (ECDSA P-256, PKCS#8 DER), made at first start and kept (0600) in
-/// the state directory. Join tokens pin SHA-256 of its SubjectPublicKeyInfo, so certificates
-/// can be reissued with fresh evidence without breaking the pin.
-fn tls_key(dir: &Path) -> Result<Vec<u8>, ServeError> {
-    let key_path = dir.join("control.key.der");
-    if let Ok(key) = std::fs::read(&key_path) {
-        return Ok(key);
-    }
-    let key =
-        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| ServeError::Tls(e.to_string()))?;
-    let der = key.serialize_der();
-    crate::store::write_private(&key_path, &der)?;
-    Ok(der)
+/// The control plane's TLS key (ECDSA P-256, PKCS#8 DER), made at first start and kept in the
+/// store (`control.key.der`; replicas share it). Join tokens pin SHA-256 of its
+/// SubjectPublicKeyInfo, so certificates can be reissued with fresh evidence, and any replica
+/// can serve, without breaking the pin.
+fn tls_key(store: &Store) -> Result<Vec<u8>, ServeError> {
+    let der = store.material("control.key.der", || {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| StoreError::Damaged { path: "control.key.der".into(), reason: e.to_string() })?;
+        Ok(key.serialize_der())
+    })?;
+    Ok(der.to_vec())
 }
 
 /// An attested certificate for the control plane's key: evidence from its platform over claims
@@ -226,7 +227,21 @@ impl ClientCertVerifier for OptionalClientCert {
 /// The root of the control plane's secret keys: from its platform's sealing root, so secrets at
 /// rest open only on this platform; on a platform without sealing, a key file (0600) in the
 /// state directory, with a warning.
-fn master_key(platform: &dyn Platform, dir: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, ServeError> {
+fn master_key(platform: &dyn Platform, store: &Store) -> Result<zeroize::Zeroizing<[u8; 32]>, ServeError> {
+    if store.etcd().is_some() {
+        // Replicas share one master key, kept in etcd under the cluster key.
+        let bytes = store.material("master.key", || {
+            let mut key = vec![0u8; 32];
+            rand_core::OsRng.fill_bytes(&mut key);
+            Ok(key)
+        })?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Damaged { path: "master.key".into(), reason: "not 32 bytes".into() })?;
+        return Ok(zeroize::Zeroizing::new(key));
+    }
+    let dir = store.dir();
     match platform.sealing_root() {
         Ok(root) => Ok(crate::release::derive(root.0.as_ref(), b"lamina control master")),
         Err(e) => {
@@ -269,7 +284,24 @@ pub async fn serve(
     platform: Box<dyn Platform + Send>,
     options: ServeOptions,
 ) -> Result<Running, ServeError> {
-    let key = tls_key(store.dir())?;
+    // A replica serves only while it leads: it waits here until it does.
+    let lost = match store.etcd() {
+        Some(etcd) => {
+            if options.listen.port() == 0 {
+                return Err(ServeError::Tls(
+                    "a replicated control plane needs a fixed --listen port, which it announces to the others".into(),
+                ));
+            }
+            let announced = options.public_address.clone().unwrap_or_else(|| format!("https://{}", options.listen));
+            let (lost, lost_rx) = tokio::sync::watch::channel(false);
+            tokio::task::spawn_blocking(move || etcd.campaign(&announced, lost))
+                .await
+                .map_err(|e| ServeError::Tls(format!("the election stopped: {e}")))??;
+            Some(lost_rx)
+        }
+        None => None,
+    };
+    let key = tls_key(&store)?;
     let first = issue(platform.as_ref(), &key, &options.names)?;
     let fingerprint = crate::client::spki_fingerprint(&first.cert_der).map_err(ServeError::Tls)?;
     std::fs::write(store.dir().join("fingerprint"), hex::encode(fingerprint))
@@ -279,13 +311,27 @@ pub async fn serve(
         tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&first.private_key())
             .map_err(|e| ServeError::Tls(e.to_string()))?,
     )))));
-    let admin = admin_token(store.dir())?;
+    let admin = match store.etcd() {
+        // Every replica has the cluster's token; a copy beside it serves local commands.
+        Some(_) => {
+            let token = store.material("admin.token", || {
+                let mut bytes = [0u8; 32];
+                rand_core::OsRng.fill_bytes(&mut bytes);
+                Ok(hex::encode(bytes).into_bytes())
+            })?;
+            let token = String::from_utf8_lossy(&token).trim().to_owned();
+            crate::store::write_private(&store.dir().join("admin.token"), token.as_bytes())?;
+            token
+        }
+        None => admin_token(store.dir())?,
+    };
     let listener = TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let address = listener.local_addr().map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let public_address = options.public_address.clone().unwrap_or_else(|| format!("https://{address}"));
-    let master = master_key(platform.as_ref(), store.dir())?;
+    let master = master_key(platform.as_ref(), &store)?;
+    let etcd = store.etcd();
     let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint, master)?;
     control.set_settings(options.settings);
     control.set_messaging(options.messaging.clone());
@@ -317,6 +363,14 @@ pub async fn serve(
         let mut interval = tokio::time::interval(tick);
         loop {
             interval.tick().await;
+            if let Some(etcd) = etcd.clone() {
+                // Nodes are told where every replica is.
+                match tokio::task::spawn_blocking(move || etcd.members()).await {
+                    Ok(Ok(members)) => ticker.lock().unwrap_or_else(PoisonError::into_inner).set_replicas(members),
+                    Ok(Err(e)) => tracing::warn!("cannot list the control plane's replicas: {e}"),
+                    Err(_) => {}
+                }
+            }
             let result = ticker.lock().unwrap_or_else(PoisonError::into_inner).tick();
             if let Err(e) = result {
                 tracing::error!("control loop: {e}");
@@ -378,6 +432,7 @@ pub async fn serve(
         fingerprint,
         control,
         metrics,
+        lost,
         tasks: vec![server, clock, reissue],
         shutdown,
     })

@@ -1,6 +1,9 @@
-//! The control plane's embedded store: its state directory holds the registry and the issued
-//! tokens as JSON documents, each replaced atomically (written beside, synced, renamed, the
-//! directory synced), under an exclusive lock so that two control planes never share one.
+//! The control plane's store. Embedded (the default): its state directory holds the registry,
+//! the issued tokens and the other documents as files, each replaced atomically (written
+//! beside, synced, renamed, the directory synced), under an exclusive lock so that two control
+//! planes never share one. Replicated: the same documents in etcd (see [`crate::etcd`]), the
+//! state directory keeping only what is this replica's own (its address, its compiled
+//! artifacts, the admin token for local commands).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -28,6 +31,12 @@ pub enum StoreError {
     /// Another control plane holds the state directory.
     #[error("{} is in use by another control plane (stop it, or give this one another --state)", .0.display())]
     InUse(PathBuf),
+    /// etcd failed or could not be reached.
+    #[error("etcd: {0}")]
+    Etcd(String),
+    /// This replica no longer leads (its lease lapsed); another one serves.
+    #[error("this control plane replica is no longer the leader; another replica serves")]
+    NotLeader,
     /// A document is not what this control plane wrote.
     #[error("{} is damaged ({reason}); restore it from a backup or move the state directory away", path.display())]
     Damaged {
@@ -40,12 +49,21 @@ pub enum StoreError {
 
 const REGISTRY: &str = "registry.json";
 const TOKENS: &str = "tokens.json";
+/// The node credentials' document.
+pub(crate) const CREDENTIALS: &str = "credentials.json";
 
-/// An open state directory.
+fn json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec_pretty(value).map_err(|e| StoreError::Damaged { path: dir.join(name), reason: e.to_string() })
+}
+
+/// An open store.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     _lock: File,
+    shared: Option<std::sync::Arc<crate::etcd::EtcdStore>>,
+    /// The key that wraps the replicas' shared keys in etcd.
+    cluster_key: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -71,7 +89,125 @@ impl Store {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::InUse(dir.into())),
             Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
         }
-        Ok(Store { dir: dir.into(), _lock: lock })
+        Ok(Store { dir: dir.into(), _lock: lock, shared: None, cluster_key: None })
+    }
+
+    /// Opens a replica's state directory (locked, like [`Store::open`]) with its documents in
+    /// etcd.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    /// The keys every replica shares (TLS, artifact signing, secrets at rest, admin token) are
+    /// kept in etcd encrypted under `cluster_key`, which each replica is given.
+    pub fn replicated(
+        dir: &Path,
+        etcd: crate::etcd::EtcdStore,
+        cluster_key: zeroize::Zeroizing<[u8; 32]>,
+    ) -> Result<Self, StoreError> {
+        let mut store = Store::open(dir)?;
+        store.shared = Some(std::sync::Arc::new(etcd));
+        store.cluster_key = Some(cluster_key);
+        Ok(store)
+    }
+
+    /// Key material made once: as a file readable by its owner only (embedded), or in etcd
+    /// encrypted under the cluster key, the first replica's shared by all (replicated).
+    pub(crate) fn material(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> Result<Vec<u8>, StoreError>,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let (Some(etcd), Some(key)) = (&self.shared, &self.cluster_key) else {
+            let path = self.dir.join(name);
+            if let Ok(bytes) = std::fs::read(&path) {
+                return Ok(zeroize::Zeroizing::new(bytes));
+            }
+            let bytes = zeroize::Zeroizing::new(make()?);
+            write_private(&path, &bytes)?;
+            return Ok(bytes);
+        };
+        let damaged = |reason: String| StoreError::Damaged { path: PathBuf::from(format!("etcd:{name}")), reason };
+        let sealed = match etcd.get(name)? {
+            Some(sealed) => sealed,
+            None => {
+                let bytes = zeroize::Zeroizing::new(make()?);
+                let sealed = crate::release::encrypt_at_rest(key, name.as_bytes(), &bytes)
+                    .map_err(|e| damaged(e.to_string()))?;
+                etcd.put_if_absent(name, &sealed)?
+            }
+        };
+        crate::release::decrypt_at_rest(key, name.as_bytes(), &sealed).map_err(|_| {
+            damaged(
+                "it does not open with this replica's cluster key (give every replica the same --cluster-key)".into(),
+            )
+        })
+    }
+
+    /// The etcd store, when the state is replicated.
+    pub fn etcd(&self) -> Option<std::sync::Arc<crate::etcd::EtcdStore>> {
+        self.shared.clone()
+    }
+
+    /// A document's bytes, or `None` when there is none.
+    pub(crate) fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(etcd) = &self.shared {
+            return etcd.get(name);
+        }
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    /// Writes documents durably (in etcd, all or none; as files, each atomically) and deletes
+    /// others; files are readable by their owner only.
+    pub(crate) fn write(&self, puts: &[(&str, &[u8])], deletes: &[&str]) -> Result<(), StoreError> {
+        if let Some(etcd) = &self.shared {
+            return etcd.write(puts, deletes);
+        }
+        for (name, bytes) in puts {
+            let path = self.dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+            }
+            let tmp = path.with_extension("tmp");
+            write_private(&tmp, bytes)?;
+            File::open(&tmp).and_then(|f| f.sync_all()).map_err(io("sync", &tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io("replace", &path))?;
+            let parent = path.parent().unwrap_or(&self.dir);
+            File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync", parent))?;
+        }
+        for name in deletes {
+            let path = self.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("remove", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the documents in `dir` (one level).
+    pub(crate) fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        if let Some(etcd) = &self.shared {
+            return etcd.list(dir);
+        }
+        let path = self.dir.join(dir);
+        let mut names: Vec<String> = match std::fs::read_dir(&path) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| !n.ends_with(".tmp"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io("list", &path)(e)),
+        };
+        names.sort();
+        Ok(names)
     }
 
     /// The state directory.
@@ -80,26 +216,31 @@ impl Store {
     }
 
     pub(crate) fn load<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, StoreError> {
-        let path = self.dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Damaged { path, reason: e.to_string() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-            Err(e) => Err(io("read", &path)(e)),
+        match self.get(name)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Damaged { path: self.dir.join(name), reason: e.to_string() }),
+            None => Ok(T::default()),
         }
     }
 
     pub(crate) fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let bytes = serde_json::to_vec_pretty(value)
-            .map_err(|e| StoreError::Damaged { path: path.clone(), reason: e.to_string() })?;
-        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-        file.write_all(&bytes).map_err(io("write", &tmp))?;
-        file.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("replace", &path))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("sync", &self.dir))
+        let bytes = json(&self.dir, name, value)?;
+        self.write(&[(name, &bytes)], &[])
+    }
+
+    /// Saves the registry, the tokens and the node credentials together.
+    pub(crate) fn save_state<C: Serialize>(
+        &self,
+        registry: &Registry,
+        tokens: &TokenBook,
+        credentials: &C,
+    ) -> Result<(), StoreError> {
+        let (r, t, c) = (
+            json(&self.dir, REGISTRY, registry)?,
+            json(&self.dir, TOKENS, tokens)?,
+            json(&self.dir, CREDENTIALS, credentials)?,
+        );
+        self.write(&[(REGISTRY, &r), (TOKENS, &t), (CREDENTIALS, &c)], &[])
     }
 
     /// The registry as last saved (empty for a new state directory).

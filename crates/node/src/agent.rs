@@ -221,7 +221,14 @@ impl Agent {
                     if let Some(since) = offline_since.take() {
                         tracing::info!("the control plane is back after {:?}; reconciling", since.elapsed());
                     }
+                    let replicas = desired.control_planes.clone();
                     self.apply(&signed, desired);
+                    if self.learn_replicas(&replicas) {
+                        match self.identity.client(self.platform.as_ref(), self.options.control_verifier.clone()) {
+                            Ok(fresh) => client = fresh,
+                            Err(e) => tracing::warn!("cannot renew the client for the control plane's replicas: {e}"),
+                        }
+                    }
                 }
                 Err(AgentError::Control(ClientError::Refused { status: 401, message })) => {
                     break Err(AgentError::Control(ClientError::Refused { status: 401, message }));
@@ -295,6 +302,21 @@ impl Agent {
         let here: BTreeSet<(String, u32)> =
             self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();
         self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|k, _| here.contains(k));
+        true
+    }
+
+    /// Takes the control plane's replicas as the addresses to turn to (kept with the
+    /// identity); says whether they changed.
+    fn learn_replicas(&mut self, replicas: &[String]) -> bool {
+        let known = replicas.join(",");
+        if replicas.is_empty() || known == self.identity.control {
+            return false;
+        }
+        tracing::info!("the control plane's replicas: {known}");
+        self.identity.control = known;
+        if let Err(e) = self.identity.save(&self.options.state) {
+            tracing::warn!("cannot save the replicas' addresses: {e}");
+        }
         true
     }
 

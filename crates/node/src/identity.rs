@@ -52,7 +52,7 @@ impl Identity {
         }
     }
 
-    fn save(&self, state: &Path) -> Result<(), AgentError> {
+    pub(crate) fn save(&self, state: &Path) -> Result<(), AgentError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
         std::fs::create_dir_all(state).map_err(|e| AgentError::State(format!("{}: {e}", state.display())))?;

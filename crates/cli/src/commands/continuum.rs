@@ -42,7 +42,22 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         }
     };
     let verifier = lamina_attest::Verifier::new(Some(policy), anchors);
-    let store = Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?;
+    let store = match &args.store {
+        None => Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?,
+        Some(url) => {
+            let endpoints = lamina_control::etcd::endpoints(url)?;
+            let key_file = args.cluster_key.clone().context(
+                "a replicated control plane needs --cluster-key FILE (the same file for every replica; \
+                 it is made if it does not exist)",
+            )?;
+            let cluster_key = cluster_key(&key_file)?;
+            eprintln!("lamina: keeping the state in etcd at {}", endpoints.join(", "));
+            let etcd = lamina_control::etcd::EtcdStore::connect(endpoints, "/lamina")
+                .context("cannot use etcd (is it running? check --store)")?;
+            Store::replicated(&state, etcd, cluster_key)
+                .with_context(|| format!("cannot use the state directory {}", state.display()))?
+        }
+    };
     let platform_args = crate::cli::PlatformArgs {
         platform: args.platform,
         state_dir: Some(state.clone()),
@@ -81,15 +96,58 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch for SIGTERM")?;
+        let mut lost = running.lost.clone();
+        let lead_lost = async move {
+            match &mut lost {
+                Some(lost) => {
+                    let _ = lost.wait_for(|l| *l).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            () = lead_lost => {
+                running.stop().await;
+                bail!("this replica lost the lead (etcd out of reach for longer than its lease); another replica \
+                       serves now. Restart it to stand by again");
+            }
         }
         eprintln!("lamina: stopping the control plane");
         running.stop().await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(0)
+}
+
+/// The replicas' cluster key: read from `path`, or made there (mode 0600).
+#[cfg(feature = "control")]
+fn cluster_key(path: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    if !path.exists() {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut key = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot make the cluster key {}", path.display()))?;
+        file.write_all(hex::encode(key).as_bytes())?;
+        eprintln!("lamina: made the cluster key {}; give the other replicas the same file", path.display());
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the cluster key {}", path.display()))?,
+    );
+    let bytes =
+        zeroize::Zeroizing::new(hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?);
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes (64 hex digits)", path.display()))?;
+    Ok(zeroize::Zeroizing::new(key))
 }
 
 /// A client of the control plane named by the arguments, or the local one.
