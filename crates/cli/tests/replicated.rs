@@ -7,7 +7,8 @@
 //!    to it on its own and its instance is never restarted; a new deployment reaches the node;
 //! 3. kills the etcd leader: within 20 s the control plane writes again (a deployment lands)
 //!    and has lost nothing;
-//! 4. restarts the first replica, which stands by.
+//! 4. restarts the first replica, which stands by;
+//! 5. starts a replica with another cluster key, which is refused at start.
 
 mod common;
 
@@ -254,4 +255,20 @@ fn a_replicated_control_plane_survives_its_leader_and_the_etcd_leader() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(!a.serving(), "a replica that comes back stands by");
     assert!(b.serving());
+
+    // 5. A replica given another cluster key is refused at start.
+    let c = Replica { state: dir.path().join("c"), listen: free_port() };
+    let other_key = dir.path().join("other.key");
+    let mut wrong = c.start(&etcd, &other_key, &dir.path().join("c.log"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(code) = wrong.0.try_wait().expect("wait") {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "a replica with another cluster key kept running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!code.success());
+    let log = std::fs::read_to_string(dir.path().join("c.log")).expect("log");
+    assert!(log.contains("give every replica the same --cluster-key"), "{log}");
 }

@@ -51,6 +51,39 @@ fn etcd(e: impl std::fmt::Display) -> StoreError {
     StoreError::Etcd(e.to_string())
 }
 
+/// An etcd call's error: [`StoreError::EtcdUnreachable`] when the member it went to could not
+/// be reached (the call is worth trying again: another member may answer).
+fn call(e: etcd_client::Error) -> StoreError {
+    let unreachable = match &e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => {
+            matches!(format!("{:?}", status.code()).as_str(), "Unavailable" | "DeadlineExceeded" | "Cancelled")
+        }
+        _ => false,
+    };
+    if unreachable { StoreError::EtcdUnreachable(e.to_string()) } else { StoreError::Etcd(e.to_string()) }
+}
+
+/// How many times a call is made when etcd members cannot be reached, and the pause between.
+const ATTEMPTS: u32 = 8;
+const PAUSE: Duration = Duration::from_millis(250);
+
+/// Makes a call again while the members it reaches are out of reach (a member that died, an
+/// election under way), up to [`ATTEMPTS`] times.
+fn retry<T>(mut f: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(StoreError::EtcdUnreachable(why)) if attempt < ATTEMPTS => {
+                tracing::debug!("etcd: {why}; trying again");
+                attempt += 1;
+                std::thread::sleep(PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Parses `etcd://host:port,host:port` into endpoints.
 ///
 /// # Errors
@@ -138,11 +171,15 @@ impl EtcdStore {
     /// [`StoreError::Etcd`] when etcd cannot be read; [`StoreError::Damaged`] for a chunked
     /// value with a chunk missing.
     pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        retry(|| self.get_once(name))
+    }
+
+    fn get_once(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut client = self.client.clone();
         let key = self.key(name);
         let path = std::path::PathBuf::from(&key);
         self.run(async move {
-            let resp = client.get(key.as_bytes(), None).await.map_err(etcd)?;
+            let resp = client.get(key.as_bytes(), None).await.map_err(call)?;
             let Some(kv) = resp.kvs().first() else { return Ok(None) };
             let value = kv.value();
             match value.split_first() {
@@ -154,7 +191,7 @@ impl EtcdStore {
                     })?);
                     let mut out = Vec::new();
                     for i in 0..count {
-                        let resp = client.get(format!("{key}/#{i}").as_bytes(), None).await.map_err(etcd)?;
+                        let resp = client.get(format!("{key}/#{i}").as_bytes(), None).await.map_err(call)?;
                         let kv = resp.kvs().first().ok_or_else(|| StoreError::Damaged {
                             path: path.clone(),
                             reason: format!("chunk {i} of {count} is missing"),
@@ -208,11 +245,15 @@ impl EtcdStore {
     }
 
     fn guarded(&self, ops: Vec<TxnOp>) -> Result<(), StoreError> {
+        retry(|| self.guarded_once(ops.clone()))
+    }
+
+    fn guarded_once(&self, ops: Vec<TxnOp>) -> Result<(), StoreError> {
         let mut client = self.client.clone();
         let (leader, id) = (self.leader_key(), self.id.clone());
         self.run(async move {
             let txn = Txn::new().when([Compare::value(leader, CompareOp::Equal, id)]).and_then(ops);
-            let resp = client.txn(txn).await.map_err(etcd)?;
+            let resp = client.txn(txn).await.map_err(call)?;
             if resp.succeeded() { Ok(()) } else { Err(StoreError::NotLeader) }
         })
     }
@@ -223,6 +264,10 @@ impl EtcdStore {
     /// # Errors
     /// [`StoreError::Etcd`].
     pub fn put_if_absent(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        retry(|| self.put_if_absent_once(name, bytes))
+    }
+
+    fn put_if_absent_once(&self, name: &str, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut client = self.client.clone();
         let key = self.key(name);
         let value = [&[0u8][..], bytes].concat();
@@ -230,7 +275,7 @@ impl EtcdStore {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(key.clone(), value, None)]);
-            client.txn(txn).await.map_err(etcd)?;
+            client.txn(txn).await.map_err(call)?;
             Ok(())
         })?;
         self.get(name)?.ok_or_else(|| StoreError::Etcd(format!("{name} vanished after it was written")))
@@ -241,13 +286,17 @@ impl EtcdStore {
     /// # Errors
     /// [`StoreError::Etcd`].
     pub fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        retry(|| self.list_once(dir))
+    }
+
+    fn list_once(&self, dir: &str) -> Result<Vec<String>, StoreError> {
         let mut client = self.client.clone();
         let prefix = self.key(&format!("{dir}/"));
         self.run(async move {
             let resp = client
                 .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix().with_keys_only()))
                 .await
-                .map_err(etcd)?;
+                .map_err(call)?;
             let mut names: Vec<String> = resp
                 .kvs()
                 .iter()
@@ -270,8 +319,10 @@ impl EtcdStore {
     /// # Errors
     /// [`StoreError::Etcd`] when etcd cannot be used.
     pub fn campaign(&self, address: &str, lost: tokio::sync::watch::Sender<bool>) -> Result<(), StoreError> {
-        let mut client = self.client.clone();
-        let lease = self.run(async move { Ok(client.lease_grant(LEASE_TTL, None).await.map_err(etcd)?.id()) })?;
+        let lease = retry(|| {
+            let mut client = self.client.clone();
+            self.run(async move { Ok(client.lease_grant(LEASE_TTL, None).await.map_err(call)?.id()) })
+        })?;
         *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = Some(lease);
         // Keep the lease alive for as long as the process lives.
         let mut client = self.client.clone();
@@ -314,23 +365,33 @@ impl EtcdStore {
                 }
             }
         });
-        let mut client = self.client.clone();
         let member = format!("{}/members/{}", self.prefix, self.id);
-        let address = address.to_owned();
-        self.run(async move {
-            client.put(member, address, Some(PutOptions::new().with_lease(lease))).await.map_err(etcd)?;
-            Ok(())
+        retry(|| {
+            let mut client = self.client.clone();
+            let (member, address) = (member.clone(), address.to_owned());
+            self.run(async move {
+                client.put(member, address, Some(PutOptions::new().with_lease(lease))).await.map_err(call)?;
+                Ok(())
+            })
         })?;
         let mut announced = false;
         loop {
             let mut client = self.client.clone();
             let (leader, id) = (self.leader_key(), self.id.clone());
-            let won = self.run(async move {
+            let won = match self.run(async move {
                 let txn = Txn::new()
                     .when([Compare::create_revision(leader.clone(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(leader, id, Some(PutOptions::new().with_lease(lease)))]);
-                Ok(client.txn(txn).await.map_err(etcd)?.succeeded())
-            })?;
+                Ok(client.txn(txn).await.map_err(call)?.succeeded())
+            }) {
+                Ok(won) => won,
+                Err(StoreError::EtcdUnreachable(why)) => {
+                    tracing::debug!("etcd: {why}; campaigning again");
+                    std::thread::sleep(PAUSE);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if won {
                 tracing::info!("this replica ({}) leads the control plane", self.id);
                 return Ok(());
@@ -343,15 +404,33 @@ impl EtcdStore {
         }
     }
 
+    /// Gives up the lead at once (revokes the lease, with the leader and member keys under it),
+    /// so that a standby takes over without waiting for the lease to lapse.
+    ///
+    /// # Errors
+    /// [`StoreError::Etcd`].
+    pub fn resign(&self) -> Result<(), StoreError> {
+        let Some(lease) = self.lease.lock().unwrap_or_else(PoisonError::into_inner).take() else { return Ok(()) };
+        let mut client = self.client.clone();
+        self.run(async move {
+            client.lease_revoke(lease).await.map_err(call)?;
+            Ok(())
+        })
+    }
+
     /// The public addresses of the live replicas.
     ///
     /// # Errors
     /// [`StoreError::Etcd`].
     pub fn members(&self) -> Result<Vec<String>, StoreError> {
+        retry(|| self.members_once())
+    }
+
+    fn members_once(&self) -> Result<Vec<String>, StoreError> {
         let mut client = self.client.clone();
         let prefix = format!("{}/members/", self.prefix);
         self.run(async move {
-            let resp = client.get(prefix.as_bytes(), Some(GetOptions::new().with_prefix())).await.map_err(etcd)?;
+            let resp = client.get(prefix.as_bytes(), Some(GetOptions::new().with_prefix())).await.map_err(call)?;
             let mut addresses: Vec<String> =
                 resp.kvs().iter().filter_map(|kv| kv.value_str().ok()).map(str::to_owned).collect();
             addresses.sort();

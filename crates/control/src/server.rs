@@ -95,6 +95,17 @@ impl Running {
     pub async fn stop(mut self) {
         // The endpoint holds the state too.
         drop(self.metrics.take());
+        // A replica hands over the lead at once.
+        let etcd = self.control.lock().unwrap_or_else(PoisonError::into_inner).store().etcd();
+        if let Some(etcd) = etcd {
+            match tokio::task::spawn_blocking(move || etcd.resign()).await {
+                Ok(Ok(())) => tracing::info!("gave up the lead"),
+                Ok(Err(e)) => {
+                    tracing::warn!("cannot give up the lead ({e}); a standby takes over when the lease lapses")
+                }
+                Err(_) => {}
+            }
+        }
         let _ = self.shutdown.send(true);
         for task in &self.tasks {
             task.abort();

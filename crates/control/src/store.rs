@@ -31,9 +31,12 @@ pub enum StoreError {
     /// Another control plane holds the state directory.
     #[error("{} is in use by another control plane (stop it, or give this one another --state)", .0.display())]
     InUse(PathBuf),
-    /// etcd failed or could not be reached.
+    /// etcd failed.
     #[error("etcd: {0}")]
     Etcd(String),
+    /// No etcd member could be reached (after retries).
+    #[error("etcd cannot be reached: {0}; check that its members run and --store names them")]
+    EtcdUnreachable(String),
     /// This replica no longer leads (its lease lapsed); another one serves.
     #[error("this control plane replica is no longer the leader; another replica serves")]
     NotLeader,
@@ -108,6 +111,19 @@ impl Store {
         store.shared = Some(std::sync::Arc::new(etcd));
         store.cluster_key = Some(cluster_key);
         Ok(store)
+    }
+
+    /// Checks that the cluster key is the one the replicas share (the first replica leaves a
+    /// value under it in etcd): a replica given another key is refused at start rather than
+    /// when it comes to lead.
+    ///
+    /// # Errors
+    /// [`StoreError::Damaged`] for another key; [`StoreError::Etcd`].
+    pub fn check_cluster_key(&self) -> Result<(), StoreError> {
+        if self.shared.is_some() {
+            self.material("cluster-key-check", || Ok(b"lamina".to_vec()))?;
+        }
+        Ok(())
     }
 
     /// Key material made once: as a file readable by its owner only (embedded), or in etcd

@@ -6,6 +6,7 @@
 //! sender   u8 length (1..=255) + UTF-8: the publishing instance, workload/replica@node
 //! session  16 bytes  random per publishing instance: its message keys derive from it
 //! sequence u64 BE    1, 2, 3, … per session: the AES-GCM nonce and the replay window
+//! sent at  u64 BE    milliseconds since the Unix epoch, by the publisher's clock
 //! sealed   the rest  AES-256-GCM of the body, 16-byte tag last; the associated data is
 //!                    everything above and the topic
 //! ```
@@ -66,6 +67,8 @@ pub struct Header<'a> {
     pub session: [u8; SESSION],
     /// The message's sequence number in its session.
     pub sequence: u64,
+    /// When it was sent (milliseconds since the Unix epoch, the publisher's clock).
+    pub sent_at: u64,
     /// The length of the clear part (the associated data's first part).
     pub clear_len: usize,
 }
@@ -74,15 +77,16 @@ pub struct Header<'a> {
 ///
 /// # Panics
 /// Never for a sender of 1 to [`MAX_SENDER`] bytes; longer senders are cut (the caller checks).
-pub fn header(epoch: u32, sender: &str, session: &[u8; SESSION], sequence: u64) -> Vec<u8> {
+pub fn header(epoch: u32, sender: &str, session: &[u8; SESSION], sequence: u64, sent_at: u64) -> Vec<u8> {
     let sender = &sender.as_bytes()[..sender.len().min(MAX_SENDER)];
-    let mut out = Vec::with_capacity(4 + 4 + 1 + sender.len() + SESSION + 8);
+    let mut out = Vec::with_capacity(4 + 4 + 1 + sender.len() + SESSION + 8 + 8);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&epoch.to_be_bytes());
     out.push(u8::try_from(sender.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(sender);
     out.extend_from_slice(session);
     out.extend_from_slice(&sequence.to_be_bytes());
+    out.extend_from_slice(&sent_at.to_be_bytes());
     out
 }
 
@@ -132,11 +136,12 @@ pub fn parse(bytes: &[u8]) -> Result<Header<'_>, EnvelopeError> {
     let sender = r.text(usize::from(n))?;
     let session = r.array()?;
     let sequence = u64::from_be_bytes(r.array()?);
+    let sent_at = u64::from_be_bytes(r.array()?);
     let clear_len = r.at;
     if bytes.len() - clear_len < TAG {
         return Err(EnvelopeError::Truncated);
     }
-    Ok(Header { epoch, sender, session, sequence, clear_len })
+    Ok(Header { epoch, sender, session, sequence, sent_at, clear_len })
 }
 
 /// A message's body: content type, metadata, payload.
@@ -207,13 +212,20 @@ mod tests {
 
     #[test]
     fn a_header_parses_back() {
-        let h = header(7, "filter/0@edge-1", &[9; SESSION], 42);
+        let h = header(7, "filter/0@edge-1", &[9; SESSION], 42, 1_700_000_000_000);
         let mut sealed = h.clone();
         sealed.extend_from_slice(&[0; TAG]);
         let parsed = parse(&sealed).expect("an envelope");
         assert_eq!(
             parsed,
-            Header { epoch: 7, sender: "filter/0@edge-1", session: [9; SESSION], sequence: 42, clear_len: h.len() }
+            Header {
+                epoch: 7,
+                sender: "filter/0@edge-1",
+                session: [9; SESSION],
+                sequence: 42,
+                sent_at: 1_700_000_000_000,
+                clear_len: h.len()
+            }
         );
         assert_eq!(parse(&h), Err(EnvelopeError::Truncated), "no room for the tag");
         assert_eq!(parse(b"hello"), Err(EnvelopeError::NotSealed));

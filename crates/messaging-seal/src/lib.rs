@@ -12,7 +12,9 @@
 //!   can make a message that opens, so a message that opens was sent by an attested instance
 //!   allowed on the topic, as the identity it names.
 //! - **Replays.** Subscribers keep a 64-message window per session, like IPsec and DTLS: a
-//!   message seen before, or older than the window, is dropped.
+//!   message seen before, or older than the window, is dropped. Each message carries when it
+//!   was sent; one more than [`MAX_AGE`] old (or ahead of the subscriber's clock by as much) is
+//!   dropped too, so a recorded message cannot be replayed to a later subscription.
 //!
 //! Messages that do not open (unsealed, tampered, replayed, under a key this instance cannot
 //! get) are dropped and counted in [`Stats::rejected`]; the guest never sees them.
@@ -42,6 +44,13 @@ pub const SENDER_HEADER: &str = "lamina-sender";
 const INFO: &[u8] = b"lamina message v1";
 /// How many publisher sessions a subscription remembers for replay detection.
 const MAX_SESSIONS: usize = 4096;
+/// The oldest message a subscriber accepts, and how far ahead of its clock one may be (NATS
+/// delivers at once or not at all; this leaves room for clocks that disagree).
+pub const MAX_AGE: Duration = Duration::from_secs(300);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
 
 /// A topic's key, as the control plane releases it.
 #[derive(Clone)]
@@ -171,7 +180,7 @@ impl Broker for Sealed {
         let mut body = envelope::encode_body(message.content_type.as_deref(), &metadata, &message.data)
             .ok_or(MessagingError::PayloadTooLarge(message.data.len() as u64))?;
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut data = envelope::header(epoch, &self.sender, &self.session, sequence);
+        let mut data = envelope::header(epoch, &self.sender, &self.session, sequence, now_ms());
         let aad = [data.as_slice(), message.topic.as_bytes()].concat();
         key.seal_in_place_append_tag(nonce(sequence), Aad::from(&aad), &mut body)
             .map_err(|_| MessagingError::Unavailable("sealing a message failed".into()))?;
@@ -229,6 +238,15 @@ impl SealedInbox {
         let header = envelope::parse(&data).map_err(|e| e.to_string())?;
         let (epoch, sender, session, sequence, clear_len) =
             (header.epoch, header.sender.to_owned(), header.session, header.sequence, header.clear_len);
+        let age = now_ms().abs_diff(header.sent_at);
+        if age > MAX_AGE.as_millis() as u64 {
+            return Err(format!(
+                "message {sequence} of {sender} was sent {:.0} s from now; older or newer than {} s is refused (a replay, or \
+                 clocks that disagree)",
+                age as f64 / 1000.0,
+                MAX_AGE.as_secs()
+            ));
+        }
         if !self.windows.fresh(&session, sequence) {
             return Err(format!("message {sequence} of {sender} was seen before (a replay)"));
         }

@@ -245,6 +245,9 @@ impl Agent {
                 }
             }
             self.reconcile(&client);
+            if offline_since.is_none() {
+                self.attest_unattested(&client);
+            }
             let next_heartbeat = Instant::now() + self.options.heartbeat;
             while offline_since.is_none() && !stop.load(Ordering::Relaxed) {
                 // Until the next heartbeat, wait for a new desired state: a deployment reaches
@@ -303,6 +306,39 @@ impl Agent {
             self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();
         self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|k, _| here.contains(k));
         true
+    }
+
+    /// Attests, while they run, the instances that have no attested key (started from cached
+    /// secrets while the control plane was out of reach), so that their topic keys can be
+    /// released to them.
+    fn attest_unattested(&self, client: &lamina_control::ControlClient) {
+        let waiting: Vec<(Assignment, Arc<crate::topics::ControlTopicKeys>)> = {
+            let keys = self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.desired
+                .assignments
+                .iter()
+                .filter_map(|a| {
+                    let k = keys.get(&(a.placement.workload.clone(), a.placement.replica))?;
+                    k.unattested().then(|| (a.clone(), k.clone()))
+                })
+                .collect()
+        };
+        for (a, keys) in waiting {
+            let ModuleRef::Hash(module) = a.spec.module else { continue };
+            let state = &self.options.state;
+            match crate::secrets::bundle(client, &self.identity.name, state, self.platform.as_ref(), &a, &module) {
+                Ok((_, Some(key))) => {
+                    keys.attested(key, module);
+                    tracing::info!(
+                        "{}/{}: attested; its topic keys can be released",
+                        a.placement.workload,
+                        a.placement.replica
+                    );
+                }
+                Ok((_, None)) => {}
+                Err(e) => tracing::warn!("{}/{}: cannot attest: {e}", a.placement.workload, a.placement.replica),
+            }
+        }
     }
 
     /// Takes the control plane's replicas as the addresses to turn to (kept with the

@@ -55,11 +55,17 @@ impl ControlTopicKeys {
         self.refused.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
+    /// Whether the instance has no attested key here (it was started from cached secrets
+    /// while the control plane was out of reach, before this agent last started).
+    pub(crate) fn unattested(&self) -> bool {
+        self.instance.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+    }
+
     fn fetch(&self, topic: &str) -> Result<TopicKey, MessagingError> {
         let Some((secret, module)) = self.instance.lock().unwrap_or_else(PoisonError::into_inner).clone() else {
             return Err(MessagingError::Unavailable(format!(
                 "{}/{} has not attested to the control plane yet (it was started from cached secrets); \
-                 topic `{topic}` opens once the control plane is back",
+                 topic `{topic}` opens once the control plane is back and the node attests it",
                 self.workload, self.replica
             )));
         };

@@ -54,8 +54,10 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
             eprintln!("lamina: keeping the state in etcd at {}", endpoints.join(", "));
             let etcd = lamina_control::etcd::EtcdStore::connect(endpoints, "/lamina")
                 .context("cannot use etcd (is it running? check --store)")?;
-            Store::replicated(&state, etcd, cluster_key)
-                .with_context(|| format!("cannot use the state directory {}", state.display()))?
+            let store = Store::replicated(&state, etcd, cluster_key)
+                .with_context(|| format!("cannot use the state directory {}", state.display()))?;
+            store.check_cluster_key().with_context(|| format!("the cluster key {}", key_file.display()))?;
+            store
         }
     };
     let platform_args = crate::cli::PlatformArgs {
