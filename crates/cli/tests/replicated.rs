@@ -5,6 +5,8 @@
 //! 2. kills the leader (SIGKILL): within 20 s the other replica serves with the same state
 //!    (node, deployment, secrets, the same key, so the join token's pin holds), the node turns
 //!    to it on its own and its instance is never restarted; a new deployment reaches the node;
+//!    a module of 2.5 MiB that the first replica stored (in chunks: etcd refuses requests over
+//!    1.5 MiB) is read back and compiled by the second for a new node;
 //! 3. kills the etcd leader: within 20 s the control plane writes again (a deployment lands)
 //!    and has lost nothing;
 //! 4. restarts the first replica, which stands by;
@@ -150,26 +152,50 @@ fn status(state: &Path) -> Value {
     serde_json::from_str(&texts(&cli(state, &["status", "--format", "json"])).0).unwrap_or(Value::Null)
 }
 
-fn manifest(dir: &Path, name: &str) -> PathBuf {
+/// A manifest of one ticker workload; with `padding`, its module carries a custom section of
+/// that many bytes (a module over etcd's request limit is stored in chunks).
+fn manifest(dir: &Path, name: &str, padding: usize) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
-    let ticker = common::guest("ticker", common::Wasi::P2);
-    std::fs::write(&path, format!("[[workload]]\nname = \"{name}\"\nmodule = \"{}\"\n", ticker.display()))
+    let mut wasm = std::fs::read(common::guest("ticker", common::Wasi::P2)).expect("the ticker guest");
+    if padding > 0 {
+        let mut section = vec![7u8];
+        section.extend_from_slice(b"padding");
+        section.resize(section.len() + padding, 0x5a);
+        wasm.push(0);
+        let mut len = section.len();
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            wasm.push(if len == 0 { byte } else { byte | 0x80 });
+            if len == 0 {
+                break;
+            }
+        }
+        wasm.extend_from_slice(&section);
+    }
+    let module = dir.join(format!("{name}.wasm"));
+    std::fs::write(&module, wasm).expect("write");
+    std::fs::write(&path, format!("[[workload]]\nname = \"{name}\"\nmodule = \"{}\"\n", module.display()))
         .expect("write");
     path
 }
 
-fn running(s: &Value, workload: &str) -> bool {
-    s["nodes"][0]["instances"]
+/// The instances every node reports.
+fn instances(s: &Value) -> Vec<Value> {
+    s["nodes"]
         .as_array()
-        .is_some_and(|i| i.iter().any(|i| i["workload"] == workload && i["state"] == "running"))
+        .into_iter()
+        .flatten()
+        .flat_map(|n| n["instances"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn running(s: &Value, workload: &str) -> bool {
+    instances(s).iter().any(|i| i["workload"] == workload && i["state"] == "running")
 }
 
 fn restarts(s: &Value, workload: &str) -> u64 {
-    s["nodes"][0]["instances"]
-        .as_array()
-        .and_then(|i| i.iter().find(|i| i["workload"] == workload))
-        .and_then(|i| i["restarts"].as_u64())
-        .unwrap_or(u64::MAX)
+    instances(s).iter().find(|i| i["workload"] == workload).and_then(|i| i["restarts"].as_u64()).unwrap_or(u64::MAX)
 }
 
 #[test]
@@ -201,7 +227,8 @@ fn a_replicated_control_plane_survives_its_leader_and_the_etcd_leader() {
             .spawn()
             .expect("lamina node starts"),
     );
-    let first = manifest(dir.path(), "first");
+    // Its module is 2.5 MiB larger than the ticker: etcd keeps it in chunks.
+    let first = manifest(dir.path(), "first", 5 << 19);
     wait_for("the node to enrol", Duration::from_secs(30), || {
         status(&a.state)["nodes"][0]["state"]["state"] == "ready"
     });
@@ -233,14 +260,39 @@ fn a_replicated_control_plane_survives_its_leader_and_the_etcd_leader() {
     let before = ticks(&log);
     wait_for("the instance to keep running", Duration::from_secs(10), || ticks(&log) > before);
     assert_eq!(restarts(&status(&b.state), "first"), 0, "nothing restarted");
-    let second = manifest(dir.path(), "second");
+    let second = manifest(dir.path(), "second", 0);
     assert_code(&cli(&b.state, &["deploy", second.to_str().expect("utf-8")]), 0);
     wait_for("the second workload to run", Duration::from_secs(60), || running(&status(&b.state), "second"));
+    // Replica b reads the chunked module back and compiles it for a node that has none.
+    let _fresh = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--name", "edge-2", "--zone", "fresh", "--platform", "sim", "--heartbeat", "500ms"])
+            .arg("--state")
+            .arg(dir.path().join("node-2"))
+            .args(["--join", texts(&cli(&b.state, &["token", "create"])).0.trim()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    let big = dir.path().join("big.toml");
+    let module = dir.path().join("first.wasm");
+    std::fs::write(
+        &big,
+        format!(
+            "[[workload]]\nname = \"big\"\nmodule = \"{}\"\n[workload.constraints]\nzones = [\"fresh\"]\n",
+            module.display()
+        ),
+    )
+    .expect("write");
+    assert_code(&cli(&b.state, &["deploy", big.to_str().expect("utf-8")]), 0);
+    let big_log = dir.path().join("node-2/node/logs/big-0.log");
+    wait_for("the chunked module to run on the new node", Duration::from_secs(60), || ticks(&big_log) > 0);
 
     // 3. The etcd leader dies: the cluster elects another; the control plane writes again.
     let leader = etcd.leader().expect("an etcd leader");
     drop(etcd.members[leader].take());
-    let third = manifest(dir.path(), "third");
+    let third = manifest(dir.path(), "third", 0);
     let took = wait_for("a deployment to land after the etcd leader died", FAILOVER, || {
         cli(&b.state, &["deploy", third.to_str().expect("utf-8")]).status.success()
     });

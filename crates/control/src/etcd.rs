@@ -3,8 +3,11 @@
 //!
 //! Keys live under a prefix (`/lamina` by default):
 //! - `<prefix>/state/<name>`: the documents the embedded store keeps as files (registry,
-//!   tokens, credentials, secrets, modules); a value over 1 MiB is split into chunks
-//!   (`<name>/#<i>`), since etcd refuses requests over 1.5 MiB;
+//!   tokens, credentials, secrets, modules). etcd refuses requests over 1.5 MiB, so a value
+//!   over 1 MiB is written as chunks under a fresh generation (`<name>/#<generation>/<i>`),
+//!   each in a transaction of its own, and then the document's record, which names the
+//!   generation, is switched with the other documents in one transaction: a reader sees the
+//!   old value or the new one, never a mix;
 //! - `<prefix>/leader`: the serving replica's identifier, under its lease;
 //! - `<prefix>/members/<id>`: each replica's public address, under its lease, so that nodes
 //!   learn where the replicas are.
@@ -39,6 +42,9 @@ pub struct EtcdStore {
     /// This replica's identifier (random per process).
     id: String,
     lease: Mutex<Option<i64>>,
+    /// The chunk generation of each chunked document this replica read or wrote, so that a
+    /// write removes the chunks it replaces.
+    generations: Mutex<std::collections::HashMap<String, [u8; 8]>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -129,6 +135,7 @@ impl EtcdStore {
             endpoints,
             id: hex::encode(id),
             lease: Mutex::new(None),
+            generations: Mutex::new(std::collections::HashMap::new()),
         };
         // A first request, so that a wrong address fails here rather than later.
         store.get("registry.json")?;
@@ -178,70 +185,91 @@ impl EtcdStore {
         let mut client = self.client.clone();
         let key = self.key(name);
         let path = std::path::PathBuf::from(&key);
-        self.run(async move {
+        let read = self.run(async move {
             let resp = client.get(key.as_bytes(), None).await.map_err(call)?;
             let Some(kv) = resp.kvs().first() else { return Ok(None) };
             let value = kv.value();
             match value.split_first() {
-                Some((0, inline)) => Ok(Some(inline.to_vec())),
-                Some((1, count)) => {
-                    let count = u32::from_be_bytes(count.try_into().map_err(|_| StoreError::Damaged {
-                        path: path.clone(),
-                        reason: "a malformed chunk count".into(),
-                    })?);
+                Some((0, inline)) => Ok(Some((inline.to_vec(), None))),
+                Some((1, record)) => {
+                    let malformed =
+                        || StoreError::Damaged { path: path.clone(), reason: "a malformed chunk record".into() };
+                    let generation: [u8; 8] = record.get(..8).and_then(|g| g.try_into().ok()).ok_or_else(malformed)?;
+                    let count: [u8; 4] = record.get(8..12).and_then(|c| c.try_into().ok()).ok_or_else(malformed)?;
+                    let count = u32::from_be_bytes(count);
                     let mut out = Vec::new();
                     for i in 0..count {
-                        let resp = client.get(format!("{key}/#{i}").as_bytes(), None).await.map_err(call)?;
+                        let chunk = format!("{key}/#{}/{i}", hex::encode(generation));
+                        let resp = client.get(chunk.as_bytes(), None).await.map_err(call)?;
                         let kv = resp.kvs().first().ok_or_else(|| StoreError::Damaged {
                             path: path.clone(),
                             reason: format!("chunk {i} of {count} is missing"),
                         })?;
                         out.extend_from_slice(kv.value());
                     }
-                    Ok(Some(out))
+                    Ok(Some((out, Some(generation))))
                 }
                 _ => Err(StoreError::Damaged { path, reason: "not a value this control plane wrote".into() }),
             }
-        })
+        })?;
+        Ok(read.map(|(bytes, generation)| {
+            let mut generations = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+            match generation {
+                Some(g) => generations.insert(name.to_owned(), g),
+                None => generations.remove(name),
+            };
+            bytes
+        }))
     }
 
-    /// The operations that write `name` (inline, or as chunks after their count).
-    fn put_ops(&self, name: &str, bytes: &[u8]) -> Vec<TxnOp> {
-        let key = self.key(name);
-        if bytes.len() <= CHUNK {
-            return vec![TxnOp::put(key, [&[0u8][..], bytes].concat(), None)];
-        }
-        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
-        let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
-        let mut ops: Vec<TxnOp> =
-            chunks.iter().enumerate().map(|(i, c)| TxnOp::put(format!("{key}/#{i}"), c.to_vec(), None)).collect();
-        ops.push(TxnOp::put(key, [&[1u8][..], &count.to_be_bytes()].concat(), None));
-        ops
-    }
-
-    /// Writes documents and deletes others, all or none, if this replica is the leader.
+    /// Writes documents and deletes others, all or none, if this replica is the leader (a
+    /// document over 1 MiB has its chunks written first; its record switches with the rest).
     ///
     /// # Errors
     /// [`StoreError::NotLeader`] when it no longer is; [`StoreError::Etcd`].
     pub fn write(&self, puts: &[(&str, &[u8])], deletes: &[&str]) -> Result<(), StoreError> {
-        // Values over a chunk go in their own transactions first (chunks then count), since
-        // one transaction is limited in size; the small documents go together.
-        let mut small = Vec::new();
+        let mut ops = Vec::new();
+        let mut generations = Vec::new();
         for (name, bytes) in puts {
-            if bytes.len() > CHUNK {
-                for op in self.put_ops(name, bytes) {
-                    self.guarded(vec![op])?;
-                }
-            } else {
-                small.extend(self.put_ops(name, bytes));
+            let key = self.key(name);
+            let old = self.generations.lock().unwrap_or_else(PoisonError::into_inner).get(*name).copied();
+            if let Some(old) = old {
+                let chunks = format!("{key}/#{}/", hex::encode(old));
+                ops.push(TxnOp::delete(chunks, Some(etcd_client::DeleteOptions::new().with_prefix())));
             }
+            if bytes.len() <= CHUNK {
+                ops.push(TxnOp::put(key, [&[0u8][..], bytes].concat(), None));
+                generations.push((name.to_string(), None));
+                continue;
+            }
+            let mut generation = [0u8; 8];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut generation);
+            let chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let chunk_key = format!("{key}/#{}/{i}", hex::encode(generation));
+                self.guarded(vec![TxnOp::put(chunk_key, chunk.to_vec(), None)])?;
+            }
+            let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+            ops.push(TxnOp::put(key, [&[1u8][..], &generation, &count.to_be_bytes()].concat(), None));
+            generations.push((name.to_string(), Some(generation)));
         }
         for name in deletes {
             let key = self.key(name);
-            small.push(TxnOp::delete(format!("{key}/#"), Some(etcd_client::DeleteOptions::new().with_prefix())));
-            small.push(TxnOp::delete(key, None));
+            ops.push(TxnOp::delete(format!("{key}/#"), Some(etcd_client::DeleteOptions::new().with_prefix())));
+            ops.push(TxnOp::delete(key, None));
+            generations.push((name.to_string(), None));
         }
-        if small.is_empty() { Ok(()) } else { self.guarded(small) }
+        if !ops.is_empty() {
+            self.guarded(ops)?;
+        }
+        let mut known = self.generations.lock().unwrap_or_else(PoisonError::into_inner);
+        for (name, generation) in generations {
+            match generation {
+                Some(g) => known.insert(name, g),
+                None => known.remove(&name),
+            };
+        }
+        Ok(())
     }
 
     fn guarded(&self, ops: Vec<TxnOp>) -> Result<(), StoreError> {
