@@ -79,6 +79,22 @@ fn tokens_deployments_and_status_through_the_cli() {
     let v: serde_json::Value = serde_json::from_str(&texts(&json).0).expect("json");
     assert_eq!(v["unplaced"][0]["workload"], "filter");
 
+    // `--watch` redraws until interrupted.
+    let mut watch = lamina()
+        .args(["status", "--watch", "200ms", "--control-state"])
+        .arg(&state)
+        .env_remove("LAMINA_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("lamina status --watch starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = watch.kill();
+    let watched = watch.wait_with_output().expect("output");
+    let screen = String::from_utf8_lossy(&watched.stdout);
+    assert!(screen.matches("every 200ms").count() >= 2, "{screen}");
+    assert!(screen.matches("unplaced: no node has joined").count() >= 2, "{screen}");
+    assert!(lamina().args(["status", "--watch", "1ms"]).output().is_ok_and(|o| o.status.code() == Some(2)));
+
     let wrong = output(lamina().args(["status", "--admin-token", "wrong", "--control-state"]).arg(&state));
     assert_code(&wrong, 125);
     assert!(texts(&wrong).1.contains("the admin token is wrong"), "{}", texts(&wrong).1);
