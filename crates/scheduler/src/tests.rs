@@ -231,3 +231,114 @@ proptest! {
         prop_assert!(max - min <= 1 || zones.len() > 1, "spread within one zone: {per_node:?}");
     }
 }
+
+/// The planner as first written, scoring every node for every replica through maps keyed by
+/// name: the indexed one must plan exactly as it does.
+fn reference(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> Plan {
+    let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut free: BTreeMap<&str, u64> = nodes.iter().map(|n| (n.name.as_str(), n.memory.bytes())).collect();
+    let mut sorted: Vec<&Workload> = workloads.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut plan = Plan::default();
+    // First keep what is healthy, for every workload, so that capacity is taken by what already
+    // runs before anything new is placed.
+    let mut kept: BTreeMap<&str, Vec<Placement>> = BTreeMap::new();
+    for w in &sorted {
+        let mut replicas = BTreeSet::new();
+        let mut mine: Vec<&Placement> = current.iter().filter(|p| p.workload == w.name).collect();
+        mine.sort();
+        for p in mine {
+            if p.replica >= w.replicas || !replicas.insert(p.replica) {
+                continue;
+            }
+            let Some(node) = by_name.get(p.node.as_str()) else { continue };
+            let room = free.get(node.name.as_str()).copied().unwrap_or(0);
+            if !eligible(node, &w.constraints) || room < w.memory.bytes() {
+                replicas.remove(&p.replica);
+                continue;
+            }
+            free.insert(node.name.as_str(), room - w.memory.bytes());
+            kept.entry(w.name.as_str()).or_default().push(p.clone());
+        }
+    }
+    let mut short: Vec<(&Workload, u32)> = Vec::new();
+    for w in &sorted {
+        let mut placed: Vec<Placement> = kept.remove(w.name.as_str()).unwrap_or_default();
+        let taken: BTreeSet<u32> = placed.iter().map(|p| p.replica).collect();
+        let mut missing = 0;
+        for replica in (0..w.replicas).filter(|r| !taken.contains(r)) {
+            let per_zone = reference_count(&placed, &by_name, |n| n.zone.as_str());
+            let per_node = reference_count(&placed, &by_name, |n| n.name.as_str());
+            let choice = nodes
+                .iter()
+                .filter(|n| eligible(n, &w.constraints))
+                .filter(|n| free.get(n.name.as_str()).copied().unwrap_or(0) >= w.memory.bytes())
+                .min_by_key(|n| {
+                    (
+                        per_zone.get(n.zone.as_str()).copied().unwrap_or(0),
+                        per_node.get(n.name.as_str()).copied().unwrap_or(0),
+                        std::cmp::Reverse(free.get(n.name.as_str()).copied().unwrap_or(0)),
+                        n.name.as_str(),
+                    )
+                });
+            match choice {
+                Some(node) => {
+                    if let Some(room) = free.get_mut(node.name.as_str()) {
+                        *room -= w.memory.bytes();
+                    }
+                    placed.push(Placement { workload: w.name.clone(), replica, node: node.name.clone() });
+                }
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            short.push((*w, missing));
+        }
+        plan.placements.extend(placed);
+    }
+    // Reasons are told against the final free memory, so that the same inputs always give the
+    // same words.
+    for (w, missing) in short {
+        plan.unplaced.push(Unplaced { workload: w.name.clone(), missing, reason: explain(w, nodes, &free) });
+    }
+    plan.placements.sort();
+    plan
+}
+
+fn reference_count<'a>(
+    placed: &[Placement],
+    nodes: &BTreeMap<&str, &'a Node>,
+    key: impl Fn(&'a Node) -> &'a str,
+) -> BTreeMap<&'a str, u32> {
+    let mut out = BTreeMap::new();
+    for p in placed {
+        if let Some(node) = nodes.get(p.node.as_str()) {
+            *out.entry(key(node)).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_indexed_planner_plans_as_the_reference_does(
+        nodes in proptest::collection::vec(arb_node(), 0..8),
+        workloads in proptest::collection::vec(arb_workload(), 0..5),
+        fewer in proptest::collection::vec(any::<bool>(), 8),
+    ) {
+        let nodes = named(nodes, "n", |n, s| n.name = s);
+        let workloads = named(workloads, "w", |w, s| w.name = s);
+        let plan = schedule(&workloads, &nodes, &[]);
+        prop_assert_eq!(&plan, &reference(&workloads, &nodes, &[]));
+        // From a current plan, with some nodes gone or no longer ready.
+        let changed: Vec<Node> = nodes
+            .iter()
+            .zip(fewer.iter().cycle())
+            .filter(|(_, gone)| !**gone || nodes.len() < 2)
+            .map(|(n, gone)| Node { ready: n.ready && !*gone, ..n.clone() })
+            .collect();
+        prop_assert_eq!(schedule(&workloads, &changed, &plan.placements), reference(&workloads, &changed, &plan.placements));
+    }
+}
