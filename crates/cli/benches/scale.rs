@@ -137,6 +137,7 @@ fn enrol(plane: &Plane, dir: &Path, n: usize) -> (Vec<Sim>, Duration) {
                         control_verifier: None,
                         nats: None,
                         metrics: None,
+                        profile: lamina_types::Profile::Server,
                     };
                     let identity = lamina_node::enrol(token, &options, &platform).expect("enrols");
                     let tls = identity.tls_config(&platform, None).expect("TLS configuration");

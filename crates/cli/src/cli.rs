@@ -155,6 +155,12 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
 
+    /// The device profile of the node's engine (server, edge, tiny; see `lamina run
+    /// --profile`): the control plane compiles the node's artifacts for it. A board with a
+    /// small address space needs edge or tiny.
+    #[arg(long, value_name = "PROFILE", default_value = "server", value_parser = parse_profile)]
+    pub(crate) profile: lamina_types::Profile,
+
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
 }

@@ -224,6 +224,10 @@ impl World {
         let state = self.state(role).to_str().expect("utf-8").to_owned();
         let mut args = vec!["node", "-v", "--name", role, "--zone", host.zone, "--platform", "sim", "--state", &state];
         args.extend(["--heartbeat", "500ms", "--reattest", "3s", "--metrics", "127.0.0.1:9464"]);
+        if host.arm {
+            // A board's profile; a server's 4 GiB reservations are also slow under qemu-user.
+            args.extend(["--profile", "edge"]);
+        }
         if let Some(t) = token {
             args.extend(["--join", t]);
         }

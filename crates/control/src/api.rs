@@ -589,9 +589,10 @@ async fn artifact(
             ));
         }
         let cache = c.store.dir().join("artifacts").join(format!(
-            "{}-{}.lamart",
+            "{}-{}-{}.lamart",
             hex::encode(hash.as_bytes()),
-            node.target.triple()
+            node.target.triple(),
+            node.profile
         ));
         // The compiled artifact is this replica's own cache; the module comes from the store.
         let module = if cache.exists() {
@@ -600,7 +601,7 @@ async fn artifact(
             let wasm = c.store.get(&module_name(&hash))?;
             Some(wasm.ok_or_else(|| ApiError::internal(format!("module {hash} is missing from the store")))?)
         };
-        (module, node.target, cache, c.artifact_key.clone())
+        (module, (node.target, node.profile), cache, c.artifact_key.clone())
     };
     // Compiling takes time: outside the lock, on a blocking thread.
     let signed = tokio::task::spawn_blocking(move || -> Result<SignedArtifact, ApiError> {
@@ -615,11 +616,8 @@ async fn artifact(
                     Some(wasm) => wasm,
                     None => return Err(ApiError::internal("the compiled artifact vanished; ask again")),
                 };
-                let options = lamina_runtime::EngineOptions {
-                    profile: lamina_types::Profile::Server,
-                    target: Some(target),
-                    fuel: false,
-                };
+                let (target, profile) = target;
+                let options = lamina_runtime::EngineOptions { profile, target: Some(target), fuel: false };
                 let engine = lamina_runtime::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
                 let artifact =
                     engine.compile(&wasm).map_err(|e| ApiError::bad(format!("the module does not compile: {e}")))?;
@@ -677,6 +675,9 @@ pub struct EnrolRequest {
     pub labels: BTreeMap<String, String>,
     /// Zone.
     pub zone: String,
+    /// The device profile its engine runs (server when not given); artifacts are compiled for it.
+    #[serde(default)]
+    pub profile: lamina_types::Profile,
     /// The challenge it answers (hex).
     pub nonce: String,
     /// Its evidence envelope (CBOR, hex) over claims carrying the nonce.
@@ -723,6 +724,7 @@ async fn enroll(
         memory: req.memory,
         labels: req.labels,
         zone: req.zone,
+        profile: req.profile,
     };
     c.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;

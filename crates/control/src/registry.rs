@@ -52,6 +52,9 @@ pub struct NodeRecord {
     pub labels: BTreeMap<String, String>,
     /// Zone.
     pub zone: String,
+    /// The device profile its engine runs (artifacts are compiled for it).
+    #[serde(default)]
+    pub profile: lamina_types::Profile,
     /// Last heartbeat, seconds since the Unix epoch.
     pub last_seen: u64,
     /// When its evidence last passed the policy, seconds since the Unix epoch; `None` if it
@@ -180,6 +183,8 @@ pub enum Event {
         memory: ByteSize,
         /// Labels.
         labels: BTreeMap<String, String>,
+        /// Its engine's device profile.
+        profile: lamina_types::Profile,
         /// Zone.
         zone: String,
     },
@@ -245,7 +250,7 @@ impl Registry {
     /// [`StepError`] for an event about an unknown node or workload; the registry is unchanged.
     pub fn step(&mut self, event: Event, now: u64) -> Result<Vec<String>, StepError> {
         match event {
-            Event::Enrolled { name, target, platform, memory, labels, zone } => {
+            Event::Enrolled { name, target, platform, memory, labels, zone, profile } => {
                 let previous = self.nodes.remove(&name);
                 let record = NodeRecord {
                     name: name.clone(),
@@ -254,6 +259,7 @@ impl Registry {
                     memory,
                     labels,
                     zone,
+                    profile,
                     last_seen: now,
                     // Enrolment includes a passing appraisal.
                     attested_at: Some(now),

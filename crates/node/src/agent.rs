@@ -62,6 +62,8 @@ pub struct NodeOptions {
     pub nats: Option<String>,
     /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The device profile of its engine: the control plane compiles its artifacts for it.
+    pub profile: lamina_types::Profile,
 }
 
 /// Why the agent stopped, or a step failed.
@@ -139,7 +141,7 @@ impl Agent {
         use p256::pkcs8::DecodePublicKey as _;
         let artifact_key = p256::ecdsa::VerifyingKey::from_public_key_pem(&identity.artifact_key)
             .map_err(|e| AgentError::State(format!("the saved artifact key: {e}")))?;
-        let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(lamina_types::Profile::Server))
+        let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(options.profile))
             .map_err(|e| AgentError::State(format!("cannot start the engine: {e}")))?;
         let desired = load_desired(&options.state, &artifact_key, &identity.name);
         let seal_stats: Arc<lamina_messaging_seal::Stats> = Arc::default();

@@ -179,6 +179,7 @@ pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) 
         "memory": options.memory,
         "labels": options.labels,
         "zone": options.zone,
+        "profile": options.profile,
         "nonce": nonce,
         "evidence": evidence(platform, nonce, &identity.spki()?)?,
     });

@@ -369,6 +369,7 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
         },
         nats: args.nats.clone(),
         metrics: args.metrics,
+        profile: args.profile,
     };
     let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
     let identity = match lamina_node::Identity::load(&state)? {

@@ -27,6 +27,7 @@ fn enroll(r: &mut Registry, name: &str, zone: &str, target: Target, now: u64) {
             memory: ByteSize::mib(512),
             labels: BTreeMap::new(),
             zone: zone.into(),
+            profile: lamina_types::Profile::Server,
         },
         now,
     )
