@@ -79,13 +79,18 @@ impl Identity {
         platform: &dyn Platform,
         verifier: Option<Arc<Verifier>>,
     ) -> Result<ControlClient, AgentError> {
+        let (fp, cert) = self.attested_cert(platform)?;
+        Ok(ControlClient::attested(&self.control, fp, verifier, &cert)?)
+    }
+
+    /// The pinned fingerprint, and a certificate with fresh evidence for the node's key.
+    fn attested_cert(&self, platform: &dyn Platform) -> Result<([u8; 32], AttestedCert), AgentError> {
         let fp: [u8; 32] = hex::decode(&self.fingerprint)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| AgentError::State("the saved certificate fingerprint is malformed".into()))?;
         let key = hex::decode(&self.key).map_err(|_| AgentError::State("the saved key is malformed".into()))?;
-        let cert = certificate(platform, &key)?;
-        Ok(ControlClient::attested(&self.control, fp, verifier, &cert)?)
+        Ok((fp, certificate(platform, &key)?))
     }
 
     /// The TLS configuration of [`Identity::client`], for an asynchronous HTTP client (a
@@ -98,12 +103,7 @@ impl Identity {
         platform: &dyn Platform,
         verifier: Option<Arc<Verifier>>,
     ) -> Result<rustls::ClientConfig, AgentError> {
-        let fp: [u8; 32] = hex::decode(&self.fingerprint)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| AgentError::State("the saved certificate fingerprint is malformed".into()))?;
-        let key = hex::decode(&self.key).map_err(|_| AgentError::State("the saved key is malformed".into()))?;
-        let cert = certificate(platform, &key)?;
+        let (fp, cert) = self.attested_cert(platform)?;
         Ok(lamina_control::tls_config(&self.control, fp, verifier, Some(&cert))?)
     }
 }
