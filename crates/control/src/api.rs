@@ -507,7 +507,7 @@ async fn upload_module(
     }
     let hash = lamina_types::ModuleHash::of(&body);
     let name = module_name(&hash);
-    if !c.store.list("modules")?.iter().any(|m| format!("modules/{m}") == name) {
+    if !c.store.exists(&name)? {
         c.store.write(&[(&name, &body)], &[])?;
     }
     Ok(Json(serde_json::json!({ "module": hash.to_string() })))
@@ -520,13 +520,11 @@ async fn deploy(
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
     c.admin(&headers)?;
-    let modules = c.store.list("modules")?;
-    let secrets = c.store.list("secrets")?;
     for w in &deployment.workloads {
         lamina_types::deploy::check_name(&w.name).map_err(ApiError::bad)?;
         match &w.module {
             lamina_types::ModuleRef::Hash(h) => {
-                if !modules.iter().any(|m| format!("modules/{m}") == module_name(h)) {
+                if !c.store.exists(&module_name(h))? {
                     return Err(ApiError::bad(format!(
                         "workload \"{}\": module {h} is unknown to the control plane; deploy it by path so that `lamina deploy` uploads it",
                         w.name
@@ -544,7 +542,7 @@ async fn deploy(
     }
     for w in &deployment.workloads {
         for secret in &w.secrets {
-            if !secrets.contains(&format!("{secret}.sealed")) {
+            if !c.store.exists(&Control::secret_name(secret))? {
                 return Err(ApiError::bad(format!(
                     "workload \"{}\": secret `{secret}` is not set; set it first with `lamina secret set {secret} FILE`",
                     w.name

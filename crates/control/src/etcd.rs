@@ -309,6 +309,21 @@ impl EtcdStore {
         self.get(name)?.ok_or_else(|| StoreError::Etcd(format!("{name} vanished after it was written")))
     }
 
+    /// Whether a document exists (without reading it: modules are large).
+    ///
+    /// # Errors
+    /// [`StoreError::Etcd`].
+    pub fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        retry(|| {
+            let mut client = self.client.clone();
+            let key = self.key(name);
+            self.run(async move {
+                let resp = client.get(key.as_bytes(), Some(GetOptions::new().with_count_only())).await.map_err(call)?;
+                Ok(resp.count() > 0)
+            })
+        })
+    }
+
     /// The names of documents under `dir/` (one level).
     ///
     /// # Errors

@@ -206,6 +206,14 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a document exists, without reading it.
+    pub(crate) fn exists(&self, name: &str) -> Result<bool, StoreError> {
+        match &self.shared {
+            Some(etcd) => etcd.exists(name),
+            None => Ok(self.dir.join(name).is_file()),
+        }
+    }
+
     /// The names of the documents in `dir` (one level).
     pub(crate) fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
         if let Some(etcd) = &self.shared {
