@@ -7,8 +7,6 @@
 //!
 //! `cargo bench -p lamina-messaging-nats --bench sealed` (needs Debian's nats-server).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,30 +19,10 @@ use lamina_messaging_seal::{Sealed, TopicKey, TopicKeys};
 const BURST: usize = 500;
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Server(Child);
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start() -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-    let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server runs (scripts/setup.sh installs it)");
-    let deadline = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Server(child), format!("nats://127.0.0.1:{port}"))
-}
+use support::start;
 
 /// A key per topic, as if released by the control plane and cached by the node, as the node's
 /// keys are (the release itself is not measured: it happens once per topic and instance).

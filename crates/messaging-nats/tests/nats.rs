@@ -3,39 +3,15 @@
 //! metadata; wildcards work; a workload's scope is enforced; a broker made while the server is
 //! down delivers once it is up.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lamina_host_messaging::{Broker, Message, Pattern, Scoped};
 use lamina_messaging_nats::NatsBroker;
 
-struct Server(Child);
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start() -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-    let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server runs (scripts/setup.sh installs Debian's nats-server)");
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (server, format!("nats://127.0.0.1:{port}"))
-}
+use support::{Server, start};
 
 fn message(topic: &str, data: &[u8]) -> Message {
     Message { topic: topic.into(), data: data.to_vec(), content_type: None, metadata: Vec::new() }
@@ -85,19 +61,13 @@ fn messages_cross_between_clients_with_their_headers() {
 
 #[test]
 fn a_broker_starts_while_the_server_is_out_of_reach_and_delivers_once_it_is_up() {
-    let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let port = support::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     // No server yet: connecting returns at once; the client keeps trying.
     let started = Instant::now();
     let subscriber = NatsBroker::connect(&url, "lamina").expect("does not wait for the server");
     assert!(started.elapsed() < Duration::from_secs(3));
-    let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server runs");
-    let _server = Server(child);
+    let _server: Server = support::start_on(port);
     let mut inbox = subscriber.subscribe(Pattern::parse("a.>").expect("pattern")).expect("subscribes");
     subscriber.flush(Duration::from_secs(10)).expect("connected");
     let publisher = NatsBroker::connect(&url, "lamina").expect("connects");

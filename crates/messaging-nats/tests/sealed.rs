@@ -6,7 +6,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,41 +17,9 @@ use lamina_messaging_seal::{SENDER_HEADER, Sealed, Stats, TopicKey, TopicKeys};
 /// How long the tests allow messaging to recover after a server restart.
 const RECOVERY: Duration = Duration::from_secs(10);
 
-struct Server(Child);
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
-}
-
-fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server on {port} did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A nats-server from a configuration (Debian's `nats-server`, installed by scripts/setup.sh).
-fn server(dir: &std::path::Path, name: &str, port: u16, config: &str) -> Server {
-    let path = dir.join(format!("{name}.conf"));
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\nserver_name: {name}\n{config}")).expect("config");
-    let child = Command::new("nats-server")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server runs (scripts/setup.sh installs Debian's nats-server)");
-    wait_for(port);
-    Server(child)
-}
+use support::{free_port, with_config as server};
 
 /// Keys as the control plane releases them: one per topic, only on allowed patterns.
 struct Keys(Vec<Pattern>);
