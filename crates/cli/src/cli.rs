@@ -446,6 +446,12 @@ pub(crate) struct RunArgs {
     /// The .wasm or artifact to run.
     pub(crate) file: PathBuf,
 
+    /// Run a .wasm in wasmtime's interpreter (`pulley64`) instead of compiling it to machine
+    /// code: what devices without a compiler backend do. An artifact made with
+    /// `lamina compile --target pulley64` runs in the interpreter without this flag.
+    #[arg(long, value_parser = parse_target, value_name = "pulley64")]
+    pub(crate) target: Option<Target>,
+
     /// Arguments for the guest (after `--`).
     #[arg(last = true)]
     pub(crate) args: Vec<String>,
@@ -545,8 +551,8 @@ pub(crate) struct CompileArgs {
     /// The .wasm (module or component) to compile.
     pub(crate) file: PathBuf,
 
-    /// Target triple: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu or riscv64gc-unknown-linux-gnu
-    /// [default: this machine].
+    /// Target: x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, riscv64gc-unknown-linux-gnu, or
+    /// pulley64 (bytecode for the interpreter, which any Lamina build runs) [default: this machine].
     #[arg(long, value_parser = parse_target)]
     pub(crate) target: Option<Target>,
 

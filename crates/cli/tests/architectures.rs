@@ -106,6 +106,41 @@ fn runtime_only_build_runs_artifacts_and_refuses_plain_wasm() {
     assert_code(&out, 124);
 }
 
+/// The runtime-only build runs Pulley bytecode (`lamina compile --target pulley64`) in wasmtime's
+/// interpreter: same output, limits still enforced; `lamina run --target pulley64` interprets a
+/// `.wasm`; another machine's target is refused with what to do instead.
+#[test]
+fn pulley_artifacts_run_in_the_interpreter_without_a_compiler() {
+    let rt = lamina_runtime_only();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for wasi in BOTH {
+        let artifact = dir.path().join("hello.pulley.lamart");
+        let out = output(
+            lamina()
+                .args(["compile", "--target", "pulley64", "--profile", "edge", "-o"])
+                .arg(&artifact)
+                .arg(guest("hello", wasi)),
+        );
+        assert_code(&out, 0);
+        assert!(texts(&out).1.contains("for pulley64"), "{}", texts(&out).1);
+        let out = output(Command::new(&rt).arg("run").arg(&artifact));
+        assert_code(&out, 0);
+        assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
+        let out = output(lamina().args(["run", "--no-cache", "--target", "pulley64"]).arg(guest("hello", wasi)));
+        assert_code(&out, 0);
+        assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
+    }
+    let spin = dir.path().join("spin.pulley.lamart");
+    let compiled =
+        output(lamina().args(["compile", "--target", "pulley64", "-o"]).arg(&spin).arg(guest("spin", Wasi::P1)));
+    assert_code(&compiled, 0);
+    let out = output(Command::new(&rt).args(["run", "--timeout", "200ms"]).arg(&spin));
+    assert_code(&out, 124);
+    let out = output(lamina().args(["run", "--no-cache", "--target", "aarch64"]).arg(guest("hello", Wasi::P1)));
+    assert_code(&out, 125);
+    assert!(texts(&out).1.contains("lamina compile --target aarch64-unknown-linux-gnu"), "{}", texts(&out).1);
+}
+
 /// Evidence made by the aarch64 build (sim platform, under qemu) is appraised by the x86_64
 /// verifier: one envelope format on every architecture.
 #[test]

@@ -615,7 +615,10 @@ async fn artifact(
                     None => return Err(ApiError::internal("the compiled artifact vanished; ask again")),
                 };
                 let (target, profile) = target;
-                let options = lamina_runtime::EngineOptions { profile, target: Some(target), fuel: false };
+                let options = lamina_runtime::EngineOptions {
+                    target: Some(target),
+                    ..lamina_runtime::EngineOptions::for_profile(profile)
+                };
                 let engine = lamina_runtime::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
                 let artifact =
                     engine.compile(&wasm).map_err(|e| ApiError::bad(format!("the module does not compile: {e}")))?;

@@ -26,12 +26,17 @@ pub struct EngineOptions {
     pub target: Option<Target>,
     /// Compile fuel metering in, so that `--fuel` can bound a guest's instructions.
     pub fuel: bool,
+    /// Compile epoch checks in, so that a timeout or a stop can interrupt the guest's code.
+    /// They cost up to 2-3x in tight loops (docs/benchmarks.md); only an engine that nothing
+    /// needs to interrupt (`lamina run` without `--timeout`) leaves them out. Artifacts and
+    /// everything the node agent runs are interruptible.
+    pub interruptible: bool,
 }
 
 impl EngineOptions {
-    /// Options for a profile on this machine, without fuel metering.
+    /// Options for a profile on this machine: interruptible, without fuel metering.
     pub fn for_profile(profile: Profile) -> Self {
-        Self { profile, target: None, fuel: false }
+        Self { profile, target: None, fuel: false, interruptible: true }
     }
 }
 
@@ -125,7 +130,7 @@ impl Engine {
         let limits = ProfileLimits::of(options.profile);
         let mut config = Config::new();
         config
-            .epoch_interruption(true)
+            .epoch_interruption(options.interruptible)
             .consume_fuel(options.fuel)
             .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
             .max_wasm_stack(usize::try_from(limits.max_wasm_stack.bytes()).unwrap_or(usize::MAX))
@@ -168,7 +173,8 @@ impl Engine {
         })?;
         let fingerprint = fingerprint(&inner, &options);
         let ticker = match options.target {
-            Some(t) if Some(t) != Target::host() => None,
+            Some(t) if !t.runs_here() => None,
+            _ if !options.interruptible => None,
             _ => Some(start_ticker(&inner)),
         };
         Ok(Self { inner, options, fingerprint, _ticker: ticker })
@@ -184,9 +190,10 @@ impl Engine {
         self.options.target.or_else(Target::host)
     }
 
-    /// Whether this engine runs code on this machine (rather than cross-compiling).
+    /// Whether this engine runs code on this machine, on the CPU or in the interpreter (rather
+    /// than cross-compiling for another).
     pub fn is_native(&self) -> bool {
-        self.options.target.is_none() || self.options.target == Target::host()
+        self.options.target.is_none_or(Target::runs_here)
     }
 
     /// A digest of everything that makes compiled code reusable: engine version, flags, target,
@@ -254,7 +261,7 @@ fn fingerprint(engine: &wasmtime::Engine, options: &EngineOptions) -> [u8; 32] {
     #[cfg(not(feature = "compiler"))]
     let _ = engine;
     h.write(options.profile.name().as_bytes());
-    h.write(&[u8::from(options.fuel)]);
+    h.write(&[u8::from(options.fuel), u8::from(options.interruptible)]);
     h.write(options.target.map_or("host", |t| t.triple()).as_bytes());
     h.0.finalize().into()
 }
@@ -278,8 +285,11 @@ mod tests {
         let c = Engine::new(EngineOptions { fuel: true, ..EngineOptions::for_profile(Profile::Server) })
             .expect("server with fuel");
         let a2 = Engine::new(EngineOptions::for_profile(Profile::Server)).expect("server again");
+        let d = Engine::new(EngineOptions { interruptible: false, ..EngineOptions::for_profile(Profile::Server) })
+            .expect("server without epoch checks");
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_ne!(a.fingerprint(), d.fingerprint());
         assert_eq!(a.fingerprint(), a2.fingerprint());
     }
 

@@ -21,11 +21,15 @@ pub enum Target {
     /// `riscv64gc-unknown-linux-gnu`
     #[serde(rename = "riscv64gc-unknown-linux-gnu")]
     Riscv64Linux,
+    /// `pulley64`: the portable bytecode of wasmtime's interpreter, Pulley, for devices without a
+    /// compiler backend. Any Lamina build runs it, on any machine, at interpreter speed.
+    #[serde(rename = "pulley64")]
+    Pulley64,
 }
 
 impl Target {
     /// Every supported target.
-    pub const ALL: [Target; 3] = [Target::X86_64Linux, Target::Aarch64Linux, Target::Riscv64Linux];
+    pub const ALL: [Target; 4] = [Target::X86_64Linux, Target::Aarch64Linux, Target::Riscv64Linux, Target::Pulley64];
 
     /// The target triple, as `rustc` and Cranelift spell it.
     pub const fn triple(self) -> &'static str {
@@ -33,6 +37,7 @@ impl Target {
             Target::X86_64Linux => "x86_64-unknown-linux-gnu",
             Target::Aarch64Linux => "aarch64-unknown-linux-gnu",
             Target::Riscv64Linux => "riscv64gc-unknown-linux-gnu",
+            Target::Pulley64 => "pulley64",
         }
     }
 
@@ -42,7 +47,19 @@ impl Target {
             Target::X86_64Linux => "x86_64",
             Target::Aarch64Linux => "aarch64",
             Target::Riscv64Linux => "riscv64",
+            Target::Pulley64 => "pulley64",
         }
+    }
+
+    /// Whether code for this target runs in wasmtime's interpreter (Pulley) rather than on a CPU.
+    pub const fn is_interpreted(self) -> bool {
+        matches!(self, Target::Pulley64)
+    }
+
+    /// Whether code for this target runs on this machine: the host's own target, or the
+    /// interpreter's, which runs everywhere.
+    pub fn runs_here(self) -> bool {
+        self.is_interpreted() || Some(self) == Target::host()
     }
 
     /// The target this process runs on, if Lamina supports it.
@@ -65,7 +82,7 @@ impl fmt::Display for Target {
 /// A target triple Lamina does not compile for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unsupported target `{input}`: use x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu or riscv64gc-unknown-linux-gnu"
+    "unsupported target `{input}`: use x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, riscv64gc-unknown-linux-gnu or pulley64 (the interpreter)"
 )]
 pub struct ParseTargetError {
     input: String,
@@ -108,5 +125,14 @@ mod tests {
     #[test]
     fn host_is_supported_here() {
         assert!(Target::host().is_some(), "tests run on a supported Linux host");
+    }
+
+    #[test]
+    fn the_interpreter_runs_everywhere_and_other_machines_code_does_not() {
+        assert!(Target::Pulley64.runs_here() && Target::Pulley64.is_interpreted());
+        for t in Target::ALL {
+            assert_eq!(t.runs_here(), t.is_interpreted() || Some(t) == Target::host(), "{t}");
+        }
+        assert_eq!(Target::ALL.iter().filter(|t| t.runs_here()).count(), 2);
     }
 }

@@ -13,8 +13,9 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
     let target =
         args.target.or_else(Target::host).context("this machine's architecture is not supported; pass --target")?;
     let profile = args.engine.profile.unwrap_or(Profile::Server);
-    let engine = Engine::new(EngineOptions { profile, target: Some(target), fuel: args.fuel })
-        .with_context(|| format!("cannot build a compiler for {target}"))?;
+    let engine =
+        Engine::new(EngineOptions { target: Some(target), fuel: args.fuel, ..EngineOptions::for_profile(profile) })
+            .with_context(|| format!("cannot build a compiler for {target}"))?;
     let started = Instant::now();
     // A large module takes seconds to compile: show that something is happening (only on a
     // terminal; indicatif draws nothing otherwise).

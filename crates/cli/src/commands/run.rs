@@ -26,9 +26,23 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     if !args.trust_signers.is_empty() {
         check_signature(&args.file, &bytes, &args.trust_signers)?;
     }
-    // An artifact decides the profile it needs; a `.wasm` runs on the server profile by default.
-    let profile = args.engine.profile.or_else(|| artifact_profile(&bytes)).unwrap_or(Profile::Server);
-    let options = EngineOptions { profile, target: None, fuel: args.fuel.is_some() };
+    // An artifact decides the profile it needs and whether it runs in the interpreter; a `.wasm`
+    // runs on the server profile, compiled for this machine, by default.
+    let header = lamina_runtime::artifact::decode_header(&bytes).ok();
+    let profile = args.engine.profile.or(header.as_ref().map(|h| h.profile)).unwrap_or(Profile::Server);
+    let target = match args.target {
+        Some(t) if !t.runs_here() => bail!(
+            "cannot run code for {t} on this machine: `--target` takes pulley64 (the interpreter); \
+             to build for {t}, use `lamina compile --target {t}`"
+        ),
+        Some(t) => Some(t),
+        None => header.as_ref().map(|h| h.target).filter(|t| t.is_interpreted()),
+    };
+    // Epoch checks serve timeouts; without one nothing interrupts the guest's code (Ctrl-C ends
+    // the process), so a `.wasm` run without `--timeout` is compiled without them: tight loops
+    // run up to 2-3x faster. Artifacts are always interruptible.
+    let interruptible = args.timeout.is_some() || header.is_some();
+    let options = EngineOptions { profile, target, fuel: args.fuel.is_some(), interruptible };
     let engine = Engine::new(options).context("cannot start the engine")?;
     let cache = cache(&args.cache);
     let program =
@@ -260,10 +274,6 @@ fn check_signature(file: &Path, bytes: &[u8], trusted: &[PathBuf]) -> anyhow::Re
 }
 
 /// Reads the profile from an artifact header; `None` for anything else (errors come later).
-fn artifact_profile(bytes: &[u8]) -> Option<Profile> {
-    lamina_runtime::artifact::decode_header(bytes).ok().map(|h| h.profile)
-}
-
 fn cache(args: &CacheArgs) -> Option<CompileCache> {
     if args.no_cache {
         return None;
