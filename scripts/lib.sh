@@ -49,3 +49,30 @@ build_runtime_only() {
     (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features node \
         --target-dir target/runtime-only)
 }
+
+# build_kernels DIR: the compute suite's C kernels (bench/compute/*.c) with the same clang and
+# the same flags (-O3) natively (DIR/native/NAME) and for wasm32-wasip1 (DIR/wasm/NAME.wasm),
+# and for Wasm with SIMD as well (DIR/wasm-simd/NAME.wasm, -O3 -msimd128).
+build_kernels() {
+    local dir=$1 flags=(-O3 -Wall -Wextra -Werror)
+    say "building the compute kernels (clang ${flags[0]}, native and wasm32-wasip1)"
+    mkdir -p "$dir/native" "$dir/wasm" "$dir/wasm-simd"
+    for src in "$ROOT"/bench/compute/*.c; do
+        local name
+        name=$(basename "$src" .c)
+        clang "${flags[@]}" -o "$dir/native/$name" "$src" -lm
+        clang --target=wasm32-wasi "${flags[@]}" -o "$dir/wasm/$name.wasm" "$src" -lm
+        clang --target=wasm32-wasi -msimd128 "${flags[@]}" -o "$dir/wasm-simd/$name.wasm" "$src" -lm
+    done
+}
+
+# install_wasmtime_cli DIR: the wasmtime command-line tool of the version Lamina embeds, from
+# crates.io with cargo, into DIR/bin (never system-wide). Idempotent.
+install_wasmtime_cli() {
+    local dir=$1 version
+    version=$(sed -n 's/^wasmtime = { version = "=\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml")
+    if ! "$dir/bin/wasmtime" --version 2>/dev/null | grep -q " $version"; then
+        say "installing wasmtime-cli $version (a release build of wasmtime: several minutes)"
+        cargo install wasmtime-cli --version "$version" --locked --root "$dir"
+    fi
+}

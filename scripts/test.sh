@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of Lamina from a fresh clone: set-up, formatting, lints, the
-# builds the end-to-end tests need, and the whole test suite (unit, integration, end to end,
-# doc tests, benchmarks in test mode).
+# builds the end-to-end tests need, the evaluation harness in its quick mode, and the whole test
+# suite (unit, integration, end to end, doc tests, benchmarks in test mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -26,6 +26,11 @@ cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --features no
     --target-dir target/runtime-only -- -D warnings
 build_runtime_only
 build_cross
+
+# The evaluation harness, briefly, on the debug builds above: every benchmark runs, the report
+# is written to target/bench-quick, and no figure is judged (it would only measure CI's noise).
+say "the evaluation harness, quick (bench/run.sh --quick)"
+bash bench/run.sh --quick --out target/bench-quick
 
 say "running the test suite"
 cargo test --workspace --doc
