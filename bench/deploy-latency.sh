@@ -8,21 +8,30 @@
 #   compiled: a module the control plane has never seen (the same program with a unique custom
 #             section), so it compiles it for the node's target and the node downloads it.
 # Rounds of both kinds alternate in one run. Needs root (network namespaces).
-# Results: bench/out/deploy-latency.txt and stdout. ROUNDS (default 15) rounds of each kind.
+# Results: bench/out/deploy-latency.txt and stdout, and with LAMINA_BENCH_RECORDS set the
+# `deploy-latency` record (bench/record.sh). ROUNDS (default 15) rounds of each kind.
+# LAMINA_BENCH_QUICK=1: a brief run, 2 rounds of each unless ROUNDS is set, its results in
+# bench/out/quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/lib.sh
+source bench/record.sh
 
-ROUNDS=${ROUNDS:-15}
 OUT=bench/out
+if bench_quick; then
+    ROUNDS=${ROUNDS:-2}
+    OUT=bench/out/quick
+fi
+ROUNDS=${ROUNDS:-15}
 mkdir -p "$OUT"
-say "building lamina (release), the runtime-only node (release) and the guests"
-cargo build --release --quiet -p lamina-cli
-build_runtime_only --release --quiet
+build_profile
+say "building lamina ($BUILD_DIR), the runtime-only node ($BUILD_DIR) and the guests"
+cargo build "${BUILD_FLAGS[@]}" --quiet -p lamina-cli
+build_runtime_only "${BUILD_FLAGS[@]}" --quiet
 build_guests
-LAMINA=$PWD/target/release/lamina
-NODE=$PWD/target/runtime-only/release/lamina
+LAMINA=$PWD/target/$BUILD_DIR/lamina
+NODE=$PWD/target/runtime-only/$BUILD_DIR/lamina
 TICKER=$PWD/tests/programs/target/wasm32-wasip1/release/ticker.wasm
 
 ID=lmb$$
@@ -136,6 +145,11 @@ stats() {
             printf "%-9s median %5d ms   p90 %5d ms   min %5d ms   max %5d ms   (%d rounds)\n",
                 k, v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)], v[1], v[NR], NR }' k="$1"
 }
+# The median and p90 of a kind of round, as `stats` prints them: "p50 p90".
+percentiles() {
+    grep "^$1 " "$WORK/times" | awk '{print $2}' | sort -n | awk '
+        { v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[int(NR * 0.9 + 0.5)] }'
+}
 {
     echo "# deploy to first output over an edge link ($LINK: 40 ms, 1% loss each way), $(date -u +%Y-%m-%d)"
     echo "# node: runtime-only build, heartbeat 2s (new desired states arrive by long poll)"
@@ -143,3 +157,15 @@ stats() {
     stats compiled
 } >"$OUT/deploy-latency.txt"
 cat "$OUT/deploy-latency.txt"
+
+for kind in cached compiled; do
+    read -r p50 p90 < <(percentiles "$kind")
+    label="module cached on the node"
+    [ "$kind" = compiled ] && label="new module, compiled for the node"
+    record_metric "$kind.p50_ms" "$label, median" "$p50" ms
+    record_metric "$kind.p90_ms" "$label, p90" "$p90" ms
+done
+record_note "from \`lamina deploy\` to the instance's first output, over $LINK: 40 ms, 1% loss each way"
+record_note "cached: the node has the module's artifact; compiled: a new module, compiled by the control plane"
+record_note "rounds of each kind, alternating: $ROUNDS; the node is the runtime-only build"
+write_record deploy-latency "Deploy over a shaped edge link" "ROUNDS=$ROUNDS bench/deploy-latency.sh"

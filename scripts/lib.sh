@@ -76,3 +76,14 @@ install_wasmtime_cli() {
         cargo install wasmtime-cli --version "$version" --locked --root "$dir"
     fi
 }
+
+# build_profile: the cargo build flags and target subdirectory of a benchmark script's builds,
+# in BUILD_FLAGS and BUILD_DIR: release, or the test suite's debug builds when the harness
+# asks for them (LAMINA_BENCH_CARGO_PROFILE=dev, in `bench/run.sh --quick`).
+build_profile() {
+    if [ "${LAMINA_BENCH_CARGO_PROFILE:-}" = dev ]; then
+        BUILD_FLAGS=(); BUILD_DIR=debug
+    else
+        BUILD_FLAGS=(--release); BUILD_DIR=release
+    fi
+}

@@ -14,11 +14,12 @@ RUST_COMPONENTS=(rustfmt clippy)
 # so that clang builds C for WebAssembly guests, such as SQLite in examples/sqlite; nats-server
 # for messaging across nodes; iproute2 (ip, tc) for the continuum test's network namespaces;
 # etcd-server and etcd-client (etcdctl) for the replicated control plane and its tests;
-# protobuf-compiler (protoc) to build the etcd client's gRPC bindings.
+# protobuf-compiler (protoc) to build the etcd client's gRPC bindings; python3 for the user-space
+# link emulator (tests/netns/linkem.py) where the kernel has no `tc netem`.
 DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
     swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang libclang-dev
     wasi-libc llvm lld libclang-rt-dev-wasm32 nats-server iproute2
-    etcd-server etcd-client protobuf-compiler)
+    etcd-server etcd-client protobuf-compiler python3)
 
 setup_rust() {
     local installed missing=()

@@ -1,7 +1,8 @@
 //! Attestation costs, side by side in one run (see docs/benchmarks.md for the targets):
 //! sim attest + verify; DCAP quote verification (SGX, TDX); SEV-SNP report verification;
 //! swtpm quote + verify; and a mutually attested TLS handshake against a plain rustls one with
-//! the same key type.
+//! the same key type. With `LAMINA_BENCH_RECORDS` set it writes the medians as the
+//! `attestation` record; `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
 //! Run: `cargo bench -p lamina-attest --bench verify`
 
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::Criterion;
 use lamina_attest::{Expect, Inputs, Policy, TrustAnchors, Verifier};
+use lamina_bench_record::{CriterionMedians, Record};
 use lamina_tee::sim::SimPlatform;
 use lamina_types::{Claims, ModuleHash, PlatformKind};
 
@@ -82,9 +84,10 @@ fn snp(c: &mut Criterion) {
     c.bench_function("snp report verify", |b| b.iter(|| black_box(lamina_attest::snp::verify(&inputs))));
 }
 
-fn tpm(c: &mut Criterion) {
+/// Benchmarks a swtpm quote and its verification; false when swtpm is not installed.
+fn tpm(c: &mut Criterion) -> bool {
     use lamina_tee::Platform as _;
-    let Some(swtpm) = lamina_tee_tpm::swtpm::Swtpm::start_if_installed().expect("swtpm starts") else { return };
+    let Some(swtpm) = lamina_tee_tpm::swtpm::Swtpm::start_if_installed().expect("swtpm starts") else { return false };
     let state = tempfile::tempdir().expect("temp dir");
     let platform = lamina_tee_tpm::TpmPlatform::open(swtpm.tcti(), state.path()).expect("TPM opens");
     let anchors = TrustAnchors {
@@ -107,6 +110,7 @@ fn tpm(c: &mut Criterion) {
             black_box(a);
         })
     });
+    true
 }
 
 /// Runs one full TLS 1.3 handshake in memory (no sockets: the cost of the protocol and its crypto).
@@ -201,21 +205,70 @@ fn tls(c: &mut Criterion) {
     plain_server.send_tls13_tickets = 0;
     let (plain_client, plain_server) = (Arc::new(plain_client), Arc::new(plain_server));
 
-    let mut group = c.benchmark_group("mutual TLS 1.3 handshake, ECDSA P-256");
-    group.bench_function("plain rustls", |b| b.iter(|| handshake(&plain_client, &plain_server)));
-    group.bench_function("attested (sim evidence, appraised every time)", |b| b.iter(|| handshake(&client, &server)));
+    let mut group = c.benchmark_group(TLS_GROUP);
+    group.bench_function(TLS_PLAIN, |b| b.iter(|| handshake(&plain_client, &plain_server)));
+    group.bench_function(TLS_ATTESTED, |b| b.iter(|| handshake(&client, &server)));
     group.finish();
 }
 
+const TLS_GROUP: &str = "mutual TLS 1.3 handshake, ECDSA P-256";
+const TLS_PLAIN: &str = "plain rustls";
+const TLS_ATTESTED: &str = "attested (sim evidence, appraised every time)";
+
+/// The `attestation` record: criterion's medians, in ms.
+fn record(medians: &CriterionMedians, swtpm: bool) -> Record {
+    let mut record =
+        Record::new("attestation", "Attestation and attested TLS", "cargo bench -p lamina-attest --bench verify");
+    let mut ms = |id: &str, label: &str, group: &str, function: Option<&str>| -> Option<f64> {
+        match medians.median_ns(group, function, None) {
+            Ok(ns) => {
+                record.metric(id, label, ns / 1e6, "ms");
+                Some(ns / 1e6)
+            }
+            Err(e) => {
+                eprintln!("verify: {e}");
+                record.note(&format!("no criterion median for {id}: {e}"));
+                None
+            }
+        }
+    };
+    ms("sim.ms", "sim attest + verify", "sim attest+verify", None);
+    if swtpm {
+        ms("swtpm.ms", "swtpm quote + verify", "swtpm quote+verify", None);
+    }
+    ms("dcap_sgx.ms", "DCAP SGX quote verify", "dcap sgx quote verify", None);
+    ms("dcap_tdx.ms", "DCAP TDX quote verify", "dcap tdx quote verify", None);
+    ms("snp.ms", "SEV-SNP report verify", "snp report verify", None);
+    let plain = ms("tls_plain.ms", "mutual TLS 1.3 handshake, plain rustls", TLS_GROUP, Some(TLS_PLAIN));
+    let attested = ms("tls_attested.ms", "mutual TLS 1.3 handshake, attested", TLS_GROUP, Some(TLS_ATTESTED));
+    if let (Some(plain), Some(attested)) = (plain, attested) {
+        record.metric("tls_ratio", "attested / plain handshake", attested / plain, "ratio");
+    }
+    if !swtpm {
+        record.note("swtpm is not installed: no swtpm quote + verify");
+    }
+    record
+}
+
 fn main() {
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_millis(500));
+    let c = Criterion::default().configure_from_args();
+    // Brief runs (the harness's quick mode): criterion's shortest measurement.
+    let mut c = if lamina_bench_record::quick() {
+        c.measurement_time(Duration::from_millis(300)).warm_up_time(Duration::from_millis(100)).sample_size(10)
+    } else {
+        c.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500))
+    };
+    let medians = CriterionMedians::new().written_since(SystemTime::now());
     sim(&mut c);
     dcap(&mut c);
     snp(&mut c);
-    tpm(&mut c);
+    let swtpm = tpm(&mut c);
     tls(&mut c);
     c.final_summary();
+    // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
+    if std::env::args().any(|a| a == "--bench")
+        && let Some(path) = record(&medians, swtpm).write_if_requested().expect("writes the record")
+    {
+        eprintln!("record: {}", path.display());
+    }
 }

@@ -13,7 +13,9 @@
 //! - the control plane's memory (RSS) idle after enrolment and with every instance placed.
 //!
 //! `cargo bench -p lamina-cli --bench scale` (NODES="100 300 1000" by default, STEADY seconds of
-//! heartbeats, 20 by default). Results: stdout and bench/out/scale.txt. Run by `cargo test`
+//! heartbeats, 20 by default). Results: stdout and bench/out/scale.txt, and with
+//! `LAMINA_BENCH_RECORDS` set the `control-scale` record. `LAMINA_BENCH_QUICK=1` makes it a brief
+//! run: NODES="20" and STEADY=2 unless set, and bench/out/quick/scale.txt. Run by `cargo test`
 //! (without `--bench`) it is a smoke run: 20 nodes, a 3-second window.
 
 use std::collections::{BTreeSet, HashMap};
@@ -23,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use lamina_bench_record::Record;
 use lamina_control::{ControlClient, DesiredState, InstanceReport, InstanceState, SignedDesired};
 use serde_json::{Value, json};
 
@@ -367,19 +370,57 @@ fn run(n: usize, steady: Duration) -> Row {
     }
 }
 
+/// The `control-scale` record: one group of figures per node count, as the table shows them.
+fn record(rows: &[Row], nodes: &str, steady: Duration) -> Record {
+    let command = format!("NODES=\"{nodes}\" STEADY={} cargo bench -p lamina-cli --bench scale", steady.as_secs());
+    let mut record = Record::new("control-scale", "One control plane at scale", &command);
+    for r in rows {
+        let n = r.nodes;
+        let figures = [
+            ("instances", "instances", r.instances as f64, "count"),
+            ("enrol_per_s", "enrolment", r.enrol_rate, "per s"),
+            ("rss_idle_mib", "control plane RSS, idle", r.rss_idle, "MiB"),
+            ("deploy_request_s", "deployment request", r.deploy_request, "s"),
+            ("placement_p50_s", "placement p50", r.placement_p50, "s"),
+            ("placement_p99_s", "placement p99", r.placement_p99, "s"),
+            ("beats_per_s", "heartbeats", r.heartbeats_per_s, "per s"),
+            ("heartbeat_p50_ms", "heartbeat round trip p50", r.heartbeat_p50, "ms"),
+            ("heartbeat_p99_ms", "heartbeat round trip p99", r.heartbeat_p99, "ms"),
+            ("cp_cpu_pct", "control plane CPU", r.cpu, "%"),
+            ("driver_cpu_pct", "driver CPU", r.driver_cpu, "%"),
+            ("rss_mib", "control plane RSS, every instance placed", r.rss_placed, "MiB"),
+            ("errors", "errors", r.errors as f64, "count"),
+        ];
+        for (id, label, value, unit) in figures {
+            let id = format!("n{n}.{id}");
+            // JSON has no NaN (a quantile of no samples): leave the figure out and say so.
+            if value.is_finite() {
+                record.metric(&id, &format!("{n} nodes, {label}"), value, unit);
+            } else {
+                record.note(&format!("{id}: no samples"));
+            }
+        }
+    }
+    record.note(&format!(
+        "{PER_NODE} instances per node; heartbeat every {}s; a {}-second steady window",
+        HEARTBEAT.as_secs(),
+        steady.as_secs()
+    ));
+    record
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // Brief runs (the harness's quick mode): one small row and a short window, unless set.
+    let quick = lamina_bench_record::quick();
+    let nodes = std::env::var("NODES").unwrap_or_else(|_| if quick { "20" } else { "100 300 1000" }.into());
     let counts: Vec<usize> = if full {
-        std::env::var("NODES")
-            .unwrap_or_else(|_| "100 300 1000".into())
-            .split_whitespace()
-            .map(|n| n.parse().expect("NODES is a list of numbers"))
-            .collect()
+        nodes.split_whitespace().map(|n| n.parse().expect("NODES is a list of numbers")).collect()
     } else {
         vec![20]
     };
     let steady = Duration::from_secs(if full {
-        std::env::var("STEADY").ok().and_then(|s| s.parse().ok()).unwrap_or(20)
+        std::env::var("STEADY").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 2 } else { 20 })
     } else {
         3
     });
@@ -401,6 +442,7 @@ fn main() {
         "errors"
     );
     let mut lines = vec![header.clone()];
+    let mut rows = Vec::new();
     println!("{header}");
     for n in counts {
         let r = run(n, steady);
@@ -424,10 +466,17 @@ fn main() {
         );
         println!("{line}");
         lines.push(line);
+        rows.push(r);
     }
     if full {
-        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/out");
+        // A brief run's figures are not meant to be read: they do not replace a full run's.
+        let out =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(if quick { "../../bench/out/quick" } else { "../../bench/out" });
         let _ = std::fs::create_dir_all(&out);
         let _ = std::fs::write(out.join("scale.txt"), lines.join("\n") + "\n");
+        let nodes = rows.iter().map(|r| r.nodes.to_string()).collect::<Vec<_>>().join(" ");
+        if let Some(path) = record(&rows, &nodes, steady).write_if_requested().expect("writes the record") {
+            eprintln!("record: {}", path.display());
+        }
     }
 }

@@ -3,14 +3,16 @@
 //! by the other) and latency (one message there, one reply back), for 256-byte and 4 KiB
 //! payloads. Each node is its own NATS connection; the sealed path is the one instances use
 //! (per-topic key, per-session AES-256-GCM, replay window); the unsealed path is the bare
-//! broker.
+//! broker. With `LAMINA_BENCH_RECORDS` set it writes the medians as the `sealed-messaging`
+//! record; `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
 //! `cargo bench -p lamina-messaging-nats --bench sealed` (needs Debian's nats-server).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use lamina_bench_record::{CriterionMedians, Record};
 use lamina_host_messaging::{Broker, Inbox, Message, MessagingError, Pattern};
 use lamina_messaging_nats::NatsBroker;
 use lamina_messaging_seal::{Sealed, TopicKey, TopicKeys};
@@ -18,6 +20,10 @@ use lamina_messaging_seal::{Sealed, TopicKey, TopicKeys};
 /// A burst that fits a subscription's queue (4 MiB) at the largest payload.
 const BURST: usize = 500;
 const WAIT: Duration = Duration::from_secs(10);
+/// Payload sizes, in bytes.
+const SIZES: [usize; 2] = [256, 4096];
+const BURST_GROUP: &str = "burst of 500 across two nodes";
+const RTT_GROUP: &str = "round trip across two nodes";
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -76,19 +82,31 @@ fn ready(from: &dyn Broker, inbox: &mut Box<dyn Inbox>, topic: &str) {
     }
 }
 
-fn messaging(c: &mut Criterion) {
+/// Criterion's name for one benchmark of a group: `sealed` or `unsealed`, then the size.
+fn id(sealed: bool, size: usize) -> (&'static str, String) {
+    (if sealed { "sealed" } else { "unsealed" }, format!("{size} B"))
+}
+
+fn messaging(c: &mut Criterion, quick: bool) {
+    // Brief runs (the harness's quick mode): criterion's shortest measurement.
+    let brief = |group: &mut criterion::BenchmarkGroup<'_, _>| {
+        if quick {
+            group.sample_size(10).measurement_time(Duration::from_millis(300)).warm_up_time(Duration::from_millis(100));
+        }
+    };
     let (_server, url) = start();
-    let mut throughput = c.benchmark_group("burst of 500 across two nodes");
+    let mut throughput = c.benchmark_group(BURST_GROUP);
     throughput.sample_size(20).measurement_time(Duration::from_secs(6));
-    for size in [256, 4096] {
+    brief(&mut throughput);
+    for size in SIZES {
         throughput.throughput(Throughput::Elements(BURST as u64));
         for sealed in [false, true] {
-            let label = if sealed { "sealed" } else { "unsealed" };
+            let (label, size_label) = id(sealed, size);
             let (a, b) = (node(&url, sealed, "a/0@edge-1"), node(&url, sealed, "b/0@cloud-1"));
             let topic = format!("bench.{label}.{size}");
             let mut inbox = b.subscribe(Pattern::parse(&topic).expect("pattern")).expect("subscribes");
             ready(a.as_ref(), &mut inbox, &topic);
-            throughput.bench_function(BenchmarkId::new(label, format!("{size} B")), |bench| {
+            throughput.bench_function(BenchmarkId::new(label, size_label), |bench| {
                 bench.iter(|| {
                     for _ in 0..BURST {
                         a.publish(message(&topic, size)).expect("publishes");
@@ -103,18 +121,19 @@ fn messaging(c: &mut Criterion) {
     }
     throughput.finish();
 
-    let mut latency = c.benchmark_group("round trip across two nodes");
+    let mut latency = c.benchmark_group(RTT_GROUP);
     latency.sample_size(50).measurement_time(Duration::from_secs(5));
-    for size in [256, 4096] {
+    brief(&mut latency);
+    for size in SIZES {
         for sealed in [false, true] {
-            let label = if sealed { "sealed" } else { "unsealed" };
+            let (label, size_label) = id(sealed, size);
             let (a, b) = (node(&url, sealed, "a/0@edge-1"), node(&url, sealed, "b/0@cloud-1"));
             let (ping, pong) = (format!("ping.{label}.{size}"), format!("pong.{label}.{size}"));
             let mut at_b = b.subscribe(Pattern::parse(&ping).expect("pattern")).expect("subscribes");
             let mut at_a = a.subscribe(Pattern::parse(&pong).expect("pattern")).expect("subscribes");
             ready(a.as_ref(), &mut at_b, &ping);
             ready(b.as_ref(), &mut at_a, &pong);
-            latency.bench_function(BenchmarkId::new(label, format!("{size} B")), |bench| {
+            latency.bench_function(BenchmarkId::new(label, size_label), |bench| {
                 bench.iter(|| {
                     a.publish(message(&ping, size)).expect("publishes");
                     let m = receive(&mut at_b);
@@ -127,8 +146,69 @@ fn messaging(c: &mut Criterion) {
     latency.finish();
 }
 
+/// The `sealed-messaging` record: burst throughput and round trips from criterion's medians.
+fn record(medians: &CriterionMedians) -> Record {
+    let mut record = Record::new(
+        "sealed-messaging",
+        "Sealed messaging across two nodes",
+        "cargo bench -p lamina-messaging-nats --bench sealed",
+    );
+    let mut median_s = |group: &str, sealed: bool, size: usize| -> Option<f64> {
+        let (label, size_label) = id(sealed, size);
+        match medians.median_ns(group, Some(label), Some(&size_label)) {
+            Ok(ns) => Some(ns / 1e9),
+            Err(e) => {
+                eprintln!("sealed: {e}");
+                record.note(&format!("no criterion median for {group}/{label}/{size_label}: {e}"));
+                None
+            }
+        }
+    };
+    let mut figures = Vec::new();
+    for size in SIZES {
+        let burst = [true, false].map(|sealed| median_s(BURST_GROUP, sealed, size));
+        let rtt = [true, false].map(|sealed| median_s(RTT_GROUP, sealed, size));
+        figures.push((size, burst, rtt));
+    }
+    let rate = |s: f64| BURST as f64 / s;
+    for (size, [burst_sealed, burst_plain], [rtt_sealed, rtt_plain]) in figures {
+        if let Some(s) = burst_sealed {
+            record.metric(&format!("burst.sealed.{size}"), &format!("burst, sealed, {size} B"), rate(s), "msg/s");
+        }
+        if let Some(s) = burst_plain {
+            record.metric(&format!("burst.plain.{size}"), &format!("burst, unsealed, {size} B"), rate(s), "msg/s");
+        }
+        if let (Some(sealed), Some(plain)) = (burst_sealed, burst_plain) {
+            let ratio = rate(sealed) / rate(plain);
+            record.metric(
+                &format!("burst.ratio.{size}"),
+                &format!("burst, sealed / unsealed, {size} B"),
+                ratio,
+                "ratio",
+            );
+        }
+        if let Some(s) = rtt_sealed {
+            record.metric(&format!("rtt.sealed.{size}"), &format!("round trip, sealed, {size} B"), s * 1e6, "µs");
+        }
+        if let Some(s) = rtt_plain {
+            record.metric(&format!("rtt.plain.{size}"), &format!("round trip, unsealed, {size} B"), s * 1e6, "µs");
+        }
+    }
+    record.note(&format!(
+        "a burst is {BURST} messages from one node to the other; its rate is {BURST} / criterion's median time"
+    ));
+    record
+}
+
 fn main() {
+    let medians = CriterionMedians::new().written_since(SystemTime::now());
     let mut c = Criterion::default().configure_from_args();
-    messaging(&mut c);
+    messaging(&mut c, lamina_bench_record::quick());
     c.final_summary();
+    // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
+    if std::env::args().any(|a| a == "--bench")
+        && let Some(path) = record(&medians).write_if_requested().expect("writes the record")
+    {
+        eprintln!("record: {}", path.display());
+    }
 }

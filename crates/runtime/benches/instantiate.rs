@@ -3,14 +3,16 @@
 //! Side by side in one run: Lamina's API on the server profile (pooling allocator) and on the
 //! tiny profile (on-demand allocation), and bare wasmtime (a pre-linked module and an empty
 //! store, no WASI context) as the floor. After criterion's estimates, the bench prints p50 and
-//! p99 from individually timed iterations.
+//! p99 from individually timed iterations. With `LAMINA_BENCH_RECORDS` set it writes both as the
+//! `instantiate` record; `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
 //! Run: `cargo bench -p lamina-runtime --bench instantiate`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::Criterion;
+use lamina_bench_record::{CriterionMedians, Record};
 use lamina_runtime::{Engine, EngineOptions, Limits, Output, Program, Val, WasiConfig};
 use lamina_types::Profile;
 
@@ -56,36 +58,41 @@ fn bare_once(b: &Bare) {
     black_box(add.call(&mut store, (2, 40)).expect("calls"));
 }
 
+const GROUP: &str = "instantiate_and_call";
+
+/// The three runners: criterion's function name, the record's id prefix, and its label.
+const RUNNERS: [(&str, &str, &str); 3] = [
+    ("lamina_server_pooling", "server", "Lamina, server profile (pooling)"),
+    ("lamina_tiny_on_demand", "tiny", "Lamina, tiny profile (on demand)"),
+    ("bare_wasmtime_pooling_no_wasi", "bare", "bare wasmtime (pooling, no WASI)"),
+];
+
 fn bench(c: &mut Criterion) {
     let server = program(Profile::Server);
     let tiny = program(Profile::Tiny);
     let floor = bare();
     let wasi = quiet();
-    let mut group = c.benchmark_group("instantiate_and_call");
-    group.bench_function("lamina_server_pooling", |b| b.iter(|| lamina_once(&server, &wasi)));
-    group.bench_function("lamina_tiny_on_demand", |b| b.iter(|| lamina_once(&tiny, &wasi)));
-    group.bench_function("bare_wasmtime_pooling_no_wasi", |b| b.iter(|| bare_once(&floor)));
+    let mut group = c.benchmark_group(GROUP);
+    group.bench_function(RUNNERS[0].0, |b| b.iter(|| lamina_once(&server, &wasi)));
+    group.bench_function(RUNNERS[1].0, |b| b.iter(|| lamina_once(&tiny, &wasi)));
+    group.bench_function(RUNNERS[2].0, |b| b.iter(|| bare_once(&floor)));
     group.finish();
 }
 
-/// p50 and p99 of individually timed iterations, interleaved so that drift hits all alike.
-fn percentiles() {
-    // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
+/// p50 and p99 of `n` individually timed iterations of each runner (in [`RUNNERS`]' order),
+/// interleaved so that drift hits all alike; prints them.
+fn percentiles(n: usize) -> [(Duration, Duration); 3] {
     let server = program(Profile::Server);
     let tiny = program(Profile::Tiny);
     let floor = bare();
     let wasi = quiet();
-    const N: usize = 20_000;
-    let mut samples: [Vec<Duration>; 3] = [Vec::with_capacity(N), Vec::with_capacity(N), Vec::with_capacity(N)];
+    let mut samples: [Vec<Duration>; 3] = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
     for _ in 0..1_000 {
         lamina_once(&server, &wasi);
         lamina_once(&tiny, &wasi);
         bare_once(&floor);
     }
-    for _ in 0..N {
+    for _ in 0..n {
         let t = Instant::now();
         lamina_once(&server, &wasi);
         samples[0].push(t.elapsed());
@@ -96,23 +103,67 @@ fn percentiles() {
         bare_once(&floor);
         samples[2].push(t.elapsed());
     }
-    println!("\ninstantiate_and_call, {N} interleaved iterations each:");
+    println!("\ninstantiate_and_call, {n} interleaved iterations each:");
     println!("{:<34} {:>10} {:>10}", "runner", "p50", "p99");
-    let mut p50s = Vec::new();
-    for (name, s) in
-        ["lamina_server_pooling", "lamina_tiny_on_demand", "bare_wasmtime_pooling_no_wasi"].iter().zip(&mut samples)
-    {
+    let mut result = [(Duration::ZERO, Duration::ZERO); 3];
+    for (((name, _, _), s), r) in RUNNERS.iter().zip(&mut samples).zip(&mut result) {
         s.sort_unstable();
-        let (p50, p99) = (s[N / 2], s[N * 99 / 100]);
-        p50s.push(p50);
-        println!("{name:<34} {:>10.2?} {:>10.2?}", p50, p99);
+        *r = (s[n / 2], s[n * 99 / 100]);
+        println!("{name:<34} {:>10.2?} {:>10.2?}", r.0, r.1);
     }
-    println!("ratio lamina_server / bare wasmtime at p50: {:.2}", p50s[0].as_secs_f64() / p50s[2].as_secs_f64());
+    println!(
+        "ratio lamina_server / bare wasmtime at p50: {:.2}",
+        result[0].0.as_secs_f64() / result[2].0.as_secs_f64()
+    );
+    result
+}
+
+/// The `instantiate` record: criterion's medians, then the percentiles.
+fn record(medians: &CriterionMedians, percentiles: &[(Duration, Duration); 3], n: usize) -> Record {
+    let mut record =
+        Record::new("instantiate", "Instantiate and call", "cargo bench -p lamina-runtime --bench instantiate");
+    for (function, id, label) in RUNNERS {
+        match medians.median_ns(GROUP, Some(function), None) {
+            Ok(ns) => {
+                record.metric(&format!("{id}.median_us"), &format!("{label}, median"), ns / 1e3, "µs");
+            }
+            Err(e) => {
+                eprintln!("instantiate: {e}");
+                record.note(&format!("no criterion median for {function}: {e}"));
+            }
+        }
+    }
+    for ((_, id, label), (p50, p99)) in RUNNERS.iter().zip(percentiles) {
+        let us = |d: &Duration| d.as_secs_f64() * 1e6;
+        record.metric(&format!("{id}.p50_us"), &format!("{label}, p50"), us(p50), "µs");
+        record.metric(&format!("{id}.p99_us"), &format!("{label}, p99"), us(p99), "µs");
+    }
+    record.note(&format!("p50 and p99 from {n} individually timed iterations of each, interleaved"));
+    record
 }
 
 fn main() {
-    let mut criterion = Criterion::default().configure_from_args();
+    // Brief runs (the harness's quick mode): criterion's shortest measurement, fewer iterations.
+    let quick = lamina_bench_record::quick();
+    let criterion = if quick {
+        Criterion::default()
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_millis(300))
+            .sample_size(10)
+    } else {
+        Criterion::default()
+    };
+    let medians = CriterionMedians::new().written_since(SystemTime::now());
+    let mut criterion = criterion.configure_from_args();
     bench(&mut criterion);
     criterion.final_summary();
-    percentiles();
+    // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let n = if quick { 1_000 } else { 20_000 };
+    let percentiles = percentiles(n);
+    if let Some(path) = record(&medians, &percentiles, n).write_if_requested().expect("writes the record") {
+        eprintln!("record: {}", path.display());
+    }
 }
