@@ -115,6 +115,11 @@ pub(crate) fn run(
         }
         How::Script(script) => Argv::new("bash", &[&format!("bench/{script}")]),
     };
+    std::fs::create_dir_all(logs).context("log directory")?;
+    std::fs::create_dir_all(records).context("records directory")?;
+    // Cargo runs a bench in its package's directory: the benchmark gets absolute paths.
+    let records = &std::path::absolute(records).context("records directory")?;
+    let criterion = &std::path::absolute(criterion).context("criterion directory")?;
     let mut env: Vec<(String, String)> = vec![
         (RECORDS_ENV.to_owned(), records.display().to_string()),
         ("CRITERION_HOME".to_owned(), criterion.display().to_string()),
@@ -131,8 +136,6 @@ pub(crate) fn run(
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
     }
-    std::fs::create_dir_all(logs).context("log directory")?;
-    std::fs::create_dir_all(records).context("records directory")?;
     let log = logs.join(format!("{}.log", suite.name));
     let record_path = records.join(format!("{}.json", suite.name));
     let _ = std::fs::remove_file(&record_path);
