@@ -276,7 +276,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let results_path = out.join("results.json");
     if (!args.only.is_empty() || !args.suite.is_empty())
-        && let Ok(earlier) = Results::read(&results_path).filter_quick(quick)
+        // Merged only with an earlier run of the same kind (quick or full).
+        && let Some(earlier) = Results::read(&results_path).ok().filter(|r| r.quick == quick)
     {
         results.fill_from(earlier);
     }
@@ -297,19 +298,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Results of an earlier run are merged only with a run of the same kind (quick or full).
-trait FilterQuick {
-    fn filter_quick(self, quick: bool) -> anyhow::Result<Results>;
-}
-
-impl FilterQuick for anyhow::Result<Results> {
-    fn filter_quick(self, quick: bool) -> anyhow::Result<Results> {
-        let r = self?;
-        anyhow::ensure!(r.quick == quick, "an earlier run of the other kind");
-        Ok(r)
-    }
 }
 
 /// How many kernel runs the compute suite makes, for the progress bar.
