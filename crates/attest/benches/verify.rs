@@ -254,7 +254,9 @@ fn main() {
     let c = Criterion::default().configure_from_args();
     // Brief runs (the harness's quick mode): criterion's shortest measurement.
     let mut c = if lamina_bench_record::quick() {
-        c.measurement_time(Duration::from_millis(300)).warm_up_time(Duration::from_millis(100)).sample_size(10)
+        c.measurement_time(lamina_bench_record::QUICK_MEASUREMENT)
+            .warm_up_time(lamina_bench_record::QUICK_WARM_UP)
+            .sample_size(lamina_bench_record::QUICK_SAMPLES)
     } else {
         c.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500))
     };
@@ -266,7 +268,7 @@ fn main() {
     tls(&mut c);
     c.final_summary();
     // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
-    if std::env::args().any(|a| a == "--bench")
+    if lamina_bench_record::measuring()
         && let Some(path) = record(&medians, swtpm).write_if_requested().expect("writes the record")
     {
         eprintln!("record: {}", path.display());

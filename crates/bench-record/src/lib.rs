@@ -31,6 +31,22 @@ pub fn quick() -> bool {
     std::env::var(QUICK_ENV).is_ok_and(|v| v == "1")
 }
 
+/// Criterion's warm-up in a brief run: the same for every criterion bench of the project.
+pub const QUICK_WARM_UP: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Criterion's measurement time in a brief run.
+pub const QUICK_MEASUREMENT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Criterion's sample count in a brief run (its smallest).
+pub const QUICK_SAMPLES: usize = 10;
+
+/// Whether a bench binary runs as a benchmark (`cargo bench` passes `--bench`) rather than as
+/// a test (`cargo test --benches`, which only checks that it runs): only then are its extra
+/// measurements made and its record written.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 /// A failure to write or read records.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -410,7 +410,7 @@ fn record(rows: &[Row], nodes: &str, steady: Duration) -> Record {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = lamina_bench_record::measuring();
     // Brief runs (the harness's quick mode): one small row and a short window, unless set.
     let quick = lamina_bench_record::quick();
     let nodes = std::env::var("NODES").unwrap_or_else(|_| if quick { "20" } else { "100 300 1000" }.into());

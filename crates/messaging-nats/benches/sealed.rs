@@ -91,7 +91,10 @@ fn messaging(c: &mut Criterion, quick: bool) {
     // Brief runs (the harness's quick mode): criterion's shortest measurement.
     let brief = |group: &mut criterion::BenchmarkGroup<'_, _>| {
         if quick {
-            group.sample_size(10).measurement_time(Duration::from_millis(300)).warm_up_time(Duration::from_millis(100));
+            group
+                .sample_size(lamina_bench_record::QUICK_SAMPLES)
+                .measurement_time(lamina_bench_record::QUICK_MEASUREMENT)
+                .warm_up_time(lamina_bench_record::QUICK_WARM_UP);
         }
     };
     let (_server, url) = start();
@@ -206,7 +209,7 @@ fn main() {
     messaging(&mut c, lamina_bench_record::quick());
     c.final_summary();
     // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
-    if std::env::args().any(|a| a == "--bench")
+    if lamina_bench_record::measuring()
         && let Some(path) = record(&medians).write_if_requested().expect("writes the record")
     {
         eprintln!("record: {}", path.display());

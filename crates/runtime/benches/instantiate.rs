@@ -147,9 +147,9 @@ fn main() {
     let quick = lamina_bench_record::quick();
     let criterion = if quick {
         Criterion::default()
-            .warm_up_time(Duration::from_millis(100))
-            .measurement_time(Duration::from_millis(300))
-            .sample_size(10)
+            .warm_up_time(lamina_bench_record::QUICK_WARM_UP)
+            .measurement_time(lamina_bench_record::QUICK_MEASUREMENT)
+            .sample_size(lamina_bench_record::QUICK_SAMPLES)
     } else {
         Criterion::default()
     };
@@ -158,7 +158,7 @@ fn main() {
     bench(&mut criterion);
     criterion.final_summary();
     // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !lamina_bench_record::measuring() {
         return;
     }
     let n = if quick { 1_000 } else { 20_000 };

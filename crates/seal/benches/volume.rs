@@ -40,7 +40,7 @@ fn throughput(c: &mut Criterion, quick: bool) {
     group.throughput(Throughput::Bytes(SIZE as u64)).sample_size(10).measurement_time(Duration::from_secs(8));
     if quick {
         // Brief runs (the harness's quick mode): criterion's shortest measurement.
-        group.measurement_time(Duration::from_millis(300)).warm_up_time(Duration::from_millis(100));
+        group.measurement_time(lamina_bench_record::QUICK_MEASUREMENT).warm_up_time(lamina_bench_record::QUICK_WARM_UP);
     }
     group.bench_function(BENCHES[0].0, |b| {
         b.iter(|| {
@@ -110,7 +110,7 @@ fn main() {
     throughput(&mut c, lamina_bench_record::quick());
     c.final_summary();
     // `cargo bench` passes `--bench`; under `cargo test` the bench only checks that it runs.
-    if std::env::args().any(|a| a == "--bench")
+    if lamina_bench_record::measuring()
         && let Some(path) = record(&medians).write_if_requested().expect("writes the record")
     {
         eprintln!("record: {}", path.display());
