@@ -142,7 +142,16 @@ pub(crate) struct Compute {
 impl Compute {
     /// The sizes measured, smallest first.
     pub(crate) fn sizes(&self) -> Vec<Size> {
-        let mut s: Vec<Size> = self.results.iter().map(|r| r.size).collect();
+        self.sizes_where(|_| true)
+    }
+
+    /// The sizes at which a runner was measured, smallest first.
+    pub(crate) fn at_runner_sizes(&self, runner: Runner) -> Vec<Size> {
+        self.sizes_where(|r| r.samples_ns.contains_key(&runner))
+    }
+
+    fn sizes_where(&self, keep: impl Fn(&KernelResult) -> bool) -> Vec<Size> {
+        let mut s: Vec<Size> = self.results.iter().filter(|r| keep(r)).map(|r| r.size).collect();
         s.sort();
         s.dedup();
         s

@@ -264,17 +264,6 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-impl Compute {
-    /// The sizes at which a runner was measured.
-    pub(crate) fn at_runner_sizes(&self, runner: Runner) -> Vec<Size> {
-        let mut s: Vec<Size> =
-            self.results.iter().filter(|r| r.samples_ns.contains_key(&runner)).map(|r| r.size).collect();
-        s.sort();
-        s.dedup();
-        s
-    }
-}
-
 /// Writes `docs` (the Markdown report) and its charts into `charts_dir`, which `docs` links to
 /// as `charts_link`; `results_link` is how it links to the raw JSON.
 pub(crate) fn write(
