@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
-# Installs what Lamina needs on a Debian machine that has only the Rust toolchain. Idempotent:
-# it checks first and installs only what is missing. Sourced by scripts/demo.sh and scripts/test.sh.
+# Installs what Lamina needs on a Debian machine that has only the Rust toolchain, then proves
+# that each capability works by using it. Idempotent: it installs only what is missing. Run by
+# scripts/demo.sh and scripts/test.sh.
+#
+#   scripts/setup.sh           install what is missing, then check
+#   scripts/setup.sh --check   check only: use every capability the builds and tests need, and
+#                              name the package that provides whatever fails (exit 1 if any does)
+#
+# The check never asks dpkg whether a package is installed: a machine can have a package and
+# still lack what it provides (a Recommends left out, a program removed by hand), or have the
+# capability from elsewhere. docs/clean-root.md shows how to repeat the proof in a fresh
+# Debian root file system.
 set -euo pipefail
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 RUST_TARGETS=(wasm32-wasip1 wasm32-wasip2 aarch64-unknown-linux-gnu)
 RUST_COMPONENTS=(rustfmt clippy)
-# Cross linker and libc for aarch64, qemu-user to run aarch64 binaries, prlimit (util-linux)
-# to emulate a small address space; swtpm and libtss2 for the TPM 2.0 backend and its tests;
-# libssl-dev and pkg-config for the CCA token verifier; clang for bindgen; wasi-libc (headers
-# and libc for wasm32-wasi), llvm (llvm-ar), lld (wasm-ld) and libclang-rt-dev-wasm32 (compiler-rt)
-# so that clang builds C for WebAssembly guests, such as SQLite in examples/sqlite; nats-server
-# for messaging across nodes; iproute2 (ip, tc) for the continuum test's network namespaces;
-# etcd-server and etcd-client (etcdctl) for the replicated control plane and its tests;
-# protobuf-compiler (protoc) to build the etcd client's gRPC bindings; python3 for the user-space
-# link emulator (tests/netns/linkem.py) where the kernel has no `tc netem`.
-DEBIAN_PACKAGES=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
-    swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang libclang-dev
+# Why each package is here (the check below proves each of these by using it):
+# - gcc, libc6-dev: the linker and C library that rustc links native binaries with, and the C
+#   compiler of build scripts; ca-certificates: cargo's HTTPS to crates.io.
+# - gcc-aarch64-linux-gnu, libc6-dev-arm64-cross: the cross linker and libc for aarch64;
+#   qemu-user runs aarch64 binaries (tests, demo); util-linux: prlimit, to emulate a small
+#   address space.
+# - swtpm, swtpm-tools (swtpm_setup, swtpm_localca; it depends on gnutls-bin for certtool): the
+#   software TPM 2.0 that the TPM backend's tests run against; libtss2-dev and pkg-config to build
+#   tss-esapi.
+# - libssl-dev: OpenSSL for the CCA token verifier.
+# - clang, lld (wasm-ld), wasi-libc, libclang-rt-dev-wasm32 (compiler-rt builtins) and llvm
+#   (llvm-ar): C for WebAssembly guests (SQLite in examples/sqlite, examples/c-services, the
+#   compute kernels of bench/).
+# - nats-server: messaging across nodes; etcd-server and etcd-client (etcdctl): the replicated
+#   control plane.
+# - protobuf-compiler (protoc) and libprotobuf-dev (google/protobuf/*.proto, only a Recommends of
+#   protobuf-compiler): the etcd client's gRPC bindings.
+# - iproute2 (ip, tc): the continuum test's network namespaces and shaped links; python3: the
+#   user-space link emulator (tests/netns/linkem.py) where the kernel has no `tc netem`, and
+#   the demo's port picker.
+DEBIAN_PACKAGES=(gcc libc6-dev ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
+    swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang
     wasi-libc llvm lld libclang-rt-dev-wasm32 nats-server iproute2
-    etcd-server etcd-client protobuf-compiler python3)
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev python3)
 
 setup_rust() {
     local installed missing=()
@@ -58,5 +79,202 @@ setup_debian() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-setup_rust
-setup_debian
+# --- The check ------------------------------------------------------------------------------
+# Each check_* function uses one capability in a scratch directory ($W) and returns non-zero
+# with its reason on stderr when it does not work. run_check prints one line per capability.
+
+FAILED=()
+run_check() { # what package-hint function
+    local what=$1 hint=$2 fn=$3 log
+    log="$W/$fn.log"
+    if "$fn" >"$log" 2>&1; then
+        printf '  ok       %s\n' "$what" >&2
+    else
+        printf '  \033[1;31mMISSING\033[0m  %s\n           provided by: %s\n' "$what" "$hint" >&2
+        sed 's/^/           | /' "$log" | tail -n 6 >&2
+        FAILED+=("$what")
+    fi
+}
+
+# A free TCP port on loopback (bash only: python3 is itself checked).
+free_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 20000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+
+# wait_port PORT PID: until something listens on PORT, or the process PID exits (2 s at most).
+wait_port() {
+    for _ in $(seq 40); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || { echo "the server exited"; return 1; }
+        sleep 0.05
+    done
+    echo "nothing listens on 127.0.0.1:$1 after 2 s"
+    return 1
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+check_rust_targets() {
+    printf 'fn main() { println!("native ok"); }\n' >"$W/main.rs"
+    rustc --edition 2021 -o "$W/main" "$W/main.rs"
+    [ "$("$W/main")" = "native ok" ]
+    printf 'pub fn f() -> u32 { 7 }\n' >"$W/lib.rs"
+    for t in "${RUST_TARGETS[@]}"; do
+        rustc --edition 2021 --crate-type lib --target "$t" -o "$W/lib-$t.rlib" "$W/lib.rs"
+    done
+    cargo fmt --version && cargo clippy --version
+}
+
+check_protoc() {
+    mkdir -p "$W/proto"
+    cat >"$W/proto/check.proto" <<'EOF'
+syntax = "proto3";
+package check;
+import "google/protobuf/descriptor.proto";
+extend google.protobuf.FieldOptions { string check_option = 50000; }
+message Check { string name = 1 [(check_option) = "x"]; }
+EOF
+    protoc --proto_path="$W/proto" --include_imports --descriptor_set_out="$W/proto/check.pb" "$W/proto/check.proto"
+    test -s "$W/proto/check.pb"
+}
+
+check_wasm_c() {
+    printf '#include <stdio.h>\n#include <math.h>\nint main(void) { printf("%%f\\n", sqrt(2.0)); return 0; }\n' >"$W/hello.c"
+    clang --target=wasm32-wasi -O2 -o "$W/hello.wasm" "$W/hello.c" -lm
+    # The Wasm magic number: a real module came out.
+    [ "$(head -c 4 "$W/hello.wasm" | od -An -tx1 | tr -d ' ')" = 0061736d ]
+    # cc-rs archives the guests' C objects with llvm-ar.
+    clang --target=wasm32-wasi -O2 -c -o "$W/hello.o" "$W/hello.c"
+    llvm-ar crs "$W/libhello.a" "$W/hello.o"
+}
+
+check_aarch64() {
+    printf '#include <stdio.h>\nint main(void) { puts("aarch64 ok"); return 0; }\n' >"$W/arm.c"
+    aarch64-linux-gnu-gcc -O2 -o "$W/arm" "$W/arm.c"
+    [ "$(qemu-aarch64 -L /usr/aarch64-linux-gnu "$W/arm")" = "aarch64 ok" ]
+}
+
+check_prlimit() {
+    [ "$(prlimit --as=1073741824 sh -c 'ulimit -v')" = 1048576 ]
+}
+
+check_native_libs() {
+    # tss-esapi and openssl-sys find their libraries with pkg-config, then link them.
+    printf '#include <tss2/tss2_esys.h>\n#include <tss2/tss2_tctildr.h>\n#include <openssl/ssl.h>\nint main(void) { void *p[] = { (void *)Esys_Initialize, (void *)Tss2_TctiLdr_Initialize, (void *)OPENSSL_init_ssl }; return p[0] == 0; }\n' >"$W/native.c"
+    # shellcheck disable=SC2046
+    cc -o "$W/native" "$W/native.c" $(pkg-config --cflags --libs tss2-esys tss2-tctildr tss2-mu tss2-sys openssl)
+    "$W/native"
+}
+
+check_swtpm() {
+    local d="$W/tpm" port pid ca reply
+    mkdir -p "$d/state" "$d/ca"
+    ca="$d/ca"
+    printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+        "$ca" "$ca" "$ca" "$ca" >"$d/localca.conf"
+    printf -- '--platform-manufacturer Lamina\n--platform-version 2.1\n--platform-model swtpm\n' >"$d/localca.options"
+    printf 'create_certs_tool = %s\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = %s\nactive_pcr_banks = sha256\n' \
+        "$(command -v swtpm_localca)" "$d/localca.conf" "$d/localca.options" >"$d/setup.conf"
+    # What the tests' harness does: manufacture a TPM with an EK certificate from a local CA.
+    swtpm_setup --tpm2 --tpmstate "$d/state" --create-ek-cert --config "$d/setup.conf" --logfile "$d/setup.log" \
+        || { cat "$d/setup.log"; return 1; }
+    port=$(free_port)
+    swtpm socket --tpm2 --tpmstate "dir=$d/state" --server "type=tcp,port=$port,bindaddr=127.0.0.1" \
+        --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" --flags not-need-init,startup-clear &
+    pid=$!
+    wait_port "$port" "$pid" || { stop "$pid"; return 1; }
+    # TPM2_GetRandom(8): tag ST_NO_SESSIONS, size 12, code 0x17b; the answer is TPM_RC_SUCCESS.
+    reply=$(exec 3<>"/dev/tcp/127.0.0.1/$port"
+        printf '\x80\x01\x00\x00\x00\x0c\x00\x00\x01\x7b\x00\x08' >&3
+        timeout 2 head -c 10 <&3 | od -An -tx1 | tr -d ' \n')
+    stop "$pid"
+    [ "${reply:12:8}" = 00000000 ] || { echo "swtpm answered '$reply' to TPM2_GetRandom"; return 1; }
+}
+
+check_nats() {
+    local port pid info
+    port=$(free_port)
+    nats-server -a 127.0.0.1 -p "$port" &
+    pid=$!
+    wait_port "$port" "$pid" || { stop "$pid"; return 1; }
+    info=$(exec 3<>"/dev/tcp/127.0.0.1/$port"; timeout 2 head -c 4 <&3)
+    stop "$pid"
+    [ "$info" = INFO ] || { echo "nats-server answered '$info'"; return 1; }
+}
+
+check_etcd() {
+    local client peer pid got
+    client=$(free_port)
+    peer=$(free_port)
+    etcd --name check --data-dir "$W/etcd" --listen-client-urls "http://127.0.0.1:$client" \
+        --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "check=http://127.0.0.1:$peer" \
+        --log-level error &
+    pid=$!
+    for _ in $(seq 100); do
+        etcdctl --endpoints "127.0.0.1:$client" --dial-timeout 1s put lamina-check yes >/dev/null 2>&1 && break
+        kill -0 "$pid" 2>/dev/null || { echo "etcd exited"; return 1; }
+        sleep 0.1
+    done
+    got=$(etcdctl --endpoints "127.0.0.1:$client" get --print-value-only lamina-check)
+    stop "$pid"
+    [ "$got" = yes ] || { echo "etcd answered '$got'"; return 1; }
+}
+
+check_python() {
+    [ "$(python3 -c 'import socket, selectors; print(1 + 1)')" = 2 ]
+}
+
+# Network namespaces: what crates/cli/tests/continuum_netns.rs makes. It needs root; without
+# `tc netem` in the kernel the test shapes its edge links with tests/netns/linkem.py instead.
+NETEM=""
+check_netns() {
+    local ns="lamina-check-$$"
+    [ "$(id -u)" -eq 0 ] || { echo "not root: the continuum test needs root for ip netns (LAMINA_SKIP_NETNS=1 skips it)"; return 1; }
+    ip netns add "$ns"
+    # shellcheck disable=SC2064
+    trap "ip netns del $ns 2>/dev/null || true" RETURN
+    ip -n "$ns" link add chk0 type veth peer name chk1
+    ip -n "$ns" link set chk0 up && ip -n "$ns" link set chk1 up && ip -n "$ns" link set lo up
+    ip netns exec "$ns" true
+    if ip netns exec "$ns" tc qdisc add dev chk0 root netem delay 1ms 2>"$W/netem.err"; then
+        NETEM="tc netem: available"
+    else
+        NETEM="tc netem: not in this kernel ($(head -c 120 "$W/netem.err")); the continuum test uses tests/netns/linkem.py"
+    fi
+}
+
+check() {
+    W=$(mktemp -d)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$W'" EXIT
+    say "checking what the builds and tests need, by using it"
+    run_check "rustc links a native hello; Rust targets ${RUST_TARGETS[*]}; rustfmt, clippy" "gcc libc6-dev; rustup target add / rustup component add" check_rust_targets
+    run_check "protoc compiles a file importing google/protobuf/descriptor.proto" "protobuf-compiler libprotobuf-dev" check_protoc
+    run_check "clang links a C hello for wasm32-wasi; llvm-ar archives it" "clang lld wasi-libc libclang-rt-dev-wasm32 llvm" check_wasm_c
+    run_check "the aarch64 cross linker links and qemu-aarch64 runs the result" "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" check_aarch64
+    run_check "prlimit limits an address space" "util-linux" check_prlimit
+    run_check "libtss2 and OpenSSL link through pkg-config" "libtss2-dev libssl-dev pkg-config" check_native_libs
+    run_check "swtpm_setup manufactures a TPM and swtpm answers TPM2_GetRandom on loopback" "swtpm swtpm-tools" check_swtpm
+    run_check "nats-server starts on loopback and greets" "nats-server" check_nats
+    run_check "etcd starts on loopback and etcdctl stores and reads a key" "etcd-server etcd-client" check_etcd
+    run_check "python3 runs" "python3" check_python
+    run_check "ip netns makes a namespace with a veth pair" "iproute2 (and root)" check_netns
+    [ -z "$NETEM" ] || printf '           %s\n' "$NETEM" >&2
+    if ((${#FAILED[@]})); then
+        say "set-up is incomplete: ${#FAILED[@]} capability(ies) missing (above). scripts/setup.sh installs them."
+        return 1
+    fi
+    say "set-up is complete"
+}
+
+case "${1:-}" in
+    --check) check ;;
+    "") setup_rust; setup_debian; check ;;
+    *) echo "usage: scripts/setup.sh [--check]" >&2; exit 2 ;;
+esac
