@@ -87,7 +87,10 @@ FAILED=()
 run_check() { # what package-hint function
     local what=$1 hint=$2 fn=$3 log
     log="$W/$fn.log"
-    if "$fn" >"$log" 2>&1; then
+    # In the background and waited for, so that `set -e` holds inside the check: bash ignores it
+    # in a function called as an `if` condition, and a check would then pass on its last line.
+    (set -e; "$fn") >"$log" 2>&1 &
+    if wait "$!"; then
         printf '  ok       %s\n' "$what" >&2
     else
         printf '  \033[1;31mMISSING\033[0m  %s\n           provided by: %s\n' "$what" "$hint" >&2
@@ -232,20 +235,19 @@ check_python() {
 
 # Network namespaces: what crates/cli/tests/continuum_netns.rs makes. It needs root; without
 # `tc netem` in the kernel the test shapes its edge links with tests/netns/linkem.py instead.
-NETEM=""
 check_netns() {
     local ns="lamina-check-$$"
     [ "$(id -u)" -eq 0 ] || { echo "not root: the continuum test needs root for ip netns (LAMINA_SKIP_NETNS=1 skips it)"; return 1; }
     ip netns add "$ns"
     # shellcheck disable=SC2064
-    trap "ip netns del $ns 2>/dev/null || true" RETURN
+    trap "ip netns del $ns 2>/dev/null || true" EXIT
     ip -n "$ns" link add chk0 type veth peer name chk1
     ip -n "$ns" link set chk0 up && ip -n "$ns" link set chk1 up && ip -n "$ns" link set lo up
     ip netns exec "$ns" true
     if ip netns exec "$ns" tc qdisc add dev chk0 root netem delay 1ms 2>"$W/netem.err"; then
-        NETEM="tc netem: available"
+        echo "tc netem: available" >"$W/netem"
     else
-        NETEM="tc netem: not in this kernel ($(head -c 120 "$W/netem.err")); the continuum test uses tests/netns/linkem.py"
+        echo "tc netem: not in this kernel ($(head -c 120 "$W/netem.err")); the continuum test uses tests/netns/linkem.py" >"$W/netem"
     fi
 }
 
@@ -265,7 +267,7 @@ check() {
     run_check "etcd starts on loopback and etcdctl stores and reads a key" "etcd-server etcd-client" check_etcd
     run_check "python3 runs" "python3" check_python
     run_check "ip netns makes a namespace with a veth pair" "iproute2 (and root)" check_netns
-    [ -z "$NETEM" ] || printf '           %s\n' "$NETEM" >&2
+    [ ! -f "$W/netem" ] || printf '           %s\n' "$(cat "$W/netem")" >&2
     if ((${#FAILED[@]})); then
         say "set-up is incomplete: ${#FAILED[@]} capability(ies) missing (above). scripts/setup.sh installs them."
         return 1
