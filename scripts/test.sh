@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/lib.sh
 
+say "checking docs/ARCHITECTURE.md's crate table against the workspace"
+python3 scripts/crate-graph.py --check
+
 say "checking formatting"
 cargo fmt --all --check
 (cd tests/programs && cargo fmt --check)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs one of the README's commands in a fresh Debian 12 root file system, where none of the
+# project's packages are installed: the proof that set-up is complete (docs/clean-root.md).
+#
+#   scripts/clean-root.sh [--root DIR] [--fresh] COMMAND...
+#
+#   scripts/clean-root.sh scripts/setup.sh --check   # expect every capability MISSING
+#   scripts/clean-root.sh scripts/test.sh            # the whole suite, from set-up on
+#   scripts/clean-root.sh scripts/demo.sh
+#
+# DIR (default /srv/lamina-root) is made once with `debootstrap --variant=minbase bookworm`
+# (--fresh makes it again). The host's Rust toolchain (~/.rustup, ~/.cargo) is bound in, as the
+# README assumes a machine that has it; nothing else of the host is. The commit checked out
+# here (HEAD) is cloned into DIR/work/main, with ../shared beside it, and COMMAND runs there as
+# root with a clean environment. Needs root, debootstrap, and Debian's package mirror.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=/srv/lamina-root
+FRESH=no
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) DIR=$2; shift 2 ;;
+        --fresh) FRESH=yes; shift ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "error: run as root (debootstrap, mount and chroot need it)" >&2; exit 1; }
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+MOUNTS=()
+cleanup() {
+    local i
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+bind() { # SOURCE TARGET
+    mkdir -p "$2"
+    mount --bind "$1" "$2"
+    MOUNTS+=("$2")
+}
+
+if [ "$FRESH" = yes ] && [ -d "$DIR" ]; then
+    say "removing $DIR"
+    rm -rf --one-file-system "$DIR"
+fi
+if [ ! -x "$DIR/usr/bin/apt-get" ]; then
+    command -v debootstrap >/dev/null || { echo "error: apt-get install debootstrap" >&2; exit 1; }
+    say "debootstrap --variant=minbase bookworm $DIR (a few minutes)"
+    mkdir -p "$DIR"
+    debootstrap --variant=minbase bookworm "$DIR" http://deb.debian.org/debian >&2
+fi
+
+# The root is a mount point of its own, so that `ip netns exec` can make its mounts private.
+bind "$DIR" "$DIR"
+for d in proc sys dev dev/pts; do bind "/$d" "$DIR/$d"; done
+mkdir -p "$DIR/run/netns"
+bind "${RUSTUP_HOME:-$HOME/.rustup}" "$DIR/root/.rustup"
+bind "${CARGO_HOME:-$HOME/.cargo}" "$DIR/root/.cargo"
+cp /etc/resolv.conf "$DIR/etc/resolv.conf"
+
+say "cloning $(git -C "$ROOT" rev-parse --short HEAD) into $DIR/work/main"
+rm -rf "$DIR/work"
+mkdir -p "$DIR/work"
+git clone -q "$ROOT" "$DIR/work/main"
+[ ! -d "$ROOT/../shared" ] || cp -r "$ROOT/../shared" "$DIR/work/shared"
+
+say "running in the clean root: $*"
+chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" \
+    PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    /bin/bash -c 'cd /work/main && exec bash "$@"' bash "$@"
