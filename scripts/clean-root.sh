@@ -58,6 +58,14 @@ mkdir -p "$DIR/run/netns"
 bind "${RUSTUP_HOME:-$HOME/.rustup}" "$DIR/root/.rustup"
 bind "${CARGO_HOME:-$HOME/.cargo}" "$DIR/root/.cargo"
 cp /etc/resolv.conf "$DIR/etc/resolv.conf"
+# A machine whose HTTPS goes through an inspecting proxy names that proxy's CA bundle in its
+# environment (SSL_CERT_FILE); the root gets the same bundle and the same variables, as the
+# machine's own environment would give them. Nothing else of the host's environment goes in.
+CA_ENV=()
+if [ -n "${SSL_CERT_FILE:-}" ] && [ -f "$SSL_CERT_FILE" ]; then
+    cp "$SSL_CERT_FILE" "$DIR/etc/host-ca-bundle.crt"
+    for v in SSL_CERT_FILE CURL_CA_BUNDLE CARGO_HTTP_CAINFO; do CA_ENV+=("$v=/etc/host-ca-bundle.crt"); done
+fi
 
 say "cloning $(git -C "$ROOT" rev-parse --short HEAD) into $DIR/work/main"
 rm -rf "$DIR/work"
@@ -66,6 +74,6 @@ git clone -q "$ROOT" "$DIR/work/main"
 [ ! -d "$ROOT/../shared" ] || cp -r "$ROOT/../shared" "$DIR/work/shared"
 
 say "running in the clean root: $*"
-chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" \
+chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" "${CA_ENV[@]}" \
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c 'cd /work/main && exec bash "$@"' bash "$@"
