@@ -26,7 +26,9 @@ RUST_COMPONENTS=(rustfmt clippy)
 # - swtpm, swtpm-tools (swtpm_setup, swtpm_localca; it depends on gnutls-bin for certtool): the
 #   software TPM 2.0 that the TPM backend's tests run against; libtss2-dev and pkg-config to build
 #   tss-esapi.
-# - libssl-dev: OpenSSL for the CCA token verifier.
+# - perl, make: the CCA token verifier's COSE crate builds OpenSSL 3 from source (it needs
+#   functions that Debian's OpenSSL 3.0 lacks), with OpenSSL's perl Configure and make;
+#   libssl-dev: OpenSSL's headers for the rest.
 # - clang, lld (wasm-ld), wasi-libc, libclang-rt-dev-wasm32 (compiler-rt builtins) and llvm
 #   (llvm-ar): C for WebAssembly guests (SQLite in examples/sqlite, examples/c-services, the
 #   compute kernels of bench/).
@@ -37,7 +39,7 @@ RUST_COMPONENTS=(rustfmt clippy)
 # - iproute2 (ip, tc): the continuum test's network namespaces and shaped links; python3: the
 #   user-space link emulator (tests/netns/linkem.py) where the kernel has no `tc netem`, and
 #   the demo's port picker.
-DEBIAN_PACKAGES=(gcc libc6-dev ca-certificates gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
+DEBIAN_PACKAGES=(gcc libc6-dev ca-certificates perl make gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
     swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang
     wasi-libc llvm lld libclang-rt-dev-wasm32 nats-server iproute2
     etcd-server etcd-client protobuf-compiler libprotobuf-dev python3)
@@ -162,6 +164,13 @@ check_aarch64() {
     [ "$(qemu-aarch64 -L /usr/aarch64-linux-gnu "$W/arm")" = "aarch64 ok" ]
 }
 
+check_openssl_build() {
+    # What OpenSSL's Configure loads (FindBin and friends are in perl, not perl-base).
+    perl -MFindBin -MFile::Spec -MIPC::Cmd -e 1
+    printf 'all:\n\t@echo make ok\n' >"$W/Makefile"
+    [ "$(make -s -C "$W")" = "make ok" ]
+}
+
 check_prlimit() {
     [ "$(prlimit --as=1073741824 sh -c 'ulimit -v')" = 1048576 ]
 }
@@ -260,6 +269,7 @@ check() {
     run_check "protoc compiles a file importing google/protobuf/descriptor.proto" "protobuf-compiler libprotobuf-dev" check_protoc
     run_check "clang links a C hello for wasm32-wasi; llvm-ar archives it" "clang lld wasi-libc libclang-rt-dev-wasm32 llvm" check_wasm_c
     run_check "the aarch64 cross linker links and qemu-aarch64 runs the result" "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" check_aarch64
+    run_check "perl and make can configure and build OpenSSL from source" "perl make" check_openssl_build
     run_check "prlimit limits an address space" "util-linux" check_prlimit
     run_check "libtss2 and OpenSSL link through pkg-config" "libtss2-dev libssl-dev pkg-config" check_native_libs
     run_check "swtpm_setup manufactures a TPM and swtpm answers TPM2_GetRandom on loopback" "swtpm swtpm-tools" check_swtpm
