@@ -28,15 +28,18 @@ WASM=target/examples/wasm32-wasip1/release/sqlite-notes.wasm
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export LAMINA_CACHE_DIR="$WORK/cache"
-"$LAMINA" compile "$WASM" -o "$WORK/sqlite.lamart" >/dev/null
+# A signed artifact, as a node runs it: artifacts run only when a trusted key signed them.
+"$LAMINA" keygen "$WORK/signer.key" 2>/dev/null
+"$LAMINA" compile --sign "$WORK/signer.key" "$WASM" -o "$WORK/sqlite.lamart" 2>/dev/null
+TRUST=(--trust-signer "$WORK/signer.key.pub")
 
 run_one() { # run_one plain|sealed round
     local dir="$WORK/$1-$2"
     mkdir -p "$dir"
     if [ "$1" = plain ]; then
-        "$LAMINA" run --dir "$dir::/data" "$WORK/sqlite.lamart" -- bench /data/kv.db
+        "$LAMINA" run "${TRUST[@]}" --dir "$dir::/data" "$WORK/sqlite.lamart" -- bench /data/kv.db
     else
-        "$LAMINA" run --platform sim --state "$WORK/state" --sealed-dir "$dir::/data" "$WORK/sqlite.lamart" -- bench /data/kv.db
+        "$LAMINA" run "${TRUST[@]}" --platform sim --state "$WORK/state" --sealed-dir "$dir::/data" "$WORK/sqlite.lamart" -- bench /data/kv.db
     fi
 }
 

@@ -87,9 +87,12 @@ show $LAMINA run $G/wasm32-wasip2/release/echo.wasm --env GREETING=hello -- a co
 show $LAMINA run --timeout 1s $G/wasm32-wasip1/release/spin.wasm
 show $LAMINA run --max-memory 32MiB $G/wasm32-wasip2/release/hog.wasm
 show $LAMINA run --profile tiny $G/wasm32-wasip1/release/hello.wasm
-show $LAMINA compile --target aarch64-unknown-linux-gnu --profile edge $G/wasm32-wasip1/release/hello.wasm -o "$OUT/hello.aarch64.lamart"
+show $LAMINA keygen "$OUT/signer.key"
+show $LAMINA compile --sign "$OUT/signer.key" --target aarch64-unknown-linux-gnu --profile edge $G/wasm32-wasip1/release/hello.wasm -o "$OUT/hello.aarch64.lamart"
 show $LAMINA inspect "$OUT/hello.aarch64.lamart"
+say "an artifact is native code: it runs only when a trusted key signed it"
 show qemu-aarch64 -L /usr/aarch64-linux-gnu $ARM_LAMINA run "$OUT/hello.aarch64.lamart"
+show qemu-aarch64 -L /usr/aarch64-linux-gnu $ARM_LAMINA run --trust-signer "$OUT/signer.key.pub" "$OUT/hello.aarch64.lamart"
 show qemu-aarch64 -L /usr/aarch64-linux-gnu $ARM_LAMINA run $G/wasm32-wasip1/release/hello.wasm
 V=../shared/testvectors
 NONCE=00112233445566778899aabbccddeeff

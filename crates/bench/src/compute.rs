@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::process::{Argv, existing, run_bounded};
+use crate::process::{Argv, Signer, existing, run_bounded};
 use crate::stats;
 
 /// A data size of the kernels (the argument they take).
@@ -246,14 +246,17 @@ pub(crate) fn run(config: &Config, progress: &dyn Fn(&str, u64)) -> anyhow::Resu
     }
 
     progress("compiling the kernels' artifacts", 0);
+    let signer = Signer::in_dir(&lamina, &config.work)?;
     for k in &kernels {
         run_bounded(
-            &Argv::new(&lamina, &["compile", "--profile", "server"]).path(&k.wasm).args(&["-o"]).path(&k.artifact),
+            &signer.compile(&lamina).args(&["--profile", "server"]).path(&k.wasm).args(&["-o"]).path(&k.artifact),
             RUN_LIMIT,
         )?;
         if runners.contains(&Runner::Pulley) {
             run_bounded(
-                &Argv::new(&lamina, &["compile", "--target", "pulley64", "--profile", "edge"])
+                &signer
+                    .compile(&lamina)
+                    .args(&["--target", "pulley64", "--profile", "edge"])
                     .path(&k.wasm)
                     .args(&["-o"])
                     .path(&k.pulley),
@@ -271,7 +274,7 @@ pub(crate) fn run(config: &Config, progress: &dyn Fn(&str, u64)) -> anyhow::Resu
                 .path(&cache)
                 .path(&k.wasm)
                 .args(&["--", size]),
-            Runner::LaminaArtifact => Argv::new(&lamina, &["run"]).path(&k.artifact).args(&["--", size]),
+            Runner::LaminaArtifact => signer.run(&lamina).path(&k.artifact).args(&["--", size]),
             Runner::LaminaSimd => Argv::new(&lamina, &["run", "--profile", "server", "--cache-dir"])
                 .path(&cache)
                 .path(k.simd.as_deref().unwrap_or(&k.wasm))
@@ -279,7 +282,8 @@ pub(crate) fn run(config: &Config, progress: &dyn Fn(&str, u64)) -> anyhow::Resu
             Runner::Wasmtime => {
                 Argv::new(wasmtime.map_or(Path::new("wasmtime"), |w| w.as_path()), &["run"]).path(&k.wasm).args(&[size])
             }
-            Runner::Pulley => Argv::new(runtime_only.map_or(Path::new("lamina"), |r| r.as_path()), &["run"])
+            Runner::Pulley => signer
+                .run(runtime_only.map_or(Path::new("lamina"), |r| r.as_path()))
                 .path(&k.pulley)
                 .args(&["--", size]),
         }

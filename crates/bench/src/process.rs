@@ -43,6 +43,38 @@ impl Argv {
     }
 }
 
+/// The artifact signing key pair the harness makes in its scratch space (`lamina keygen`):
+/// `lamina run` runs an artifact only when a trusted key signed it, as a node does.
+#[derive(Debug, Clone)]
+pub(crate) struct Signer {
+    key: PathBuf,
+    public: PathBuf,
+}
+
+impl Signer {
+    /// The key pair in `dir`, made by `lamina` if it is not there yet.
+    pub(crate) fn in_dir(lamina: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let key = dir.join("artifact-signer.key");
+        let public = dir.join("artifact-signer.key.pub");
+        if !(key.is_file() && public.is_file()) {
+            let _ = std::fs::remove_file(&key);
+            let _ = std::fs::remove_file(&public);
+            run_bounded(&Argv::new(lamina, &["keygen"]).path(&key), Duration::from_secs(10))?;
+        }
+        Ok(Self { key, public })
+    }
+
+    /// `lamina compile --sign KEY`.
+    pub(crate) fn compile(&self, lamina: &Path) -> Argv {
+        Argv::new(lamina, &["compile", "--sign"]).path(&self.key)
+    }
+
+    /// `BINARY run --trust-signer PUB` (the full or the runtime-only build).
+    pub(crate) fn run(&self, binary: &Path) -> Argv {
+        Argv::new(binary, &["run", "--trust-signer"]).path(&self.public)
+    }
+}
+
 /// Runs a command to completion within `limit`, returning its standard output; a failure or a
 /// timeout is an error that quotes its standard error.
 pub(crate) fn run_bounded(argv: &Argv, limit: Duration) -> anyhow::Result<String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::process::{Argv, existing, run_bounded, time_to_exit};
+use crate::process::{Argv, Signer, existing, run_bounded, time_to_exit};
 use crate::stats;
 
 /// Where the programs are.
@@ -72,9 +72,12 @@ pub(crate) fn run(config: &Config, progress: &dyn Fn(&str, u64)) -> anyhow::Resu
     let artifact = config.work.join("hello.lamart");
     let pulley = config.work.join("hello.pulley.lamart");
     progress("compiling hello", 0);
-    run_bounded(&Argv::new(&lamina, &["compile"]).path(&wasm).args(&["-o"]).path(&artifact), LIMIT)?;
+    let signer = Signer::in_dir(&lamina, &config.work)?;
+    run_bounded(&signer.compile(&lamina).path(&wasm).args(&["-o"]).path(&artifact), LIMIT)?;
     run_bounded(
-        &Argv::new(&lamina, &["compile", "--target", "pulley64", "--profile", "edge"])
+        &signer
+            .compile(&lamina)
+            .args(&["--target", "pulley64", "--profile", "edge"])
             .path(&wasm)
             .args(&["-o"])
             .path(&pulley),
@@ -88,7 +91,7 @@ pub(crate) fn run(config: &Config, progress: &dyn Fn(&str, u64)) -> anyhow::Resu
             "lamina run hello.wasm (compile cache hit)",
             Argv::new(&lamina, &["run", "--cache-dir"]).path(&cache).path(&wasm),
         ),
-        ("lamina-artifact", "lamina run hello.lamart", Argv::new(&lamina, &["run"]).path(&artifact)),
+        ("lamina-artifact", "lamina run --trust-signer KEY hello.lamart", signer.run(&lamina).path(&artifact)),
     ];
     let mut skipped = Vec::new();
     match config.wasmtime.as_deref().filter(|w| w.is_file()) {
@@ -113,12 +116,12 @@ pub(crate) fn run(config: &Config, progress: &dyn Fn(&str, u64)) -> anyhow::Resu
             commands.push((
                 "runtime-only-artifact",
                 "runtime-only lamina run hello.lamart",
-                Argv::new(r, &["run"]).path(&artifact),
+                signer.run(r).path(&artifact),
             ));
             commands.push((
                 "runtime-only-pulley",
                 "runtime-only lamina run hello.pulley.lamart (interpreter, edge profile)",
-                Argv::new(r, &["run"]).path(&pulley),
+                signer.run(r).path(&pulley),
             ));
         }
         None => skipped.push("runtime-only build: missing".to_owned()),

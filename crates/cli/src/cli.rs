@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Compile(CompileArgs),
     /// Describe a .wasm or an artifact: kind, hash, imports and exports, or target and engine.
     Inspect(InspectArgs),
+    /// Make a signing key for artifacts: KEY (P-256, PKCS#8 PEM, mode 0600) and KEY.pub.
+    Keygen(KeygenArgs),
     /// Produce attestation evidence on this machine's TEE: an envelope binding the claims.
     Attest(AttestArgs),
     /// Appraise evidence (an envelope, a quote, a report, a token, an attested TLS certificate).
@@ -520,10 +522,18 @@ pub(crate) struct RunArgs {
     #[arg(long = "with", value_name = "MODULE")]
     pub(crate) peers: Vec<PathBuf>,
 
-    /// Run only an artifact signed by this key (P-256 public key, PEM; repeatable): FILE.sig
-    /// must hold a signature by one of them, made with `lamina compile --sign`.
+    /// Run an artifact signed by this key (P-256 public key, PEM; repeatable): FILE.sig must
+    /// hold a signature by one of them, made with `lamina compile --sign`. An artifact is native
+    /// code, so it runs only with a trusted signer (or the option below).
     #[arg(long = "trust-signer", value_name = "PUBKEY")]
     pub(crate) trust_signers: Vec<PathBuf>,
+
+    /// DANGER: run an artifact that no trusted key signed. Its compiled code runs as native
+    /// code outside the Wasm sandbox, with this process's rights, and nothing checks where it
+    /// came from; the run gets no module identity (no sealed directories, key-value store,
+    /// attestation or secrets).
+    #[arg(long = "danger-run-unverified-native-code", conflicts_with = "trust_signers")]
+    pub(crate) danger_run_unverified_native_code: bool,
 
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
@@ -544,6 +554,14 @@ pub(crate) struct CacheArgs {
     /// Compile every time; neither read nor write the cache.
     #[arg(long)]
     pub(crate) no_cache: bool,
+}
+
+/// `lamina keygen`.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the private key; the public key goes to KEY.pub. Neither is overwritten.
+    #[arg(value_name = "KEY")]
+    pub(crate) key: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{BOTH, Wasi, assert_code, guest, lamina, lamina_aarch64, lamina_runtime_only, output, texts};
+use common::{BOTH, Signer, Wasi, assert_code, guest, lamina, lamina_aarch64, lamina_runtime_only, output, texts};
 
 fn qemu(binary: &Path) -> Command {
     let mut cmd = Command::new("qemu-aarch64");
@@ -43,32 +43,35 @@ fn aarch64_binary_reports_its_architecture() {
 #[test]
 fn artifact_compiled_on_x86_64_runs_on_aarch64() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let signer = Signer::new(dir.path());
     for wasi in BOTH {
         let artifact = dir.path().join("hello.aarch64.lamart");
         assert_code(
             &output(
-                lamina()
-                    .args(["compile", "--target", "aarch64-unknown-linux-gnu", "--profile", "edge", "-o"])
+                signer
+                    .compile()
+                    .args(["--target", "aarch64-unknown-linux-gnu", "--profile", "edge", "-o"])
                     .arg(&artifact)
                     .arg(guest("hello", wasi)),
             ),
             0,
         );
-        let out = output(qemu(&lamina_aarch64()).arg("run").arg(&artifact));
+        let out = output(signer.run_with(qemu(&lamina_aarch64())).arg(&artifact));
         assert_code(&out, 0);
         assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
         // And the x86_64 artifact is refused there, with the reason.
         let x86 = dir.path().join("hello.x86.lamart");
         assert_code(
             &output(
-                lamina()
-                    .args(["compile", "--target", "x86_64-unknown-linux-gnu", "--profile", "edge", "-o"])
+                signer
+                    .compile()
+                    .args(["--target", "x86_64-unknown-linux-gnu", "--profile", "edge", "-o"])
                     .arg(&x86)
                     .arg(guest("hello", wasi)),
             ),
             0,
         );
-        let out = output(qemu(&lamina_aarch64()).arg("run").arg(&x86));
+        let out = output(signer.run_with(qemu(&lamina_aarch64())).arg(&x86));
         assert_code(&out, 125);
         assert!(
             texts(&out)
@@ -82,10 +85,11 @@ fn artifact_compiled_on_x86_64_runs_on_aarch64() {
 fn runtime_only_build_runs_artifacts_and_refuses_plain_wasm() {
     let rt = lamina_runtime_only();
     let dir = tempfile::tempdir().expect("temp dir");
+    let signer = Signer::new(dir.path());
     for wasi in BOTH {
         let artifact = dir.path().join("hello.lamart");
-        assert_code(&output(lamina().args(["compile", "-o"]).arg(&artifact).arg(guest("hello", wasi))), 0);
-        let out = output(Command::new(&rt).arg("run").arg(&artifact));
+        assert_code(&output(signer.compile().arg("-o").arg(&artifact).arg(guest("hello", wasi))), 0);
+        let out = output(signer.run_with(Command::new(&rt)).arg(&artifact));
         assert_code(&out, 0);
         assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
 
@@ -101,8 +105,8 @@ fn runtime_only_build_runs_artifacts_and_refuses_plain_wasm() {
     assert_code(&out, 125);
     // Limits still apply without a compiler.
     let spin = dir.path().join("spin.lamart");
-    assert_code(&output(lamina().args(["compile", "-o"]).arg(&spin).arg(guest("spin", Wasi::P1))), 0);
-    let out = output(Command::new(&rt).args(["run", "--timeout", "200ms"]).arg(&spin));
+    assert_code(&output(signer.compile().arg("-o").arg(&spin).arg(guest("spin", Wasi::P1))), 0);
+    let out = output(signer.run_with(Command::new(&rt)).args(["--timeout", "200ms"]).arg(&spin));
     assert_code(&out, 124);
 }
 
@@ -113,17 +117,19 @@ fn runtime_only_build_runs_artifacts_and_refuses_plain_wasm() {
 fn pulley_artifacts_run_in_the_interpreter_without_a_compiler() {
     let rt = lamina_runtime_only();
     let dir = tempfile::tempdir().expect("temp dir");
+    let signer = Signer::new(dir.path());
     for wasi in BOTH {
         let artifact = dir.path().join("hello.pulley.lamart");
         let out = output(
-            lamina()
-                .args(["compile", "--target", "pulley64", "--profile", "edge", "-o"])
+            signer
+                .compile()
+                .args(["--target", "pulley64", "--profile", "edge", "-o"])
                 .arg(&artifact)
                 .arg(guest("hello", wasi)),
         );
         assert_code(&out, 0);
         assert!(texts(&out).1.contains("for pulley64"), "{}", texts(&out).1);
-        let out = output(Command::new(&rt).arg("run").arg(&artifact));
+        let out = output(signer.run_with(Command::new(&rt)).arg(&artifact));
         assert_code(&out, 0);
         assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
         let out = output(lamina().args(["run", "--no-cache", "--target", "pulley64"]).arg(guest("hello", wasi)));
@@ -132,9 +138,9 @@ fn pulley_artifacts_run_in_the_interpreter_without_a_compiler() {
     }
     let spin = dir.path().join("spin.pulley.lamart");
     let compiled =
-        output(lamina().args(["compile", "--target", "pulley64", "-o"]).arg(&spin).arg(guest("spin", Wasi::P1)));
+        output(signer.compile().args(["--target", "pulley64", "-o"]).arg(&spin).arg(guest("spin", Wasi::P1)));
     assert_code(&compiled, 0);
-    let out = output(Command::new(&rt).args(["run", "--timeout", "200ms"]).arg(&spin));
+    let out = output(signer.run_with(Command::new(&rt)).args(["--timeout", "200ms"]).arg(&spin));
     assert_code(&out, 124);
     let out = output(lamina().args(["run", "--no-cache", "--target", "aarch64"]).arg(guest("hello", Wasi::P1)));
     assert_code(&out, 125);

@@ -103,7 +103,7 @@ fn artifact_for_another_architecture() {
     );
     assert_code(&out, 0);
     fails_with(
-        lamina().arg("run").arg(&artifact),
+        lamina().args(["run", "--danger-run-unverified-native-code"]).arg(&artifact),
         125,
         &[
             "compiled for riscv64gc-unknown-linux-gnu",
@@ -123,7 +123,11 @@ fn artifact_from_another_engine_version() {
     let mut header = decoded.header.clone();
     header.engine = "wasmtime 1.0.0".into();
     let old = write(&dir, "old.lamart", &lamina_runtime::artifact::encode(header, decoded.code));
-    fails_with(lamina().arg("run").arg(&old), 125, &["compiled by wasmtime 1.0.0", "this lamina runs wasmtime"]);
+    fails_with(
+        lamina().args(["run", "--danger-run-unverified-native-code"]).arg(&old),
+        125,
+        &["compiled by wasmtime 1.0.0", "this lamina runs wasmtime"],
+    );
 }
 
 #[test]
@@ -135,9 +139,17 @@ fn corrupt_artifact() {
     let last = bytes.len() - 100;
     bytes[last] ^= 0x55;
     let bad = write(&dir, "bad.lamart", &bytes);
-    fails_with(lamina().arg("run").arg(&bad), 125, &["corrupt Lamina artifact"]);
+    fails_with(
+        lamina().args(["run", "--danger-run-unverified-native-code"]).arg(&bad),
+        125,
+        &["corrupt Lamina artifact"],
+    );
     let truncated = write(&dir, "short.lamart", &bytes[..bytes.len() / 2]);
-    fails_with(lamina().arg("run").arg(&truncated), 125, &["malformed Lamina artifact", "truncated"]);
+    fails_with(
+        lamina().args(["run", "--danger-run-unverified-native-code"]).arg(&truncated),
+        125,
+        &["malformed Lamina artifact", "truncated"],
+    );
 }
 
 #[test]
@@ -149,12 +161,12 @@ fn artifact_profile_mismatch() {
         0,
     );
     fails_with(
-        lamina().args(["run", "--profile", "tiny"]).arg(&artifact),
+        lamina().args(["run", "--danger-run-unverified-native-code", "--profile", "tiny"]).arg(&artifact),
         125,
         &["compiled for the edge profile", "--profile edge"],
     );
     // Without --profile, the artifact's own profile is used.
-    assert_code(&output(lamina().arg("run").arg(&artifact)), 0);
+    assert_code(&output(lamina().args(["run", "--danger-run-unverified-native-code"]).arg(&artifact)), 0);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{BOTH, Wasi, assert_code, guest, lamina, output, texts};
+use common::{BOTH, Signer, Wasi, assert_code, guest, lamina, output, texts};
 
 #[test]
 fn compiles_for_every_target_and_inspect_reads_the_header() {
@@ -28,28 +28,30 @@ fn compiles_for_every_target_and_inspect_reads_the_header() {
 #[test]
 fn native_artifacts_run() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let signer = Signer::new(dir.path());
     for wasi in BOTH {
         let artifact = dir.path().join("hello.lamart");
-        assert_code(&output(lamina().args(["compile", "-o"]).arg(&artifact).arg(guest("hello", wasi))), 0);
-        let out = output(lamina().args(["run", "-v"]).arg(&artifact));
+        assert_code(&output(signer.compile().arg("-o").arg(&artifact).arg(guest("hello", wasi))), 0);
+        let out = output(signer.run().arg("-v").arg(&artifact));
         assert_code(&out, 0);
         assert_eq!(texts(&out).0, "Hello from Lamina on wasm32!\n");
-        assert!(texts(&out).1.contains("precompiled artifact"));
+        assert!(texts(&out).1.contains("precompiled artifact, signed by key"), "{}", texts(&out).1);
     }
 }
 
 #[test]
 fn fuel_needs_a_metered_artifact() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let signer = Signer::new(dir.path());
     let plain = dir.path().join("plain.lamart");
     let metered = dir.path().join("metered.lamart");
     let spin = guest("spin", Wasi::P1);
-    assert_code(&output(lamina().args(["compile", "-o"]).arg(&plain).arg(&spin)), 0);
-    assert_code(&output(lamina().args(["compile", "--fuel", "-o"]).arg(&metered).arg(&spin)), 0);
-    let out = output(lamina().args(["run", "--fuel", "1000"]).arg(&plain));
+    assert_code(&output(signer.compile().arg("-o").arg(&plain).arg(&spin)), 0);
+    assert_code(&output(signer.compile().args(["--fuel", "-o"]).arg(&metered).arg(&spin)), 0);
+    let out = output(signer.run().args(["--fuel", "1000"]).arg(&plain));
     assert_code(&out, 125);
     assert!(texts(&out).1.contains("lamina compile --fuel"));
-    let out = output(lamina().args(["run", "--fuel", "100000"]).arg(&metered));
+    let out = output(signer.run().args(["--fuel", "100000"]).arg(&metered));
     assert_code(&out, 124);
 }
 

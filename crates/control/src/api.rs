@@ -563,13 +563,19 @@ fn module_name(hash: &lamina_types::ModuleHash) -> String {
 }
 
 /// Compiles a module for a node's target (once; cached in the state directory) and signs it.
+///
+/// The cache holds what this control plane signed (the artifact and its signature, each
+/// written atomically), and an entry is served only if its signature verifies with the
+/// control plane's own key and its signed header is of this module, target, profile and
+/// engine: a file swapped or patched in the state directory is compiled again, never signed.
+/// A fresh artifact is decoded and checked the same way before it is signed.
 async fn artifact(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path((name, hash)): Path<(String, String)>,
 ) -> ApiResult<Json<SignedArtifact>> {
     use base64::Engine as _;
-    let (module, target, cache, key) = {
+    let (hash, target, profile, cache, key) = {
         let c = lock(&c);
         c.node(&peer, &name)?;
         let hash: lamina_types::ModuleHash =
@@ -592,45 +598,55 @@ async fn artifact(
             node.target.triple(),
             node.profile
         ));
-        // The compiled artifact is this replica's own cache; the module comes from the store.
-        let module = if cache.exists() {
-            None
-        } else {
-            let wasm = c.store.get(&module_name(&hash))?;
-            Some(wasm.ok_or_else(|| ApiError::internal(format!("module {hash} is missing from the store")))?)
-        };
-        (module, (node.target, node.profile), cache, c.artifact_key.clone())
+        (hash, node.target, node.profile, cache, c.artifact_key.clone())
     };
+    let shared = c.clone();
     // Compiling takes time: outside the lock, on a blocking thread.
     let signed = tokio::task::spawn_blocking(move || -> Result<SignedArtifact, ApiError> {
-        let cached = match module {
-            None => std::fs::read(&cache).ok(),
-            Some(_) => None,
-        };
-        let bytes = match cached {
-            Some(bytes) => bytes,
-            None => {
-                let wasm = match module {
-                    Some(wasm) => wasm,
-                    None => return Err(ApiError::internal("the compiled artifact vanished; ask again")),
-                };
-                let (target, profile) = target;
-                let options = lamina_runtime::EngineOptions {
-                    target: Some(target),
-                    ..lamina_runtime::EngineOptions::for_profile(profile)
-                };
-                let engine = lamina_runtime::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
-                let artifact =
-                    engine.compile(&wasm).map_err(|e| ApiError::bad(format!("the module does not compile: {e}")))?;
-                if let Some(dir) = cache.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let _ = std::fs::write(&cache, &artifact);
-                artifact
+        let sig_path = cache.with_extension("lamart.sig");
+        let wanted = |bytes: &[u8], signature: &[u8]| -> Result<(), String> {
+            let (decoded, _) = lamina_runtime::signing::verify(bytes, signature, &[*key.verifying_key()])
+                .map_err(|e| e.to_string())?;
+            let h = &decoded.header;
+            if h.module_hash != hash || h.target != target || h.profile != profile {
+                return Err(format!("it is {} for {} on {}", h.module_hash, h.target, h.profile));
             }
+            if h.engine != lamina_runtime::Engine::version() {
+                return Err(format!("it was compiled by {}", h.engine));
+            }
+            Ok(())
         };
-        let signature = lamina_runtime::signing::sign(&bytes, &key).map_err(|e| ApiError::internal(e.to_string()))?;
         let b64 = base64::engine::general_purpose::STANDARD;
+        if let (Ok(bytes), Ok(signature)) = (std::fs::read(&cache), std::fs::read(&sig_path)) {
+            match wanted(&bytes, &signature) {
+                Ok(()) => return Ok(SignedArtifact { artifact: b64.encode(&bytes), signature: b64.encode(signature) }),
+                Err(e) => tracing::warn!("the cached artifact {} is unusable ({e}); compiling again", cache.display()),
+            }
+        }
+        let wasm = lock(&shared)
+            .store
+            .get(&module_name(&hash))?
+            .ok_or_else(|| ApiError::internal(format!("module {hash} is missing from the store")))?;
+        if lamina_types::ModuleHash::of(&wasm) != hash {
+            return Err(ApiError::internal(format!("the store's copy of module {hash} has another hash")));
+        }
+        let options = lamina_runtime::EngineOptions {
+            target: Some(target),
+            ..lamina_runtime::EngineOptions::for_profile(profile)
+        };
+        let engine = lamina_runtime::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
+        let bytes = engine.compile(&wasm).map_err(|e| ApiError::bad(format!("the module does not compile: {e}")))?;
+        let signature = lamina_runtime::signing::sign(&bytes, &key).map_err(|e| ApiError::internal(e.to_string()))?;
+        wanted(&bytes, &signature)
+            .map_err(|e| ApiError::internal(format!("the artifact just compiled is wrong: {e}")))?;
+        if let Some(dir) = cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        for (path, data) in [(&sig_path, &signature), (&cache, &bytes)] {
+            if let Err(e) = crate::store::write_atomically(path, data) {
+                tracing::warn!("cannot keep the artifact in {}: {e}", path.display());
+            }
+        }
         Ok(SignedArtifact { artifact: b64.encode(&bytes), signature: b64.encode(signature) })
     })
     .await

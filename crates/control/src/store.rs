@@ -313,6 +313,18 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
     f.write_all(bytes).map_err(io("write", path))
 }
 
+/// Writes a file of the state directory that is not a store document (the artifact cache)
+/// atomically: a uniquely named temporary file beside it, synced, renamed over it, so that a
+/// crash or a concurrent writer never leaves half a file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

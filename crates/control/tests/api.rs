@@ -371,9 +371,30 @@ fn enrol_deploy_heartbeat_and_restart() {
         base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("base64")).expect("base64")
     };
     let (artifact, signature) = (b64(&signed["artifact"]), b64(&signed["signature"]));
-    let (header, _) =
+    let (decoded, _) =
         lamina_runtime::signing::verify(&artifact, &signature, &[artifact_key]).expect("signed by the control plane");
-    assert_eq!(header.target, lamina_types::Target::Aarch64Linux);
+    assert_eq!(decoded.header.target, lamina_types::Target::Aarch64Linux);
+    // The attack: the control plane's artifact cache patched on disk (here, another module's
+    // compiled code under this module's file name). The control plane does not sign it: the
+    // cached copy fails its own signature check and the module is compiled again.
+    let cached = state
+        .join("artifacts")
+        .join(format!("{}-aarch64-unknown-linux-gnu-server.lamart", module_hash.trim_start_matches("sha256:")));
+    assert!(cached.exists(), "the artifact is cached at {}", cached.display());
+    let mut patched = artifact.clone();
+    let last = patched.len() - 1;
+    patched[last] ^= 0x40;
+    std::fs::write(&cached, &patched).expect("patch the cache");
+    let again: Value = node.get(&format!("/v1/nodes/edge-1/artifacts/{module_hash}")).expect("artifact again");
+    let (artifact_again, signature_again) = (b64(&again["artifact"]), b64(&again["signature"]));
+    let (decoded, _) = lamina_runtime::signing::verify(&artifact_again, &signature_again, &[artifact_key])
+        .expect("what it signs verifies");
+    assert_eq!(
+        decoded.code,
+        &artifact[artifact.len() - decoded.code.len()..],
+        "the code compiled again, not the patch"
+    );
+    assert_ne!(std::fs::read(&cached).expect("cache"), patched, "the patched file was replaced");
     let unassigned = format!("/v1/nodes/edge-1/artifacts/{}", lamina_types::ModuleHash::of(b"x"));
     assert_eq!(refused(node.get::<Value>(&unassigned)).0, 403, "only what is assigned to it");
 

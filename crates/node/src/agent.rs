@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lamina_control::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
-use lamina_runtime::{Engine, Exit, Limits, Output, Secrets, Services, WasiConfig};
+use lamina_runtime::{Engine, Exit, Limits, Output, Program, Secrets, Services, TrustedCode, WasiConfig};
 use lamina_tee::Platform;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
 use serde_json::{Value, json};
@@ -361,11 +361,9 @@ impl Agent {
     /// Keeps the signed copy, for restarts while the control plane is out of reach.
     fn save_desired(&self, signed: &SignedDesired) {
         let path = self.options.state.join("desired.json");
-        let tmp = path.with_extension("tmp");
         let written = serde_json::to_vec_pretty(signed)
             .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, &path));
+            .and_then(|b| crate::state::write_atomically(&path, &b));
         if let Err(e) = written {
             tracing::warn!("cannot save the desired state to {}: {e}", path.display());
         }
@@ -506,43 +504,58 @@ impl Agent {
         self.metrics.instance_states(self.instances.values().map(|r| r.state));
     }
 
-    /// The artifact of a module for this node: from the cache, or from the control plane;
-    /// either way its signature is checked.
-    fn artifact(&self, client: &lamina_control::ControlClient, hash: &ModuleHash) -> Result<Vec<u8>, AgentError> {
-        use base64::Engine as _;
+    /// The program of a module for this node: its signed artifact from the node's artifact
+    /// directory, or from the control plane; either way loaded only if its signature verifies
+    /// against the control plane's artifact key and its signed header names `hash`. A cached
+    /// copy that does not verify (a crash mid-write, a file swapped on disk) is fetched again.
+    fn program(&self, client: &lamina_control::ControlClient, hash: &ModuleHash) -> Result<Program, AgentError> {
         let dir = self.options.state.join("artifacts");
         let name = hex::encode(hash.as_bytes());
         let (art_path, sig_path) = (dir.join(format!("{name}.lamart")), dir.join(format!("{name}.lamart.sig")));
-        let cached = (std::fs::read(&art_path), std::fs::read(&sig_path));
-        self.metrics.artifact(cached.0.is_ok() && cached.1.is_ok());
-        let (bytes, signature) = match cached {
-            (Ok(a), Ok(s)) => (a, s),
-            _ => {
-                let signed: lamina_control::wire::SignedArtifact =
-                    client.get(&format!("/v1/nodes/{}/artifacts/{hash}", self.identity.name))?;
-                let b64 = base64::engine::general_purpose::STANDARD;
-                let a = b64.decode(signed.artifact).map_err(|e| AgentError::Artifact(e.to_string()))?;
-                let s = b64.decode(signed.signature).map_err(|e| AgentError::Artifact(e.to_string()))?;
-                std::fs::create_dir_all(&dir).map_err(|e| AgentError::State(e.to_string()))?;
-                std::fs::write(&art_path, &a).map_err(|e| AgentError::State(e.to_string()))?;
-                std::fs::write(&sig_path, &s).map_err(|e| AgentError::State(e.to_string()))?;
-                (a, s)
+        if let (Ok(bytes), Ok(signature)) = (std::fs::read(&art_path), std::fs::read(&sig_path)) {
+            match self.load_signed(&bytes, &signature, hash) {
+                Ok(program) => {
+                    self.metrics.artifact(true);
+                    return Ok(program);
+                }
+                Err(e) => tracing::warn!("the cached artifact of {hash} is unusable ({e}); fetching it again"),
             }
-        };
-        let (header, _) = lamina_runtime::signing::verify(&bytes, &signature, &[self.artifact_key])
-            .map_err(|e| AgentError::Artifact(e.to_string()))?;
-        if header.module_hash != *hash {
-            return Err(AgentError::Artifact(format!("the artifact is of module {}, not {hash}", header.module_hash)));
         }
-        Ok(bytes)
+        self.metrics.artifact(false);
+        use base64::Engine as _;
+        let signed: lamina_control::wire::SignedArtifact =
+            client.get(&format!("/v1/nodes/{}/artifacts/{hash}", self.identity.name))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let bytes = b64.decode(signed.artifact).map_err(|e| AgentError::Artifact(e.to_string()))?;
+        let signature = b64.decode(signed.signature).map_err(|e| AgentError::Artifact(e.to_string()))?;
+        // Checked before it is kept: nothing unverified is written to the artifact directory.
+        let program = self.load_signed(&bytes, &signature, hash)?;
+        std::fs::create_dir_all(&dir).map_err(|e| AgentError::State(e.to_string()))?;
+        for (path, data) in [(&sig_path, &signature), (&art_path, &bytes)] {
+            crate::state::write_atomically(path, data)
+                .map_err(|e| AgentError::State(format!("{}: {e}", path.display())))?;
+        }
+        Ok(program)
+    }
+
+    /// Verifies a signed artifact of module `hash` and loads it.
+    fn load_signed(&self, bytes: &[u8], signature: &[u8], hash: &ModuleHash) -> Result<Program, AgentError> {
+        let code = TrustedCode::signed(bytes, signature, &[self.artifact_key])
+            .map_err(|e| AgentError::Artifact(e.to_string()))?;
+        if code.identity() != Some(*hash) {
+            return Err(AgentError::Artifact(format!(
+                "the artifact is of module {}, not {hash}",
+                code.header().module_hash
+            )));
+        }
+        self.engine.load_code(&code).map_err(|e| AgentError::Artifact(e.to_string()))
     }
 
     fn start(&self, client: &lamina_control::ControlClient, a: &Assignment) -> Result<Running, AgentError> {
         let ModuleRef::Hash(hash) = &a.spec.module else {
             return Err(AgentError::Protocol("an assignment names a module by path".into()));
         };
-        let bytes = self.artifact(client, hash)?;
-        let program = self.engine.load(&bytes, None).map_err(|e| AgentError::Artifact(e.to_string()))?;
+        let program = self.program(client, hash)?;
         let logs = self.options.state.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| AgentError::State(e.to_string()))?;
         let log_path = logs.join(format!("{}-{}.log", a.placement.workload, a.placement.replica));

@@ -23,6 +23,7 @@ mod agent;
 mod identity;
 mod metrics;
 mod secrets;
+mod state;
 mod topics;
 
 pub use agent::{Agent, AgentError, NodeOptions};

@@ -108,8 +108,7 @@ fn save(path: &std::path::Path, platform: &dyn Platform, a: &Assignment, module:
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, sealed).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| e.to_string())
+        crate::state::write_atomically(path, &sealed).map_err(|e| e.to_string())
     })();
     if let Err(e) = written {
         tracing::warn!(

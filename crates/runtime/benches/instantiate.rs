@@ -23,8 +23,11 @@ const TINY: &str = r#"(module
 fn program(profile: Profile) -> Program {
     let engine = Engine::new(EngineOptions::for_profile(profile)).expect("engine");
     let artifact = engine.compile(TINY.as_bytes()).expect("compiles");
-    // Load the artifact, as a node does: precompiled, no compilation on this path.
-    engine.load(&artifact, None).expect("loads the artifact")
+    // Load the artifact, as a node does: precompiled and signed, no compilation on this path.
+    let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("a valid scalar");
+    let signature = lamina_runtime::signing::sign(&artifact, &key).expect("signs");
+    let code = lamina_runtime::TrustedCode::signed(&artifact, &signature, &[*key.verifying_key()]).expect("verifies");
+    engine.load_code(&code).expect("loads the artifact")
 }
 
 fn quiet() -> WasiConfig {

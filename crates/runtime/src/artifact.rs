@@ -2,14 +2,16 @@
 //!
 //! Layout: the 8-byte magic `\0LAMART\x01`, a little-endian `u32` header length, the header as
 //! JSON ([`ArtifactHeader`]), then the compiled code. The header lets Lamina say exactly what an
-//! artifact is for before handing anything to the engine, and its checksum guards the only
-//! place where this crate trusts bytes with `unsafe`: deserialising compiled code.
+//! artifact is for before handing anything to the engine, and its checksum binds the code to
+//! the header. The header is only what the file says about itself: what vouches for it is a
+//! signature or the compile cache's tag (`crate::provenance`).
 
 use lamina_types::{ModuleHash, Profile, Target};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ArtifactError;
+use crate::provenance::TrustedCode;
 
 /// The first bytes of every Lamina artifact.
 pub const MAGIC: &[u8; 8] = b"\0LAMART\x01";
@@ -107,14 +109,22 @@ pub fn decode(bytes: &[u8]) -> Result<Artifact<'_>, ArtifactError> {
     Ok(Artifact { header, code })
 }
 
+/// The header exactly as stored (the JSON between the length and the code): what signatures
+/// and compile-cache tags cover.
+///
+/// # Errors
+/// [`ArtifactError::Malformed`] when the magic or the length is wrong.
+pub fn header_bytes(bytes: &[u8]) -> Result<&[u8], ArtifactError> {
+    let len = header_len(bytes)?;
+    Ok(&bytes[MAGIC.len() + 4..MAGIC.len() + 4 + len])
+}
+
 /// Parses only the header (for `lamina inspect`), without checking the code.
 ///
 /// # Errors
 /// [`ArtifactError::Malformed`] when the magic, the length or the JSON is wrong.
 pub fn decode_header(bytes: &[u8]) -> Result<ArtifactHeader, ArtifactError> {
-    let len = header_len(bytes)?;
-    let json = &bytes[MAGIC.len() + 4..MAGIC.len() + 4 + len];
-    serde_json::from_slice(json).map_err(|e| ArtifactError::Malformed(format!("header: {e}")))
+    serde_json::from_slice(header_bytes(bytes)?).map_err(|e| ArtifactError::Malformed(format!("header: {e}")))
 }
 
 fn header_len(bytes: &[u8]) -> Result<usize, ArtifactError> {
@@ -135,18 +145,25 @@ fn header_len(bytes: &[u8]) -> Result<usize, ArtifactError> {
     Ok(len)
 }
 
-/// Hands checked code to wasmtime.
+/// Hands trusted code to wasmtime.
 ///
 /// This is the one place outside the TEE backends that uses `unsafe`: wasmtime executes
-/// deserialised code as is, so it must be code that wasmtime itself produced. The caller has
-/// decoded the artifact with [`decode`], which verified the SHA-256 of exactly these bytes
-/// against the header; wasmtime then checks its own version, flags and target before use.
+/// deserialised code as is, as native code outside the sandbox, so it must be code that
+/// wasmtime itself produced and that the caller has reason to trust. It takes a
+/// [`TrustedCode`], which only the paths in `provenance` make: compiled in this process, signed
+/// by a trusted key, an authenticated compile-cache entry, or the caller's explicit dangerous
+/// opt-in (which then carries no module identity). Each of them decoded the artifact, so the
+/// code matches the checksum in its header; wasmtime then checks its own version, flags and
+/// target before use.
 #[allow(unsafe_code, reason = "deserialising compiled code is unsafe by nature; see the doc comment")]
-pub(crate) fn deserialize(engine: &wasmtime::Engine, artifact: &Artifact<'_>) -> Result<LoadedCode, ArtifactError> {
+pub(crate) fn deserialize(engine: &wasmtime::Engine, code: &TrustedCode<'_>) -> Result<LoadedCode, ArtifactError> {
     let refused = |e: wasmtime::Error| ArtifactError::Refused(crate::error::chain(&e));
+    let artifact = code.artifact();
     match artifact.header.kind {
-        // SAFETY: `artifact.code` passed the checksum in `decode`, so it is the output of
-        // `Engine::precompile_*`; wasmtime validates its own header and compatibility.
+        // SAFETY: `TrustedCode` is made only from code compiled by `Engine::precompile_*` in this
+        // process, or vouched for by a trusted signature or the runtime's own cache key (or, on
+        // the caller's explicit dangerous opt-in, by nobody: documented there). The checksum
+        // binds these bytes to the vouched-for header; wasmtime validates its own header.
         ProgramKind::Module => {
             unsafe { wasmtime::Module::deserialize(engine, artifact.code) }.map(LoadedCode::Module).map_err(refused)
         }

@@ -1,20 +1,109 @@
-//! The on-disk compile cache: content-addressed by module hash and engine fingerprint.
+//! The on-disk compile cache: content-addressed by module hash and engine fingerprint, and
+//! authenticated.
 //!
-//! Entries are artifacts in Lamina's format, so a corrupted entry fails its checksum, is
-//! reported, removed and compiled again; it is never handed to the engine.
+//! A cache entry is native code the engine will run, so the file's own checksum is not enough:
+//! anyone who can write the cache directory could put another module's entry (or patched
+//! code) under this module's name. Each entry therefore carries a tag, HMAC-SHA256 under a
+//! [`CacheKey`] that only this runtime holds, over the module hash and engine fingerprint it is
+//! filed under and the artifact's header (which holds the code's checksum). An entry whose tag,
+//! module hash or checksum does not hold is reported, removed and compiled again; it never
+//! reaches the engine.
+//!
+//! Entry layout: the 8-byte magic `\0LAMCC\x01\0`, the 32-byte tag, then the artifact.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, Mac as _};
 use lamina_types::ModuleHash;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
-use crate::Error;
+use crate::provenance::TrustedCode;
+use crate::{ArtifactError, Error, artifact};
 
-/// A directory of compiled artifacts.
-#[derive(Clone, Debug)]
+/// The first bytes of every cache entry.
+const ENTRY_MAGIC: &[u8; 8] = b"\0LAMCC\x01\0";
+/// What a tag covers first: this domain tag.
+const TAG_DOMAIN: &[u8] = b"lamina-compile-cache-entry-v1\0";
+const TAG_LEN: usize = 32;
+
+/// The key that authenticates compile-cache entries: 32 random bytes that only this runtime
+/// holds (a file of mode 0600 in the state directory, outside the cache directory).
+pub struct CacheKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey(..)")
+    }
+}
+
+impl CacheKey {
+    /// A key from bytes (for example derived from a platform's sealing root).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Reads the key at `path`, or makes one there (mode 0600, created exclusively so that
+    /// concurrent first runs agree on one key).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read or made, or is not 32 bytes.
+    pub fn load_or_create(path: &Path) -> Result<Self, Error> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let io = |action, source| Error::Io { action, path: path.into(), source };
+        for _ in 0..2 {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                        io(
+                            "read the compile-cache key (it is not 32 bytes; remove it to make a new one)",
+                            std::io::Error::from(std::io::ErrorKind::InvalidData),
+                        )
+                    })?;
+                    return Ok(Self::from_bytes(key));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("read the compile-cache key", e)),
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io("create the directory of the compile-cache key", e))?;
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, key.as_mut())
+                .map_err(|e| io("draw the compile-cache key", std::io::Error::other(e)))?;
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+                Ok(mut file) => {
+                    file.write_all(key.as_ref()).map_err(|e| io("write the compile-cache key", e))?;
+                    file.sync_all().map_err(|e| io("write the compile-cache key", e))?;
+                    return Ok(Self(key));
+                }
+                // Another process made it first: read theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create the compile-cache key", e)),
+            }
+        }
+        Err(io("create the compile-cache key", std::io::Error::from(std::io::ErrorKind::AlreadyExists)))
+    }
+
+    fn tag(&self, module: &ModuleHash, fingerprint: &[u8; 32], header: &[u8]) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; 32 bytes is always accepted.
+        let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts a key of any length"));
+        mac.update(TAG_DOMAIN);
+        mac.update(module.as_bytes());
+        mac.update(fingerprint);
+        mac.update(&(header.len() as u64).to_le_bytes());
+        mac.update(header);
+        mac
+    }
+}
+
+/// A directory of compiled artifacts, authenticated with a [`CacheKey`].
+#[derive(Debug)]
 pub struct CompileCache {
     dir: PathBuf,
+    key: CacheKey,
 }
 
 /// Whether a load used the cache.
@@ -43,9 +132,9 @@ impl std::fmt::Display for CacheStatus {
 }
 
 impl CompileCache {
-    /// A cache in `dir`, created on first store.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// A cache in `dir`, created on first store, whose entries `key` authenticates.
+    pub fn new(dir: impl Into<PathBuf>, key: CacheKey) -> Self {
+        Self { dir: dir.into(), key }
     }
 
     /// The cache directory.
@@ -68,6 +157,50 @@ impl CompileCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::Io { action: "read cache entry", path: path.into(), source }),
         }
+    }
+
+    /// Makes the entry for an artifact this process compiled from the module `module`.
+    pub(crate) fn seal_entry(
+        &self,
+        module: &ModuleHash,
+        fingerprint: &[u8; 32],
+        artifact: &[u8],
+    ) -> Result<Vec<u8>, ArtifactError> {
+        let tag = self.key.tag(module, fingerprint, artifact::header_bytes(artifact)?).finalize().into_bytes();
+        let mut entry = Vec::with_capacity(ENTRY_MAGIC.len() + TAG_LEN + artifact.len());
+        entry.extend_from_slice(ENTRY_MAGIC);
+        entry.extend_from_slice(&tag);
+        entry.extend_from_slice(artifact);
+        Ok(entry)
+    }
+
+    /// Opens an entry filed under `module`: its tag must verify under this cache's key, its
+    /// header must name `module`, and its code must match the header's checksum.
+    pub(crate) fn open_entry<'a>(
+        &self,
+        entry: &'a [u8],
+        module: &ModuleHash,
+        fingerprint: &[u8; 32],
+    ) -> Result<TrustedCode<'a>, ArtifactError> {
+        let rest = entry
+            .strip_prefix(ENTRY_MAGIC)
+            .ok_or_else(|| ArtifactError::Malformed("not a compile-cache entry (no entry magic)".into()))?;
+        if rest.len() < TAG_LEN {
+            return Err(ArtifactError::Malformed("the cache entry ends inside its tag".into()));
+        }
+        let (tag, bytes) = rest.split_at(TAG_LEN);
+        self.key
+            .tag(module, fingerprint, artifact::header_bytes(bytes)?)
+            .verify_slice(tag)
+            .map_err(|_| ArtifactError::BadSignature("the compile-cache entry's tag does not verify".into()))?;
+        let decoded = artifact::decode(bytes)?;
+        if decoded.header.module_hash != *module {
+            return Err(ArtifactError::BadSignature(format!(
+                "the compile-cache entry holds {}, not {module}",
+                decoded.header.module_hash
+            )));
+        }
+        Ok(TrustedCode::cache_entry(decoded))
     }
 
     /// Stores an entry atomically (write to a temporary file, then rename), so a concurrent

@@ -140,9 +140,17 @@ pub enum ArtifactError {
     /// The engine refused the compiled code.
     #[error("the engine refused the artifact: {0}")]
     Refused(String),
-    /// The artifact's signature does not verify with a trusted key.
+    /// The artifact's signature (or a compile-cache entry's tag) does not verify with a
+    /// trusted key.
     #[error("the artifact's signature does not verify: {0}")]
     BadSignature(String),
+    /// An artifact was given where only code with a verified origin may run.
+    #[error(
+        "a Lamina artifact is native code and its header is only what the file says about itself: \
+         run it with `--trust-signer KEY.pem` (its signature FILE.sig beside it, from `lamina compile --sign`), \
+         or run the .wasm instead"
+    )]
+    Unverified,
 }
 
 /// Why a guest could not be instantiated.

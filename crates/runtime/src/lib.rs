@@ -2,8 +2,9 @@
 //!
 //! An [`Engine`] is built for a device [`Profile`](lamina_types::Profile) and optionally another
 //! target (to cross-compile). It loads a core module (WASI preview 1), a component (WASI preview
-//! 2) or a Lamina artifact into a [`Program`], compiling through a [`CompileCache`] when one is
-//! given. A program is instantiated with a [`WasiConfig`] and [`Limits`] into an [`Instance`],
+//! 2) into a [`Program`], compiling through an authenticated [`CompileCache`] when one is
+//! given; a Lamina artifact (native code) loads only as a [`TrustedCode`], which says what
+//! vouches for it. A program is instantiated with a [`WasiConfig`] and [`Limits`] into an [`Instance`],
 //! whose [`run`](Instance::run) says how the guest ended ([`Exit`]) and whose
 //! [`usage`](Instance::usage) says what it used.
 //!
@@ -35,10 +36,11 @@ mod host;
 mod inspect;
 mod instance;
 mod program;
+mod provenance;
 pub mod signing;
 
 pub use artifact::{ArtifactHeader, ProgramKind};
-pub use cache::{CacheStatus, CompileCache};
+pub use cache::{CacheKey, CacheStatus, CompileCache};
 pub use engine::{EPOCH_TICK, Engine, EngineOptions, ProfileLimits, WASMTIME_VERSION};
 pub use error::{ArtifactError, Error, InstantiateError, LoadError};
 pub use inspect::{Description, Item, describe};
@@ -49,4 +51,5 @@ pub use lamina_host_kv::KvStore;
 pub use lamina_host_messaging::{Broker, LocalBus};
 pub use lamina_host_secrets::Secrets;
 pub use program::Program;
+pub use provenance::{Origin, TrustedCode};
 pub use wasmtime::Val;

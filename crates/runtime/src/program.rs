@@ -11,12 +11,15 @@ use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 use crate::artifact::{self, ArtifactHeader, LoadedCode, ProgramKind};
 use crate::host::{P1Host, P2Host};
+use crate::provenance::{Origin, TrustedCode};
 use crate::{ArtifactError, CacheStatus, CompileCache, Engine, Error, LoadError};
 
 /// A loaded, linked guest: a core module or a component, ready to instantiate many times.
 pub struct Program {
     pub(crate) engine: Engine,
-    hash: ModuleHash,
+    identity: Option<ModuleHash>,
+    declared: ModuleHash,
+    origin: Origin,
     kind: ProgramKind,
     cache: CacheStatus,
     pub(crate) linked: Linked,
@@ -25,11 +28,20 @@ pub struct Program {
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
-            .field("hash", &self.hash)
+            .field("identity", &self.identity)
+            .field("origin", &self.origin)
             .field("kind", &self.kind)
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
+}
+
+/// Deserialised code with what vouched for it.
+struct CheckedCode {
+    loaded: LoadedCode,
+    identity: Option<ModuleHash>,
+    declared: ModuleHash,
+    origin: Origin,
 }
 
 pub(crate) enum Linked {
@@ -38,9 +50,23 @@ pub(crate) enum Linked {
 }
 
 impl Program {
-    /// The workload identity: SHA-256 of the original `.wasm`.
-    pub fn hash(&self) -> ModuleHash {
-        self.hash
+    /// The verified workload identity: SHA-256 of the original `.wasm`, for code compiled here,
+    /// signed by a trusted key or from the authenticated cache. `None` for code run on the
+    /// explicit dangerous opt-in: such a program must not get sealed storage, attestation or
+    /// secrets bound to a module.
+    pub fn identity(&self) -> Option<ModuleHash> {
+        self.identity
+    }
+
+    /// The module hash to show a person: the verified identity, or what an unverified
+    /// artifact's header claims (never to be used for access decisions).
+    pub fn shown_hash(&self) -> ModuleHash {
+        self.declared
+    }
+
+    /// What vouches for the code.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// Module or component.
@@ -60,7 +86,7 @@ impl Program {
 }
 
 impl Engine {
-    /// Loads a file: a `.wasm` module or component, or a Lamina artifact.
+    /// Loads a `.wasm` file (module or component).
     ///
     /// # Errors
     /// See [`Engine::load`]; also [`Error::Io`] when the file cannot be read.
@@ -69,20 +95,23 @@ impl Engine {
         self.load(&bytes, cache)
     }
 
-    /// Loads bytes: a `.wasm` module or component (compiled, through `cache` when given) or a
-    /// Lamina artifact (checked, then deserialised), and links it against WASI.
+    /// Loads `.wasm` bytes (or text, in a build with a compiler): compiled here, or taken from
+    /// `cache` when it holds an authenticated entry for this module and engine; linked against
+    /// WASI.
+    ///
+    /// A Lamina artifact is refused here: it is native code, and its header is only what the
+    /// file says. Load it with [`Engine::load_code`] and a [`TrustedCode`] that says what
+    /// vouches for it.
     ///
     /// # Errors
     /// [`LoadError`] for bytes that are not valid Wasm or import what no host service provides;
-    /// [`ArtifactError`] for an artifact built for another target, engine, profile or fuel
-    /// setting, or a corrupt one.
+    /// [`ArtifactError::Unverified`] for an artifact.
     pub fn load(&self, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Program, Error> {
         if !self.is_native() {
             return Err(Error::Engine("a cross-compiling engine cannot load programs to run them".into()));
         }
         if artifact::is_artifact(bytes) {
-            let (code, hash) = self.checked_code(bytes)?;
-            return self.link(code, hash, CacheStatus::Unused);
+            return Err(ArtifactError::Unverified.into());
         }
         let wasm = to_binary(bytes)?;
         let hash = ModuleHash::of(&wasm);
@@ -96,8 +125,8 @@ impl Engine {
         if let Some((cache, path)) = &entry
             && let Some(bytes) = cache.read(path)?
         {
-            match self.checked_code(&bytes) {
-                Ok((code, _)) => return self.link(code, hash, CacheStatus::Hit),
+            match cache.open_entry(&bytes, &hash, self.fingerprint()).and_then(|code| self.checked_code(&code)) {
+                Ok(code) => return self.link(code, CacheStatus::Hit),
                 Err(e) => {
                     tracing::warn!("compile cache entry {} is unusable ({e}); compiling again", path.display());
                     cache.evict(path);
@@ -106,23 +135,44 @@ impl Engine {
             }
         }
         let artifact = self.compile_bytes(&wasm, hash)?;
-        if let Some((cache, path)) = &entry
-            && let Err(e) = cache.store(path, &artifact)
-        {
-            tracing::warn!("cannot store in the compile cache: {e}");
+        if let Some((cache, path)) = &entry {
+            let stored = cache
+                .seal_entry(&hash, self.fingerprint(), &artifact)
+                .map_err(Error::from)
+                .and_then(|e| cache.store(path, &e));
+            if let Err(e) = stored {
+                tracing::warn!("cannot store in the compile cache: {e}");
+            }
         }
-        // Freshly compiled code goes through the same checks as any artifact: one SHA-256 of
-        // the code on a miss buys a single checked path to the `unsafe` deserialisation.
-        let (code, _) = self.checked_code(&artifact)?;
-        self.link(code, hash, status)
+        let code = self.checked_code(&TrustedCode::compiled_here(&artifact)?)?;
+        self.link(code, status)
     }
 
-    /// Decodes an artifact, checks its header against this engine and deserialises its code:
-    /// the only way compiled code reaches the engine.
-    fn checked_code(&self, bytes: &[u8]) -> Result<(LoadedCode, ModuleHash), ArtifactError> {
-        let decoded = artifact::decode(bytes)?;
-        self.check_header(&decoded.header)?;
-        Ok((artifact::deserialize(&self.inner, &decoded)?, decoded.header.module_hash))
+    /// Loads compiled code whose provenance the caller has established (a signed artifact, or
+    /// the explicit dangerous opt-in), checks its header against this engine and links it.
+    ///
+    /// # Errors
+    /// [`ArtifactError`] for an artifact built for another target, engine, profile or fuel
+    /// setting, or refused by the engine; [`LoadError`] when it imports what no host service
+    /// provides.
+    pub fn load_code(&self, code: &TrustedCode<'_>) -> Result<Program, Error> {
+        if !self.is_native() {
+            return Err(Error::Engine("a cross-compiling engine cannot load programs to run them".into()));
+        }
+        let code = self.checked_code(code)?;
+        self.link(code, CacheStatus::Unused)
+    }
+
+    /// Checks trusted code's header against this engine and deserialises it: the only way
+    /// compiled code reaches the engine.
+    fn checked_code(&self, code: &TrustedCode<'_>) -> Result<CheckedCode, ArtifactError> {
+        self.check_header(code.header())?;
+        Ok(CheckedCode {
+            loaded: artifact::deserialize(&self.inner, code)?,
+            identity: code.identity(),
+            declared: code.header().module_hash,
+            origin: code.origin().clone(),
+        })
     }
 
     /// Compiles `.wasm` bytes (or text) into a Lamina artifact for this engine's target.
@@ -189,14 +239,15 @@ impl Engine {
         Ok(())
     }
 
-    fn link(&self, code: LoadedCode, hash: ModuleHash, cache: CacheStatus) -> Result<Program, Error> {
-        let (kind, linked) = match code {
+    fn link(&self, code: CheckedCode, cache: CacheStatus) -> Result<Program, Error> {
+        let CheckedCode { loaded, identity, declared, origin } = code;
+        let (kind, linked) = match loaded {
             LoadedCode::Module(module) => (ProgramKind::Module, Linked::Module(self.link_module(&module)?)),
             LoadedCode::Component(component) => {
                 (ProgramKind::Component, Linked::Component(Box::new(self.link_component(&component)?)))
             }
         };
-        Ok(Program { engine: self.clone(), hash, kind, cache, linked })
+        Ok(Program { engine: self.clone(), identity, declared, origin, kind, cache, linked })
     }
 
     fn link_module(&self, module: &wasmtime::Module) -> Result<wasmtime::InstancePre<P1Host>, Error> {

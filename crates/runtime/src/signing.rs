@@ -12,17 +12,14 @@ use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use crate::ArtifactError;
-use crate::artifact::{self, ArtifactHeader, MAGIC};
+use crate::artifact::{self, Artifact};
 
 /// What a signature covers: this tag, then the artifact's header exactly as stored.
 const DOMAIN: &[u8] = b"lamina-artifact-signature-v1\0";
 
 /// The signed statement of an artifact: the domain tag and its stored header.
 fn statement(bytes: &[u8]) -> Result<Vec<u8>, ArtifactError> {
-    // Decoding checks the magic and the header length.
-    artifact::decode_header(bytes)?;
-    let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-    let header = &bytes[MAGIC.len() + 4..MAGIC.len() + 4 + len];
+    let header = artifact::header_bytes(bytes)?;
     let mut out = Vec::with_capacity(DOMAIN.len() + header.len());
     out.extend_from_slice(DOMAIN);
     out.extend_from_slice(header);
@@ -47,16 +44,17 @@ pub fn key_id(key: &VerifyingKey) -> String {
 }
 
 /// Checks an artifact's signature against the trusted keys, and the artifact itself (header
-/// and code checksum); returns its header and which key signed it.
+/// and code checksum); returns the decoded artifact and which key signed it. To run it, use
+/// [`TrustedCode::signed`](crate::TrustedCode::signed), which calls this.
 ///
 /// # Errors
 /// [`ArtifactError::BadSignature`] when no trusted key made the signature (or it is not one);
 /// the errors of [`artifact::decode`] for a malformed or corrupt artifact.
-pub fn verify(
-    bytes: &[u8],
+pub fn verify<'a>(
+    bytes: &'a [u8],
     signature: &[u8],
     trusted: &[VerifyingKey],
-) -> Result<(ArtifactHeader, String), ArtifactError> {
+) -> Result<(Artifact<'a>, String), ArtifactError> {
     let decoded = artifact::decode(bytes)?;
     let signature = DerSignature::try_from(signature)
         .map_err(|_| ArtifactError::BadSignature("the signature is not a DER ECDSA signature".into()))?;
@@ -69,7 +67,7 @@ pub fn verify(
             format!("it was not signed by a trusted key (trusted: {})", ids.join(", "))
         })
     })?;
-    Ok((decoded.header, key_id(signer)))
+    Ok((decoded, key_id(signer)))
 }
 
 #[cfg(test)]
@@ -101,9 +99,9 @@ mod tests {
     fn a_signature_verifies_with_the_key_that_made_it_only() {
         let bytes = artifact();
         let signature = sign(&bytes, &key(1)).expect("signs");
-        let (header, signer) = verify(&bytes, &signature, &[*key(2).verifying_key(), *key(1).verifying_key()])
+        let (decoded, signer) = verify(&bytes, &signature, &[*key(2).verifying_key(), *key(1).verifying_key()])
             .expect("the second trusted key signed it");
-        assert_eq!(header.target, Target::Aarch64Linux);
+        assert_eq!(decoded.header.target, Target::Aarch64Linux);
         assert_eq!(signer, key_id(key(1).verifying_key()));
         let e = verify(&bytes, &signature, &[*key(2).verifying_key()]).expect_err("an untrusted signer");
         assert!(e.to_string().contains("not signed by a trusted key"), "{e}");

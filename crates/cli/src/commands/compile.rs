@@ -58,7 +58,21 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<()> {
 
 /// Where an artifact's detached signature lives: beside it, with `.sig` appended.
 pub(crate) fn signature_path(artifact: &std::path::Path) -> std::path::PathBuf {
-    let mut name = artifact.as_os_str().to_owned();
-    name.push(".sig");
+    with_suffix(artifact, ".sig")
+}
+
+/// A path with `suffix` appended to its file name.
+pub(crate) fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
     name.into()
+}
+
+/// Reads a trusted signer's public key (P-256, PEM).
+pub(crate) fn read_public_key(path: &std::path::Path) -> anyhow::Result<p256::ecdsa::VerifyingKey> {
+    use p256::pkcs8::DecodePublicKey as _;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the trusted signer key {}", path.display()))?;
+    p256::ecdsa::VerifyingKey::from_public_key_pem(&pem)
+        .with_context(|| format!("{} is not a P-256 public key in PEM", path.display()))
 }

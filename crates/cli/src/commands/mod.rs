@@ -6,6 +6,7 @@ mod compile;
 #[cfg(feature = "node")]
 mod continuum;
 mod inspect;
+mod keygen;
 mod platform;
 mod run;
 #[cfg(feature = "verify")]
@@ -19,6 +20,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(*args, cli.verbose),
         Command::Compile(args) => compile::compile(args).map(|()| 0),
         Command::Inspect(args) => inspect::inspect(args).map(|()| 0),
+        Command::Keygen(args) => keygen::keygen(&args).map(|()| 0),
         Command::Attest(args) => attest::attest(args),
         #[cfg(feature = "verify")]
         Command::Verify(args) => Ok(verify::verify(args)),

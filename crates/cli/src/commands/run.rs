@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use lamina_runtime::{
-    Attester, Broker, CacheStatus, CompileCache, Engine, EngineOptions, Exit, Identity, KvStore, Limits, LocalBus,
-    Program, SealedMount, Secrets, Services, TrapReason, WasiConfig,
+    Attester, Broker, CacheKey, CacheStatus, CompileCache, Engine, EngineOptions, Exit, Identity, KvStore, Limits,
+    LocalBus, Program, SealedMount, Secrets, Services, TrapReason, TrustedCode, WasiConfig,
 };
 use lamina_seal::{SealTo, Volume, VolumeOptions};
 use lamina_types::{ModuleHash, Profile};
@@ -23,9 +23,6 @@ const BLOCKED_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    if !args.trust_signers.is_empty() {
-        check_signature(&args.file, &bytes, &args.trust_signers)?;
-    }
     // An artifact decides the profile it needs and whether it runs in the interpreter; a `.wasm`
     // runs on the server profile, compiled for this machine, by default.
     let header = lamina_runtime::artifact::decode_header(&bytes).ok();
@@ -44,29 +41,27 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let interruptible = args.timeout.is_some() || header.is_some();
     let options = EngineOptions { profile, target, fuel: args.fuel.is_some(), interruptible };
     let engine = Engine::new(options).context("cannot start the engine")?;
-    let cache = cache(&args.cache);
-    let program =
-        engine.load(&bytes, cache.as_ref()).with_context(|| format!("cannot load {}", args.file.display()))?;
+    let cache = cache(&args.cache, &args.platform);
+    let program = load(&engine, &args, &args.file, &bytes, cache.as_ref())?;
     if verbose > 0 {
         let cache_note = match program.cache_status() {
             CacheStatus::Unused if lamina_runtime::artifact::is_artifact(&bytes) => {
-                "unused (precompiled artifact)".into()
+                format!("unused (precompiled artifact, {})", program.origin())
             }
             status => status.to_string(),
         };
         eprintln!(
             "lamina: {} {} on the {profile} profile; compile cache: {cache_note}",
             program.kind(),
-            program.hash()
+            program.shown_hash()
         );
     }
     let peers = args
         .peers
         .iter()
         .map(|path| {
-            let program =
-                engine.load_file(path, cache.as_ref()).with_context(|| format!("cannot load {}", path.display()))?;
-            Ok((path.clone(), program))
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((path.clone(), load(&engine, &args, path, &bytes, cache.as_ref())?))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let program_name = args.file.file_name().map_or_else(|| "guest".into(), |n| n.to_string_lossy().into_owned());
@@ -81,8 +76,14 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let bus: Arc<dyn Broker> = Arc::new(LocalBus::new());
     // Sealed storage and attestation first: their errors (another module's volume, a rollback)
     // come before any guest starts.
-    let peer_hashes: Vec<ModuleHash> = peers.iter().map(|(_, p)| p.hash()).collect();
-    let mut services = platform_services(&args, &bytes, program.hash(), &wasi, limits, &peer_hashes)?;
+    let peer_hashes: Vec<ModuleHash> = peers.iter().map(|(_, p)| p.shown_hash()).collect();
+    let mut services = match program.identity() {
+        Some(module) => platform_services(&args, &bytes, module, &wasi, limits, &peer_hashes)?,
+        None => {
+            refuse_identity_services(&args)?;
+            Services::default()
+        }
+    };
     services.secrets = Some(secrets.clone());
     services.messaging = Some(bus.clone());
     let mut instance = program.instantiate_with(&wasi, limits, services).context("cannot start the guest")?;
@@ -245,41 +246,98 @@ fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits, peers: &[Mod
     sha2::Sha256::digest(config.to_string().as_bytes()).into()
 }
 
-/// Refuses anything but an artifact signed by one of the trusted keys.
-fn check_signature(file: &Path, bytes: &[u8], trusted: &[PathBuf]) -> anyhow::Result<()> {
-    use p256::pkcs8::DecodePublicKey as _;
+/// Loads FILE: a `.wasm` through the authenticated compile cache, or an artifact whose
+/// signature verifies against a `--trust-signer` key, or, on the dangerous opt-in, an
+/// unverified artifact (with a warning, and no module identity).
+fn load(
+    engine: &Engine,
+    args: &RunArgs,
+    file: &Path,
+    bytes: &[u8],
+    cache: Option<&CompileCache>,
+) -> anyhow::Result<Program> {
+    let loading = || format!("cannot load {}", file.display());
     if !lamina_runtime::artifact::is_artifact(bytes) {
-        bail!(
-            "--trust-signer runs only signed artifacts, and {} is not an artifact (make one with `lamina compile --sign`)",
+        if !args.trust_signers.is_empty() {
+            bail!(
+                "--trust-signer runs only signed artifacts, and {} is not an artifact (make one with `lamina compile --sign`)",
+                file.display()
+            );
+        }
+        return engine.load(bytes, cache).with_context(loading);
+    }
+    let code = if !args.trust_signers.is_empty() {
+        let keys = args
+            .trust_signers
+            .iter()
+            .map(|path| crate::commands::compile::read_public_key(path))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sig_path = crate::commands::compile::signature_path(file);
+        let signature = std::fs::read(&sig_path).with_context(|| {
+            format!(
+                "cannot read the artifact's signature {} (sign it with `lamina compile --sign`)",
+                sig_path.display()
+            )
+        })?;
+        let code = TrustedCode::signed(bytes, &signature, &keys)
+            .with_context(|| format!("refusing to run {}", file.display()))?;
+        tracing::info!("{} is {}", file.display(), code.origin());
+        code
+    } else if args.danger_run_unverified_native_code {
+        eprintln!(
+            "lamina: WARNING: running {} unverified: its compiled code is native code that runs outside the Wasm \
+             sandbox with this process's rights, and nothing vouches for it; it gets no module identity",
             file.display()
         );
+        TrustedCode::danger_unverified_native_code(bytes).with_context(loading)?
+    } else {
+        bail!(
+            "refusing to run {}: an artifact is native code, and its header is only what the file says about itself. \
+             Pass --trust-signer KEY.pem (with {}.sig beside it, from `lamina compile --sign`), run the .wasm instead, \
+             or, knowing the risk, --danger-run-unverified-native-code",
+            file.display(),
+            file.display()
+        );
+    };
+    engine.load_code(&code).with_context(loading)
+}
+
+/// Unverified code gets no module identity: the services bound to one are refused.
+fn refuse_identity_services(args: &RunArgs) -> anyhow::Result<()> {
+    let asked: Vec<&str> = [
+        (!args.sealed_dirs.is_empty(), "--sealed-dir"),
+        (args.kv.is_some(), "--kv"),
+        (args.attestation || args.verifier_policy.is_some(), "--attestation"),
+        (!args.secrets.is_empty(), "--secret"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect();
+    if !asked.is_empty() {
+        bail!(
+            "unverified code has no module identity, so it cannot have {}: sign the artifact and pass --trust-signer",
+            asked.join(", ")
+        );
     }
-    let keys = trusted
-        .iter()
-        .map(|path| {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the trusted signer key {}", path.display()))?;
-            p256::ecdsa::VerifyingKey::from_public_key_pem(&pem)
-                .with_context(|| format!("{} is not a P-256 public key in PEM", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let sig_path = crate::commands::compile::signature_path(file);
-    let signature = std::fs::read(&sig_path).with_context(|| {
-        format!("cannot read the artifact's signature {} (sign it with `lamina compile --sign`)", sig_path.display())
-    })?;
-    let (_, signer) = lamina_runtime::signing::verify(bytes, &signature, &keys)
-        .with_context(|| format!("refusing to run {}", file.display()))?;
-    tracing::info!("{} is signed by key {signer}", file.display());
     Ok(())
 }
 
-/// Reads the profile from an artifact header; `None` for anything else (errors come later).
-fn cache(args: &CacheArgs) -> Option<CompileCache> {
+/// The compile cache, authenticated with this user's key in the state directory; `None` with
+/// `--no-cache`, or (with a warning) when no key can be had.
+fn cache(args: &CacheArgs, platform: &crate::cli::PlatformArgs) -> Option<CompileCache> {
     if args.no_cache {
         return None;
     }
     let dir = args.cache_dir.clone().or_else(|| dirs::cache_dir().map(|d| d.join("lamina")))?;
-    Some(CompileCache::new(dir))
+    let key = crate::commands::platform::state_dir(platform)
+        .and_then(|state| {
+            let path = state.join("compile-cache.key");
+            CacheKey::load_or_create(&path)
+                .with_context(|| format!("cannot use the compile-cache key {}", path.display()))
+        })
+        .map_err(|e| tracing::warn!("compiling without the cache: {e:#}"))
+        .ok()?;
+    Some(CompileCache::new(dir, key))
 }
 
 /// Epoch interruption stops a guest running Wasm code; a guest blocked in a host call (a long

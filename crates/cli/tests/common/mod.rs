@@ -180,3 +180,40 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// An artifact signing key pair made by `lamina keygen`, and the commands that use it: artifacts
+/// run only when a trusted key signed them.
+pub struct Signer {
+    /// The private key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// The public key, for `--trust-signer`.
+    pub public: PathBuf,
+}
+
+impl Signer {
+    /// Makes a key pair in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let key = dir.join("signer.key");
+        assert_code(&output(lamina().arg("keygen").arg(&key)), 0);
+        Self { public: dir.join("signer.key.pub"), key }
+    }
+
+    /// `lamina compile --sign KEY`, to which the caller adds the rest.
+    pub fn compile(&self) -> Command {
+        let mut cmd = lamina();
+        cmd.arg("compile").arg("--sign").arg(&self.key);
+        cmd
+    }
+
+    /// `BINARY run --trust-signer PUB`, to which the caller adds the rest.
+    pub fn run_with(&self, binary: Command) -> Command {
+        let mut cmd = binary;
+        cmd.arg("run").arg("--trust-signer").arg(&self.public);
+        cmd
+    }
+
+    /// `lamina run --trust-signer PUB`.
+    pub fn run(&self) -> Command {
+        self.run_with(lamina())
+    }
+}
