@@ -29,8 +29,18 @@ done
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 MOUNTS=()
+# Processes still running inside the root (a run interrupted earlier): ended, so that nothing
+# writes into a tree that is being replaced.
+stop_inside() {
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$(realpath "$DIR")" ] && kill -9 "${p#/proc/}" 2>/dev/null
+    done
+    return 0
+}
 cleanup() {
     local i
+    stop_inside
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -51,6 +61,7 @@ if [ ! -x "$DIR/usr/bin/apt-get" ]; then
     debootstrap --variant=minbase bookworm "$DIR" http://deb.debian.org/debian >&2
 fi
 
+stop_inside
 # The root is a mount point of its own, so that `ip netns exec` can make its mounts private.
 bind "$DIR" "$DIR"
 for d in proc sys dev dev/pts; do bind "/$d" "$DIR/$d"; done
