@@ -32,9 +32,11 @@ MOUNTS=()
 # Processes still running inside the root (a run interrupted earlier): ended, so that nothing
 # writes into a tree that is being replaced.
 stop_inside() {
-    local p
+    local p root
     for p in /proc/[0-9]*; do
-        [ "$(readlink "$p/root" 2>/dev/null)" = "$(realpath "$DIR")" ] && kill -9 "${p#/proc/}" 2>/dev/null
+        root=$(readlink "$p/root" 2>/dev/null) || continue
+        # In the root, or in a root that was once bound here ("/" is every other process's).
+        case "$root" in "$(realpath "$DIR")"* | /) [ "$root" != / ] && kill -9 "${p#/proc/}" 2>/dev/null ;; esac
     done
     return 0
 }
@@ -85,6 +87,8 @@ git clone -q "$ROOT" "$DIR/work/main"
 [ ! -d "$ROOT/../shared" ] || cp -r "$ROOT/../shared" "$DIR/work/shared"
 
 say "running in the clean root: $*"
-chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" "${CA_ENV[@]}" \
+# In a PID namespace of its own: when this script ends (or is killed), so does everything the
+# command started, so no process of an interrupted run writes into the next one's tree.
+unshare --pid --fork --kill-child chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" "${CA_ENV[@]}" \
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c 'cd /work/main && exec bash "$@"' bash "$@"
