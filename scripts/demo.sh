@@ -38,7 +38,8 @@ nats-server -a 127.0.0.1 -p "$NATS_PORT" >"$OUT/nats.log" 2>&1 &
 PIDS+=($!)
 CP="$OUT/control"
 say "lamina control: the control plane (sim platform, NATS at 127.0.0.1:$NATS_PORT)"
-$LAMINA control --listen 127.0.0.1:0 --platform sim --nats "nats://127.0.0.1:$NATS_PORT" --state "$CP" \
+# No policy: a development continuum, which the flag's name says is dangerous.
+$LAMINA control --danger-dev-allow-any-sim-node --listen 127.0.0.1:0 --platform sim --nats "nats://127.0.0.1:$NATS_PORT" --state "$CP" \
     --lost-after 30s 2>"$OUT/control.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -f "$CP/address" ] && break; sleep 0.1; done

@@ -37,4 +37,4 @@ pub use appraisal::{Appraisal, Check, Inputs, TrustAnchors};
 pub use policy::{Policy, PolicyError};
 #[cfg(feature = "ear")]
 pub use results::{ResultError, issue_ear};
-pub use verifier::{Expect, MAX_CLOCK_SKEW, Verifier};
+pub use verifier::{Expect, MAX_CLOCK_SKEW, NO_POLICY, Verifier};

@@ -164,6 +164,33 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// DANGER: a policy that accepts genuine evidence of any hardware platform whatever it
+    /// measures: an empty reference table for each (so no measurement is checked, though
+    /// debug-mode TEEs are still refused), any module, every TCB status but `Revoked`, and sim
+    /// still refused. For looking at evidence (`lamina verify --danger-accept-any-measurement`),
+    /// never for deciding whom to trust.
+    pub fn danger_any_measurement() -> Self {
+        let hardware = [PlatformKind::Tpm, PlatformKind::Sgx, PlatformKind::Tdx, PlatformKind::Snp, PlatformKind::Cca];
+        Self {
+            allow_sim: false,
+            accepted_tcb_status: [
+                "UpToDate",
+                "SWHardeningNeeded",
+                "ConfigurationNeeded",
+                "ConfigurationAndSWHardeningNeeded",
+                "OutOfDate",
+                "OutOfDateConfigurationNeeded",
+                "Uncommitted",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            reference: hardware.into_iter().map(|p| (p, Reference::default())).collect(),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct File {
     #[serde(default)]

@@ -33,10 +33,13 @@ impl Expect<'_> {
     }
 }
 
-/// A verifier: trust anchors, and optionally a policy.
+/// A verifier: trust anchors, and the policy evidence must pass.
 #[derive(Clone, Debug, Default)]
 pub struct Verifier {
-    /// The operator's policy; without one, only genuineness is appraised.
+    /// The operator's policy. Without one, genuineness is still appraised (every check is
+    /// listed) but nothing is accepted: the check [`NO_POLICY`] fails, since no reference
+    /// value, allowed module or sim rule was applied. To accept any genuine hardware
+    /// evidence, give `Policy::default()` (which still rejects sim) explicitly.
     pub policy: Option<Policy>,
     /// The roots trusted besides the built-in vendor roots.
     pub anchors: TrustAnchors,
@@ -51,8 +54,9 @@ impl Verifier {
     /// Appraises a platform's native evidence (a quote, a report, a token) and applies the policy.
     pub fn appraise_native(&self, kind: PlatformKind, inputs: &Inputs<'_>) -> Appraisal {
         let mut a = verify_native(kind, inputs);
-        if let Some(policy) = &self.policy {
-            policy.apply(&mut a);
+        match &self.policy {
+            Some(policy) => policy.apply(&mut a),
+            None => no_policy(&mut a),
         }
         a
     }
@@ -93,12 +97,22 @@ impl Verifier {
         a.pass("claims.parse", "canonical Lamina claims");
         check_claims(&mut a, envelope, &claims, expect);
         a.claims = Some(claims);
-        if let Some(policy) = &self.policy {
-            policy.apply(&mut a);
-            check_age(&mut a, policy.max_age, expect.at);
+        match &self.policy {
+            Some(policy) => {
+                policy.apply(&mut a);
+                check_age(&mut a, policy.max_age, expect.at);
+            }
+            None => no_policy(&mut a),
         }
         a
     }
+}
+
+/// The check that fails when a verifier has no policy: nothing is accepted unappraised.
+pub const NO_POLICY: &str = "policy.given";
+
+fn no_policy(a: &mut Appraisal) {
+    a.fail(NO_POLICY, "no policy: no reference value, allowed module or sim rule was checked, so nothing is accepted");
 }
 
 fn verify_native(kind: PlatformKind, inputs: &Inputs<'_>) -> Appraisal {

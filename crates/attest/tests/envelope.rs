@@ -71,9 +71,12 @@ fn without_allow_sim_the_same_envelope_is_rejected() {
     let a = verifier("").appraise_envelope(&envelope.to_cbor(), &expect(&[1; 16]));
     assert!(!a.verified());
     assert!(a.failed("policy.allow_sim"), "{:?}", a.reasons());
-    // Without any policy, the evidence is genuine.
+    // Without any policy, the evidence is genuine, but nothing is accepted unappraised: the one
+    // failed check asks for a policy.
     let a = Verifier::default().appraise_envelope(&envelope.to_cbor(), &expect(&[1; 16]));
-    assert!(a.verified(), "{:?}", a.reasons());
+    assert!(!a.verified(), "fails closed");
+    assert_eq!(a.reasons().len(), 1, "{:?}", a.reasons());
+    assert!(a.failed(lamina_attest::NO_POLICY), "{:?}", a.reasons());
 }
 
 #[test]

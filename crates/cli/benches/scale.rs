@@ -51,7 +51,15 @@ impl Plane {
     fn start(dir: &Path) -> Plane {
         let state = dir.join("control");
         let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .args(["control", "--listen", "127.0.0.1:0", "--lost-after", "120s", "--state"])
+            .args([
+                "control",
+                "--danger-dev-allow-any-sim-node",
+                "--listen",
+                "127.0.0.1:0",
+                "--lost-after",
+                "120s",
+                "--state",
+            ])
             .arg(&state)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("control.log")).expect("log file"))

@@ -31,7 +31,8 @@ pub(crate) enum Command {
     /// Produce attestation evidence on this machine's TEE: an envelope binding the claims.
     Attest(AttestArgs),
     /// Appraise evidence (an envelope, a quote, a report, a token, an attested TLS certificate).
-    /// Exit 0: genuine (and accepted by the policy, with --policy); 1: rejected; 2: usage error.
+    /// Exit 0: genuine and accepted by the policy; 1: rejected; 2: usage error; 3: genuine but
+    /// not accepted, for want of a policy.
     #[cfg(feature = "verify")]
     Verify(VerifyArgs),
     /// Run the control plane: the attested API nodes enrol with, the scheduler, the store.
@@ -180,10 +181,15 @@ pub(crate) struct ControlArgs {
     #[arg(long = "state", value_name = "DIR", env = "LAMINA_CONTROL_STATE")]
     pub(crate) state: Option<PathBuf>,
 
-    /// The policy nodes' evidence must pass (TOML; see `lamina verify --policy`). Without one,
-    /// any sim node is admitted (no hardware protection), with a warning: for development only.
-    #[arg(long, value_name = "FILE")]
+    /// The policy nodes' evidence must pass (TOML; see `lamina verify --policy`). Required,
+    /// unless --danger-dev-allow-any-sim-node.
+    #[arg(long, value_name = "FILE", required_unless_present = "danger_dev_allow_any_sim_node")]
     pub(crate) policy: Option<PathBuf>,
+
+    /// DANGER, development only: run without a policy and admit any node on the sim platform,
+    /// which has no hardware protection (any module, any measurement).
+    #[arg(long, conflicts_with = "policy")]
+    pub(crate) danger_dev_allow_any_sim_node: bool,
 
     /// Where the state is kept: in the state directory (the default), or, for a replicated
     /// control plane, in an etcd cluster (`etcd://HOST:PORT[,HOST:PORT...]`). Replicas on the
@@ -414,8 +420,15 @@ pub(crate) struct VerifyArgs {
     pub(crate) nonce: Option<HexBytes>,
 
     /// The policy (TOML): reference values, allowed modules, accepted TCB statuses, allow_sim.
+    /// Without one nothing is accepted: genuine evidence exits 3 (not appraised).
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
+
+    /// DANGER: accept any genuine hardware evidence whatever it measures (no reference values,
+    /// any module, any TCB status but Revoked; sim and debug TEEs still rejected). For looking
+    /// at evidence, not for trusting it.
+    #[arg(long, conflicts_with = "policy")]
+    pub(crate) danger_accept_any_measurement: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -163,7 +163,11 @@ fn envelope_made_on_aarch64_verifies_on_x86_64() {
             .arg(dir.path().join("state")),
     );
     assert_code(&out, 0);
-    let out = output(lamina().arg("verify").arg(&envelope).args(["--nonce", "a1a2a3a4a5a6a7a8"]));
+    let policy = dir.path().join("sim.toml");
+    std::fs::write(&policy, "allow_sim = true\n").expect("policy");
+    let out = output(
+        lamina().arg("verify").arg(&envelope).args(["--nonce", "a1a2a3a4a5a6a7a8"]).arg("--policy").arg(&policy),
+    );
     assert_code(&out, 0);
     assert!(texts(&out).0.contains("claims.binding"), "{}", texts(&out).0);
 }

@@ -58,7 +58,11 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 fn sim_envelope_verifies_and_policy_decides() {
     let env = Env::new();
     let envelope = env.attest(b"\0asm\x01\0\0\0", "00112233445566778899");
-    let out = verify(&envelope, &["--nonce", "00112233445566778899", "--format", "json"]);
+    let sim = env.write("sim.toml", "allow_sim = true\n");
+    let out = verify(
+        &envelope,
+        &["--nonce", "00112233445566778899", "--format", "json", "--policy", sim.to_str().expect("utf-8")],
+    );
     assert_code(&out, 0);
     let v = json(&out);
     assert_eq!(v["verified"], true);
@@ -85,6 +89,32 @@ fn sim_envelope_verifies_and_policy_decides() {
     let out = verify(&envelope, &["--policy", other.to_str().expect("utf-8")]);
     assert_code(&out, 1);
     assert!(texts(&out).0.contains("policy.module_hash"), "{}", texts(&out).0);
+}
+
+/// Fail closed: without a policy nothing is accepted. Genuine sim evidence exits 3 ("not
+/// accepted, no policy"), not 0; `--danger-accept-any-measurement` accepts hardware evidence of
+/// any measurement but still rejects sim.
+#[test]
+fn sim_evidence_without_a_policy_is_not_accepted() {
+    let env = Env::new();
+    let envelope = env.attest(b"module", "aaaaaaaaaaaaaaaa");
+    let out = verify(&envelope, &["--nonce", "aaaaaaaaaaaaaaaa"]);
+    assert_code(&out, 3);
+    assert!(texts(&out).0.starts_with("NOT ACCEPTED: no policy given"), "{}", texts(&out).0);
+    assert!(!texts(&out).0.contains("GENUINE"), "{}", texts(&out).0);
+    let out = verify(&envelope, &["--nonce", "aaaaaaaaaaaaaaaa", "--format", "json"]);
+    assert_code(&out, 3);
+    assert_eq!(json(&out)["verified"], false);
+    assert!(json(&out)["reasons"].to_string().contains("policy.given"), "{}", json(&out)["reasons"]);
+    let out = verify(&envelope, &["--nonce", "aaaaaaaaaaaaaaaa", "--danger-accept-any-measurement"]);
+    assert_code(&out, 1);
+    assert!(texts(&out).0.contains("policy.allow_sim"), "{}", texts(&out).0);
+    // A tampered envelope without a policy is rejected (1), not "no policy" (3).
+    let mut bytes = std::fs::read(&envelope).expect("envelope");
+    let n = bytes.len();
+    bytes[n - 90] ^= 0x01;
+    std::fs::write(&envelope, &bytes).expect("write");
+    assert_code(&verify(&envelope, &["--kind", "envelope"]), 1);
 }
 
 #[test]
@@ -119,14 +149,33 @@ fn ear_result_is_written_and_signed() {
     let pem = key.to_pkcs8_pem(LineEnding::LF).expect("pem");
     let key_path = env.write("ear.key", &pem);
     let ear_out = env.path("result.jwt");
-    let out =
-        output(lamina().arg("verify").arg(&envelope).arg("--ear-key").arg(&key_path).arg("--ear-out").arg(&ear_out));
+    let sim = env.write("sim.toml", "allow_sim = true\n");
+    let out = output(
+        lamina()
+            .arg("verify")
+            .arg(&envelope)
+            .arg("--policy")
+            .arg(&sim)
+            .arg("--ear-key")
+            .arg(&key_path)
+            .arg("--ear-out")
+            .arg(&ear_out),
+    );
     assert_code(&out, 0);
     let token = std::fs::read_to_string(&ear_out).expect("EAR written");
     assert_eq!(token.split('.').count(), 3, "a JWT");
     let bad_key = env.write("bad.key", "not a key");
-    let out =
-        output(lamina().arg("verify").arg(&envelope).arg("--ear-key").arg(&bad_key).arg("--ear-out").arg(&ear_out));
+    let out = output(
+        lamina()
+            .arg("verify")
+            .arg(&envelope)
+            .arg("--policy")
+            .arg(&sim)
+            .arg("--ear-key")
+            .arg(&bad_key)
+            .arg("--ear-out")
+            .arg(&ear_out),
+    );
     assert_code(&out, 2);
     assert!(texts(&out).1.contains("openssl genpkey"), "says how to make a key: {}", texts(&out).1);
 }
@@ -287,7 +336,12 @@ fn hardware_vectors_through_the_cli() {
         ),
         (vec![p("ccc-interop-ra-tls/gramine-cert.pem")], 1, "ratls.claims_binding"),
     ] {
+        // Without a policy, genuine evidence is not accepted (3); with the explicit dangerous
+        // flag, any measurement is.
         let out = output(lamina().arg("verify").args(&args));
+        assert_code(&out, if code == 0 { 3 } else { code });
+        assert!(texts(&out).0.contains(needle), "{args:?}: {}", texts(&out).0);
+        let out = output(lamina().arg("verify").args(&args).arg("--danger-accept-any-measurement"));
         assert_code(&out, code);
         assert!(texts(&out).0.contains(needle), "{args:?}: {}", texts(&out).0);
     }

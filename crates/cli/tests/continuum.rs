@@ -23,7 +23,7 @@ impl Drop for ControlPlane {
 
 fn start(state: &Path) -> ControlPlane {
     let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .args(["control", "--listen", "127.0.0.1:0", "--state"])
+        .args(["control", "--danger-dev-allow-any-sim-node", "--listen", "127.0.0.1:0", "--state"])
         .arg(state)
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -154,7 +154,15 @@ fn a_node_enrols_runs_its_instance_and_is_lost_when_it_stops() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
     let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .args(["control", "--listen", "127.0.0.1:0", "--lost-after", "3s", "--state"])
+        .args([
+            "control",
+            "--danger-dev-allow-any-sim-node",
+            "--listen",
+            "127.0.0.1:0",
+            "--lost-after",
+            "3s",
+            "--state",
+        ])
         .arg(&state)
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -243,7 +251,7 @@ fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_draine
     // A fixed port, so that the restarted control plane is where the node's identity says.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
     let listen = format!("127.0.0.1:{port}");
-    let plane = start_control(&state, &["--listen", &listen]);
+    let plane = start_control(&state, &["--danger-dev-allow-any-sim-node", "--listen", &listen]);
     let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
     let node_state = dir.path().join("node");
     let start_node = |join: Option<&str>| {
@@ -313,7 +321,7 @@ fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_draine
     wait_for("the ticker to restart offline", Duration::from_secs(30), || log_len(&log) > before + 5);
 
     // It comes back: the node reconnects and nothing healthy restarts.
-    let plane = start_control(&state, &["--listen", &listen]);
+    let plane = start_control(&state, &["--danger-dev-allow-any-sim-node", "--listen", &listen]);
     let ticker_of = |s: &serde_json::Value| {
         s["nodes"][0]["instances"].as_array().and_then(|a| a.iter().find(|i| i["workload"] == "ticker").cloned())
     };
@@ -340,4 +348,20 @@ fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_draine
     assert!(log_len(&log) <= stopped + 2, "the node stopped its instance");
     assert!(!cached.exists(), "and dropped its cached secrets");
     drop(node);
+}
+
+/// Fail closed: a control plane without a policy would admit anything, so it does not start
+/// unless told, by a name that says so, to admit any sim node.
+#[test]
+fn control_plane_refuses_to_start_without_a_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = common::output(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["control", "--listen", "127.0.0.1:0", "--state"])
+            .arg(dir.path().join("control")),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", texts(&out).1);
+    let stderr = texts(&out).1;
+    assert!(stderr.contains("--policy") && stderr.contains("--danger-dev-allow-any-sim-node"), "{stderr}");
+    assert!(!dir.path().join("control").join("address").exists(), "it never listened");
 }

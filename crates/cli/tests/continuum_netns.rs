@@ -211,8 +211,9 @@ impl World {
         args.extend(["--platform", "sim"]);
         args.extend(["--lost-after", LOST_AFTER, "--state", &state_arg]);
         let policy_arg = policy.map(|p| p.to_str().expect("utf-8").to_owned());
-        if let Some(p) = &policy_arg {
-            args.extend(["--policy", p.as_str()]);
+        match &policy_arg {
+            Some(p) => args.extend(["--policy", p.as_str()]),
+            None => args.push("--danger-dev-allow-any-sim-node"),
         }
         self.spawn("control", "cp", false, Path::new(env!("CARGO_BIN_EXE_lamina")), &args);
         wait_for("the control plane", Duration::from_secs(30), || state.join("address").exists());

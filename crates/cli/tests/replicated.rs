@@ -121,7 +121,15 @@ struct Replica {
 impl Replica {
     fn start(&self, etcd: &Etcd, key: &Path, log: &Path) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .args(["control", "-v", "--listen", &format!("127.0.0.1:{}", self.listen), "--lost-after", "10s"])
+            .args([
+                "control",
+                "-v",
+                "--danger-dev-allow-any-sim-node",
+                "--listen",
+                &format!("127.0.0.1:{}", self.listen),
+                "--lost-after",
+                "10s",
+            ])
             .arg("--state")
             .arg(&self.state)
             .args(["--store", &etcd.url()])

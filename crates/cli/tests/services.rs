@@ -106,10 +106,19 @@ fn self_attestation_verifies_with_the_guests_data_as_nonce() {
     assert!(stdout.contains(&module_hash), "the guest knows its module hash: {stdout}");
     let evidence = env.path("out/evidence.cbor");
     let nonce = hex::encode("session 42");
-    let verified = output(lamina().arg("verify").arg(&evidence).args(["--nonce", &nonce]));
+    let policy = env.path("sim.toml");
+    std::fs::write(&policy, "allow_sim = true\n").expect("policy");
+    let verified = output(lamina().arg("verify").arg(&evidence).args(["--nonce", &nonce]).arg("--policy").arg(&policy));
     assert_code(&verified, 0);
     assert!(texts(&verified).0.contains(&module_hash), "{}", texts(&verified).0);
-    let other = output(lamina().arg("verify").arg(&evidence).args(["--nonce", &hex::encode("session 43")]));
+    let other = output(
+        lamina()
+            .arg("verify")
+            .arg(&evidence)
+            .args(["--nonce", &hex::encode("session 43")])
+            .arg("--policy")
+            .arg(&policy),
+    );
     assert_code(&other, 1);
 }
 

@@ -31,15 +31,20 @@ fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
     let state = default_state(&args.state)?;
     let mut anchors = lamina_attest::TrustAnchors::default();
-    let policy = match &args.policy {
-        Some(path) => lamina_attest::Policy::load(path, &mut anchors).context("cannot use the policy")?,
-        None => {
+    let policy = match (&args.policy, args.danger_dev_allow_any_sim_node) {
+        (Some(path), _) => lamina_attest::Policy::load(path, &mut anchors).context("cannot use the policy")?,
+        (None, true) => {
             eprintln!(
-                "warning: no --policy: admitting sim nodes, which have NO hardware protection (development only)"
+                "lamina: DANGER: --danger-dev-allow-any-sim-node: no policy; admitting any node on the sim platform \
+                 (NO hardware protection: any module, any measurement, any sim key). For development only."
             );
             lamina_attest::Policy::parse("allow_sim = true\n", std::path::Path::new("."), &mut anchors)
                 .context("the development policy")?
         }
+        (None, false) => bail!(
+            "no --policy: the control plane admits only nodes whose evidence passes a policy; give one \
+             (see `lamina verify --policy`), or for development --danger-dev-allow-any-sim-node"
+        ),
     };
     let verifier = lamina_attest::Verifier::new(Some(policy), anchors);
     let store = match &args.store {

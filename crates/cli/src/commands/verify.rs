@@ -1,5 +1,6 @@
-//! `lamina verify`: appraise evidence of any kind, optionally against a policy, optionally
-//! signing an attestation result. Exit 0 accepted, 1 rejected, 2 usage error.
+//! `lamina verify`: appraise evidence of any kind against a policy, optionally signing an
+//! attestation result. Exit 0 accepted, 1 rejected, 2 usage error, 3 genuine but not accepted
+//! for want of a policy: nothing is accepted unappraised.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -13,11 +14,18 @@ use crate::cli::{EvidenceKind, Format, VerifyArgs};
 const ACCEPTED: i32 = 0;
 const REJECTED: i32 = 1;
 const USAGE: i32 = 2;
+const NO_POLICY: i32 = 3;
 
 pub(crate) fn verify(args: VerifyArgs) -> i32 {
     match appraise(&args) {
         Ok(a) => {
-            let code = if a.verified() { ACCEPTED } else { REJECTED };
+            let code = if a.verified() {
+                ACCEPTED
+            } else if only_the_policy_is_missing(&a) {
+                NO_POLICY
+            } else {
+                REJECTED
+            };
             match report(&args, &a) {
                 Ok(()) => code,
                 Err(e) => {
@@ -33,11 +41,19 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
     }
 }
 
+/// Genuine evidence appraised without a policy: every check passed but the one that asks for a
+/// policy.
+fn only_the_policy_is_missing(a: &Appraisal) -> bool {
+    let failed: Vec<&str> = a.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+    failed == [lamina_attest::NO_POLICY]
+}
+
 fn appraise(args: &VerifyArgs) -> anyhow::Result<Appraisal> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let mut anchors = TrustAnchors::default();
     let policy = match &args.policy {
         Some(path) => Some(Policy::load(path, &mut anchors).context("cannot use the policy")?),
+        None if args.danger_accept_any_measurement => Some(Policy::danger_any_measurement()),
         None => None,
     };
     let collateral = match &args.collateral {
@@ -239,19 +255,23 @@ fn report(args: &VerifyArgs, a: &Appraisal) -> anyhow::Result<()> {
             let report = Report { verified: a.verified(), appraisal: a, reasons: a.reasons(), claims };
             emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
         }
-        Format::Text => emit(&text_report(a, args.policy.is_some())),
+        Format::Text => emit(&text_report(a, args.danger_accept_any_measurement)),
     }
     Ok(())
 }
 
-fn text_report(a: &Appraisal, with_policy: bool) -> String {
+fn text_report(a: &Appraisal, any_measurement: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let platform = a.platform.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-    let verdict = match (a.verified(), with_policy) {
-        (true, true) => "ACCEPTED: genuine and allowed by the policy",
-        (true, false) => "GENUINE (no policy given: reference values not checked)",
-        (false, _) => "REJECTED",
+    let verdict = if a.verified() && any_measurement {
+        "ACCEPTED WITHOUT REFERENCE VALUES (--danger-accept-any-measurement): genuine, whatever it measures"
+    } else if a.verified() {
+        "ACCEPTED: genuine and allowed by the policy"
+    } else if only_the_policy_is_missing(a) {
+        "NOT ACCEPTED: no policy given (genuine so far as checked; pass --policy FILE)"
+    } else {
+        "REJECTED"
     };
     let _ = writeln!(out, "{verdict}");
     let _ = writeln!(out, "platform:    {platform}");
