@@ -258,6 +258,28 @@ impl Deployment {
     }
 }
 
+/// The prefix of the variables the runtime sets for an instance (`LAMINA_WORKLOAD`, …): a
+/// manifest may not set them, so a guest can rely on what they say.
+pub const RESERVED_ENV_PREFIX: &str = "LAMINA_";
+
+/// Checks one environment variable of a manifest: a name without `=` or NUL, not reserved, and
+/// a value without NUL.
+pub fn check_env(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("an empty variable name".into());
+    }
+    if key.contains('=') || key.contains('\0') {
+        return Err(format!("the variable name `{}` contains `=` or a NUL", key.escape_debug()));
+    }
+    if key.to_ascii_uppercase().starts_with(RESERVED_ENV_PREFIX) {
+        return Err(format!("`{key}`: names starting with {RESERVED_ENV_PREFIX} are the runtime's own"));
+    }
+    if value.contains('\0') {
+        return Err(format!("the value of `{key}` contains a NUL"));
+    }
+    Ok(())
+}
+
 fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestError> {
     let module_text = w.module.get_ref();
     let module = if module_text.starts_with("sha256:") {
@@ -283,9 +305,22 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
             return Err(r.error(s, "secrets", e));
         }
     }
+    let mut sealed_seen = std::collections::BTreeSet::new();
     for p in &w.sealed {
-        if !p.get_ref().starts_with('/') {
-            return Err(r.error(p, "sealed", format!("`{}` is not an absolute guest path such as /data", p.get_ref())));
+        let path = p.get_ref();
+        if !path.starts_with('/') {
+            return Err(r.error(p, "sealed", format!("`{path}` is not an absolute guest path such as /data")));
+        }
+        if path.split('/').any(|c| c == "." || c == "..") || path.contains('\0') {
+            return Err(r.error(p, "sealed", format!("`{path}` has a `.` or `..` component (or a NUL)")));
+        }
+        if !sealed_seen.insert(path.trim_end_matches('/')) {
+            return Err(r.error(p, "sealed", format!("`{path}` is listed twice")));
+        }
+    }
+    for (key, value) in &w.env {
+        if let Err(e) = check_env(key, value) {
+            return Err(r.error(&w.name, "env", e));
         }
     }
     for t in &w.topics {
@@ -399,6 +434,31 @@ min_memory = "1GiB"
     }
 
     #[test]
+    fn duplicate_sealed_paths_env_keys_with_equals_and_reserved_env_names_are_refused() {
+        let dup = GOOD.replace(r#"sealed = ["/data"]"#, r#"sealed = ["/data", "/data/"]"#);
+        assert!(error(&dup).contains("`/data/` is listed twice"), "{}", error(&dup));
+        let dots = GOOD.replace(r#"sealed = ["/data"]"#, r#"sealed = ["/data/../etc"]"#);
+        assert!(error(&dots).contains("`..`"), "{}", error(&dots));
+        let with_env = |env: &str| {
+            GOOD.replace(
+                "[workload.constraints]\nzones = [\"cloud\"]",
+                &format!("env = {env}\n[workload.constraints]\nzones = [\"cloud\"]"),
+            )
+        };
+        let ok = with_env(r#"{ MODE = "fast" }"#);
+        assert_eq!(
+            Deployment::parse(&ok).expect("valid").workloads[1].env.get("MODE").map(String::as_str),
+            Some("fast")
+        );
+        let equals = with_env(r#"{ "A=B" = "x" }"#);
+        assert!(error(&equals).contains("contains `=`"), "{}", error(&equals));
+        let spoof = with_env(r#"{ LAMINA_WORKLOAD = "someone-else" }"#);
+        assert!(error(&spoof).contains("the runtime's own"), "{}", error(&spoof));
+        let lower = with_env(r#"{ lamina_node = "x" }"#);
+        assert!(error(&lower).contains("the runtime's own"), "{}", error(&lower));
+    }
+
+    #[test]
     fn errors_name_the_line_the_workload_and_the_field() {
         let bad = GOOD.replace("replicas = 2", "replicas = 0");
         assert_eq!(error(&bad), "line 6: workload \"filter\": replicas: must be 1 to 1000, not 0");
@@ -407,6 +467,8 @@ min_memory = "1GiB"
             error(&bad),
             "line 12: workload \"filter\": constraints.platforms: `sev` is not a platform: use sim, tpm, sgx, tdx, snp or cca"
         );
+        let huge = GOOD.replace(r#"memory = "32MiB""#, r#"memory = "18446744073709551615TiB""#);
+        assert!(error(&huge).contains("too large"), "{}", error(&huge));
         let bad = GOOD.replace(r#"memory = "32MiB""#, r#"memory = "lots""#);
         assert!(
             error(&bad).starts_with("line 7: workload \"filter\": memory: `lots` is not a size"),

@@ -28,6 +28,6 @@ pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use hash::{ModuleHash, ParseHashError};
 pub use mount::{DirMount, ParseMountError};
 pub use profile::{ParseProfileError, Profile};
-pub use size::{ByteSize, ParseDurationError, ParseSizeError, parse_duration};
+pub use size::{ByteSize, MAX_DURATION, MAX_SIZE, ParseDurationError, ParseSizeError, parse_duration};
 pub use target::{ParseTargetError, Target};
 pub use token::{JoinToken, MAX_ADDRESS as MAX_CONTROL_ADDRESS, TokenError};

@@ -74,9 +74,23 @@ impl FromStr for ByteSize {
         if !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(err("it must start with a number"));
         }
-        trimmed.parse::<bytesize::ByteSize>().map(|b| ByteSize(b.as_u64())).map_err(|e| err(&e.to_string()))
+        let parsed = trimmed.parse::<bytesize::ByteSize>().map_err(|e| err(&e.to_string()))?.as_u64();
+        // The parser saturates what does not fit in 64 bits (`18446744073709551615TiB` comes
+        // back as u64::MAX): anything at or past MAX_SIZE is refused rather than clamped.
+        if parsed >= MAX_SIZE.0 {
+            return Err(err(&format!("it is too large (sizes go up to {})", MAX_SIZE)));
+        }
+        Ok(ByteSize(parsed))
     }
 }
+
+/// Sizes are below this: 1 EiB, far beyond any machine, and far from 64-bit overflow when
+/// sizes are added or multiplied by small counts.
+pub const MAX_SIZE: ByteSize = ByteSize(1 << 60);
+
+/// Durations are at most this: one year. Longer ones are surely mistakes, and near
+/// `u64::MAX` seconds they overflow an `Instant` (a panic when added to now).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A duration that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +109,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseDurationError> {
     if d.is_zero() {
         return Err(err("it must be longer than zero".into()));
     }
+    if d > MAX_DURATION {
+        return Err(err("it is longer than a year, the longest accepted".into()));
+    }
     Ok(d)
 }
 
@@ -102,6 +119,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseDurationError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn overflowing_sizes_and_durations_are_refused_not_clamped() {
+        let e = "18446744073709551615TiB".parse::<ByteSize>().expect_err("overflows");
+        assert!(e.to_string().contains("too large"), "{e}");
+        assert!("16EiB".parse::<ByteSize>().is_err());
+        assert_eq!("64MiB".parse::<ByteSize>(), Ok(ByteSize::mib(64)));
+        let e = parse_duration("18446744073709551615s").expect_err("overflows an Instant");
+        assert!(e.to_string().contains("longer than a year"), "{e}");
+        assert!(parse_duration("366days").is_err());
+        assert_eq!(parse_duration("365days"), Ok(MAX_DURATION));
+    }
 
     #[test]
     fn parses_binary_and_decimal_units() {
