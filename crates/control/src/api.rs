@@ -880,8 +880,9 @@ impl Control {
         format!("secrets/{name}.sealed")
     }
 
-    fn secrets_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
-        crate::release::derive(self.master.as_ref(), b"secrets at rest")
+    fn secrets_key(&self) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+        lamina_keys::derive(self.master.as_ref(), &lamina_keys::Purpose::SecretsAtRest)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// A secret's value, decrypted.
@@ -892,7 +893,7 @@ impl Control {
                 format!("secret `{name}` is not set; set it with `lamina secret set {name} FILE`"),
             )
         })?;
-        crate::release::decrypt_at_rest(&self.secrets_key(), name.as_bytes(), &sealed).map_err(|_| {
+        crate::release::decrypt_at_rest(&*self.secrets_key()?, name.as_bytes(), &sealed).map_err(|_| {
             ApiError::internal(format!(
                 "secret `{name}` does not open with this control plane's key (its platform's sealing root changed?)"
             ))
@@ -900,8 +901,9 @@ impl Control {
     }
 
     /// The key of `topic` at `epoch`: only the control plane can derive it (from its root).
-    fn topic_key(&self, epoch: u32, topic: &str) -> zeroize::Zeroizing<[u8; 32]> {
-        crate::release::derive(self.master.as_ref(), format!("topic key {epoch} {topic}").as_bytes())
+    fn topic_key(&self, epoch: u32, topic: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+        lamina_keys::derive(self.master.as_ref(), &lamina_keys::Purpose::TopicKey { epoch, topic })
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// A node that still passes the policy (a node that no longer does gets nothing).
@@ -950,8 +952,9 @@ impl Control {
     }
 
     /// The sealing root of a workload's volumes, for nodes whose platform has none.
-    fn sealing_root(&self, workload: &str) -> zeroize::Zeroizing<[u8; 32]> {
-        crate::release::derive(self.master.as_ref(), format!("sealing root {workload}").as_bytes())
+    fn sealing_root(&self, workload: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+        lamina_keys::derive(self.master.as_ref(), &lamina_keys::Purpose::WorkloadSealingRoot { workload })
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 }
 
@@ -968,7 +971,7 @@ async fn set_secret(
     let c = lock(&c);
     c.admin(&headers)?;
     check_secret_name(&name)?;
-    let sealed = crate::release::encrypt_at_rest(&c.secrets_key(), name.as_bytes(), &body)
+    let sealed = crate::release::encrypt_at_rest(&*c.secrets_key()?, name.as_bytes(), &body)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     c.store.write(&[(&Control::secret_name(&name), &sealed)], &[])?;
     tracing::info!(secret = %name, "secret set");
@@ -1048,7 +1051,7 @@ fn release_once(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "the evidence binds no instance key to encrypt to"));
     };
     let mut bundle = crate::release::Bundle {
-        sealing_root: hex::encode(*c.sealing_root(&req.workload)),
+        sealing_root: hex::encode(*c.sealing_root(&req.workload)?),
         ..crate::release::Bundle::default()
     };
     use base64::Engine as _;
@@ -1140,7 +1143,7 @@ fn topic_keys_once(
                 ),
             ));
         }
-        bundle.topics.insert(topic.clone(), hex::encode(*c.topic_key(TOPIC_EPOCH, topic)));
+        bundle.topics.insert(topic.clone(), hex::encode(*c.topic_key(TOPIC_EPOCH, topic)?));
     }
     let lamina_types::ModuleRef::Hash(module) = spec.module else {
         return Err(ApiError::internal("an assignment names a module by path"));

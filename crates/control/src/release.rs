@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use lamina_types::ModuleHash;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::hkdf::{HKDF_SHA256, KeyType, Salt};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -106,21 +105,8 @@ pub enum ReleaseError {
     Malformed,
 }
 
-struct Len32;
-
-impl KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
 fn aead_key(shared: &[u8], salt: &[u8], module: &ModuleHash) -> Result<LessSafeKey, ReleaseError> {
-    let info = [INFO, module.as_bytes()];
-    let prk = Salt::new(HKDF_SHA256, salt).extract(shared);
-    let okm = prk.expand(&info, Len32).map_err(|_| ReleaseError::Key)?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    okm.fill(key.as_mut()).map_err(|_| ReleaseError::Key)?;
-    Ok(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key.as_ref()).map_err(|_| ReleaseError::Key)?))
+    lamina_keys::Prk::extract(salt, shared).expand_aead(&[INFO, module.as_bytes()]).map_err(|_| ReleaseError::Key)
 }
 
 /// Encrypts `bundle` to the instance key `spki` (SubjectPublicKeyInfo, DER).
@@ -202,16 +188,6 @@ pub fn decrypt_at_rest(key: &[u8; 32], context: &[u8], sealed: &[u8]) -> Result<
     Ok(data)
 }
 
-/// Derives a 32-byte key from a root for one purpose.
-pub fn derive(root: &[u8], label: &[u8]) -> Zeroizing<[u8; 32]> {
-    let prk = Salt::new(HKDF_SHA256, b"lamina").extract(root);
-    let mut out = Zeroizing::new([0u8; 32]);
-    if let Ok(okm) = prk.expand(&[label], Len32) {
-        let _ = okm.fill(out.as_mut());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +227,5 @@ mod tests {
         assert!(decrypt_at_rest(&[2; 32], b"ctx", &sealed).is_err());
         assert!(decrypt_at_rest(&[1; 32], b"other", &sealed).is_err());
         assert!(decrypt_at_rest(&[1; 32], b"ctx", &sealed[..10]).is_err());
-        assert_ne!(*derive(b"root", b"a"), *derive(b"root", b"b"));
     }
 }

@@ -254,7 +254,9 @@ fn master_key(platform: &dyn Platform, store: &Store) -> Result<zeroize::Zeroizi
     }
     let dir = store.dir();
     match platform.sealing_root() {
-        Ok(root) => Ok(crate::release::derive(root.0.as_ref(), b"lamina control master")),
+        Ok(root) => lamina_keys::derive(root.0.as_ref(), &lamina_keys::Purpose::ControlMaster).map_err(|e| {
+            StoreError::Damaged { path: "the platform's sealing root".into(), reason: e.to_string() }.into()
+        }),
         Err(e) => {
             tracing::warn!("the platform has no sealing ({e}); secrets at rest are protected by master.key only");
             let path = dir.join("master.key");

@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 
 use lamina_host_messaging::{Broker, Inbox, MAX_PAYLOAD, Message, MessagingError, Pattern};
 use rand_core::RngCore as _;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::hkdf::{HKDF_SHA256, Salt};
+use ring::aead::{Aad, LessSafeKey, Nonce};
 use zeroize::Zeroizing;
 
 use envelope::SESSION;
@@ -77,12 +76,10 @@ impl TopicKey {
     }
 
     /// The AES-256-GCM key of one publisher session.
-    fn message_key(&self, session: &[u8; SESSION]) -> LessSafeKey {
-        let prk = Salt::new(HKDF_SHA256, session).extract(self.key.as_ref());
-        let okm = prk
-            .expand(&[INFO], &AES_256_GCM)
-            .unwrap_or_else(|_| unreachable!("32 bytes is within HKDF-SHA256's output limit"));
-        LessSafeKey::new(UnboundKey::from(okm))
+    fn message_key(&self, session: &[u8; SESSION]) -> Result<LessSafeKey, MessagingError> {
+        lamina_keys::Prk::extract(session, self.key.as_ref())
+            .expand_aead(&[INFO])
+            .map_err(|e| MessagingError::Unavailable(e.to_string()))
     }
 }
 
@@ -165,7 +162,7 @@ impl Sealed {
         {
             return Ok((*epoch, k.clone()));
         }
-        let k = Arc::new(key.message_key(&self.session));
+        let k = Arc::new(key.message_key(&self.session)?);
         keys.insert(topic.to_owned(), (key.epoch, k.clone()));
         Ok((key.epoch, k))
     }
@@ -261,8 +258,8 @@ impl SealedInbox {
                 self.message_keys.clear();
                 self.cached = 0;
             }
-            let previous =
-                self.message_keys.entry(topic.clone()).or_default().insert(session, (epoch, key.message_key(&session)));
+            let message_key = key.message_key(&session).map_err(|e| e.to_string())?;
+            let previous = self.message_keys.entry(topic.clone()).or_default().insert(session, (epoch, message_key));
             if previous.is_none() {
                 self.cached += 1;
             }

@@ -170,7 +170,10 @@ fn sealed_at(topic: &str, sent_at: u64) -> Message {
     let mut body = envelope::encode_body(None, &[], b"hello").expect("body");
     let mut data = envelope::header(key.epoch(), "p/0@n", &session, 1, sent_at);
     let aad = [data.as_slice(), topic.as_bytes()].concat();
-    key.message_key(&session).seal_in_place_append_tag(nonce(1), Aad::from(&aad), &mut body).expect("seals");
+    key.message_key(&session)
+        .expect("a message key")
+        .seal_in_place_append_tag(nonce(1), Aad::from(&aad), &mut body)
+        .expect("seals");
     data.extend_from_slice(&body);
     Message { topic: topic.into(), data, ..Message::default() }
 }

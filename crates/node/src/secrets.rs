@@ -19,8 +19,9 @@ pub(crate) fn cache_path(state: &std::path::Path, workload: &str, replica: u32) 
 }
 
 /// The key of the cache: from the node platform's sealing root, per workload and module.
-fn cache_key(platform: &dyn Platform) -> Result<Zeroizing<[u8; 32]>, TeeError> {
-    Ok(release::derive(platform.sealing_root()?.0.as_ref(), b"lamina node secret cache"))
+fn cache_key(platform: &dyn Platform) -> Result<Zeroizing<[u8; 32]>, String> {
+    let root = platform.sealing_root().map_err(|e| e.to_string())?;
+    lamina_keys::derive(root.0.as_ref(), &lamina_keys::Purpose::NodeSecretCache).map_err(|e| e.to_string())
 }
 
 fn context(a: &Assignment, module: &ModuleHash) -> Vec<u8> {
@@ -28,8 +29,10 @@ fn context(a: &Assignment, module: &ModuleHash) -> Vec<u8> {
 }
 
 /// The instance's bundle and the key it attested with: released by the control plane, or,
-/// when it cannot be reached, the cached copy (and no key). A refusal (the node or instance no
-/// longer passes) removes the cached copy.
+/// when it cannot be had now (out of reach, overloaded, an answer that makes no sense), the
+/// cached copy (and no key). Only an explicit refusal from the pinned control plane (the node
+/// or the instance no longer passes, the workload is gone) removes the cached copy: a flood that
+/// overloads the control plane, or a transport error, never destroys the offline fallback.
 pub(crate) fn bundle(
     client: &ControlClient,
     node: &str,
@@ -44,22 +47,33 @@ pub(crate) fn bundle(
             save(&path, platform, a, module, &bundle);
             Ok((bundle, Some(key)))
         }
-        Err(AgentError::Control(ClientError::Unreachable { url, reason })) => {
-            let cached = load(&path, platform, a, module).ok_or_else(|| {
-                AgentError::Control(ClientError::Unreachable { url: url.clone(), reason: reason.clone() })
-            })?;
+        Err(e) if is_refusal(&e) => {
+            tracing::warn!(
+                "{}/{}: the control plane refuses the release ({e}); removing the cached secrets",
+                a.placement.workload,
+                a.placement.replica
+            );
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+        Err(e) => {
+            let cached = load(&path, platform, a, module).ok_or(e)?;
             tracing::info!(
-                "{}/{}: the control plane is out of reach; using the cached sealed secrets",
+                "{}/{}: the secrets cannot be had from the control plane now; using the cached sealed secrets",
                 a.placement.workload,
                 a.placement.replica
             );
             Ok((cached, None))
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            Err(e)
-        }
     }
+}
+
+/// Whether an error is the control plane's explicit refusal to release: an answer over the
+/// pinned TLS connection that the node's credentials (401), its standing or the instance's
+/// (403), or the workload itself (404, 410) are no longer good. Overload (429, 503), server
+/// errors and transport errors are not refusals.
+fn is_refusal(e: &AgentError) -> bool {
+    matches!(e, AgentError::Control(ClientError::Refused { status: 401 | 403 | 404 | 410, .. }))
 }
 
 /// Attests the instance (its module, a fresh key) over the control plane's challenge and opens
@@ -158,5 +172,29 @@ impl Platform for ReleasedRoot<'_> {
 
     fn open_counter(&self, id: &CounterId) -> Result<Box<dyn MonotonicCounter>, TeeError> {
         self.inner.open_counter(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16) -> AgentError {
+        AgentError::Control(ClientError::Refused { status, message: "x".into() })
+    }
+
+    #[test]
+    fn only_an_explicit_refusal_removes_cached_secrets_not_a_flood_or_a_transport_error() {
+        for status in [401, 403, 404, 410] {
+            assert!(is_refusal(&refused(status)), "{status}");
+        }
+        // What a challenge flood or a restarting control plane answers: keep the fallback.
+        for status in [429, 500, 502, 503, 504] {
+            assert!(!is_refusal(&refused(status)), "{status}");
+        }
+        let unreachable = AgentError::Control(ClientError::Unreachable { url: "u".into(), reason: "r".into() });
+        assert!(!is_refusal(&unreachable));
+        assert!(!is_refusal(&AgentError::Control(ClientError::Malformed("x".into()))));
+        assert!(!is_refusal(&AgentError::Protocol("no challenge nonce".into())));
     }
 }

@@ -101,6 +101,9 @@ pub enum SealError {
     /// The platform failed (counter, sealing root).
     #[error(transparent)]
     Platform(#[from] lamina_tee::TeeError),
+    /// A key could not be derived (HKDF refused; never turned into a key).
+    #[error(transparent)]
+    Key(#[from] lamina_keys::KeyError),
     /// The host filesystem failed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

@@ -6,9 +6,10 @@
 //! platform; the same workload on another platform (another TPM, another sim state directory)
 //! gets unrelated keys too.
 
+use lamina_keys::{KeyError, Prk};
 use lamina_tee::SealingRoot;
 use lamina_types::ModuleHash;
-use ring::{aead, hkdf, hmac};
+use ring::{aead, hmac};
 
 /// What a sealed volume is bound to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,15 +54,6 @@ impl std::fmt::Display for SealTo {
     }
 }
 
-/// Bytes of key material of a given length, for HKDF outputs that are not ring key types.
-struct Len(usize);
-
-impl hkdf::KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
-    }
-}
-
 /// The keys of one volume.
 pub(crate) struct VolumeKeys {
     /// Encrypts the manifest.
@@ -69,45 +61,29 @@ pub(crate) struct VolumeKeys {
     /// Authenticates the header.
     pub(crate) header: hmac::Key,
     /// Derives per-file keys.
-    files: hkdf::Prk,
+    files: Prk,
 }
 
 const SALT: &[u8] = b"lamina-seal-v1";
 
 impl VolumeKeys {
-    /// Derives a volume's keys from the platform's sealing root.
-    pub(crate) fn derive(root: &SealingRoot, seal_to: &SealTo, volume_id: &[u8; 16]) -> Self {
+    /// Derives a volume's keys from the platform's sealing root (through `lamina-keys`).
+    pub(crate) fn derive(root: &SealingRoot, seal_to: &SealTo, volume_id: &[u8; 16]) -> Result<Self, KeyError> {
         let identity = seal_to.identity();
-        let policy = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&root.0[..]);
-        let mut policy_key = zeroize::Zeroizing::new([0u8; 32]);
-        expand(&policy, &[b"policy", &[seal_to.kind()], &identity], Len(32), &mut policy_key[..]);
-        let volume = hkdf::Salt::new(hkdf::HKDF_SHA256, volume_id).extract(&policy_key[..]);
-        let manifest = aead_key(&volume, &[b"manifest"]);
-        let header = hmac::Key::from(okm(&volume, &[b"header"], hmac::HMAC_SHA256));
-        let files = hkdf::Prk::from(okm(&volume, &[b"files"], hkdf::HKDF_SHA256));
-        Self { manifest, header, files }
+        let policy = Prk::extract(SALT, &root.0[..]);
+        let policy_key = policy.expand_key(&[b"policy", &[seal_to.kind()], &identity])?;
+        let volume = Prk::extract(volume_id, &policy_key[..]);
+        Ok(Self {
+            manifest: volume.expand_aead(&[b"manifest"])?,
+            header: volume.expand_hmac(&[b"header"])?,
+            files: volume.expand_prk(&[b"files"])?,
+        })
     }
 
     /// The key of one file's chunks.
-    pub(crate) fn file(&self, id: &[u8; 16]) -> aead::LessSafeKey {
-        aead_key(&self.files, &[b"file", id])
+    pub(crate) fn file(&self, id: &[u8; 16]) -> Result<aead::LessSafeKey, KeyError> {
+        self.files.expand_aead(&[b"file", id])
     }
-}
-
-fn okm<'a, L: hkdf::KeyType>(prk: &'a hkdf::Prk, info: &'a [&'a [u8]], len: L) -> hkdf::Okm<'a, L> {
-    // Invariant: every output here is at most 32 bytes, far below HKDF-SHA256's 255 × 32 limit,
-    // which is the only way `expand` fails.
-    #[allow(clippy::expect_used, reason = "outputs are 32 bytes, within HKDF's limit")]
-    prk.expand(info, len).expect("HKDF output within limits")
-}
-
-fn expand(prk: &hkdf::Prk, info: &[&[u8]], len: Len, out: &mut [u8]) {
-    #[allow(clippy::expect_used, reason = "the output buffer has the length requested")]
-    okm(prk, info, len).fill(out).expect("HKDF fill of the requested length");
-}
-
-fn aead_key(prk: &hkdf::Prk, info: &[&[u8]]) -> aead::LessSafeKey {
-    aead::LessSafeKey::new(aead::UnboundKey::from(okm(prk, info, &aead::AES_256_GCM)))
 }
 
 #[cfg(test)]
@@ -128,16 +104,28 @@ mod tests {
     #[test]
     fn keys_depend_on_root_identity_and_volume() {
         let module = SealTo::Module(ModuleHash::of(b"a"));
-        let base = seal(&VolumeKeys::derive(&root(1), &module, &[0; 16]).manifest);
-        assert_eq!(base, seal(&VolumeKeys::derive(&root(1), &module, &[0; 16]).manifest));
-        assert_ne!(base, seal(&VolumeKeys::derive(&root(2), &module, &[0; 16]).manifest));
-        assert_ne!(base, seal(&VolumeKeys::derive(&root(1), &SealTo::Module(ModuleHash::of(b"b")), &[0; 16]).manifest));
-        assert_ne!(base, seal(&VolumeKeys::derive(&root(1), &module, &[1; 16]).manifest));
+        let base = seal(&VolumeKeys::derive(&root(1), &module, &[0; 16]).expect("derives").manifest);
+        assert_eq!(base, seal(&VolumeKeys::derive(&root(1), &module, &[0; 16]).expect("derives").manifest));
+        assert_ne!(base, seal(&VolumeKeys::derive(&root(2), &module, &[0; 16]).expect("derives").manifest));
+        assert_ne!(
+            base,
+            seal(
+                &VolumeKeys::derive(&root(1), &SealTo::Module(ModuleHash::of(b"b")), &[0; 16])
+                    .expect("derives")
+                    .manifest
+            )
+        );
+        assert_ne!(base, seal(&VolumeKeys::derive(&root(1), &module, &[1; 16]).expect("derives").manifest));
         let signer = SealTo::Signer(*ModuleHash::of(b"a").as_bytes());
-        assert_ne!(base, seal(&VolumeKeys::derive(&root(1), &signer, &[0; 16]).manifest), "policy kind is bound");
-        let keys = VolumeKeys::derive(&root(1), &module, &[0; 16]);
-        assert_ne!(seal(&keys.file(&[1; 16])), seal(&keys.file(&[2; 16])));
-        assert_ne!(seal(&keys.file(&[1; 16])), base);
+        assert_ne!(
+            base,
+            seal(&VolumeKeys::derive(&root(1), &signer, &[0; 16]).expect("derives").manifest),
+            "policy kind is bound"
+        );
+        let keys = VolumeKeys::derive(&root(1), &module, &[0; 16]).expect("derives");
+        let file = |id: u8| keys.file(&[id; 16]).expect("derives");
+        assert_ne!(seal(&file(1)), seal(&file(2)));
+        assert_ne!(seal(&file(1)), base);
     }
 
     #[test]
