@@ -105,6 +105,8 @@ pub struct Agent {
     artifact_key: p256::ecdsa::VerifyingKey,
     instances: BTreeMap<(String, u32), Running>,
     desired: DesiredState,
+    /// The newest generation seen, sealed: an older desired state is refused.
+    floor: crate::floor::GenerationFloor,
     attested: Option<Instant>,
     /// How much of each instance's log file the control plane has.
     shipped: BTreeMap<(String, u32), u64>,
@@ -143,7 +145,18 @@ impl Agent {
             .map_err(|e| AgentError::State(format!("the saved artifact key: {e}")))?;
         let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(options.profile))
             .map_err(|e| AgentError::State(format!("cannot start the engine: {e}")))?;
-        let desired = load_desired(&options.state, &artifact_key, &identity.name);
+        let floor = crate::floor::GenerationFloor::open(&options.state, platform.as_ref())
+            .map_err(|e| AgentError::State(format!("the node's sealed state in {}: {e}", options.state.display())))?;
+        let mut desired = load_desired(&options.state, &artifact_key, &identity.name);
+        if desired.generation < floor.get() {
+            tracing::error!(
+                "the saved desired state is of generation {}, older than generation {} this node has seen (was it \
+                 rolled back?): running nothing until the control plane answers",
+                desired.generation,
+                floor.get()
+            );
+            desired = DesiredState::default();
+        }
         let seal_stats: Arc<lamina_messaging_seal::Stats> = Arc::default();
         let metrics: Arc<crate::metrics::NodeMetrics> = Arc::default();
         let endpoint = match options.metrics {
@@ -165,6 +178,7 @@ impl Agent {
             artifact_key,
             instances: BTreeMap::new(),
             desired,
+            floor,
             attested: None,
             shipped: BTreeMap::new(),
             nats: std::sync::Mutex::new(None),
@@ -294,6 +308,14 @@ impl Agent {
     /// Takes a desired state the control plane signed, if it differs from the current one;
     /// says whether it did.
     fn apply(&mut self, signed: &SignedDesired, desired: DesiredState) -> bool {
+        if desired.generation < self.floor.get() {
+            tracing::error!(
+                "refusing a desired state of generation {}: this node has seen generation {}",
+                desired.generation,
+                self.floor.get()
+            );
+            return false;
+        }
         if desired.generation == self.desired.generation
             && desired.assignments == self.desired.assignments
             && desired.messaging == self.desired.messaging
@@ -303,6 +325,9 @@ impl Agent {
         tracing::info!(generation = desired.generation, "new desired state: {} instances", desired.assignments.len());
         self.desired = desired;
         self.save_desired(signed);
+        if let Err(e) = self.floor.raise(self.desired.generation) {
+            tracing::warn!("cannot record generation {} in the node's sealed state: {e}", self.desired.generation);
+        }
         // Keys of instances no longer here are forgotten.
         let here: BTreeSet<(String, u32)> =
             self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod floor;
 mod identity;
 mod metrics;
 mod secrets;

@@ -267,7 +267,7 @@ impl Volume {
             platform: platform_name.to_owned(),
             counter: counter_id,
         };
-        let keys = VolumeKeys::derive(root, &options.seal_to, &volume_id);
+        let keys = VolumeKeys::derive(root, &options.seal_to, &volume_id)?;
         let objects = dir.join(OBJECTS);
         std::fs::create_dir_all(&objects).map_err(io("create", &objects))?;
         // The header is written last, via a temporary name: a crash before leaves an
@@ -350,7 +350,7 @@ impl Volume {
                 what: format!("on the {} platform, and this run uses {platform_name}", header.platform),
             });
         }
-        let keys = VolumeKeys::derive(root, &sealed_to, &header.volume_id);
+        let keys = VolumeKeys::derive(root, &sealed_to, &header.volume_id)?;
         if !header.verify(&mac, &keys.header) {
             return Err(SealError::WrongPlatform {
                 dir: dir.into(),
@@ -450,7 +450,7 @@ impl Volume {
                             mtime: entry.mtime,
                             chunks,
                             committed,
-                            key: self.keys.file(&id),
+                            key: self.keys.file(&id)?,
                             host: None,
                             cache: None,
                             pending: false,
@@ -615,7 +615,7 @@ impl Volume {
                     mtime: now(),
                     chunks: Vec::new(),
                     committed: Vec::new(),
-                    key: self.keys.file(&id),
+                    key: self.keys.file(&id)?,
                     host: None,
                     cache: None,
                     pending: false,
@@ -1351,11 +1351,16 @@ fn host_file<'a>(dir: &Path, id: &FileId, slot: &'a mut Option<File>, create: bo
 
 fn lock(dir: &Path, path: &Path) -> Result<File, SealError> {
     let file = File::open(path).map_err(io("open", path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(SealError::InUse { dir: dir.into() }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io("lock", path)(e)),
+    // A lock held for a moment is not "in use": a process forking a child (which holds a copy
+    // of every descriptor until it execs) keeps a just-released lock for a few milliseconds.
+    for _ in 0..50 {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", path)(e)),
+        }
     }
+    Err(SealError::InUse { dir: dir.into() })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SealError> {
