@@ -449,6 +449,20 @@ pub fn router(control: Shared) -> Router {
         .with_state(control)
 }
 
+/// The operator, proved by the admin token: an extractor that runs before a handler's body is
+/// read, so an unauthenticated request is refused (401) having cost its headers only, however
+/// large the body it announces.
+struct Admin;
+
+impl axum::extract::FromRequestParts<Shared> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &Shared) -> Result<Self, ApiError> {
+        lock(state).admin(&parts.headers)?;
+        Ok(Admin)
+    }
+}
+
 async fn health(State(c): State<Shared>) -> Json<serde_json::Value> {
     let c = lock(&c);
     Json(serde_json::json!({
@@ -482,12 +496,11 @@ struct TokenRequest {
 }
 
 async fn create_token(
+    _: Admin,
     State(c): State<Shared>,
-    headers: HeaderMap,
     Json(req): Json<TokenRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
-    c.admin(&headers)?;
     let ttl = req.ttl_secs.unwrap_or(3600).clamp(60, 7 * 86_400);
     let (address, fingerprint) = (c.address.clone(), c.fingerprint);
     let token = c.tokens.issue(&address, fingerprint, random32(), now(), ttl);
@@ -496,12 +509,11 @@ async fn create_token(
 }
 
 async fn upload_module(
+    _: Admin,
     State(c): State<Shared>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     let c = lock(&c);
-    c.admin(&headers)?;
     if !body.starts_with(b"\0asm") {
         return Err(ApiError::bad("the body is not a WebAssembly binary"));
     }
@@ -514,12 +526,11 @@ async fn upload_module(
 }
 
 async fn deploy(
+    _: Admin,
     State(c): State<Shared>,
-    headers: HeaderMap,
     Json(deployment): Json<Deployment>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut c = lock(&c);
-    c.admin(&headers)?;
     for w in &deployment.workloads {
         lamina_types::deploy::check_name(&w.name).map_err(ApiError::bad)?;
         match &w.module {
@@ -963,13 +974,12 @@ fn check_secret_name(name: &str) -> Result<(), ApiError> {
 }
 
 async fn set_secret(
+    _: Admin,
     State(c): State<Shared>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     let c = lock(&c);
-    c.admin(&headers)?;
     check_secret_name(&name)?;
     let sealed = crate::release::encrypt_at_rest(&*c.secrets_key()?, name.as_bytes(), &body)
         .map_err(|e| ApiError::internal(e.to_string()))?;
