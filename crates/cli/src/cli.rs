@@ -183,7 +183,7 @@ pub(crate) struct ControlArgs {
 
     /// The policy nodes' evidence must pass (TOML; see `lamina verify --policy`). Required,
     /// unless --danger-dev-allow-any-sim-node.
-    #[arg(long, value_name = "FILE", required_unless_present = "danger_dev_allow_any_sim_node")]
+    #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
 
     /// DANGER, development only: run without a policy and admit any node on the sim platform,

@@ -41,10 +41,13 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
             lamina_attest::Policy::parse("allow_sim = true\n", std::path::Path::new("."), &mut anchors)
                 .context("the development policy")?
         }
-        (None, false) => bail!(
-            "no --policy: the control plane admits only nodes whose evidence passes a policy; give one \
-             (see `lamina verify --policy`), or for development --danger-dev-allow-any-sim-node"
-        ),
+        (None, false) => {
+            eprintln!(
+                "lamina: error: no --policy: the control plane admits only nodes whose evidence passes a policy; \
+                 give one (see `lamina verify --policy`), or for development --danger-dev-allow-any-sim-node"
+            );
+            return Ok(crate::exit::USAGE);
+        }
     };
     let verifier = lamina_attest::Verifier::new(Some(policy), anchors);
     let store = match &args.store {
