@@ -82,7 +82,7 @@ fi
 
 ip netns exec "$CP" nats-server -a 10.78.0.1 -p 4222 >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
-ip netns exec "$CP" "$LAMINA" control --listen 10.78.0.1:7443 --public-address https://control.lamina.test:7443 \
+ip netns exec "$CP" "$LAMINA" control --danger-dev-allow-any-sim-node --listen 10.78.0.1:7443 --public-address https://control.lamina.test:7443 \
     --nats nats://control.lamina.test:4222 --platform sim --state "$WORK/cp" 2>"$WORK/control.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -f "$WORK/cp/address" ] && break; sleep 0.1; done

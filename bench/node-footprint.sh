@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$FULL" control --listen 127.0.0.1:0 --platform sim --state "$WORK/control" >/dev/null 2>"$WORK/control.log" &
+"$FULL" control --danger-dev-allow-any-sim-node --listen 127.0.0.1:0 --platform sim --state "$WORK/control" >/dev/null 2>"$WORK/control.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -f "$WORK/control/address" ] && break; sleep 0.1; done
 [ -f "$WORK/control/address" ] || { cat "$WORK/control.log"; exit 1; }
