@@ -180,21 +180,27 @@ pub(crate) enum LoadedCode {
     Component(wasmtime::component::Component),
 }
 
+/// A header for the unit tests of this crate: module `module`, aarch64, edge profile.
+#[cfg(test)]
+pub(crate) fn test_header(module: &[u8]) -> ArtifactHeader {
+    ArtifactHeader {
+        module_hash: ModuleHash::of(module),
+        kind: ProgramKind::Module,
+        target: Target::Aarch64Linux,
+        engine: "wasmtime 0".into(),
+        profile: Profile::Edge,
+        fuel: false,
+        code_sha256: String::new(),
+        code_len: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn header() -> ArtifactHeader {
-        ArtifactHeader {
-            module_hash: ModuleHash::of(b"m"),
-            kind: ProgramKind::Module,
-            target: Target::Aarch64Linux,
-            engine: "wasmtime 0".into(),
-            profile: Profile::Edge,
-            fuel: false,
-            code_sha256: String::new(),
-            code_len: 0,
-        }
+        test_header(b"m")
     }
 
     #[test]

@@ -113,22 +113,11 @@ impl<'a> TrustedCode<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::{ProgramKind, encode};
-    use lamina_types::{Profile, Target};
+    use crate::artifact::encode;
     use p256::ecdsa::SigningKey;
 
     fn artifact(module: &[u8]) -> Vec<u8> {
-        let header = ArtifactHeader {
-            module_hash: ModuleHash::of(module),
-            kind: ProgramKind::Module,
-            target: Target::Aarch64Linux,
-            engine: "wasmtime 0".into(),
-            profile: Profile::Edge,
-            fuel: false,
-            code_sha256: String::new(),
-            code_len: 0,
-        };
-        encode(header, b"compiled code")
+        encode(crate::artifact::test_header(module), b"compiled code")
     }
 
     #[test]

@@ -73,22 +73,12 @@ pub fn verify<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::{ArtifactHeader, ProgramKind, encode};
-    use lamina_types::{ModuleHash, Profile, Target};
+    use crate::artifact::encode;
+    use lamina_types::Target;
     use proptest::prelude::*;
 
     fn artifact() -> Vec<u8> {
-        let header = ArtifactHeader {
-            module_hash: ModuleHash::of(b"m"),
-            kind: ProgramKind::Module,
-            target: Target::Aarch64Linux,
-            engine: "wasmtime 0".into(),
-            profile: Profile::Edge,
-            fuel: false,
-            code_sha256: String::new(),
-            code_len: 0,
-        };
-        encode(header, b"compiled code")
+        encode(crate::artifact::test_header(b"m"), b"compiled code")
     }
 
     fn key(seed: u8) -> SigningKey {
