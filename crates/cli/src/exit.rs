@@ -8,4 +8,5 @@ pub(crate) const FAILURE: i32 = 125;
 /// The guest trapped: unreachable, out of bounds, out of memory, stack overflow.
 pub(crate) const TRAPPED: i32 = 134;
 /// The command line is malformed or lacks what the command needs (as clap exits).
+#[cfg(feature = "control")]
 pub(crate) const USAGE: i32 = 2;

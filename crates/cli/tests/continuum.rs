@@ -307,6 +307,8 @@ fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_draine
     let bytes = std::fs::read(&cached).expect("the secrets are cached, sealed");
     assert!(!bytes.windows(6).any(|w| w == b"s3cr3t"));
     assert!(!std::fs::read_to_string(node_state.join("node/desired.json")).expect("desired").contains("s3cr3t"));
+    // Kept for the rollback attack at the end: a signed desired state that assigns the ticker.
+    let old_desired = std::fs::read(node_state.join("node/desired.json")).expect("desired");
 
     // The control plane goes away: the instances keep running; even a restarted node agent runs
     // them again from its signed copy of the desired state and its cached sealed secrets.
@@ -336,7 +338,7 @@ fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_draine
     // A stricter policy: the node's next evidence fails it, and the node is drained.
     let strict = dir.path().join("strict.toml");
     std::fs::write(&strict, "allow_sim = false\n").expect("write");
-    let _plane = start_control(&state, &["--listen", &listen, "--policy", strict.to_str().expect("utf-8")]);
+    let plane = start_control(&state, &["--listen", &listen, "--policy", strict.to_str().expect("utf-8")]);
     wait_for("the node to be untrusted", Duration::from_secs(30), || {
         status_json(&state)["nodes"][0]["state"]["state"] == "untrusted"
     });
@@ -347,6 +349,17 @@ fn a_node_keeps_running_without_the_control_plane_with_its_secrets_and_is_draine
     std::thread::sleep(Duration::from_secs(2));
     assert!(log_len(&log) <= stopped + 2, "the node stopped its instance");
     assert!(!cached.exists(), "and dropped its cached secrets");
+
+    // The attack: the drained node's desired state rolled back to the older signed copy that
+    // still assigns the ticker, and the node restarted while the control plane is away. The
+    // node has seen a newer generation (kept sealed), so it runs nothing.
+    drop(node);
+    drop(plane);
+    std::fs::write(node_state.join("node/desired.json"), &old_desired).expect("roll back");
+    let node = start_node(None);
+    let before = log_len(&log);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(log_len(&log) <= before, "the rolled-back desired state is refused: the undeployed ticker does not run");
     drop(node);
 }
 
