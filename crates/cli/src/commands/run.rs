@@ -42,6 +42,12 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     let options = EngineOptions { profile, target, fuel: args.fuel.is_some(), interruptible };
     let engine = Engine::new(options).context("cannot start the engine")?;
     let cache = cache(&args.cache, &args.platform);
+    if !args.trust_signers.is_empty() && !lamina_runtime::artifact::is_artifact(&bytes) {
+        bail!(
+            "--trust-signer runs only signed artifacts, and {} is not an artifact (make one with `lamina compile --sign`)",
+            args.file.display()
+        );
+    }
     let program = load(&engine, &args, &args.file, &bytes, cache.as_ref())?;
     if verbose > 0 {
         let cache_note = match program.cache_status() {
@@ -258,12 +264,6 @@ fn load(
 ) -> anyhow::Result<Program> {
     let loading = || format!("cannot load {}", file.display());
     if !lamina_runtime::artifact::is_artifact(bytes) {
-        if !args.trust_signers.is_empty() {
-            bail!(
-                "--trust-signer runs only signed artifacts, and {} is not an artifact (make one with `lamina compile --sign`)",
-                file.display()
-            );
-        }
         return engine.load(bytes, cache).with_context(loading);
     }
     let code = if !args.trust_signers.is_empty() {
