@@ -38,11 +38,11 @@ RUST_COMPONENTS=(rustfmt clippy)
 #   protobuf-compiler): the etcd client's gRPC bindings.
 # - iproute2 (ip, tc): the continuum test's network namespaces and shaped links; python3: the
 #   user-space link emulator (tests/netns/linkem.py) where the kernel has no `tc netem`, and
-#   the demo's port picker.
+#   the demo's port picker; procps (kill): the continuum test ends what is left in its namespaces.
 DEBIAN_PACKAGES=(gcc libc6-dev ca-certificates perl make gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user util-linux
     swtpm swtpm-tools libtss2-dev libssl-dev pkg-config clang
     wasi-libc llvm lld libclang-rt-dev-wasm32 nats-server iproute2
-    etcd-server etcd-client protobuf-compiler libprotobuf-dev python3)
+    etcd-server etcd-client protobuf-compiler libprotobuf-dev python3 procps)
 
 setup_rust() {
     local installed missing=()
@@ -242,6 +242,14 @@ check_python() {
     [ "$(python3 -c 'import socket, selectors; print(1 + 1)')" = 2 ]
 }
 
+check_kill() {
+    # The program, not bash's builtin: tests run it as a command.
+    sleep 30 &
+    local pid=$!
+    env kill -9 "$pid"
+    ! wait "$pid" 2>/dev/null
+}
+
 # Network namespaces: what crates/cli/tests/continuum_netns.rs makes. It needs root; without
 # `tc netem` in the kernel the test shapes its edge links with tests/netns/linkem.py instead.
 check_netns() {
@@ -276,6 +284,7 @@ check() {
     run_check "nats-server starts on loopback and greets" "nats-server" check_nats
     run_check "etcd starts on loopback and etcdctl stores and reads a key" "etcd-server etcd-client" check_etcd
     run_check "python3 runs" "python3" check_python
+    run_check "the kill program ends a process" "procps" check_kill
     run_check "ip netns makes a namespace with a veth pair" "iproute2 (and root)" check_netns
     [ ! -f "$W/netem" ] || printf '           %s\n' "$(cat "$W/netem")" >&2
     if ((${#FAILED[@]})); then
