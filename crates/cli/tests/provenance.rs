@@ -54,6 +54,20 @@ fn unsigned_artifact_is_refused_and_the_dangerous_opt_in_gets_no_identity() {
         assert!(texts(&out).1.contains("no module identity"), "{extra:?}: {}", texts(&out).1);
     }
     assert!(!dir.path().join("vol").exists(), "no sealed volume was made");
+
+    // An unverified `--with` peer would share the run's secrets: refused the same way.
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "s3cr3t").expect("write");
+    let out = output(
+        lamina()
+            .args(["run", "--danger-run-unverified-native-code", "--secret"])
+            .arg(format!("token={}", secret.display()))
+            .arg(guest("hello", Wasi::P1))
+            .arg("--with")
+            .arg(&artifact),
+    );
+    assert_code(&out, 125);
+    assert!(texts(&out).1.contains("no module identity"), "{}", texts(&out).1);
 }
 
 #[test]

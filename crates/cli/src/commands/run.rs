@@ -83,7 +83,10 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     // Sealed storage and attestation first: their errors (another module's volume, a rollback)
     // come before any guest starts.
     let peer_hashes: Vec<ModuleHash> = peers.iter().map(|(_, p)| p.shown_hash()).collect();
-    let mut services = match program.identity() {
+    // Every guest of the run shares its secrets and bus, and the main guest's claims name the
+    // peers: one unverified program (main or `--with`) leaves the whole run without identity.
+    let all_verified = peers.iter().all(|(_, p)| p.identity().is_some());
+    let mut services = match program.identity().filter(|_| all_verified) {
         Some(module) => platform_services(&args, &bytes, module, &wasi, limits, &peer_hashes)?,
         None => {
             refuse_identity_services(&args)?;
