@@ -4,7 +4,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# say MESSAGE: a step's heading, with the time since the script began (bash's SECONDS), so a
+# log shows where a run's time went.
+say() { printf '\033[1m==> [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 build_guests() {
     say "building guest programs for wasm32-wasip1 and wasm32-wasip2"
