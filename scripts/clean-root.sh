@@ -28,7 +28,6 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "error: run as root (debootstrap, mount and chroot need it)" >&2; exit 1; }
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-MOUNTS=()
 # Processes still running inside the root (a run interrupted earlier): ended, so that nothing
 # writes into a tree that is being replaced.
 stop_inside() {
@@ -40,18 +39,38 @@ stop_inside() {
     done
     return 0
 }
+# The mount points at or under the root, deepest first.
+mounts_inside() {
+    local dir
+    dir=$(realpath "$DIR")
+    awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r
+}
+# Detaches every mount at or under the root: this run's, and those an earlier run left when it
+# was killed before its trap ran (its bind mounts of the host's toolchain among them, and what
+# `ip netns` mounted inside). Fails if one stays: the root must never be removed while the
+# host's ~/.cargo or ~/.rustup is bound into it (same device, so `rm --one-file-system` would
+# go through them).
+unmount_inside() {
+    local m
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(mounts_inside)
+    if [ -n "$(mounts_inside)" ]; then
+        echo "error: still mounted under $DIR:" >&2
+        mounts_inside >&2
+        return 1
+    fi
+}
 cleanup() {
-    local i
     stop_inside
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
+    unmount_inside || true
 }
 trap cleanup EXIT
 bind() { # SOURCE TARGET
     mkdir -p "$2"
     mount --bind "$1" "$2"
-    MOUNTS+=("$2")
 }
 
+stop_inside
+unmount_inside
 if [ "$FRESH" = yes ] && [ -d "$DIR" ]; then
     say "removing $DIR"
     rm -rf --one-file-system "$DIR"
@@ -63,7 +82,6 @@ if [ ! -x "$DIR/usr/bin/apt-get" ]; then
     debootstrap --variant=minbase bookworm "$DIR" http://deb.debian.org/debian >&2
 fi
 
-stop_inside
 # The root is a mount point of its own, so that `ip netns exec` can make its mounts private.
 bind "$DIR" "$DIR"
 for d in proc sys dev dev/pts; do bind "/$d" "$DIR/$d"; done
