@@ -149,6 +149,7 @@ fn enrol(plane: &Plane, dir: &Path, n: usize) -> (Vec<Sim>, Duration) {
                         nats: None,
                         metrics: None,
                         profile: lamina_types::Profile::Server,
+                        logs: lamina_node::LogLimits::default(),
                     };
                     let identity = lamina_node::enrol(token, &options, &platform).expect("enrols");
                     let tls = identity.tls_config(&platform, None).expect("TLS configuration");

@@ -164,6 +164,17 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "PROFILE", default_value = "server", value_parser = parse_profile)]
     pub(crate) profile: lamina_types::Profile,
 
+    /// The largest an instance's log file grows before it is rotated (one rotated copy is
+    /// kept, so an instance takes at most twice this on disk).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub(crate) log_max_file: ByteSize,
+
+    /// The output an instance may write each second on average; beyond it (and a burst of
+    /// four seconds' worth) its output is dropped, said so in its log, and counted in
+    /// `lamina_node_log_dropped_bytes_total`.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub(crate) log_rate: ByteSize,
+
     #[command(flatten)]
     pub(crate) platform: PlatformArgs,
 }

@@ -378,3 +378,68 @@ fn control_plane_refuses_to_start_without_a_policy() {
     assert!(stderr.contains("--policy") && stderr.contains("--danger-dev-allow-any-sim-node"), "{stderr}");
     assert!(!dir.path().join("control").join("address").exists(), "it never listened");
 }
+
+/// A workload that writes its output as fast as it can, beside a quiet one on the same node:
+/// its log stays within its cap (one rotated copy), what it writes over its rate is dropped and
+/// counted in the node's metrics, and the neighbour's log and the node's heartbeats go on.
+#[test]
+fn a_guest_flooding_its_output_is_held_to_its_log_cap_and_its_neighbour_keeps_logging() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let _plane = start(&state);
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let node_state = dir.path().join("node");
+    let _node = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
+            .args(["--log-max-file", "1MiB", "--log-rate", "256KiB", "--metrics", &metrics.to_string()])
+            .args(["--join", &token, "--state"])
+            .arg(&node_state)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    let app = dir.path().join("app.toml");
+    let mut manifest = String::new();
+    for program in ["flood", "ticker"] {
+        let module = common::guest(program, common::Wasi::P2);
+        manifest.push_str(&format!("[[workload]]\nname = \"{program}\"\nmodule = \"{}\"\n", module.display()));
+    }
+    std::fs::write(&app, manifest).expect("write");
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let logs = node_state.join("node/logs");
+    // The flood writes gigabytes a second; the ticker 10 lines.
+    wait_for("the neighbour's output", Duration::from_secs(60), || {
+        std::fs::read_to_string(logs.join("ticker-0.log")).is_ok_and(|l| l.contains("tick 30"))
+    });
+    let on_disk = |name: &str| std::fs::metadata(logs.join(name)).map_or(0, |m| m.len());
+    let flood = on_disk("flood-0.log") + on_disk("flood-0.log.1");
+    assert!(flood <= 2 << 20, "the flooding instance's logs take {flood} bytes");
+    assert!(on_disk("flood-0.log.1") > 0, "the flooding instance's log was rotated");
+    let text = std::fs::read_to_string(logs.join("flood-0.log")).expect("reads");
+    assert!(text.contains("bytes of this instance's output were dropped"), "the log says what was dropped");
+    let scraped = {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(metrics).expect("metrics");
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("asks");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("reads");
+        text
+    };
+    let dropped = scraped
+        .lines()
+        .find_map(|l| l.strip_prefix("lamina_node_log_dropped_bytes_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(dropped > f64::from(10u32 << 20), "{scraped}");
+    assert!(scraped.contains("lamina_node_log_rotations_total"), "{scraped}");
+    let status = status_json(&state);
+    assert_eq!(status["nodes"][0]["state"]["state"], "ready", "{status}");
+    // The neighbour's log goes on.
+    let before = log_len(&logs.join("ticker-0.log"));
+    wait_for("the neighbour to go on", Duration::from_secs(10), || log_len(&logs.join("ticker-0.log")) > before + 5);
+}

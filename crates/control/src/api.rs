@@ -28,11 +28,6 @@ const MAX_MODULE: usize = 256 << 20;
 /// The largest secret `PUT /v1/secrets/{name}` takes.
 const MAX_SECRET: usize = 64 << 10;
 
-/// How long a challenge nonce may be answered.
-const CHALLENGE_SECS: u64 = 120;
-/// The most outstanding challenges (each a few bytes; anyone may ask for one).
-const MAX_CHALLENGES: usize = 10_000;
-
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -59,8 +54,8 @@ pub struct Control {
     /// (workload, replica) → the node it last ran on, its recent output, and how many bytes of
     /// output it has shipped in all (the end of the kept window).
     logs: BTreeMap<(String, u32), (String, String, u64)>,
-    /// Outstanding challenge nonces (hex) → expiry.
-    challenges: BTreeMap<String, u64>,
+    /// The challenges it issues (stateless) and the answered ones not yet expired.
+    challenges: crate::challenge::Challenges,
     verifier: Verifier,
     admin_hash: String,
     address: String,
@@ -110,6 +105,8 @@ impl Control {
         let credentials = store.load(crate::store::CREDENTIALS)?;
         let instances = store.load(INSTANCES)?;
         let artifact_key = artifact_key(&store)?;
+        let challenges = crate::challenge::Challenges::new(master.as_ref())
+            .map_err(|e| StoreError::Damaged { path: "the master key".into(), reason: e.to_string() })?;
         let mut registry = registry;
         // Heartbeats are not written to the store; after a restart every node gets a full
         // --lost-after to reconnect, so that nothing is re-planned because the control plane
@@ -123,7 +120,7 @@ impl Control {
             registry,
             tokens,
             credentials,
-            challenges: BTreeMap::new(),
+            challenges,
             logs: BTreeMap::new(),
             verifier,
             admin_hash: sha256_hex(admin_token.as_bytes()),
@@ -228,7 +225,7 @@ impl Control {
     /// When the state cannot be saved.
     pub fn tick(&mut self) -> Result<(), ApiError> {
         let now = now();
-        self.challenges.retain(|_, expires| *expires > now);
+        self.challenges.prune(now);
         let changed = self.step(Event::Tick, now).map_err(|e| ApiError::internal(e.to_string()))?;
         if !changed.is_empty() {
             tracing::info!("re-planned: desired state changed for {}", changed.join(", "));
@@ -282,7 +279,7 @@ impl Control {
         let result = self.appraise_once(nonce_hex, evidence_hex, platform, key);
         let verdict = match &result {
             Ok(_) => "pass",
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => "stale",
+            Err(e) if e.status == StatusCode::CONFLICT => "stale",
             Err(e) if e.status == StatusCode::BAD_REQUEST => "malformed",
             Err(_) => "fail",
         };
@@ -298,17 +295,9 @@ impl Control {
         key: Option<&[u8]>,
     ) -> Result<Claims, ApiError> {
         let now = now();
-        match self.challenges.remove(nonce_hex) {
-            Some(expires) if expires > now => {}
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "the evidence does not answer a current challenge of this control plane (replayed or too old); \
-                     ask for a new one at /v1/challenge",
-                ));
-            }
-        }
-        let nonce = hex::decode(nonce_hex).map_err(|_| ApiError::bad("the nonce is not hex"))?;
+        // Checked before the evidence (cheap), used up only once the evidence has passed: a
+        // failed answer costs nothing to remember, and a passed one answers nothing else.
+        let nonce = self.challenges.check(nonce_hex, now).map_err(challenge_error)?;
         let evidence = hex::decode(evidence_hex).map_err(|_| ApiError::bad("the evidence is not hex"))?;
         let expect = Expect { nonce: Some(&nonce), ..Expect::now() };
         let appraisal = self.verifier.appraise_envelope(&evidence, &expect);
@@ -335,6 +324,7 @@ impl Control {
                 format!("the node says it is {declared} but its evidence is {found}"),
             ));
         }
+        self.challenges.consume(nonce_hex, now).map_err(challenge_error)?;
         Ok(claims)
     }
 }
@@ -360,15 +350,17 @@ pub struct Peer {
     key: Option<Vec<u8>>,
     /// SHA-256 (hex) of it.
     key_hash: Option<String>,
+    /// The address the connection came from.
+    source: Option<std::net::IpAddr>,
 }
 
 impl Peer {
     /// The peer of a connection that presented `cert` (DER), or none.
-    pub fn new(cert: Option<Vec<u8>>) -> Self {
+    pub fn new(cert: Option<Vec<u8>>, source: std::net::IpAddr) -> Self {
         let key = cert
             .and_then(|der| x509_parser::parse_x509_certificate(&der).ok().map(|(_, c)| c.public_key().raw.to_vec()));
         let key_hash = key.as_ref().map(|k| sha256_hex(k));
-        Peer { key, key_hash }
+        Peer { key, key_hash, source: Some(source) }
     }
 }
 
@@ -477,16 +469,27 @@ struct ChallengeAnswer {
     nonce: String,
 }
 
-async fn challenge(State(c): State<Shared>) -> ApiResult<Json<ChallengeAnswer>> {
-    let mut c = lock(&c);
-    let now = now();
-    c.challenges.retain(|_, expires| *expires > now);
-    if c.challenges.len() >= MAX_CHALLENGES {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too many outstanding challenges; retry shortly"));
-    }
-    let nonce = hex::encode(random32());
-    c.challenges.insert(nonce.clone(), now + CHALLENGE_SECS);
-    Ok(Json(ChallengeAnswer { nonce }))
+/// A nonce for evidence to answer: made, not stored (see [`crate::challenge`]), so that asking
+/// for any number of them fills nothing; each source gets its share.
+async fn challenge(State(c): State<Shared>, Extension(peer): Extension<Peer>) -> ApiResult<Json<ChallengeAnswer>> {
+    let source = peer.source.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let nonce = lock(&c).challenges.issue(source, now(), std::time::Instant::now()).map_err(challenge_error)?;
+    Ok(Json(ChallengeAnswer { nonce: hex::encode(nonce) }))
+}
+
+/// The answer to a challenge that was not issued or not accepted.
+fn challenge_error(e: crate::challenge::ChallengeError) -> ApiError {
+    use crate::challenge::ChallengeError as E;
+    let status = match e {
+        E::Malformed => StatusCode::BAD_REQUEST,
+        E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        // Not 401: the requester's credentials are not in question, only the freshness of
+        // its evidence, and a node must not take it for a refusal (it would drop its cached
+        // secrets); it asks for a new challenge.
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, e.to_string())
 }
 
 #[derive(Deserialize)]

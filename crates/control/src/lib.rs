@@ -14,6 +14,8 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
+pub mod challenge;
 mod client;
 #[cfg(feature = "server")]
 pub mod etcd;

@@ -426,7 +426,7 @@ pub async fn serve(
                     Err(_) => return,
                 };
                 let peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-                let service = TowerToHyperService::new(app.layer(axum::Extension(Peer::new(peer_cert))));
+                let service = TowerToHyperService::new(app.layer(axum::Extension(Peer::new(peer_cert, peer.ip()))));
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 tokio::select! {
                     result = builder.serve_connection(TokioIo::new(tls), service) => {

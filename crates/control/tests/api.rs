@@ -97,6 +97,22 @@ impl Server {
     }
 }
 
+/// A control plane on loopback, quick to declare nodes lost, with metrics.
+fn options() -> ServeOptions {
+    ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        public_address: None,
+        names: Vec::new(),
+        tick: Duration::from_millis(200),
+        settings: lamina_control::Settings {
+            lost_after: Duration::from_secs(2),
+            ..lamina_control::Settings::default()
+        },
+        messaging: None,
+        metrics: Some("127.0.0.1:0".parse().expect("addr")),
+    }
+}
+
 fn client(server: &Server, auth: Option<&str>) -> ControlClient {
     let r = server.running();
     ControlClient::new(&r.public_address, r.fingerprint, auth.map(str::to_owned)).expect("client")
@@ -135,18 +151,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
     let node_state = dir.path().join("node");
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        public_address: None,
-        names: Vec::new(),
-        tick: Duration::from_millis(200),
-        settings: lamina_control::Settings {
-            lost_after: Duration::from_secs(2),
-            ..lamina_control::Settings::default()
-        },
-        messaging: None,
-        metrics: Some("127.0.0.1:0".parse().expect("addr")),
-    };
+    let options = options();
     let server = Server::start(&state, &options);
     let admin = lamina_control::admin_token(&state).expect("admin token");
     let anonymous = client(&server, None);
@@ -219,7 +224,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     let t2: Value = operator.post("/v1/tokens", &json!({})).expect("token");
     let t2 = t2["token"].as_str().expect("token").to_owned();
     let (code, message) = refused(node.post::<_, Value>("/v1/nodes/enroll", &enrol(&t2, &nonce, &ev, "edge-3")));
-    assert_eq!(code, 401);
+    assert_eq!(code, 409);
     assert!(message.contains("replayed"), "{message}");
     // A token that is not a token.
     let (code, message) = refused(node.post::<_, Value>("/v1/nodes/enroll", &enrol("hello", &fresh, &ev, "edge-4")));
@@ -435,5 +440,86 @@ fn enrol_deploy_heartbeat_and_restart() {
     assert_eq!(now.verify(&artifact_key, "edge-1").expect("signed").generation, newer.generation);
     let stranger = other.client(&server, &node_state, None);
     assert_eq!(refused(stranger.get::<Value>(&wait)).0, 401, "only the node itself");
+    server.stop();
+}
+
+/// One unauthenticated client asks for 10,000 challenges as fast as it can, from its own
+/// address: it is served its burst and then told to wait (429), the control plane keeps no
+/// table of what it handed out, and a node at another address enrols and re-attests meanwhile.
+#[test]
+fn a_challenge_flood_from_one_client_does_not_stop_enrolment_or_reattestation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let node_state = dir.path().join("node");
+    let server = Server::start(&state, &options());
+    let admin = lamina_control::admin_token(&state).expect("admin token");
+    let operator = client(&server, Some(&admin));
+    let r = server.running();
+
+    // The flooder: plain TLS (no client certificate) from 127.0.0.2, one kept-alive connection.
+    let tls = lamina_control::tls_config(&r.public_address, r.fingerprint, None, None).expect("tls");
+    let flooder = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let url = format!("{}/v1/challenge", r.public_address);
+    let (mut served, mut limited) = (0u32, 0u32);
+    let mut flood_nonce = String::new();
+    let started = std::time::Instant::now();
+    for _ in 0..10_000 {
+        let answer = flooder.post(&url).json(&json!({})).send().expect("answered");
+        match answer.status().as_u16() {
+            200 => {
+                served += 1;
+                let body: Value = answer.json().expect("json");
+                flood_nonce = body["nonce"].as_str().expect("nonce").to_owned();
+            }
+            429 => limited += 1,
+            other => panic!("the flood got {other}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowance = lamina_control::challenge::BURST + lamina_control::challenge::RATE_PER_SEC * (elapsed + 1.0);
+    assert!(f64::from(served) <= allowance, "{served} served in {elapsed:.1} s");
+    assert!(limited >= 10_000 - allowance as u32, "{limited} limited");
+
+    // A node, from 127.0.0.1, enrols and re-attests as if nothing happened.
+    let key = NodeKey::new();
+    let node = key.client(&server, &node_state, Some(verifier()));
+    let challenge = || -> String {
+        let ch: Value = node.post("/v1/challenge", &json!({})).expect("a node gets its challenge during the flood");
+        ch["nonce"].as_str().expect("nonce").to_owned()
+    };
+    let token: Value = operator.post("/v1/tokens", &json!({})).expect("token");
+    let nonce = challenge();
+    let enrolled: Value = node
+        .post(
+            "/v1/nodes/enroll",
+            &json!({
+                "token": token["token"], "name": "edge-1", "target": "aarch64-unknown-linux-gnu", "platform": "sim",
+                "memory": 536870912u64, "zone": "edge", "nonce": nonce,
+                "evidence": evidence(&node_state, &nonce, &key.spki),
+            }),
+        )
+        .expect("enrols during the flood");
+    assert!(enrolled["artifact_key"].is_string(), "{enrolled}");
+    let nonce = challenge();
+    let attested: Value = node
+        .post(
+            "/v1/nodes/edge-1/attest",
+            &json!({ "nonce": nonce, "evidence": evidence(&node_state, &nonce, &key.spki) }),
+        )
+        .expect("re-attests during the flood");
+    assert_eq!(attested["verified"], true, "{attested}");
+
+    // A nonce the flooder got is good once, for evidence that passes: its own sim evidence
+    // binding no key of an enrolled node gets nothing, and a made-up nonce is refused as such.
+    let (code, message) = refused(node.post::<_, Value>(
+        "/v1/nodes/edge-1/attest",
+        &json!({ "nonce": "00".repeat(32), "evidence": evidence(&node_state, &flood_nonce, &key.spki) }),
+    ));
+    assert_eq!(code, 409, "{message}");
+    assert!(message.contains("not issued by this control plane"), "{message}");
     server.stop();
 }

@@ -61,6 +61,9 @@ pub enum Purpose<'a> {
     },
     /// The key a node encrypts its cached secrets with, from its platform's sealing root.
     NodeSecretCache,
+    /// The key the control plane authenticates its challenge nonces with, from the master key
+    /// (replicas that share the master accept each other's challenges).
+    ChallengeMac,
 }
 
 impl Purpose<'_> {
@@ -72,6 +75,7 @@ impl Purpose<'_> {
             Self::TopicKey { epoch, topic } => format!("topic key {epoch} {topic}").into_bytes(),
             Self::WorkloadSealingRoot { workload } => format!("sealing root {workload}").into_bytes(),
             Self::NodeSecretCache => b"lamina node secret cache".to_vec(),
+            Self::ChallengeMac => b"lamina challenge mac".to_vec(),
         }
     }
 }
@@ -168,6 +172,7 @@ mod tests {
             Purpose::TopicKey { epoch: 2, topic: "a.b" },
             Purpose::WorkloadSealingRoot { workload: "w" },
             Purpose::NodeSecretCache,
+            Purpose::ChallengeMac,
         ]
         .iter()
         .map(|p| *derive(&root, p).expect("derives"))

@@ -64,6 +64,8 @@ pub struct NodeOptions {
     pub metrics: Option<std::net::SocketAddr>,
     /// The device profile of its engine: the control plane compiles its artifacts for it.
     pub profile: lamina_types::Profile,
+    /// The bounds of each instance's output log.
+    pub logs: crate::LogLimits,
 }
 
 /// Why the agent stopped, or a step failed.
@@ -584,12 +586,9 @@ impl Agent {
         let logs = self.options.state.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| AgentError::State(e.to_string()))?;
         let log_path = logs.join(format!("{}-{}.log", a.placement.workload, a.placement.replica));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| AgentError::State(format!("{}: {e}", log_path.display())))?;
-        let log = Arc::new(log);
+        let log: Arc<dyn lamina_runtime::GuestOutput> =
+            crate::log::InstanceLog::open(&log_path, self.options.logs, self.metrics.logs.clone())
+                .map_err(|e| AgentError::State(format!("{}: {e}", log_path.display())))?;
         let wasi = WasiConfig {
             args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
             env: a
@@ -605,8 +604,8 @@ impl Agent {
                 ])
                 .collect(),
             stdin: Some(Vec::new()),
-            stdout: Output::File(log.clone()),
-            stderr: Output::File(log),
+            stdout: Output::Sink(log.clone()),
+            stderr: Output::Sink(log),
             ..WasiConfig::default()
         };
         let limits = Limits { max_memory: Some(a.spec.memory), ..Limits::default() };

@@ -22,6 +22,7 @@
 mod agent;
 mod floor;
 mod identity;
+mod log;
 mod metrics;
 mod secrets;
 mod state;
@@ -29,3 +30,4 @@ mod topics;
 
 pub use agent::{Agent, AgentError, NodeOptions};
 pub use identity::{Identity, enrol};
+pub use log::LogLimits;

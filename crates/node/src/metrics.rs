@@ -1,5 +1,6 @@
 //! A node's metrics: instances by state, attestation results and time, heartbeat round trips
-//! and failures, artifact cache hits, restarts, and sealed messages in and out.
+//! and failures, artifact cache hits, restarts, instance log volume (written, dropped,
+//! rotated), and sealed messages in and out.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,6 +24,7 @@ pub(crate) struct NodeMetrics {
     pub(crate) heartbeat_failures: Counter,
     pub(crate) artifacts: CounterFamily,
     pub(crate) restarts: Counter,
+    pub(crate) logs: crate::log::LogCounters,
 }
 
 impl Default for NodeMetrics {
@@ -35,6 +37,7 @@ impl Default for NodeMetrics {
             heartbeat_failures: Counter::default(),
             artifacts: CounterFamily::default(),
             restarts: Counter::default(),
+            logs: crate::log::LogCounters::default(),
         }
     }
 }
@@ -112,6 +115,13 @@ pub(crate) fn registry(metrics: &NodeMetrics, messages: Arc<Stats>) -> Registry 
         metrics.artifacts.clone(),
     );
     registry.register("restarts", "Instances restarted after they ended", metrics.restarts.clone());
+    registry.register("log_bytes", "Bytes instances wrote to their logs", metrics.logs.written.clone());
+    registry.register(
+        "log_dropped_bytes",
+        "Bytes of instance output dropped: over the instance's log rate, or refused by the disk",
+        metrics.logs.dropped.clone(),
+    );
+    registry.register("log_rotations", "Instance log files rotated at their size cap", metrics.logs.rotations.clone());
     registry.register_collector(Box::new(Messages(messages)));
     registry
 }

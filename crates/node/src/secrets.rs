@@ -70,8 +70,8 @@ pub(crate) fn bundle(
 
 /// Whether an error is the control plane's explicit refusal to release: an answer over the
 /// pinned TLS connection that the node's credentials (401), its standing or the instance's
-/// (403), or the workload itself (404, 410) are no longer good. Overload (429, 503), server
-/// errors and transport errors are not refusals.
+/// (403), or the workload itself (404, 410) are no longer good. A challenge that no longer
+/// holds (409), overload (429, 503), server errors and transport errors are not refusals.
 fn is_refusal(e: &AgentError) -> bool {
     matches!(e, AgentError::Control(ClientError::Refused { status: 401 | 403 | 404 | 410, .. }))
 }
@@ -188,8 +188,9 @@ mod tests {
         for status in [401, 403, 404, 410] {
             assert!(is_refusal(&refused(status)), "{status}");
         }
-        // What a challenge flood or a restarting control plane answers: keep the fallback.
-        for status in [429, 500, 502, 503, 504] {
+        // What a challenge flood, a stale challenge (409) or a restarting control plane
+        // answers: keep the fallback.
+        for status in [409, 429, 500, 502, 503, 504] {
             assert!(!is_refusal(&refused(status)), "{status}");
         }
         let unreachable = AgentError::Control(ClientError::Unreachable { url: "u".into(), reason: "r".into() });

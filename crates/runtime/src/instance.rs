@@ -10,6 +10,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::engine::{EPOCH_TICK, ProfileLimits};
 use crate::host::{GuestServices, Limiter, P1Host, P2Host};
+use crate::output::GuestOutput;
 use crate::program::{Linked, Program};
 use crate::{Error, InstantiateError};
 use lamina_host_attest::{AttestCtx, Attester};
@@ -20,7 +21,7 @@ use lamina_host_secrets::{Secrets, SecretsCtx};
 use std::sync::Arc;
 
 /// Where a guest's output goes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub enum Output {
     /// This process's stream.
     #[default]
@@ -29,14 +30,26 @@ pub enum Output {
     Capture,
     /// Discarded.
     Null,
-    /// Appended to this file as it comes (a node agent's instance log).
-    File(Arc<std::fs::File>),
+    /// Handed to the embedder as it comes (a node agent's capped instance log; a file, which
+    /// implements [`GuestOutput`] by appending).
+    Sink(Arc<dyn GuestOutput>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Inherit => f.write_str("Inherit"),
+            Output::Capture => f.write_str("Capture"),
+            Output::Null => f.write_str("Null"),
+            Output::Sink(_) => f.write_str("Sink"),
+        }
+    }
 }
 
 impl PartialEq for Output {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Output::File(a), Output::File(b)) => Arc::ptr_eq(a, b),
+            (Output::Sink(a), Output::Sink(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }
     }
@@ -361,23 +374,12 @@ fn output(builder: &mut WasiCtxBuilder, mode: Output, stream: Stream) -> Option<
             builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream);
             None
         }
-        (Output::File(file), s) => {
-            match file.try_clone() {
-                Ok(f) => {
-                    let out = wasmtime_wasi::cli::OutputFile::new(f);
-                    match s {
-                        Stream::Out => builder.stdout(out),
-                        Stream::Err => builder.stderr(out),
-                    };
-                }
-                Err(e) => {
-                    tracing::warn!("the guest's output is discarded: cannot write to its log: {e}");
-                    match s {
-                        Stream::Out => builder.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
-                        Stream::Err => builder.stderr(wasmtime_wasi::p2::pipe::SinkOutputStream),
-                    };
-                }
-            }
+        (Output::Sink(sink), s) => {
+            let out = crate::output::SinkStream(sink);
+            match s {
+                Stream::Out => builder.stdout(out),
+                Stream::Err => builder.stderr(out),
+            };
             None
         }
         (Output::Capture, s) => {

@@ -378,6 +378,11 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
         nats: args.nats.clone(),
         metrics: args.metrics,
         profile: args.profile,
+        logs: lamina_node::LogLimits {
+            max_file: args.log_max_file.bytes().max(1),
+            rate: args.log_rate.bytes().max(1),
+            burst: args.log_rate.bytes().saturating_mul(4).max(1),
+        },
     };
     let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
     let identity = match lamina_node::Identity::load(&state)? {
