@@ -335,7 +335,7 @@ fn enrol_deploy_heartbeat_and_restart() {
         401
     );
     // Replayed, for another module, for an instance not on this node, by another key: refused.
-    assert_eq!(refused(node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, module, 0))).0, 401);
+    assert_eq!(refused(node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, module, 0))).0, 409);
     let nonce = challenge();
     let (code, message) = refused(
         node.post::<_, Value>("/v1/nodes/edge-1/release", &release(&nonce, lamina_types::ModuleHash::of(b"other"), 0)),
