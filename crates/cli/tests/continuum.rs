@@ -443,3 +443,73 @@ fn a_guest_flooding_its_output_is_held_to_its_log_cap_and_its_neighbour_keeps_lo
     let before = log_len(&logs.join("ticker-0.log"));
     wait_for("the neighbour to go on", Duration::from_secs(10), || log_len(&logs.join("ticker-0.log")) > before + 5);
 }
+
+/// The control plane's peak resident memory (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the control plane runs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        * 1024
+}
+
+/// Six unauthenticated clients each send a 250 MiB module to `POST /v1/modules` at once: each
+/// is refused (401) after its headers, and the control plane's peak memory grows by a few MiB,
+/// not by the 1.5 GiB they sent.
+#[test]
+fn unauthenticated_huge_uploads_are_refused_after_their_headers_in_bounded_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let plane = start(&state);
+    let address = std::fs::read_to_string(state.join("address")).expect("address").trim().to_owned();
+    let fingerprint: [u8; 32] = hex::decode(std::fs::read_to_string(state.join("fingerprint")).expect("fingerprint").trim())
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    // Warm up (the first TLS handshakes, the first requests), then take the baseline.
+    let tls = lamina_control::tls_config(&address, fingerprint, None, None).expect("tls");
+    let client = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    for _ in 0..3 {
+        let _ = client.get(format!("{address}/v1/health")).send().expect("health");
+    }
+    let before = peak_rss(plane.child.id());
+    const SIZE: u64 = 250 << 20;
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                let body = reqwest::blocking::Body::sized(std::io::Read::take(std::io::repeat(0), SIZE), SIZE);
+                match client.post(format!("{address}/v1/modules")).body(body).send() {
+                    Ok(answer) => assert_eq!(answer.status().as_u16(), 401),
+                    // The control plane answered and closed while the body was still coming.
+                    Err(e) => assert!(!e.is_timeout(), "{e}"),
+                }
+            });
+        }
+    });
+    let grown = peak_rss(plane.child.id()).saturating_sub(before);
+    assert!(grown < 32 << 20, "the control plane's peak memory grew by {} MiB", grown >> 20);
+    // And it still serves.
+    let health = client.get(format!("{address}/v1/health")).send().expect("health");
+    assert!(health.status().is_success());
+
+    // The refusal comes after the headers, without waiting for the body: a client that
+    // announces 250 MiB and sends none of it gets its 401 at once.
+    let config = std::sync::Arc::new(lamina_control::tls_config(&address, fingerprint, None, None).expect("tls"));
+    let host = address.trim_start_matches("https://");
+    let tcp = std::net::TcpStream::connect(host).expect("connects");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let name = rustls::pki_types::ServerName::try_from("control.lamina").expect("name");
+    let mut tls = rustls::StreamOwned::new(rustls::ClientConnection::new(config, name).expect("tls"), tcp);
+    let head = format!("POST /v1/modules HTTP/1.1\r\nHost: {host}\r\nContent-Length: {SIZE}\r\n\r\n");
+    std::io::Write::write_all(&mut tls, head.as_bytes()).expect("sends the headers");
+    let mut answer = [0u8; 64];
+    let n = std::io::Read::read(&mut tls, &mut answer).expect("an answer before the body");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
