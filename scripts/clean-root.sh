@@ -2,7 +2,7 @@
 # Runs one of the README's commands in a fresh Debian 12 root file system, where none of the
 # project's packages are installed: the proof that set-up is complete (docs/clean-root.md).
 #
-#   scripts/clean-root.sh [--root DIR] [--fresh] COMMAND...
+#   scripts/clean-root.sh [--root DIR] [--fresh | --reuse] COMMAND...
 #
 #   scripts/clean-root.sh scripts/setup.sh --check   # expect every capability MISSING
 #   scripts/clean-root.sh scripts/test.sh            # the whole suite, from set-up on
@@ -11,16 +11,19 @@
 # DIR (default /srv/lamina-root) is made once with `debootstrap --variant=minbase bookworm`
 # (--fresh makes it again). The host's Rust toolchain (~/.rustup, ~/.cargo) is bound in, as the
 # README assumes a machine that has it; nothing else of the host is. The commit checked out
-# here (HEAD) is cloned into DIR/work/main, with ../shared beside it, and COMMAND runs there as
-# root with a clean environment. Needs root, debootstrap, and Debian's package mirror.
+# here (HEAD) is cloned into DIR/work/main, with ../shared beside it (--reuse keeps the clone of
+# an earlier run and its builds, to look into a failure), and COMMAND runs there as root with a
+# clean environment. Needs root, debootstrap, and Debian's package mirror.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=/srv/lamina-root
 FRESH=no
+REUSE=no
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) DIR=$2; shift 2 ;;
         --fresh) FRESH=yes; shift ;;
+        --reuse) REUSE=yes; shift ;;
         *) break ;;
     esac
 done
@@ -98,11 +101,15 @@ if [ -n "${SSL_CERT_FILE:-}" ] && [ -f "$SSL_CERT_FILE" ]; then
     for v in SSL_CERT_FILE CURL_CA_BUNDLE CARGO_HTTP_CAINFO; do CA_ENV+=("$v=/etc/host-ca-bundle.crt"); done
 fi
 
-say "cloning $(git -C "$ROOT" rev-parse --short HEAD) into $DIR/work/main"
-rm -rf "$DIR/work"
-mkdir -p "$DIR/work"
-git clone -q "$ROOT" "$DIR/work/main"
-[ ! -d "$ROOT/../shared" ] || cp -r "$ROOT/../shared" "$DIR/work/shared"
+if [ "$REUSE" = yes ] && [ -d "$DIR/work/main" ]; then
+    say "reusing the clone in $DIR/work/main and its builds"
+else
+    say "cloning $(git -C "$ROOT" rev-parse --short HEAD) into $DIR/work/main"
+    rm -rf "$DIR/work"
+    mkdir -p "$DIR/work"
+    git clone -q "$ROOT" "$DIR/work/main"
+    [ ! -d "$ROOT/../shared" ] || cp -r "$ROOT/../shared" "$DIR/work/shared"
+fi
 
 say "running in the clean root: $*"
 # In a PID namespace of its own: when this script ends (or is killed), so does everything the

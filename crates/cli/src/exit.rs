@@ -10,3 +10,7 @@ pub(crate) const TRAPPED: i32 = 134;
 /// The command line is malformed or lacks what the command needs (as clap exits).
 #[cfg(feature = "control")]
 pub(crate) const USAGE: i32 = 2;
+/// A long-running command (`lamina node`) did not finish stopping within its bound after
+/// SIGTERM or Ctrl-C and exited anyway (128 + SIGTERM, as a shell reports it).
+#[cfg(feature = "node")]
+pub(crate) const SIGNALLED: i32 = 143;

@@ -464,10 +464,11 @@ fn unauthenticated_huge_uploads_are_refused_after_their_headers_in_bounded_memor
     let state = dir.path().join("control");
     let plane = start(&state);
     let address = std::fs::read_to_string(state.join("address")).expect("address").trim().to_owned();
-    let fingerprint: [u8; 32] = hex::decode(std::fs::read_to_string(state.join("fingerprint")).expect("fingerprint").trim())
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
+    let fingerprint: [u8; 32] =
+        hex::decode(std::fs::read_to_string(state.join("fingerprint")).expect("fingerprint").trim())
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes");
     // Warm up (the first TLS handshakes, the first requests), then take the baseline.
     let tls = lamina_control::tls_config(&address, fingerprint, None, None).expect("tls");
     let client = reqwest::blocking::Client::builder()
@@ -512,4 +513,79 @@ fn unauthenticated_huge_uploads_are_refused_after_their_headers_in_bounded_memor
     let n = std::io::Read::read(&mut tls, &mut answer).expect("an answer before the body");
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+/// A workload blocked in a host call (an hour's sleep) is undeployed: the node is done with it
+/// within a second and a heartbeat, stays ready, and keeps serving its neighbour; and SIGTERM
+/// ends the node agent within its bound although the sleeper's thread is still asleep.
+#[test]
+fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm_stops_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let _plane = start(&state);
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let node_state = dir.path().join("node");
+    let mut node = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
+        .args(["--join", &token, "--state"])
+        .arg(&node_state)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lamina node starts");
+    let manifest = |programs: &[&str]| {
+        let app = dir.path().join("app.toml");
+        let mut text = String::new();
+        for program in programs {
+            let module = common::guest(program, common::Wasi::P1);
+            text.push_str(&format!("[[workload]]\nname = \"{program}\"\nmodule = \"{}\"\n", module.display()));
+        }
+        std::fs::write(&app, text).expect("write");
+        app
+    };
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    let app = manifest(&["sleeper", "ticker"]);
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let logs = node_state.join("node/logs");
+    wait_for("the sleeper to sleep", Duration::from_secs(60), || {
+        std::fs::read_to_string(logs.join("sleeper-0.log")).is_ok_and(|l| l.contains("sleeping"))
+    });
+    wait_for("both to run", Duration::from_secs(10), || {
+        status_json(&state)["nodes"][0]["instances"].as_array().is_some_and(|i| i.len() == 2)
+    });
+
+    // The sleeper is undeployed while it sleeps.
+    let undeployed = Instant::now();
+    assert_code(&cmd(&state, &["undeploy", "sleeper"]), 0);
+    wait_for("the node to report the sleeper gone", Duration::from_secs(5), || {
+        status_json(&state)["nodes"][0]["instances"].as_array().is_some_and(|i| i.len() == 1)
+    });
+    let took = undeployed.elapsed();
+    assert!(took < Duration::from_secs(3), "the node took {took:?} to stop the sleeper");
+    let before = log_len(&logs.join("ticker-0.log"));
+    wait_for("the neighbour to go on", Duration::from_secs(10), || log_len(&logs.join("ticker-0.log")) > before + 5);
+    let status = status_json(&state);
+    assert_eq!(status["nodes"][0]["state"]["state"], "ready", "{status}");
+
+    // A sleeper again, then SIGTERM: the agent exits within its bound (5 s).
+    let app = manifest(&["sleeper", "ticker"]);
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    wait_for("the sleeper to sleep again", Duration::from_secs(30), || {
+        std::fs::read_to_string(logs.join("sleeper-0.log")).is_ok_and(|l| l.matches("sleeping").count() >= 2)
+    });
+    let signalled = Instant::now();
+    assert_code(&output(Command::new("kill").args(["-TERM", &node.id().to_string()])), 0);
+    let deadline = signalled + Duration::from_secs(7);
+    let exited = loop {
+        if let Some(status) = node.try_wait().expect("waits") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = node.kill();
+            panic!("the node agent did not exit within 7 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exited.code().is_some(), "it exited by itself ({exited:?})");
 }

@@ -89,6 +89,13 @@ pub enum AgentError {
     Artifact(String),
 }
 
+/// How long stopping instances waits for their threads. A guest that is running Wasm traps at
+/// its next epoch check (milliseconds); one blocked in a host call (a long sleep, say) cannot
+/// be interrupted there, so its thread is left to end by itself once the call returns, and
+/// the node goes on: the instance is stopped as far as the node and the control plane are
+/// concerned, and it runs no more Wasm.
+pub const STOP_WAIT: Duration = Duration::from_secs(1);
+
 struct Running {
     spec: WorkloadSpec,
     stop: Arc<AtomicBool>,
@@ -106,6 +113,9 @@ pub struct Agent {
     engine: Engine,
     artifact_key: p256::ecdsa::VerifyingKey,
     instances: BTreeMap<(String, u32), Running>,
+    /// Threads of stopped instances that did not end within [`STOP_WAIT`] (blocked in a host
+    /// call), until they do.
+    lingering: Vec<(String, JoinHandle<Option<Exit>>)>,
     desired: DesiredState,
     /// The newest generation seen, sealed: an older desired state is refused.
     floor: crate::floor::GenerationFloor,
@@ -179,6 +189,7 @@ impl Agent {
             engine,
             artifact_key,
             instances: BTreeMap::new(),
+            lingering: Vec::new(),
             desired,
             floor,
             attested: None,
@@ -474,16 +485,16 @@ impl Agent {
             .filter(|(k, r)| wanted.get(*k).is_none_or(|a| a.spec != r.spec))
             .map(|(k, _)| k.clone())
             .collect();
+        let stopping: Vec<((String, u32), Running)> =
+            gone.iter().filter_map(|key| self.instances.remove(key).map(|r| (key.clone(), r))).collect();
+        self.stop_instances(stopping);
         for key in gone {
-            if let Some(mut r) = self.instances.remove(&key) {
-                tracing::info!("stopping {}/{}", key.0, key.1);
-                stop_instance(&mut r);
-            }
             if !wanted.contains_key(&key) {
                 // No longer this node's: its cached secrets go too.
                 let _ = std::fs::remove_file(crate::secrets::cache_path(&self.options.state, &key.0, key.1));
             }
         }
+        self.reap_lingering();
         // Notice what ended.
         for (key, r) in &mut self.instances {
             if r.thread.as_ref().is_some_and(JoinHandle::is_finished) {
@@ -771,15 +782,49 @@ impl Agent {
     }
 
     fn stop_all(&mut self) {
-        for (_, mut r) in std::mem::take(&mut self.instances) {
-            stop_instance(&mut r);
-        }
+        let all = std::mem::take(&mut self.instances).into_iter().collect();
+        self.stop_instances(all);
     }
-}
 
-fn stop_instance(r: &mut Running) {
-    r.stop.store(true, Ordering::Relaxed);
-    if let Some(t) = r.thread.take() {
-        let _ = t.join();
+    /// Stops instances within [`STOP_WAIT`] in all: every stop flag is set first, then their
+    /// threads are waited for until one shared deadline. Those still running then are kept
+    /// in `lingering` (and counted) until they end.
+    fn stop_instances(&mut self, instances: Vec<((String, u32), Running)>) {
+        let mut threads = Vec::new();
+        for ((workload, replica), mut r) in instances {
+            tracing::info!("stopping {workload}/{replica}");
+            r.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = r.thread.take() {
+                threads.push((format!("{workload}/{replica}"), t));
+            }
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        while threads.iter().any(|(_, t)| !t.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (name, t) in threads {
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(
+                    "{name} did not stop within {STOP_WAIT:?} (its guest is blocked in a host call); it runs no more \
+                     Wasm and its thread ends when the call returns"
+                );
+                self.lingering.push((name, t));
+            }
+        }
+        self.reap_lingering();
+    }
+
+    /// Joins the lingering threads that have ended.
+    fn reap_lingering(&mut self) {
+        let (ended, still): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.lingering).into_iter().partition(|(_, t)| t.is_finished());
+        for (name, t) in ended {
+            let _ = t.join();
+            tracing::info!("{name}: its thread has ended");
+        }
+        self.lingering = still;
+        self.metrics.lingering.set(i64::try_from(self.lingering.len()).unwrap_or(i64::MAX));
     }
 }

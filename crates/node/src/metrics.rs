@@ -10,6 +10,7 @@ use lamina_messaging_seal::Stats;
 use lamina_metrics::prometheus_client::collector::Collector;
 use lamina_metrics::prometheus_client::encoding::DescriptorEncoder;
 use lamina_metrics::prometheus_client::metrics::counter::Counter;
+use lamina_metrics::prometheus_client::metrics::gauge::Gauge;
 use lamina_metrics::prometheus_client::metrics::histogram::Histogram;
 use lamina_metrics::prometheus_client::registry::Registry;
 use lamina_metrics::{CounterFamily, GaugeFamily, encode_values, label};
@@ -24,6 +25,7 @@ pub(crate) struct NodeMetrics {
     pub(crate) heartbeat_failures: Counter,
     pub(crate) artifacts: CounterFamily,
     pub(crate) restarts: Counter,
+    pub(crate) lingering: Gauge,
     pub(crate) logs: crate::log::LogCounters,
 }
 
@@ -37,6 +39,7 @@ impl Default for NodeMetrics {
             heartbeat_failures: Counter::default(),
             artifacts: CounterFamily::default(),
             restarts: Counter::default(),
+            lingering: Gauge::default(),
             logs: crate::log::LogCounters::default(),
         }
     }
@@ -115,6 +118,11 @@ pub(crate) fn registry(metrics: &NodeMetrics, messages: Arc<Stats>) -> Registry 
         metrics.artifacts.clone(),
     );
     registry.register("restarts", "Instances restarted after they ended", metrics.restarts.clone());
+    registry.register(
+        "instances_lingering",
+        "Stopped instances whose thread has not ended yet (blocked in a host call when stopped)",
+        metrics.lingering.clone(),
+    );
     registry.register("log_bytes", "Bytes instances wrote to their logs", metrics.logs.written.clone());
     registry.register(
         "log_dropped_bytes",

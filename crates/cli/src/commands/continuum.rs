@@ -348,6 +348,9 @@ fn print_status(status: &Value) {
     }
 }
 
+/// How long `lamina node` takes at most to exit after SIGTERM or Ctrl-C.
+const NODE_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
     let platform_state = crate::commands::platform::state_dir(&args.platform)?;
     let state = platform_state.join("node");
@@ -409,18 +412,25 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a runtime")?;
+    let mut term = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch for SIGTERM")?
+    };
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-                return;
-            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
         });
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        // The agent ends its loop within a heartbeat interval and its instances within
+        // lamina_node::STOP_WAIT; whatever holds it longer (a request to an unresponsive
+        // control plane) does not hold the process.
+        std::thread::sleep(NODE_STOP_BOUND);
+        eprintln!("lamina: the node agent did not stop within {NODE_STOP_BOUND:?} of the signal; exiting");
+        std::process::exit(crate::exit::SIGNALLED);
     });
     let mut agent = lamina_node::Agent::new(identity, options, platform)?;
     agent.run(&stop).context("the node agent stopped")?;
