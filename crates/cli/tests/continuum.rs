@@ -525,13 +525,16 @@ fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm
     let _plane = start(&state);
     let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
     let node_state = dir.path().join("node");
-    let mut node = Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
-        .args(["--join", &token, "--state"])
-        .arg(&node_state)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("lamina node starts");
+    // Killed when the test ends, passed or not.
+    let mut node = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
+            .args(["--join", &token, "--state"])
+            .arg(&node_state)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
     let manifest = |programs: &[&str]| {
         let app = dir.path().join("app.toml");
         let mut text = String::new();
@@ -575,14 +578,13 @@ fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm
         std::fs::read_to_string(logs.join("sleeper-0.log")).is_ok_and(|l| l.matches("sleeping").count() >= 2)
     });
     let signalled = Instant::now();
-    assert_code(&output(Command::new("kill").args(["-TERM", &node.id().to_string()])), 0);
+    assert_code(&output(Command::new("kill").args(["-TERM", &node.0.id().to_string()])), 0);
     let deadline = signalled + Duration::from_secs(7);
     let exited = loop {
-        if let Some(status) = node.try_wait().expect("waits") {
+        if let Some(status) = node.0.try_wait().expect("waits") {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = node.kill();
             panic!("the node agent did not exit within 7 s of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -28,6 +28,6 @@ mod secrets;
 mod state;
 mod topics;
 
-pub use agent::{Agent, AgentError, NodeOptions};
+pub use agent::{Agent, AgentError, NodeOptions, STOP_WAIT};
 pub use identity::{Identity, enrol};
 pub use log::LogLimits;
