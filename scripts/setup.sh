@@ -111,18 +111,35 @@ free_port() {
     return 1
 }
 
-# wait_port PORT PID: until something listens on PORT, or the process PID exits (2 s at most).
+# wait_port PORT PID: until something listens on PORT, or the process PID exits (5 s at most).
 wait_port() {
-    for _ in $(seq 40); do
+    for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
         kill -0 "$2" 2>/dev/null || { echo "the server exited"; return 1; }
         sleep 0.05
     done
-    echo "nothing listens on 127.0.0.1:$1 after 2 s"
+    echo "nothing listens on 127.0.0.1:$1 after 5 s"
     return 1
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# serve START: runs `START PORT` (which starts a server in the background and sets SERVER_PID)
+# until the server listens, and sets PORT. Up to three free ports: another process may take a
+# port between the probe and the server's bind.
+serve() {
+    local _
+    for _ in 1 2 3; do
+        PORT=$(free_port) || return 1
+        "$1" "$PORT"
+        if wait_port "$PORT" "$SERVER_PID" && sleep 0.1 && kill -0 "$SERVER_PID" 2>/dev/null; then
+            return 0
+        fi
+        stop "$SERVER_PID"
+        echo "retrying on another port"
+    done
+    return 1
+}
 
 check_rust_targets() {
     printf 'fn main() { println!("native ok"); }\n' >"$W/main.rs"
@@ -195,11 +212,13 @@ check_swtpm() {
     # What the tests' harness does: manufacture a TPM with an EK certificate from a local CA.
     swtpm_setup --tpm2 --tpmstate "$d/state" --create-ek-cert --config "$d/setup.conf" --logfile "$d/setup.log" \
         || { cat "$d/setup.log"; return 1; }
-    port=$(free_port)
-    swtpm socket --tpm2 --tpmstate "dir=$d/state" --server "type=tcp,port=$port,bindaddr=127.0.0.1" \
-        --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" --flags not-need-init,startup-clear &
-    pid=$!
-    wait_port "$port" "$pid" || { stop "$pid"; return 1; }
+    start_swtpm() {
+        swtpm socket --tpm2 --tpmstate "dir=$d/state" --server "type=tcp,port=$1,bindaddr=127.0.0.1" \
+            --ctrl "type=tcp,port=$(($1 + 1)),bindaddr=127.0.0.1" --flags not-need-init,startup-clear &
+        SERVER_PID=$!
+    }
+    serve start_swtpm || return 1
+    port=$PORT pid=$SERVER_PID
     # TPM2_GetRandom(8): tag ST_NO_SESSIONS, size 12, code 0x17b; the answer is TPM_RC_SUCCESS.
     reply=$(exec 3<>"/dev/tcp/127.0.0.1/$port"
         printf '\x80\x01\x00\x00\x00\x0c\x00\x00\x01\x7b\x00\x08' >&3
@@ -210,10 +229,12 @@ check_swtpm() {
 
 check_nats() {
     local port pid info
-    port=$(free_port)
-    nats-server -a 127.0.0.1 -p "$port" &
-    pid=$!
-    wait_port "$port" "$pid" || { stop "$pid"; return 1; }
+    start_nats() {
+        nats-server -a 127.0.0.1 -p "$1" &
+        SERVER_PID=$!
+    }
+    serve start_nats || return 1
+    port=$PORT pid=$SERVER_PID
     info=$(exec 3<>"/dev/tcp/127.0.0.1/$port"; timeout 2 head -c 4 <&3)
     stop "$pid"
     [ "$info" = INFO ] || { echo "nats-server answered '$info'"; return 1; }
@@ -221,13 +242,17 @@ check_nats() {
 
 check_etcd() {
     local client peer pid got
-    client=$(free_port)
-    peer=$(free_port)
-    etcd --name check --data-dir "$W/etcd" --listen-client-urls "http://127.0.0.1:$client" \
-        --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "check=http://127.0.0.1:$peer" \
-        --log-level error &
-    pid=$!
+    start_etcd() {
+        peer=$(free_port) || return 1
+        rm -rf "$W/etcd"
+        etcd --name check --data-dir "$W/etcd" --listen-client-urls "http://127.0.0.1:$1" \
+            --advertise-client-urls "http://127.0.0.1:$1" --listen-peer-urls "http://127.0.0.1:$peer" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "check=http://127.0.0.1:$peer" \
+            --log-level error &
+        SERVER_PID=$!
+    }
+    serve start_etcd || return 1
+    client=$PORT pid=$SERVER_PID
     for _ in $(seq 100); do
         etcdctl --endpoints "127.0.0.1:$client" --dial-timeout 1s put lamina-check yes >/dev/null 2>&1 && break
         kill -0 "$pid" 2>/dev/null || { echo "etcd exited"; return 1; }
