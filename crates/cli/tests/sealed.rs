@@ -187,3 +187,18 @@ fn a_sealed_directory_behaves_like_a_plain_one_for_modules_and_components() {
         assert!(texts(&sealed).0.contains("read big: ok (100000, true)"), "{}", texts(&sealed).0);
     }
 }
+
+/// A guest that creates sealed files and keeps them all open is refused past
+/// `MAX_OPEN_FILES` (256) with a clear error, under both ABIs, and may open another once it
+/// closes one: it cannot take the host's file descriptors.
+#[test]
+fn a_guest_hoarding_open_sealed_files_is_held_to_its_share() {
+    for wasi in common::BOTH {
+        let env = Env::sim();
+        let out = env.run(&common::guest("hoard", wasi), &["/data"], &[]);
+        assert_code(&out, 0);
+        let stdout = texts(&out).0;
+        assert!(stdout.contains("held 256 open; the next was refused"), "{wasi:?}: {stdout}");
+        assert!(stdout.contains("after closing one: opened another"), "{wasi:?}: {stdout}");
+    }
+}

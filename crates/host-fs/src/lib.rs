@@ -43,6 +43,11 @@ const FIRST_FILE_FD: u32 = 1 << 30;
 /// The longest path a guest may pass.
 const MAX_PATH: u32 = 4096;
 
+/// The most sealed files one guest may hold open at once (through either ABI). An open sealed
+/// file may hold a descriptor of the host's, and one instance must not take all of its node's:
+/// the open past this fails with `EMFILE` (WASIp1) or `insufficient-memory` (WASIp2).
+pub const MAX_OPEN_FILES: usize = 256;
+
 type Result<T> = std::result::Result<T, types::Error>;
 
 /// A sealed volume and where the guest sees it.
@@ -766,6 +771,12 @@ impl WasiSnapshotPreview1 for SealedFs {
             directory: oflags.contains(types::Oflags::DIRECTORY),
         };
         let opened = self.mounts[mount].volume.open_path(&path, flags).map_err(fail)?;
+        if let Opened::File(id) = &opened
+            && self.fds.values().filter(|h| matches!(h, Handle::File { .. })).count() >= MAX_OPEN_FILES
+        {
+            let _ = self.mounts[mount].volume.close(id);
+            return Err(Errno::Mfile.into());
+        }
         let handle = match opened {
             Opened::Dir => Handle::Dir { mount, path },
             Opened::File(id) => Handle::File {
@@ -780,7 +791,15 @@ impl WasiSnapshotPreview1 for SealedFs {
                     || flags.create,
             },
         };
-        self.allocate_fd(handle)
+        let file = match &handle {
+            Handle::File { id, .. } => Some(*id),
+            Handle::Dir { .. } => None,
+        };
+        self.allocate_fd(handle).inspect_err(|_| {
+            if let Some(id) = file {
+                let _ = self.mounts[mount].volume.close(&id);
+            }
+        })
     }
 
     async fn path_readlink(

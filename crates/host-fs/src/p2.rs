@@ -595,6 +595,13 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             return Err(Code::Access.into());
         }
         let opened = self.sealed.volume(mount).open_path(&path, open).map_err(fail)?;
+        if let Opened::File(id) = &opened
+            && self.sealed.handles.values().filter(|h| matches!(h, Handle::File { .. })).count()
+                >= crate::MAX_OPEN_FILES
+        {
+            let _ = self.sealed.volume(mount).close(id);
+            return Err(Code::InsufficientMemory.into());
+        }
         let handle = match opened {
             Opened::Dir => Handle::Dir { mount, path },
             Opened::File(id) => Handle::File { mount, id, read: flags.contains(fs::DescriptorFlags::READ), write },
