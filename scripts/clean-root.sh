@@ -87,11 +87,14 @@ fi
 
 # The root is a mount point of its own, so that `ip netns exec` can make its mounts private.
 bind "$DIR" "$DIR"
-for d in proc sys dev dev/pts; do bind "/$d" "$DIR/$d"; done
+for d in sys dev dev/pts; do bind "/$d" "$DIR/$d"; done
 mkdir -p "$DIR/run/netns"
 bind "${RUSTUP_HOME:-$HOME/.rustup}" "$DIR/root/.rustup"
 bind "${CARGO_HOME:-$HOME/.cargo}" "$DIR/root/.cargo"
 cp /etc/resolv.conf "$DIR/etc/resolv.conf"
+# Every installed Debian has /etc/hosts (the installer or the image writes it; no package
+# does), and `ip netns exec` binds a namespace's hosts file over it; debootstrap leaves none.
+[ -e "$DIR/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$DIR/etc/hosts"
 # A machine whose HTTPS goes through an inspecting proxy names that proxy's CA bundle in its
 # environment (SSL_CERT_FILE); the root gets the same bundle and the same variables, as the
 # machine's own environment would give them. Nothing else of the host's environment goes in.
@@ -113,7 +116,8 @@ fi
 
 say "running in the clean root: $*"
 # In a PID namespace of its own: when this script ends (or is killed), so does everything the
-# command started, so no process of an interrupted run writes into the next one's tree.
-unshare --pid --fork --kill-child chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" "${CA_ENV[@]}" \
+# command started, so no process of an interrupted run writes into the next one's tree. It
+# gets a /proc of its own namespace (not the host's, where its PIDs name other processes).
+unshare --pid --fork --kill-child --mount-proc="$DIR/proc" chroot "$DIR" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" CI="${CI:-}" "${CA_ENV[@]}" \
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash -c 'cd /work/main && exec bash "$@"' bash "$@"
