@@ -19,8 +19,8 @@ use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::wire::{LOG_CHUNK, LogChunk, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH};
-use crate::{DesiredState, Event, InstanceReport, Registry, Store, StoreError, TokenBook};
+use crate::wire::{LOG_CHUNK, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH};
+use crate::{DesiredState, Event, Registry, Store, StoreError, TokenBook};
 
 /// The largest module `POST /v1/modules` takes.
 const MAX_MODULE: usize = 256 << 20;
@@ -793,16 +793,7 @@ async fn attest(
     Ok(Json(serde_json::json!({ "verified": passed, "reason": reason })))
 }
 
-/// A node's heartbeat.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct HeartbeatRequest {
-    /// Its instances.
-    #[serde(default)]
-    pub instances: Vec<InstanceReport>,
-    /// What its instances wrote since the last heartbeat.
-    #[serde(default)]
-    pub logs: Vec<LogChunk>,
-}
+pub use crate::wire::HeartbeatRequest;
 
 /// How much recent output the control plane keeps per instance (in memory).
 const LOG_KEEP: usize = 256 << 10;
@@ -836,7 +827,7 @@ async fn heartbeat(
     }
     c.metrics.heartbeats.inc();
     let changed = c
-        .step(Event::Heartbeat { node: name.clone(), instances: req.instances }, now())
+        .step(Event::Heartbeat { node: name.clone(), instances: req.instances, degraded: req.degraded }, now())
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     if !changed.is_empty() {
         c.persist()?;

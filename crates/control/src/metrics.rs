@@ -74,7 +74,8 @@ impl Collector for State {
         let (nodes, instances, lag, placements, unplaced) = {
             let control = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             let registry = control.registry();
-            let mut nodes: BTreeMap<&str, f64> = [("ready", 0.0), ("lost", 0.0), ("untrusted", 0.0)].into();
+            let mut nodes: BTreeMap<&str, f64> =
+                [("ready", 0.0), ("lost", 0.0), ("untrusted", 0.0), ("degraded", 0.0)].into();
             let mut instances: BTreeMap<&str, f64> = [("starting", 0.0), ("running", 0.0), ("failed", 0.0)].into();
             let mut lag = Vec::with_capacity(registry.nodes.len());
             for node in registry.nodes.values() {
@@ -82,6 +83,7 @@ impl Collector for State {
                     NodeState::Ready => "ready",
                     NodeState::Lost => "lost",
                     NodeState::Untrusted { .. } => "untrusted",
+                    NodeState::Degraded { .. } => "degraded",
                 };
                 *nodes.entry(state).or_default() += 1.0;
                 for i in &node.instances {

@@ -35,6 +35,13 @@ pub enum NodeState {
         /// Why.
         reason: String,
     },
+    /// It says it cannot start instances (for a reason of its own: file descriptors, memory,
+    /// its platform): it gets no new placements, and its instances are placed elsewhere,
+    /// until its heartbeats stop saying so.
+    Degraded {
+        /// What it said.
+        reason: String,
+    },
 }
 
 /// A node as the control plane records it.
@@ -66,6 +73,9 @@ pub struct NodeRecord {
     pub state: NodeState,
     /// What its instances reported in the last heartbeat.
     pub instances: Vec<InstanceReport>,
+    /// Why it cannot start instances, as its last heartbeat said; `None` when it can.
+    #[serde(default)]
+    pub degraded: Option<String>,
 }
 
 /// How an instance is doing, as its node reports it.
@@ -201,6 +211,8 @@ pub enum Event {
         node: String,
         /// Its instances.
         instances: Vec<InstanceReport>,
+        /// Why it cannot start instances, if it cannot.
+        degraded: Option<String>,
     },
     /// Workloads deployed (added or replaced by name).
     Deployed(Deployment),
@@ -266,6 +278,7 @@ impl Registry {
                     attestation_failure: None,
                     state: NodeState::Ready,
                     instances: previous.map(|p| p.instances).unwrap_or_default(),
+                    degraded: None,
                 };
                 self.nodes.insert(name, record);
             }
@@ -282,10 +295,11 @@ impl Registry {
                     }
                 }
             }
-            Event::Heartbeat { node, instances } => {
+            Event::Heartbeat { node, instances, degraded } => {
                 let record = self.nodes.get_mut(&node).ok_or(StepError::UnknownNode(node.clone()))?;
                 record.last_seen = now;
                 record.instances = instances;
+                record.degraded = degraded;
                 // A heartbeat that leaves the node's standing as it was changes no plan: the
                 // common case, handled without re-planning (standings that lapse with time are
                 // the tick's to find).
@@ -320,6 +334,9 @@ impl Registry {
         }
         if now.saturating_sub(node.last_seen) > self.settings.lost_after.as_secs() {
             return NodeState::Lost;
+        }
+        if let Some(reason) = &node.degraded {
+            return NodeState::Degraded { reason: reason.clone() };
         }
         NodeState::Ready
     }

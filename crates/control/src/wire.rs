@@ -23,6 +23,21 @@ pub struct LogChunk {
     pub text: String,
 }
 
+/// A node's heartbeat: what it runs, what its instances wrote, and whether it can start more.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Its instances.
+    #[serde(default)]
+    pub instances: Vec<crate::InstanceReport>,
+    /// What its instances wrote since the last heartbeat.
+    #[serde(default)]
+    pub logs: Vec<LogChunk>,
+    /// Why it cannot start instances now (a reason of its own: file descriptors, memory, its
+    /// platform); `None` when it can. While it says so it gets no new placements.
+    #[serde(default)]
+    pub degraded: Option<String>,
+}
+
 /// The most output a heartbeat may carry per instance.
 pub const LOG_CHUNK: usize = 64 << 10;
 

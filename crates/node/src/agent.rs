@@ -116,6 +116,10 @@ pub struct Agent {
     /// Threads of stopped instances that did not end within [`STOP_WAIT`] (blocked in a host
     /// call), until they do.
     lingering: Vec<(String, JoinHandle<Option<Exit>>)>,
+    /// Instances whose last start failed for a reason of this node's (its state directory,
+    /// file descriptors, threads, its platform), with the error: while there are any, the
+    /// node's heartbeats say it is degraded.
+    local_failures: BTreeMap<(String, u32), String>,
     desired: DesiredState,
     /// The newest generation seen, sealed: an older desired state is refused.
     floor: crate::floor::GenerationFloor,
@@ -190,6 +194,7 @@ impl Agent {
             artifact_key,
             instances: BTreeMap::new(),
             lingering: Vec::new(),
+            local_failures: BTreeMap::new(),
             desired,
             floor,
             attested: None,
@@ -232,7 +237,14 @@ impl Agent {
             let path = format!("/v1/nodes/{}/heartbeat", self.identity.name);
             let sent = Instant::now();
             let answer = client
-                .post::<_, SignedDesired>(&path, &json!({ "instances": self.reports(), "logs": self.new_output() }))
+                .post::<_, SignedDesired>(
+                    &path,
+                    &lamina_control::wire::HeartbeatRequest {
+                        instances: self.reports(),
+                        logs: self.new_output(),
+                        degraded: self.degraded(),
+                    },
+                )
                 .map_err(AgentError::Control)
                 .and_then(|signed| {
                     let desired =
@@ -522,10 +534,14 @@ impl Agent {
             match self.start(client, assignment) {
                 Ok(mut running) => {
                     running.restarts = restarts;
+                    self.local_failures.remove(&key);
                     self.instances.insert(key, running);
                 }
                 Err(e) => {
                     tracing::error!("cannot start {}/{}: {e}", key.0, key.1);
+                    if matches!(e, AgentError::State(_) | AgentError::Attest(_)) {
+                        self.local_failures.insert(key.clone(), e.to_string());
+                    }
                     let entry = self.instances.entry(key).or_insert_with(|| Running {
                         spec: assignment.spec.clone(),
                         stop: Arc::new(AtomicBool::new(false)),
@@ -539,7 +555,19 @@ impl Agent {
                 }
             }
         }
+        self.local_failures.retain(|key, _| wanted.contains_key(key));
         self.metrics.instance_states(self.instances.values().map(|r| r.state));
+    }
+
+    /// Why this node cannot start instances, for its heartbeat: the first local failure (and
+    /// how many more), or `None`.
+    fn degraded(&self) -> Option<String> {
+        let ((workload, replica), error) = self.local_failures.iter().next()?;
+        let more = self.local_failures.len() - 1;
+        Some(match more {
+            0 => format!("cannot start {workload}/{replica}: {error}"),
+            n => format!("cannot start {workload}/{replica}: {error} (and {n} more)"),
+        })
     }
 
     /// The program of a module for this node: its signed artifact from the node's artifact

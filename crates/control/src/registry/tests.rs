@@ -54,7 +54,7 @@ fn on(r: &Registry, node: &str) -> Vec<String> {
 
 fn beat(r: &mut Registry, nodes: &[&str], now: u64) {
     for n in nodes {
-        r.step(Event::Heartbeat { node: (*n).into(), instances: Vec::new() }, now).expect("heartbeat");
+        r.step(Event::Heartbeat { node: (*n).into(), instances: Vec::new(), degraded: None }, now).expect("heartbeat");
     }
 }
 
@@ -131,7 +131,7 @@ fn unknown_nodes_and_workloads_are_refused_without_change() {
     let mut r = continuum();
     let before = r.clone();
     assert_eq!(
-        r.step(Event::Heartbeat { node: "ghost".into(), instances: Vec::new() }, 1001),
+        r.step(Event::Heartbeat { node: "ghost".into(), instances: Vec::new(), degraded: None }, 1001),
         Err(StepError::UnknownNode("ghost".into()))
     );
     assert_eq!(r.step(Event::Undeployed("nope".into()), 1001), Err(StepError::UnknownWorkload("nope".into())));
@@ -144,4 +144,19 @@ fn undeploying_stops_the_instances() {
     r.step(Event::Undeployed("filter".into()), 1001).expect("undeploys");
     assert!(on(&r, "edge-1").is_empty() && on(&r, "edge-2").is_empty());
     assert_eq!(on(&r, "cloud-1"), vec!["aggregate/0"]);
+}
+
+#[test]
+fn a_node_that_cannot_start_instances_gets_none_and_its_instances_move() {
+    let mut r = continuum();
+    assert!(!on(&r, "edge-1").is_empty());
+    let reason = "cannot start filter/0: Too many open files (os error 24)";
+    r.step(Event::Heartbeat { node: "edge-1".into(), instances: Vec::new(), degraded: Some(reason.into()) }, 1010)
+        .expect("heartbeat");
+    assert_eq!(r.nodes["edge-1"].state, NodeState::Degraded { reason: reason.into() });
+    assert!(on(&r, "edge-1").is_empty(), "nothing stays on a node that cannot start it");
+    assert_eq!(on(&r, "edge-2").len(), 2, "both filters on the other edge node");
+    // Once its heartbeats no longer say so, it is ready for new placements again.
+    beat(&mut r, &["edge-1"], 1012);
+    assert_eq!(r.nodes["edge-1"].state, NodeState::Ready);
 }
