@@ -96,6 +96,10 @@ pub enum AgentError {
 /// concerned, and it runs no more Wasm.
 pub const STOP_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a node stays degraded after an instance failed to start for a reason of its own,
+/// once that instance is no longer its to run.
+const DEGRADED_HOLD: Duration = Duration::from_secs(30);
+
 struct Running {
     spec: WorkloadSpec,
     stop: Arc<AtomicBool>,
@@ -118,8 +122,10 @@ pub struct Agent {
     lingering: Vec<(String, JoinHandle<Option<Exit>>)>,
     /// Instances whose last start failed for a reason of this node's (its state directory,
     /// file descriptors, threads, its platform), with the error: while there are any, the
-    /// node's heartbeats say it is degraded.
-    local_failures: BTreeMap<(String, u32), String>,
+    /// node's heartbeats say it is degraded. An entry stays for [`DEGRADED_HOLD`] after its
+    /// instance was placed elsewhere, so that a node that cannot start anything does not take
+    /// placements back at once.
+    local_failures: BTreeMap<(String, u32), (String, Instant)>,
     desired: DesiredState,
     /// The newest generation seen, sealed: an older desired state is refused.
     floor: crate::floor::GenerationFloor,
@@ -540,7 +546,7 @@ impl Agent {
                 Err(e) => {
                     tracing::error!("cannot start {}/{}: {e}", key.0, key.1);
                     if matches!(e, AgentError::State(_) | AgentError::Attest(_)) {
-                        self.local_failures.insert(key.clone(), e.to_string());
+                        self.local_failures.insert(key.clone(), (e.to_string(), Instant::now()));
                     }
                     let entry = self.instances.entry(key).or_insert_with(|| Running {
                         spec: assignment.spec.clone(),
@@ -555,14 +561,14 @@ impl Agent {
                 }
             }
         }
-        self.local_failures.retain(|key, _| wanted.contains_key(key));
+        self.local_failures.retain(|key, (_, at)| wanted.contains_key(key) || at.elapsed() < DEGRADED_HOLD);
         self.metrics.instance_states(self.instances.values().map(|r| r.state));
     }
 
     /// Why this node cannot start instances, for its heartbeat: the first local failure (and
     /// how many more), or `None`.
     fn degraded(&self) -> Option<String> {
-        let ((workload, replica), error) = self.local_failures.iter().next()?;
+        let ((workload, replica), (error, _)) = self.local_failures.iter().next()?;
         let more = self.local_failures.len() - 1;
         Some(match more {
             0 => format!("cannot start {workload}/{replica}: {error}"),
