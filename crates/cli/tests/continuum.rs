@@ -561,11 +561,13 @@ fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm
     // The sleeper is undeployed while it sleeps.
     let undeployed = Instant::now();
     assert_code(&cmd(&state, &["undeploy", "sleeper"]), 0);
-    wait_for("the node to report the sleeper gone", Duration::from_secs(5), || {
+    wait_for("the node to report the sleeper gone", Duration::from_secs(8), || {
         status_json(&state)["nodes"][0]["instances"].as_array().is_some_and(|i| i.len() == 1)
     });
+    // The stop takes at most STOP_WAIT (1 s); the rest is the long poll, a heartbeat (200 ms)
+    // and `lamina status`, on a machine that may be busy.
     let took = undeployed.elapsed();
-    assert!(took < Duration::from_secs(3), "the node took {took:?} to stop the sleeper");
+    assert!(took < Duration::from_secs(4), "the node took {took:?} to stop the sleeper");
     let before = log_len(&logs.join("ticker-0.log"));
     wait_for("the neighbour to go on", Duration::from_secs(10), || log_len(&logs.join("ticker-0.log")) > before + 5);
     let status = status_json(&state);
