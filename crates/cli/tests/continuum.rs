@@ -593,3 +593,45 @@ fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm
     };
     assert!(exited.code().is_some(), "it exited by itself ({exited:?})");
 }
+
+/// A node that cannot start an instance for a reason of its own (here its log directory is a
+/// file) says so in its heartbeats: the control plane marks it `degraded` with that reason and
+/// leaves the workload unplaced rather than on a node that cannot run it.
+#[test]
+fn a_node_that_cannot_start_instances_is_degraded_and_gets_no_placements() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let _plane = start(&state);
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let node_state = dir.path().join("node");
+    let _node = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
+            .args(["--join", &token, "--state"])
+            .arg(&node_state)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    // Where the node keeps instance logs, a file: no instance can start.
+    let logs = node_state.join("node/logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::write(&logs, "not a directory").expect("write");
+    let app = dir.path().join("app.toml");
+    let module = common::guest("ticker", common::Wasi::P1);
+    std::fs::write(&app, format!("[[workload]]\nname = \"ticker\"\nmodule = \"{}\"\n", module.display()))
+        .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    wait_for("the node to be degraded", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "degraded"
+    });
+    let status = status_json(&state);
+    let reason = status["nodes"][0]["state"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cannot start ticker/0") && reason.contains("logs"), "{status}");
+    wait_for("the workload to be unplaced", Duration::from_secs(10), || {
+        status_json(&state)["unplaced"][0]["workload"] == "ticker"
+    });
+}

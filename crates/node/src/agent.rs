@@ -629,7 +629,7 @@ impl Agent {
         };
         let program = self.program(client, hash)?;
         let logs = self.options.state.join("logs");
-        std::fs::create_dir_all(&logs).map_err(|e| AgentError::State(e.to_string()))?;
+        std::fs::create_dir_all(&logs).map_err(|e| AgentError::State(format!("{}: {e}", logs.display())))?;
         let log_path = logs.join(format!("{}-{}.log", a.placement.workload, a.placement.replica));
         let log: Arc<dyn lamina_runtime::GuestOutput> =
             crate::log::InstanceLog::open(&log_path, self.options.logs, self.metrics.logs.clone())
