@@ -379,6 +379,29 @@ fn control_plane_refuses_to_start_without_a_policy() {
     assert!(!dir.path().join("control").join("address").exists(), "it never listened");
 }
 
+/// A control plane (`--danger-dev-allow-any-sim-node`) in `dir/control` and one sim node
+/// `edge-1` in `dir/node` that heartbeats every 200 ms, started with `extra` arguments and
+/// enrolled (`ready`). Both are killed when dropped, passed or not.
+fn plane_and_node(dir: &Path, extra: &[&str]) -> (ControlPlane, Process) {
+    let state = dir.join("control");
+    let plane = start(&state);
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let node = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
+            .args(extra)
+            .args(["--join", &token, "--state"])
+            .arg(dir.join("node"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    (plane, node)
+}
+
 /// A workload that writes its output as fast as it can, beside a quiet one on the same node:
 /// its log stays within its cap (one rotated copy), what it writes over its rate is dropped and
 /// counted in the node's metrics, and the neighbour's log and the node's heartbeats go on.
@@ -386,20 +409,11 @@ fn control_plane_refuses_to_start_without_a_policy() {
 fn a_guest_flooding_its_output_is_held_to_its_log_cap_and_its_neighbour_keeps_logging() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
-    let _plane = start(&state);
-    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
     let node_state = dir.path().join("node");
-    let _node = Process(
-        Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
-            .args(["--log-max-file", "1MiB", "--log-rate", "256KiB", "--metrics", &metrics.to_string()])
-            .args(["--join", &token, "--state"])
-            .arg(&node_state)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("lamina node starts"),
-    );
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let metrics_arg = metrics.to_string();
+    let _running =
+        plane_and_node(dir.path(), &["--log-max-file", "1MiB", "--log-rate", "256KiB", "--metrics", &metrics_arg]);
     let app = dir.path().join("app.toml");
     let mut manifest = String::new();
     for program in ["flood", "ticker"] {
@@ -407,9 +421,6 @@ fn a_guest_flooding_its_output_is_held_to_its_log_cap_and_its_neighbour_keeps_lo
         manifest.push_str(&format!("[[workload]]\nname = \"{program}\"\nmodule = \"{}\"\n", module.display()));
     }
     std::fs::write(&app, manifest).expect("write");
-    wait_for("the node to enrol", Duration::from_secs(30), || {
-        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
-    });
     assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
     let logs = node_state.join("node/logs");
     // The flood writes gigabytes a second; the ticker 10 lines.
@@ -522,19 +533,8 @@ fn unauthenticated_huge_uploads_are_refused_after_their_headers_in_bounded_memor
 fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm_stops_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
-    let _plane = start(&state);
-    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
     let node_state = dir.path().join("node");
-    // Killed when the test ends, passed or not.
-    let mut node = Process(
-        Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
-            .args(["--join", &token, "--state"])
-            .arg(&node_state)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("lamina node starts"),
-    );
+    let (_plane, mut node) = plane_and_node(dir.path(), &[]);
     let manifest = |programs: &[&str]| {
         let app = dir.path().join("app.toml");
         let mut text = String::new();
@@ -545,9 +545,6 @@ fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm
         std::fs::write(&app, text).expect("write");
         app
     };
-    wait_for("the node to enrol", Duration::from_secs(30), || {
-        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
-    });
     let app = manifest(&["sleeper", "ticker"]);
     assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
     let logs = node_state.join("node/logs");
@@ -601,21 +598,8 @@ fn undeploying_a_guest_blocked_in_a_host_call_does_not_hang_its_node_and_sigterm
 fn a_node_that_cannot_start_instances_is_degraded_and_gets_no_placements() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
-    let _plane = start(&state);
-    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
     let node_state = dir.path().join("node");
-    let _node = Process(
-        Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .args(["node", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
-            .args(["--join", &token, "--state"])
-            .arg(&node_state)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("lamina node starts"),
-    );
-    wait_for("the node to enrol", Duration::from_secs(30), || {
-        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
-    });
+    let _running = plane_and_node(dir.path(), &[]);
     // Where the node keeps instance logs, a file: no instance can start.
     let logs = node_state.join("node/logs");
     let _ = std::fs::remove_dir_all(&logs);
