@@ -49,7 +49,13 @@ struct State {
     at: Instant,
     /// Bytes dropped since the last line that said so.
     dropped: u64,
+    /// After a write the disk refused: until when writes are dropped without trying the disk
+    /// again (a broken log costs no system call per guest write).
+    broken_until: Option<Instant>,
 }
+
+/// How long a log that the disk refused is left alone before it is tried again.
+const RETRY_BROKEN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One instance's log (see the module's documentation).
 pub(crate) struct InstanceLog {
@@ -77,6 +83,7 @@ impl InstanceLog {
                 tokens: limits.burst as f64,
                 at: Instant::now(),
                 dropped: 0,
+                broken_until: None,
             }),
         }))
     }
@@ -121,6 +128,10 @@ impl lamina_runtime::GuestOutput for InstanceLog {
     fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
+        if s.broken_until.is_some_and(|until| now < until) {
+            self.drop_bytes(&mut s, bytes.len() as u64);
+            return Ok(());
+        }
         let elapsed = now.saturating_duration_since(s.at).as_secs_f64();
         s.tokens = (s.tokens + elapsed * self.limits.rate as f64).min(self.limits.burst as f64);
         s.at = now;
@@ -140,9 +151,13 @@ impl lamina_runtime::GuestOutput for InstanceLog {
                 s.dropped = 0;
             }
         }
-        if let Err(e) = self.put(&mut s, &bytes[..n]) {
-            tracing::debug!("{}: output dropped: {e}", self.path.display());
-            self.drop_bytes(&mut s, n as u64);
+        match self.put(&mut s, &bytes[..n]) {
+            Ok(()) => s.broken_until = None,
+            Err(e) => {
+                tracing::debug!("{}: output dropped: {e}", self.path.display());
+                self.drop_bytes(&mut s, n as u64);
+                s.broken_until = Some(now + RETRY_BROKEN);
+            }
         }
         let cut = (bytes.len() - n) as u64;
         if cut > 0 {
@@ -207,5 +222,9 @@ mod tests {
         // The rotation cannot rename: the bytes are dropped, the guest goes on.
         log.write(b"0123456789").expect("does not fail the guest");
         assert_eq!(counters.dropped.get(), 10);
+        // For a while, later writes are dropped without trying the disk, and counted.
+        log.write(b"01234").expect("does not fail the guest");
+        assert_eq!(counters.dropped.get(), 15);
+        assert!(log.state.lock().expect("lock").broken_until.is_some());
     }
 }
