@@ -80,10 +80,14 @@ else
     PIDS+=($!)
 fi
 
-ip netns exec "$CP" nats-server -a 10.78.0.1 -p 4222 >"$WORK/nats.log" 2>&1 &
-PIDS+=($!)
+# NATS admits only enrolled nodes: the control plane keeps the users file the server includes.
+printf 'listen: 10.78.0.1:4222\npid_file: "%s"\ninclude "nats-users.conf"\n' "$WORK/nats.pid" >"$WORK/nats.conf"
 ip netns exec "$CP" "$LAMINA" control --danger-dev-allow-any-sim-node --listen 10.78.0.1:7443 --public-address https://control.lamina.test:7443 \
-    --nats nats://control.lamina.test:4222 --platform sim --state "$WORK/cp" 2>"$WORK/control.log" &
+    --nats nats://control.lamina.test:4222 --nats-users "$WORK/nats-users.conf" --nats-pid-file "$WORK/nats.pid" \
+    --platform sim --state "$WORK/cp" 2>"$WORK/control.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -f "$WORK/nats-users.conf" ] && break; sleep 0.1; done
+ip netns exec "$CP" nats-server -c "$WORK/nats.conf" >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [ -f "$WORK/cp/address" ] && break; sleep 0.1; done
 cli() { ip netns exec "$CP" "$LAMINA" "$@" --control-state "$WORK/cp"; }

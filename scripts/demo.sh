@@ -34,13 +34,19 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # --- The continuum ---------------------------------------------------------------------------
 NATS_PORT=$(free_port)
-nats-server -a 127.0.0.1 -p "$NATS_PORT" >"$OUT/nats.log" 2>&1 &
-PIDS+=($!)
 CP="$OUT/control"
+# The NATS server admits only the nodes the control plane enrolled, each with the subjects of
+# its instances: the control plane keeps the users file the server's configuration includes,
+# and signals the server (its PID file) when they change.
+printf 'listen: 127.0.0.1:%s\npid_file: "%s"\ninclude "nats-users.conf"\n' "$NATS_PORT" "$OUT/nats.pid" >"$OUT/nats.conf"
 say "lamina control: the control plane (sim platform, NATS at 127.0.0.1:$NATS_PORT)"
 # No policy: a development continuum, which the flag's name says is dangerous.
-$LAMINA control --danger-dev-allow-any-sim-node --listen 127.0.0.1:0 --platform sim --nats "nats://127.0.0.1:$NATS_PORT" --state "$CP" \
+$LAMINA control --danger-dev-allow-any-sim-node --listen 127.0.0.1:0 --platform sim --nats "nats://127.0.0.1:$NATS_PORT" \
+    --nats-users "$OUT/nats-users.conf" --nats-pid-file "$OUT/nats.pid" --state "$CP" \
     --lost-after 30s 2>"$OUT/control.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -f "$OUT/nats-users.conf" ] && break; sleep 0.1; done
+nats-server -c "$OUT/nats.conf" >"$OUT/nats.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [ -f "$CP/address" ] && break; sleep 0.1; done
 cat "$OUT/control.log"

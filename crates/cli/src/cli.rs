@@ -50,6 +50,10 @@ pub(crate) enum Command {
     /// Remove a deployed workload and its instances.
     #[cfg(feature = "node")]
     Undeploy(UndeployArgs),
+    #[cfg(feature = "node")]
+    /// Remove an enrolled node: its credentials (control plane and NATS) stop working at once
+    /// and its instances are placed elsewhere. To come back it enrols with a new join token.
+    RemoveNode(RemoveNodeArgs),
     /// Show the nodes (platform, attestation, architecture, zone) and the instances.
     #[cfg(feature = "node")]
     Status(StatusArgs),
@@ -237,6 +241,23 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) nats: Option<String>,
 
+    /// With --nats: the file nats-server's configuration includes (`include "FILE"`), where
+    /// the control plane keeps the server's users: one NKey per enrolled node, allowed only
+    /// the subjects of the instances placed on it. Rewritten whenever they change.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub(crate) nats_users: Option<PathBuf>,
+
+    /// With --nats-users: nats-server's PID file (its `pid_file`); the server is sent SIGHUP
+    /// to reload the users whenever they change.
+    #[arg(long, value_name = "FILE", requires = "nats_users")]
+    pub(crate) nats_pid_file: Option<PathBuf>,
+
+    /// DANGER: with --nats, let nodes connect to the NATS server without credentials: anyone
+    /// who reaches it can subscribe to every subject and publish on any (messages stay
+    /// sealed, but can be dropped, replayed to others and counted).
+    #[arg(long, requires = "nats", conflicts_with = "nats_users")]
+    pub(crate) danger_nats_unauthenticated: bool,
+
     /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; bind it to
     /// loopback or a monitoring network).
     #[arg(long, value_name = "ADDR")]
@@ -288,6 +309,16 @@ pub(crate) enum TokenCommand {
 pub(crate) struct DeployArgs {
     /// The deployment manifest (TOML; see examples/continuum/app.toml).
     pub(crate) manifest: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) control: ControlClientArgs,
+}
+
+/// `lamina remove-node`.
+#[derive(Debug, Args)]
+pub(crate) struct RemoveNodeArgs {
+    /// The node's name.
+    pub(crate) name: String,
 
     #[command(flatten)]
     pub(crate) control: ControlClientArgs,

@@ -144,6 +144,20 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// As [`wait_for`], showing the log `log` when it times out.
+fn wait_for_or(what: &str, timeout: Duration, log: &Path, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; {}:\n{}",
+            log.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn status_json(state: &Path) -> serde_json::Value {
     let out = cmd(state, &["status", "--format", "json"]);
     serde_json::from_str(&texts(&out).0).unwrap_or(serde_json::Value::Null)
@@ -618,4 +632,191 @@ fn a_node_that_cannot_start_instances_is_degraded_and_gets_no_placements() {
     wait_for("the workload to be unplaced", Duration::from_secs(10), || {
         status_json(&state)["unplaced"][0]["workload"] == "ticker"
     });
+}
+
+/// A raw client of the NATS protocol, to see exactly what the server answers.
+struct NatsProbe {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl NatsProbe {
+    /// Connects and sends CONNECT, signed with the NKey `seed` when one is given; returns the
+    /// probe and the server's answer to the PING that follows (`PONG` or an `-ERR`).
+    fn connect(port: u16, seed: Option<&str>) -> (NatsProbe, String) {
+        use base64::Engine as _;
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects to nats-server");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut probe =
+            NatsProbe { reader: std::io::BufReader::new(stream.try_clone().expect("clone")), writer: stream };
+        let info = probe.line();
+        assert!(info.starts_with("INFO "), "{info}");
+        let info: serde_json::Value = serde_json::from_str(&info[5..]).expect("INFO is JSON");
+        let mut connect = serde_json::json!({ "verbose": false, "pedantic": false, "name": "probe" });
+        if let Some(seed) = seed {
+            let pair = nkeys::KeyPair::from_seed(seed).expect("an NKey seed");
+            let nonce = info["nonce"].as_str().expect("the server sends a nonce to sign");
+            let signature = pair.sign(nonce.as_bytes()).expect("signs");
+            connect["nkey"] = pair.public_key().into();
+            connect["sig"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature).into();
+        }
+        let answer = probe.send(&format!("CONNECT {connect}\r\n"));
+        (probe, answer)
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut self.reader, &mut line) {
+            Ok(0) => "EOF".into(),
+            Ok(_) => line.trim_end().to_owned(),
+            Err(e) => format!("read error: {e}"),
+        }
+    }
+
+    /// Sends `command` and a PING; the server's answer: its error if it refused, else `PONG`
+    /// (or `EOF` when it closed the connection).
+    fn send(&mut self, command: &str) -> String {
+        use std::io::Write as _;
+        if let Err(e) = self.writer.write_all(format!("{command}PING\r\n").as_bytes()) {
+            return format!("write error: {e}");
+        }
+        let mut refused = None;
+        loop {
+            let line = self.line();
+            if line.starts_with("-ERR") {
+                refused.get_or_insert(line);
+            } else if line == "PONG" || line == "EOF" || line.contains("error") {
+                return refused.unwrap_or(line);
+            }
+        }
+    }
+}
+
+/// The NATS server admits only the control plane's enrolled nodes, each with the NKey it was
+/// issued at enrolment and allowed only the subjects of the instances placed on it; an outsider
+/// is refused, and a removed node's credentials stop working, also on a connection it holds.
+#[test]
+fn an_outsider_or_a_removed_node_cannot_use_the_continuums_nats_and_a_node_only_its_instances_subjects() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let users = dir.path().join("nats-users.conf");
+    let pid = dir.path().join("nats.pid");
+    std::fs::write(
+        dir.path().join("nats.conf"),
+        format!("listen: 127.0.0.1:{port}\npid_file: \"{}\"\ninclude \"nats-users.conf\"\n", pid.display()),
+    )
+    .expect("write");
+
+    // Without --nats-users the control plane refuses --nats, unless told it is dangerous.
+    let refused =
+        output(lamina().args(["control", "--danger-dev-allow-any-sim-node", "--nats", &url, "--state"]).arg(&state));
+    assert_code(&refused, 2);
+    assert!(texts(&refused).1.contains("--nats needs --nats-users FILE"), "{}", texts(&refused).1);
+
+    // The control plane writes the users file before the server starts (its configuration
+    // includes it), and signals the server on every change from then on.
+    let _plane = start_control(
+        &state,
+        &[
+            "--danger-dev-allow-any-sim-node",
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &url,
+            "--nats-users",
+            users.to_str().expect("utf-8"),
+            "--nats-pid-file",
+            pid.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(users.exists(), "the users file is written at start");
+    let _nats = ControlPlane {
+        child: Command::new("nats-server")
+            .arg("-c")
+            .arg(dir.path().join("nats.conf"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts (scripts/setup.sh installs it)"),
+    };
+    wait_for("nats-server", Duration::from_secs(10), || {
+        pid.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    // An outsider is refused.
+    let (_, answer) = NatsProbe::connect(port, None);
+    assert!(answer.contains("Authorization Violation"), "an outsider got: {answer}");
+    let forged = nkeys::KeyPair::new_user().seed().expect("seed");
+    let (_, answer) = NatsProbe::connect(port, Some(&forged));
+    assert!(answer.contains("Authorization Violation"), "an unknown key got: {answer}");
+
+    // A node enrols and gets its NATS user; two workloads on it exchange messages through the
+    // server with it.
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let node_state = dir.path().join("node");
+    let node = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "-v", "--name", "edge-1", "--platform", "sim", "--heartbeat", "200ms"])
+            .args(["--join", &token, "--state"])
+            .arg(&node_state)
+            .stderr(std::fs::File::create(dir.path().join("node.log")).expect("log"))
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    wait_for("the node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"][0]["state"]["state"] == "ready"
+    });
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(node_state.join("node/node.json")).expect("node.json")).expect("JSON");
+    let seed = identity["nats_seed"].as_str().expect("the node was issued NATS credentials").to_owned();
+    // Nothing is placed on it yet: it may use no subject.
+    let (mut probe, answer) = NatsProbe::connect(port, Some(&seed));
+    assert_eq!(answer, "PONG");
+    let answer = probe.send("SUB lamina.sensors.x 1\r\n");
+    assert!(answer.contains("Permissions Violation for Subscription"), "{answer}");
+
+    let app = dir.path().join("sensors.toml");
+    std::fs::write(
+        &app,
+        format!(
+            "[[workload]]\nname = \"sensor-filter\"\nmodule = \"{}\"\ntopics = [\"sensors.>\"]\n\n\
+             [[workload]]\nname = \"aggregate\"\nmodule = \"{}\"\ntopics = [\"sensors.>\"]\n\
+             sealed = [\"/data\"]\n",
+            common::example_for("services", "sensor-filter", "wasm32-wasip2").display(),
+            common::example_for("services", "aggregate", "wasm32-wasip2").display(),
+        ),
+    )
+    .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let node_log = dir.path().join("node.log");
+    wait_for_or("readings to reach the aggregate through NATS", Duration::from_secs(60), &node_log, || {
+        texts(&cmd(&state, &["logs", "aggregate"])).0.contains("aggregate: edge-1 n=")
+    });
+
+    // Its user may use its instances' subjects, and no other.
+    let (mut probe, answer) = NatsProbe::connect(port, Some(&seed));
+    assert_eq!(answer, "PONG");
+    assert_eq!(probe.send("SUB lamina.sensors.edge-9 1\r\n"), "PONG");
+    let answer = probe.send("SUB lamina.> 2\r\n");
+    assert!(answer.contains("Permissions Violation for Subscription to \"lamina.>\""), "{answer}");
+    let answer = probe.send("PUB lamina.billing.x 2\r\nhi\r\n");
+    assert!(answer.contains("Permissions Violation for Publish to \"lamina.billing.x\""), "{answer}");
+    let answer = probe.send("SUB _INBOX.> 3\r\n");
+    assert!(answer.contains("Permissions Violation"), "{answer}");
+
+    // Removed, its credentials stop working: the connection it holds is closed and a new one
+    // is refused.
+    drop(node);
+    assert_code(&cmd(&state, &["remove-node", "edge-1"]), 0);
+    wait_for("the removed node's connection to be closed", Duration::from_secs(10), || {
+        let answer = probe.send("");
+        answer.contains("Authorization Violation") || answer == "EOF" || answer.contains("error")
+    });
+    let (_, answer) = NatsProbe::connect(port, Some(&seed));
+    assert!(answer.contains("Authorization Violation"), "a removed node got: {answer}");
+    assert_eq!(status_json(&state)["nodes"].as_array().map(Vec::len), Some(0));
+    let again = cmd(&state, &["remove-node", "edge-1"]);
+    assert_code(&again, 125);
+    assert!(texts(&again).1.contains("no node `edge-1` is enrolled"), "{}", texts(&again).1);
 }

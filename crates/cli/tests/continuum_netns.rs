@@ -207,8 +207,10 @@ impl World {
         let public = format!("https://{CONTROL_NAME}:7443");
         let nats = format!("nats://{CONTROL_NAME}:4222");
         let state_arg = state.to_str().expect("utf-8").to_owned();
+        let users = self.dir.path().join("nats-users.conf").to_str().expect("utf-8").to_owned();
+        let pid = self.dir.path().join("nats.pid").to_str().expect("utf-8").to_owned();
         let mut args = vec!["control", "--listen", &listen, "--public-address", &public, "--nats", &nats];
-        args.extend(["--platform", "sim"]);
+        args.extend(["--nats-users", &users, "--nats-pid-file", &pid, "--platform", "sim"]);
         args.extend(["--lost-after", LOST_AFTER, "--state", &state_arg]);
         let policy_arg = policy.map(|p| p.to_str().expect("utf-8").to_owned());
         match &policy_arg {
@@ -403,9 +405,18 @@ fn a_continuum_in_network_namespaces_survives_kills_cuts_restarts_and_policy_cha
     let mut world = World::new();
     let app = manifest(world.dir.path());
     world.build();
-    let nats_args = ["-a", CP, "-p", "4222"];
-    world.spawn("nats", "cp", false, Path::new("/usr/sbin/nats-server"), &nats_args);
+    // The control plane keeps the NATS server's users (the file its configuration includes):
+    // only enrolled nodes, each with its instances' subjects.
     world.start_control(None);
+    let nats_conf = world.dir.path().join("nats.conf");
+    let pid = world.dir.path().join("nats.pid");
+    std::fs::write(
+        &nats_conf,
+        format!("listen: {CP}:4222\npid_file: \"{}\"\ninclude \"nats-users.conf\"\n", pid.display()),
+    )
+    .expect("write");
+    let nats_args = ["-c", nats_conf.to_str().expect("utf-8")];
+    world.spawn("nats", "cp", false, Path::new("/usr/sbin/nats-server"), &nats_args);
 
     // Four nodes join, each with its own one-time token; one is the aarch64 build under qemu.
     for host in HOSTS.iter().skip(1) {

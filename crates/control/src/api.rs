@@ -64,6 +64,9 @@ pub struct Control {
     artifact_key: p256::ecdsa::SigningKey,
     /// The NATS server nodes are told to use.
     messaging: Option<String>,
+    /// Who may use the NATS server, when the control plane keeps its users, and the users
+    /// file as last written.
+    nats: Option<(crate::nats::NatsAuthorization, String)>,
     /// Woken whenever the state is saved: nodes waiting on `GET /v1/nodes/{name}/desired`.
     changed: Arc<tokio::sync::Notify>,
     /// The root of the keys that protect secrets at rest and of the workloads' sealing roots:
@@ -133,6 +136,7 @@ impl Control {
             replicas: Vec::new(),
             signed: BTreeMap::new(),
             messaging: None,
+            nats: None,
             changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -184,13 +188,64 @@ impl Control {
         self.signed.clear();
     }
 
+    /// Keeps the NATS server's users (one per enrolled node, allowed its instances' subjects)
+    /// in the file `authorization` names, written now and whenever they change.
+    ///
+    /// # Errors
+    /// [`crate::nats::NatsError`] when the file cannot be written or a user derived.
+    pub fn set_nats_authorization(
+        &mut self,
+        authorization: crate::nats::NatsAuthorization,
+    ) -> Result<(), crate::nats::NatsError> {
+        let text = crate::nats::render(&self.registry, &self.credentials, self.master.as_ref())?;
+        authorization.apply(&text)?;
+        self.nats = Some((authorization, text));
+        Ok(())
+    }
+
+    /// The NATS user a node connects with, when the control plane keeps the server's users.
+    fn nats_user(&self, name: &str) -> Result<Option<crate::nats::NodeUser>, ApiError> {
+        match (&self.nats, self.credentials.get(name)) {
+            (Some(_), Some(key_hash)) => crate::nats::node_user(self.master.as_ref(), name, key_hash)
+                .map(Some)
+                .map_err(|e| ApiError::internal(e.to_string())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes the NATS users again if they changed; a failure is logged and counted (the
+    /// server keeps the users it had: nothing is opened that was closed).
+    fn sync_nats(&mut self) {
+        let Some((authorization, written)) = &self.nats else { return };
+        let text = match crate::nats::render(&self.registry, &self.credentials, self.master.as_ref()) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!("cannot update the NATS users: {e}");
+                return;
+            }
+        };
+        if text == *written {
+            return;
+        }
+        match authorization.apply(&text) {
+            Ok(()) => {
+                if let Some((_, written)) = &mut self.nats {
+                    *written = text;
+                }
+            }
+            Err(e) => tracing::error!("cannot update the NATS users: {e}; nodes keep the subjects they had"),
+        }
+    }
+
     /// The state directory.
     pub fn store_dir(&self) -> &std::path::Path {
         self.store.dir()
     }
 
-    fn persist(&self) -> Result<(), ApiError> {
+    fn persist(&mut self) -> Result<(), ApiError> {
         self.store.save_state(&self.registry, &self.tokens, &self.credentials)?;
+        // Before nodes learn of new placements, the NATS server learns of their subjects.
+        self.sync_nats();
         // Whatever changed, nodes waiting for a new desired state look again.
         self.changed.notify_waiters();
         Ok(())
@@ -427,6 +482,7 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/deployments/{name}", delete(undeploy))
         .route("/v1/status", get(status))
         .route("/v1/nodes/enroll", post(enroll))
+        .route("/v1/nodes/{name}", delete(remove_node))
         .route("/v1/nodes/{name}/attest", post(attest))
         .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
         .route("/v1/nodes/{name}/release", post(release))
@@ -719,7 +775,7 @@ async fn enroll(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Json(req): Json<EnrolRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<crate::wire::EnrolResponse>> {
     let mut c = lock(&c);
     let (Some(key), Some(key_hash)) = (peer.key.clone(), peer.key_hash.clone()) else {
         return Err(ApiError::new(
@@ -760,7 +816,34 @@ async fn enroll(
     c.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
     tracing::info!(node = %req.name, "enrolled");
-    Ok(Json(serde_json::json!({ "artifact_key": c.artifact_key_pem() })))
+    let nats_seed = c.nats_user(&req.name)?.map(|u| u.seed.to_string());
+    Ok(Json(crate::wire::EnrolResponse { artifact_key: c.artifact_key_pem(), nats_seed }))
+}
+
+/// Removes an enrolled node (admin): its credentials (TLS and NATS) stop working, its
+/// instances are placed elsewhere. To come back it enrols again with a new join token.
+async fn remove_node(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut c = lock(&c);
+    c.admin(&headers)?;
+    if c.credentials.remove(&name).is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no node `{name}` is enrolled")));
+    }
+    let prefix = format!("{name}/");
+    c.instances.retain(|k, _| !k.starts_with(&prefix));
+    let instances = c.instances.clone();
+    c.store.save(INSTANCES, &instances)?;
+    c.signed.remove(&name);
+    // A node known to the credentials but not the registry cannot be; either way it is gone.
+    if c.registry.nodes.contains_key(&name) {
+        c.step(Event::Removed(name.clone()), now()).map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    c.persist()?;
+    tracing::info!(node = %name, "removed");
+    Ok(Json(serde_json::json!({ "removed": name })))
 }
 
 /// A node's fresh evidence.

@@ -21,6 +21,8 @@ mod client;
 pub mod etcd;
 #[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
+pub mod nats;
 mod registry;
 pub mod release;
 #[cfg(feature = "server")]

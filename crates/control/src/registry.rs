@@ -218,6 +218,9 @@ pub enum Event {
     Deployed(Deployment),
     /// A workload removed.
     Undeployed(String),
+    /// A node removed by the operator: its record and desired state go, its instances are
+    /// placed elsewhere.
+    Removed(String),
     /// The clock.
     Tick,
 }
@@ -315,6 +318,10 @@ impl Registry {
             }
             Event::Undeployed(name) => {
                 self.workloads.remove(&name).ok_or(StepError::UnknownWorkload(name))?;
+            }
+            Event::Removed(name) => {
+                self.nodes.remove(&name).ok_or(StepError::UnknownNode(name.clone()))?;
+                self.desired.remove(&name);
             }
             Event::Tick => {}
         }

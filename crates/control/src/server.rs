@@ -42,6 +42,9 @@ pub struct ServeOptions {
     pub settings: crate::Settings,
     /// The NATS server nodes' instances exchange messages through, as nodes reach it.
     pub messaging: Option<String>,
+    /// The NATS server's users, when the control plane keeps them (one per node, allowed the
+    /// subjects of its instances); without, nodes connect to NATS unauthenticated.
+    pub nats_authorization: Option<crate::nats::NatsAuthorization>,
     /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
 }
@@ -53,6 +56,9 @@ pub enum ServeError {
     /// The state directory.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The NATS server's users file.
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     /// The certificate or TLS configuration.
     #[error("TLS: {0}")]
     Tls(String),
@@ -348,6 +354,9 @@ pub async fn serve(
     let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint, master)?;
     control.set_settings(options.settings);
     control.set_messaging(options.messaging.clone());
+    if let Some(authorization) = options.nats_authorization.clone() {
+        control.set_nats_authorization(authorization)?;
+    }
     let address_file = control.store_dir().join("address");
     std::fs::write(&address_file, &public_address)
         .map_err(|e| ServeError::Tls(format!("cannot write {}: {e}", address_file.display())))?;

@@ -12,6 +12,19 @@ pub struct SignedArtifact {
     pub signature: String,
 }
 
+/// What the control plane answers a node that enrolled.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    /// Its artifact signing key (PEM): the node accepts artifacts and desired states signed
+    /// with it.
+    pub artifact_key: String,
+    /// The seed of the node's NATS user (an NKey, `SU…`), when the control plane keeps the
+    /// NATS server's users: the node connects with it and may use only the subjects of its
+    /// instances.
+    #[serde(default)]
+    pub nats_seed: Option<String>,
+}
+
 /// Output of one instance, as a node ships it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LogChunk {
@@ -40,6 +53,10 @@ pub struct HeartbeatRequest {
 
 /// The most output a heartbeat may carry per instance.
 pub const LOG_CHUNK: usize = 64 << 10;
+
+/// The NATS subject prefix of the continuum's topics: a guest's topic `a.b` is the subject
+/// `lamina.a.b`.
+pub const MESSAGING_PREFIX: &str = "lamina";
 
 /// The generation of topic keys (carried in each sealed message, for rotation).
 pub const TOPIC_EPOCH: u32 = 1;

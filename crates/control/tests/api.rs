@@ -109,6 +109,7 @@ fn options() -> ServeOptions {
             ..lamina_control::Settings::default()
         },
         messaging: None,
+        nats_authorization: None,
         metrics: Some("127.0.0.1:0".parse().expect("addr")),
     }
 }

@@ -64,6 +64,16 @@ pub enum Purpose<'a> {
     /// The key the control plane authenticates its challenge nonces with, from the master key
     /// (replicas that share the master accept each other's challenges).
     ChallengeMac,
+    /// The seed of a node's NATS user (an NKey), from the master key: bound to the node's name
+    /// and to the key it enrolled with, so a node removed and enrolled again gets another.
+    NatsUser {
+        /// The node's name.
+        node: &'a str,
+        /// The SHA-256 (hex) of the TLS key it enrolled with.
+        key: &'a str,
+    },
+    /// The seed of the control plane's own NATS user, from the master key.
+    NatsControl,
 }
 
 impl Purpose<'_> {
@@ -76,6 +86,8 @@ impl Purpose<'_> {
             Self::WorkloadSealingRoot { workload } => format!("sealing root {workload}").into_bytes(),
             Self::NodeSecretCache => b"lamina node secret cache".to_vec(),
             Self::ChallengeMac => b"lamina challenge mac".to_vec(),
+            Self::NatsUser { node, key } => format!("nats user {node} {key}").into_bytes(),
+            Self::NatsControl => b"lamina nats control".to_vec(),
         }
     }
 }
@@ -173,6 +185,9 @@ mod tests {
             Purpose::WorkloadSealingRoot { workload: "w" },
             Purpose::NodeSecretCache,
             Purpose::ChallengeMac,
+            Purpose::NatsUser { node: "n", key: "k1" },
+            Purpose::NatsUser { node: "n", key: "k2" },
+            Purpose::NatsControl,
         ]
         .iter()
         .map(|p| *derive(&root, p).expect("derives"))

@@ -46,6 +46,17 @@ impl NatsBroker {
     /// [`MessagingError::Unavailable`] when the URL or prefix is malformed, or no runtime can
     /// be started.
     pub fn connect(url: &str, prefix: &str) -> Result<Self, MessagingError> {
+        Self::connect_with(url, prefix, None)
+    }
+
+    /// As [`NatsBroker::connect`], authenticated as the NATS user of the NKey `nkey_seed`
+    /// (`SU…`) when one is given. What the server refuses (a key it does not know, a subject
+    /// the user may not use) is logged as a warning; a refused connection keeps being tried,
+    /// so a server that learns the key later admits it.
+    ///
+    /// # Errors
+    /// As [`NatsBroker::connect`]; also when the seed is not an NKey user seed.
+    pub fn connect_with(url: &str, prefix: &str, nkey_seed: Option<&str>) -> Result<Self, MessagingError> {
         lamina_host_messaging::check_topic(prefix).map_err(|e| MessagingError::Unavailable(format!("prefix: {e}")))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -53,11 +64,28 @@ impl NatsBroker {
             .enable_all()
             .build()
             .map_err(|e| MessagingError::Unavailable(format!("cannot start the NATS client's runtime: {e}")))?;
-        let options = async_nats::ConnectOptions::new()
+        let server = url.to_owned();
+        let mut options = async_nats::ConnectOptions::new()
             .name("lamina")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .max_reconnects(None);
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let server = server.clone();
+                async move {
+                    match event {
+                        async_nats::Event::ServerError(e) => tracing::warn!("NATS at {server} refused: {e}"),
+                        async_nats::Event::ClientError(e) => tracing::warn!("NATS at {server}: {e}"),
+                        other => tracing::debug!("NATS at {server}: {other}"),
+                    }
+                }
+            });
+        if let Some(seed) = nkey_seed {
+            if !seed.starts_with("SU") {
+                return Err(MessagingError::Unavailable("the NATS credentials are not an NKey user seed".into()));
+            }
+            options = options.nkey(seed.to_owned());
+        }
         let client = runtime
             .block_on(options.connect(url))
             .map_err(|e| MessagingError::Unavailable(format!("NATS at {url}: {e}")))?;

@@ -784,8 +784,12 @@ impl Agent {
                 Some((known, broker)) if known == url => broker.clone(),
                 _ => {
                     let broker: Arc<dyn lamina_runtime::Broker> = Arc::new(
-                        lamina_messaging_nats::NatsBroker::connect(url, "lamina")
-                            .map_err(|e| AgentError::State(e.to_string()))?,
+                        lamina_messaging_nats::NatsBroker::connect_with(
+                            url,
+                            lamina_control::wire::MESSAGING_PREFIX,
+                            self.identity.nats_seed.as_deref(),
+                        )
+                        .map_err(|e| AgentError::State(e.to_string()))?,
                     );
                     tracing::info!("messaging through NATS at {url}, sealed end to end");
                     *nats = Some((url.to_owned(), broker.clone()));

@@ -28,6 +28,10 @@ pub struct Identity {
     pub key: String,
     /// The control plane's artifact signing key (PEM).
     pub artifact_key: String,
+    /// The seed of its NATS user (an NKey), when the control plane keeps the NATS server's
+    /// users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_seed: Option<String>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -167,6 +171,7 @@ pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) 
         name: options.name.clone(),
         key: hex::encode(key.as_bytes()),
         artifact_key: String::new(),
+        nats_seed: None,
     };
     let client = identity.client(platform, options.control_verifier.clone())?;
     let challenge: Value = client.post("/v1/challenge", &json!({}))?;
@@ -183,9 +188,9 @@ pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) 
         "nonce": nonce,
         "evidence": evidence(platform, nonce, &identity.spki()?)?,
     });
-    let answer: Value = client.post("/v1/nodes/enroll", &request)?;
-    identity.artifact_key =
-        answer["artifact_key"].as_str().ok_or_else(|| AgentError::Protocol("no artifact key".into()))?.to_owned();
+    let answer: lamina_control::wire::EnrolResponse = client.post("/v1/nodes/enroll", &request)?;
+    identity.artifact_key = answer.artifact_key;
+    identity.nats_seed = answer.nats_seed;
     identity.save(&options.state)?;
     Ok(identity)
 }

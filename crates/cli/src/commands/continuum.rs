@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 #[cfg(feature = "control")]
 use crate::cli::ControlArgs;
 use crate::cli::{
-    ControlClientArgs, DeployArgs, Format, LogsArgs, NodeArgs, SecretCommand, StatusArgs, TokenCommand, UndeployArgs,
+    ControlClientArgs, DeployArgs, Format, LogsArgs, NodeArgs, RemoveNodeArgs, SecretCommand, StatusArgs, TokenCommand,
+    UndeployArgs,
 };
 
 fn default_state(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -50,6 +51,28 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         }
     };
     let verifier = lamina_attest::Verifier::new(Some(policy), anchors);
+    let nats_authorization = match (&args.nats, &args.nats_users, args.danger_nats_unauthenticated) {
+        (Some(_), Some(users_file), _) => Some(lamina_control::nats::NatsAuthorization {
+            users_file: users_file.clone(),
+            pid_file: args.nats_pid_file.clone(),
+        }),
+        (Some(_), None, true) => {
+            eprintln!(
+                "lamina: DANGER: --danger-nats-unauthenticated: nodes connect to NATS without credentials; anyone \
+                 who reaches the server can read every subject and publish on any"
+            );
+            None
+        }
+        (Some(_), None, false) => {
+            eprintln!(
+                "lamina: error: --nats needs --nats-users FILE (the users file nats-server includes; with \
+                 --nats-pid-file the server reloads it), so that only enrolled nodes use the server and each only \
+                 its instances' subjects; or, for development, --danger-nats-unauthenticated"
+            );
+            return Ok(crate::exit::USAGE);
+        }
+        (None, _, _) => None,
+    };
     let store = match &args.store {
         None => Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?,
         Some(url) => {
@@ -84,6 +107,7 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         tick: Duration::from_secs(1),
         settings: Settings { lost_after: args.lost_after, ..Settings::default() },
         messaging: args.nats.clone(),
+        nats_authorization,
         metrics: args.metrics,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -254,6 +278,14 @@ pub(crate) fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
 pub(crate) fn undeploy(args: UndeployArgs) -> anyhow::Result<i32> {
     client(&args.control, true)?.delete(&format!("/v1/deployments/{}", args.name))?;
     println!("undeployed {}", args.name);
+    Ok(0)
+}
+
+pub(crate) fn remove_node(args: RemoveNodeArgs) -> anyhow::Result<i32> {
+    client(&args.control, true)?
+        .delete(&format!("/v1/nodes/{}", args.name))
+        .with_context(|| format!("cannot remove the node {}", args.name))?;
+    println!("removed node {}: its credentials no longer work; its instances move to other nodes", args.name);
     Ok(0)
 }
 

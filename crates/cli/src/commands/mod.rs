@@ -33,6 +33,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "node")]
         Command::Undeploy(args) => continuum::undeploy(args),
         #[cfg(feature = "node")]
+        Command::RemoveNode(args) => continuum::remove_node(args),
+        #[cfg(feature = "node")]
         Command::Status(args) => continuum::status(args),
         #[cfg(feature = "node")]
         Command::Logs(args) => continuum::logs(args),
