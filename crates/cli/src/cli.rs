@@ -212,9 +212,16 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) store: Option<String>,
 
-    /// With --store etcd://...: the file of the 32-byte key (64 hex digits) that encrypts the
-    /// keys the replicas share in etcd; give every replica the same file. Made (mode 0600) if
-    /// it does not exist.
+    /// With --store etcd://...: the policy the other replicas' evidence must pass (TOML, as
+    /// --policy). Replicas give each other the cluster key (which opens the keys they share in
+    /// etcd) over mutually attested TLS, each checking the other against this policy; each keeps
+    /// it sealed to its platform.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) replica_policy: Option<PathBuf>,
+
+    /// With --store etcd://..., the fallback where the platform cannot seal: the file of the
+    /// 32-byte cluster key (64 hex digits); give every replica the same file. Made (mode 0600)
+    /// if it does not exist.
     #[arg(long, value_name = "FILE")]
     pub(crate) cluster_key: Option<PathBuf>,
 

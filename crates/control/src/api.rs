@@ -64,6 +64,9 @@ pub struct Control {
     artifact_key: p256::ecdsa::SigningKey,
     /// The NATS server nodes are told to use.
     messaging: Option<String>,
+    /// The policy other replicas' evidence must pass to be given the cluster key; `None`
+    /// admits none.
+    replica_verifier: Option<Arc<Verifier>>,
     /// Who may use the NATS server, when the control plane keeps its users, and the users
     /// file as last written.
     nats: Option<(crate::nats::NatsAuthorization, String)>,
@@ -137,6 +140,7 @@ impl Control {
             signed: BTreeMap::new(),
             messaging: None,
             nats: None,
+            replica_verifier: None,
             changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -201,6 +205,11 @@ impl Control {
         authorization.apply(&text)?;
         self.nats = Some((authorization, text));
         Ok(())
+    }
+
+    /// Admits replicas whose evidence passes `verifier` to the cluster key.
+    pub fn set_replica_verifier(&mut self, verifier: Arc<Verifier>) {
+        self.replica_verifier = Some(verifier);
     }
 
     /// The NATS user a node connects with, when the control plane keeps the server's users.
@@ -330,8 +339,19 @@ impl Control {
         platform: Option<PlatformKind>,
         key: Option<&[u8]>,
     ) -> Result<Claims, ApiError> {
+        self.appraise_for(Audience::Node, nonce_hex, evidence_hex, platform, key)
+    }
+
+    fn appraise_for(
+        &mut self,
+        audience: Audience,
+        nonce_hex: &str,
+        evidence_hex: &str,
+        platform: Option<PlatformKind>,
+        key: Option<&[u8]>,
+    ) -> Result<Claims, ApiError> {
         let started = std::time::Instant::now();
-        let result = self.appraise_once(nonce_hex, evidence_hex, platform, key);
+        let result = self.appraise_once(audience, nonce_hex, evidence_hex, platform, key);
         let verdict = match &result {
             Ok(_) => "pass",
             Err(e) if e.status == StatusCode::CONFLICT => "stale",
@@ -344,6 +364,7 @@ impl Control {
 
     fn appraise_once(
         &mut self,
+        audience: Audience,
         nonce_hex: &str,
         evidence_hex: &str,
         platform: Option<PlatformKind>,
@@ -355,7 +376,16 @@ impl Control {
         let nonce = self.challenges.check(nonce_hex, now).map_err(challenge_error)?;
         let evidence = hex::decode(evidence_hex).map_err(|_| ApiError::bad("the evidence is not hex"))?;
         let expect = Expect { nonce: Some(&nonce), ..Expect::now() };
-        let appraisal = self.verifier.appraise_envelope(&evidence, &expect);
+        let verifier = match audience {
+            Audience::Node => &self.verifier,
+            Audience::Replica => self.replica_verifier.as_deref().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "this control plane releases the cluster key to no replica (start it with --replica-policy)",
+                )
+            })?,
+        };
+        let appraisal = verifier.appraise_envelope(&evidence, &expect);
         if !appraisal.verified() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -382,6 +412,14 @@ impl Control {
         self.challenges.consume(nonce_hex, now).map_err(challenge_error)?;
         Ok(claims)
     }
+}
+
+/// Whose evidence is appraised: a node's (the node policy) or another replica's (the replica
+/// policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Audience {
+    Node,
+    Replica,
 }
 
 /// The artifact signing key, made at first start and kept as `artifacts.key` (PKCS#8 PEM).
@@ -483,6 +521,7 @@ pub fn router(control: Shared) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/nodes/enroll", post(enroll))
         .route("/v1/nodes/{name}", delete(remove_node))
+        .route("/v1/replicas/cluster-key", post(release_cluster_key))
         .route("/v1/nodes/{name}/attest", post(attest))
         .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
         .route("/v1/nodes/{name}/release", post(release))
@@ -844,6 +883,32 @@ async fn remove_node(
     c.persist()?;
     tracing::info!(node = %name, "removed");
     Ok(Json(serde_json::json!({ "removed": name })))
+}
+
+/// Releases the cluster key to another replica of this control plane, over mutually attested
+/// TLS: its evidence answers a challenge, binds the key of the certificate it connected with,
+/// and passes the replica policy.
+async fn release_cluster_key(
+    State(c): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    Json(req): Json<crate::wire::ClusterKeyRequest>,
+) -> ApiResult<Json<crate::wire::ClusterKeyResponse>> {
+    let mut c = lock(&c);
+    let Some(key) = peer.key.clone() else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a replica asks for the cluster key over TLS with its attested certificate; the connection presented none",
+        ));
+    };
+    let Some(cluster_key) = c.store.cluster_key().copied().map(zeroize::Zeroizing::new) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "this control plane is not replicated"));
+    };
+    if let Err(e) = c.appraise_for(Audience::Replica, &req.nonce, &req.evidence, None, Some(&key)) {
+        tracing::warn!(source = ?peer.source, "refused the cluster key to a replica: {}", e.message);
+        return Err(e);
+    }
+    tracing::info!(source = ?peer.source, "released the cluster key to a replica that attested");
+    Ok(Json(crate::wire::ClusterKeyResponse { cluster_key: hex::encode(cluster_key.as_ref()) }))
 }
 
 /// A node's fresh evidence.

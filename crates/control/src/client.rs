@@ -84,7 +84,7 @@ impl ServerCertVerifier for Pinned {
             let appraisal = lamina_attest::ratls::appraise_certificate(verifier, end_entity.as_ref(), None, at);
             if !appraisal.verified() {
                 return Err(rustls::Error::General(format!(
-                    "the control plane's evidence does not pass this node's policy for it: {}",
+                    "the control plane's evidence does not pass this client's policy for it: {}",
                     appraisal.reasons().join("; ")
                 )));
             }

@@ -19,12 +19,15 @@ pub mod challenge;
 mod client;
 #[cfg(feature = "server")]
 pub mod etcd;
+pub mod evidence;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod nats;
 mod registry;
 pub mod release;
+#[cfg(feature = "server")]
+pub mod replicas;
 #[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]

@@ -45,6 +45,9 @@ pub struct ServeOptions {
     /// The NATS server's users, when the control plane keeps them (one per node, allowed the
     /// subjects of its instances); without, nodes connect to NATS unauthenticated.
     pub nats_authorization: Option<crate::nats::NatsAuthorization>,
+    /// The policy other replicas' evidence must pass to be given the cluster key (replicated
+    /// control planes); `None` gives it to none.
+    pub replica_policy: Option<Arc<lamina_attest::Verifier>>,
     /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
 }
@@ -325,6 +328,14 @@ pub async fn serve(
     let fingerprint = crate::client::spki_fingerprint(&first.cert_der).map_err(ServeError::Tls)?;
     std::fs::write(store.dir().join("fingerprint"), hex::encode(fingerprint))
         .map_err(|e| ServeError::Tls(format!("cannot write the fingerprint file: {e}")))?;
+    if let Some(etcd) = store.etcd() {
+        // Published (it is not secret) for replicas that join: they accept this replica only
+        // under this key, and with evidence that passes their replica policy.
+        let published = etcd.put_if_absent(crate::replicas::FINGERPRINT, hex::encode(fingerprint).as_bytes())?;
+        if published != hex::encode(fingerprint).as_bytes() {
+            return Err(ServeError::Tls("etcd holds another TLS key fingerprint than the replicas' shared key".into()));
+        }
+    }
     let current = Arc::new(Current(RwLock::new(Arc::new(CertifiedKey::new(
         vec![first.certificate()],
         tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&first.private_key())
@@ -354,6 +365,9 @@ pub async fn serve(
     let mut control = Control::open(store, verifier, &admin, public_address.clone(), fingerprint, master)?;
     control.set_settings(options.settings);
     control.set_messaging(options.messaging.clone());
+    if let Some(policy) = options.replica_policy.clone() {
+        control.set_replica_verifier(policy);
+    }
     if let Some(authorization) = options.nats_authorization.clone() {
         control.set_nats_authorization(authorization)?;
     }

@@ -154,9 +154,14 @@ impl Store {
         };
         crate::release::decrypt_at_rest(key, name.as_bytes(), &sealed).map_err(|_| {
             damaged(
-                "it does not open with this replica's cluster key (give every replica the same --cluster-key)".into(),
+                "it does not open with this replica's cluster key: another cluster's (a different --cluster-key file, or a sealed cluster-key.sealed of another cluster in the state directory)".into(),
             )
         })
+    }
+
+    /// The cluster key, when the state is replicated.
+    pub(crate) fn cluster_key(&self) -> Option<&[u8; 32]> {
+        self.cluster_key.as_deref()
     }
 
     /// The etcd store, when the state is replicated.

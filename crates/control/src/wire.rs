@@ -25,6 +25,23 @@ pub struct EnrolResponse {
     pub nats_seed: Option<String>,
 }
 
+/// What a control-plane replica sends the serving replica for the cluster key: evidence over
+/// a challenge, binding the key of the client certificate it connects with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterKeyRequest {
+    /// The challenge it answers (hex).
+    pub nonce: String,
+    /// Its evidence envelope (CBOR, hex).
+    pub evidence: String,
+}
+
+/// The serving replica's answer to a replica whose evidence passed its replica policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterKeyResponse {
+    /// The cluster key (hex): it opens the keys the replicas share in etcd.
+    pub cluster_key: String,
+}
+
 /// Output of one instance, as a node ships it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LogChunk {

@@ -110,6 +110,7 @@ fn options() -> ServeOptions {
         },
         messaging: None,
         nats_authorization: None,
+        replica_policy: None,
         metrics: Some("127.0.0.1:0".parse().expect("addr")),
     }
 }

@@ -74,6 +74,9 @@ pub enum Purpose<'a> {
     },
     /// The seed of the control plane's own NATS user, from the master key.
     NatsControl,
+    /// The key a control-plane replica seals its copy of the cluster key with, from its
+    /// platform's sealing root.
+    ClusterKeySeal,
 }
 
 impl Purpose<'_> {
@@ -88,6 +91,7 @@ impl Purpose<'_> {
             Self::ChallengeMac => b"lamina challenge mac".to_vec(),
             Self::NatsUser { node, key } => format!("nats user {node} {key}").into_bytes(),
             Self::NatsControl => b"lamina nats control".to_vec(),
+            Self::ClusterKeySeal => b"lamina cluster key seal".to_vec(),
         }
     }
 }
@@ -188,6 +192,7 @@ mod tests {
             Purpose::NatsUser { node: "n", key: "k1" },
             Purpose::NatsUser { node: "n", key: "k2" },
             Purpose::NatsControl,
+            Purpose::ClusterKeySeal,
         ]
         .iter()
         .map(|p| *derive(&root, p).expect("derives"))

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lamina_attest::Verifier;
-use lamina_attest::ratls::{AttestedCert, CertificateRequest};
+use lamina_attest::ratls::AttestedCert;
 use lamina_control::ControlClient;
 use lamina_tee::Platform;
-use lamina_types::{Claims, JoinToken};
+use lamina_types::JoinToken;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -114,18 +114,12 @@ impl Identity {
 
 /// An attested certificate for the node's key (RA-TLS): the platform's evidence binds the key.
 fn certificate(platform: &dyn Platform, key: &[u8]) -> Result<AttestedCert, AgentError> {
-    let request = CertificateRequest::with_key(key).map_err(|e| AgentError::State(format!("the node key: {e}")))?;
-    let claims = request.claims(platform.info().kind, runtime_measurement(), None, None);
-    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(e.to_string()))?;
-    request.finish(&envelope).map_err(|e| AgentError::Attest(e.to_string()))
+    lamina_control::evidence::attested_certificate(platform, key).map_err(|e| AgentError::Attest(e.to_string()))
 }
 
 /// The SubjectPublicKeyInfo (DER) of a PKCS#8 P-256 key.
 fn spki(key: &[u8]) -> Result<Vec<u8>, AgentError> {
-    use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
-    let secret = p256::SecretKey::from_pkcs8_der(key).map_err(|e| AgentError::State(format!("the node key: {e}")))?;
-    let der = secret.public_key().to_public_key_der().map_err(|e| AgentError::State(format!("the node key: {e}")))?;
-    Ok(der.as_bytes().to_vec())
+    lamina_control::evidence::spki(key).map_err(|e| AgentError::State(format!("the node key: {e}")))
 }
 
 impl Identity {
@@ -137,22 +131,10 @@ impl Identity {
 
 /// Evidence from the platform over a challenge of the control plane (hex of the envelope).
 pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str, key: &[u8]) -> Result<String, AgentError> {
-    let nonce = hex::decode(nonce_hex).map_err(|_| AgentError::Protocol("the challenge is not hex".into()))?;
-    let claims = Claims {
-        platform: platform.info().kind,
-        runtime_measurement: runtime_measurement(),
-        module_hash: None,
-        config_digest: None,
-        instance_key: Some(key.to_vec()),
-        nonce,
-        issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-    };
-    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(e.to_string()))?;
-    Ok(hex::encode(envelope.to_cbor()))
-}
-
-fn runtime_measurement() -> Vec<u8> {
-    lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32])
+    lamina_control::evidence::challenge_evidence(platform, nonce_hex, key).map_err(|e| match e {
+        lamina_control::evidence::EvidenceError::Challenge => AgentError::Protocol(e.to_string()),
+        other => AgentError::Attest(other.to_string()),
+    })
 }
 
 /// Enrols with the control plane named in the token: a challenge, evidence over it, the

@@ -73,24 +73,6 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         }
         (None, _, _) => None,
     };
-    let store = match &args.store {
-        None => Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?,
-        Some(url) => {
-            let endpoints = lamina_control::etcd::endpoints(url)?;
-            let key_file = args.cluster_key.clone().context(
-                "a replicated control plane needs --cluster-key FILE (the same file for every replica; \
-                 it is made if it does not exist)",
-            )?;
-            let cluster_key = cluster_key(&key_file)?;
-            eprintln!("lamina: keeping the state in etcd at {}", endpoints.join(", "));
-            let etcd = lamina_control::etcd::EtcdStore::connect(endpoints, "/lamina")
-                .context("cannot use etcd (is it running? check --store)")?;
-            let store = Store::replicated(&state, etcd, cluster_key)
-                .with_context(|| format!("cannot use the state directory {}", state.display()))?;
-            store.check_cluster_key().with_context(|| format!("the cluster key {}", key_file.display()))?;
-            store
-        }
-    };
     let platform_args = crate::cli::PlatformArgs {
         platform: args.platform,
         state_dir: Some(state.clone()),
@@ -100,6 +82,57 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
     };
     let platform = crate::commands::platform::open_platform(&platform_args, None, false)?;
     eprintln!("lamina: the control plane attests itself on {}", platform.info().kind);
+    let replica_policy = match (&args.replica_policy, args.danger_dev_allow_any_sim_node) {
+        (Some(path), _) => {
+            let mut anchors = lamina_attest::TrustAnchors::default();
+            let policy = lamina_attest::Policy::load(path, &mut anchors).context("cannot use the replica policy")?;
+            Some(std::sync::Arc::new(lamina_attest::Verifier::new(Some(policy), anchors)))
+        }
+        (None, true) if args.store.is_some() => {
+            eprintln!(
+                "lamina: DANGER: --danger-dev-allow-any-sim-node: no --replica-policy; any sim platform's evidence \
+                 gets the cluster key (and with it every secret). For development only."
+            );
+            let mut anchors = lamina_attest::TrustAnchors::default();
+            let policy = lamina_attest::Policy::parse("allow_sim = true\n", std::path::Path::new("."), &mut anchors)
+                .context("the development replica policy")?;
+            Some(std::sync::Arc::new(lamina_attest::Verifier::new(Some(policy), anchors)))
+        }
+        (None, _) => None,
+    };
+    let store = match &args.store {
+        None => Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?,
+        Some(url) => {
+            let endpoints = lamina_control::etcd::endpoints(url)?;
+            eprintln!("lamina: keeping the state in etcd at {}", endpoints.join(", "));
+            let etcd = lamina_control::etcd::EtcdStore::connect(endpoints, "/lamina")
+                .context("cannot use etcd (is it running? check --store)")?;
+            let cluster_key = match (&args.cluster_key, &replica_policy) {
+                // The fallback: an operator-distributed key file.
+                (Some(key_file), _) => cluster_key(key_file)?,
+                (None, Some(policy)) => lamina_control::replicas::cluster_key(
+                    &state,
+                    &etcd,
+                    platform.as_ref(),
+                    policy.clone(),
+                    Duration::from_secs(120),
+                )
+                .context("cannot get the cluster key")?,
+                (None, None) => {
+                    eprintln!(
+                        "lamina: error: a replicated control plane needs --replica-policy FILE (the policy the other \
+                         replicas' evidence must pass: they give each other the cluster key over mutually attested \
+                         TLS), or, where the platform cannot seal, --cluster-key FILE given to every replica"
+                    );
+                    return Ok(crate::exit::USAGE);
+                }
+            };
+            let store = Store::replicated(&state, etcd, cluster_key)
+                .with_context(|| format!("cannot use the state directory {}", state.display()))?;
+            store.check_cluster_key().context("the cluster key")?;
+            store
+        }
+    };
     let options = ServeOptions {
         listen: args.listen,
         public_address: args.public_address.clone(),
@@ -108,6 +141,7 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         settings: Settings { lost_after: args.lost_after, ..Settings::default() },
         messaging: args.nats.clone(),
         nats_authorization,
+        replica_policy,
         metrics: args.metrics,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
