@@ -6,6 +6,11 @@
 //! broker. With `LAMINA_BENCH_RECORDS` set it writes the medians as the `sealed-messaging`
 //! record; `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
+//! The cost of NATS authentication is measured beside them: the sealed path again through a
+//! second server that admits only NKey users with subject permissions, as `lamina control
+//! --nats-users` configures it (`sealed+nkey`), and the time to connect (handshake to the
+//! first round trip) with and without an NKey.
+//!
 //! `cargo bench -p lamina-messaging-nats --bench sealed` (needs Debian's nats-server).
 
 use std::sync::Arc;
@@ -46,13 +51,82 @@ impl TopicKeys for Keys {
     }
 }
 
-/// One node: its broker as instances see it.
-fn node(url: &str, sealed: bool, name: &str) -> Arc<dyn Broker> {
-    let nats: Arc<dyn Broker> = Arc::new(NatsBroker::connect(url, "lamina").expect("connects"));
-    if sealed {
-        Arc::new(Sealed::new(nats, Arc::new(Keys::default()), name, Arc::default()).expect("sealed"))
-    } else {
-        nats
+/// How a node reaches the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The bare broker, no credentials.
+    Unsealed,
+    /// Sealed, no credentials.
+    Sealed,
+    /// Sealed, through the server that admits only NKey users with subject permissions.
+    Authenticated,
+}
+
+const MODES: [Mode; 3] = [Mode::Unsealed, Mode::Sealed, Mode::Authenticated];
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Unsealed => "unsealed",
+            Mode::Sealed => "sealed",
+            Mode::Authenticated => "sealed+nkey",
+        }
+    }
+}
+
+/// The two servers: one open, one with NKey users (a seed per node) allowed `lamina.>` subjects
+/// of the benchmark only, as the control plane writes them.
+struct Servers {
+    _open: support::Server,
+    open: String,
+    _authenticated: support::Server,
+    authenticated: String,
+    seeds: [String; 2],
+    _dir: tempfile::TempDir,
+}
+
+impl Servers {
+    fn start() -> Servers {
+        let (open_server, open) = start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pairs = [nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user()];
+        let subjects = r#"["lamina.bench.>", "lamina.ping.>", "lamina.pong.>"]"#;
+        let users: Vec<String> = pairs
+            .iter()
+            .map(|p| {
+                format!(
+                    "{{ nkey: \"{}\", permissions: {{ publish: {{ allow: {subjects} }}, subscribe: {{ allow: {subjects} }} }} }}",
+                    p.public_key()
+                )
+            })
+            .collect();
+        let port = support::free_port();
+        let config = format!("authorization {{ users = [\n{}\n] }}\n", users.join("\n"));
+        let server = support::with_config(dir.path(), "authenticated", port, &config);
+        Servers {
+            _open: open_server,
+            open,
+            _authenticated: server,
+            authenticated: format!("nats://127.0.0.1:{port}"),
+            seeds: pairs.map(|p| p.seed().expect("seed")),
+            _dir: dir,
+        }
+    }
+
+    /// Node `which` (0 or 1): its broker as instances see it.
+    fn node(&self, mode: Mode, which: usize, name: &str) -> Arc<dyn Broker> {
+        let nats = match mode {
+            Mode::Authenticated => NatsBroker::connect_with(&self.authenticated, "lamina", Some(&self.seeds[which])),
+            _ => NatsBroker::connect(&self.open, "lamina"),
+        }
+        .expect("connects");
+        nats.wait_connected(WAIT).expect("connected");
+        let nats: Arc<dyn Broker> = Arc::new(nats);
+        if mode == Mode::Unsealed {
+            nats
+        } else {
+            Arc::new(Sealed::new(nats, Arc::new(Keys::default()), name, Arc::default()).expect("sealed"))
+        }
     }
 }
 
@@ -82,10 +156,12 @@ fn ready(from: &dyn Broker, inbox: &mut Box<dyn Inbox>, topic: &str) {
     }
 }
 
-/// Criterion's name for one benchmark of a group: `sealed` or `unsealed`, then the size.
-fn id(sealed: bool, size: usize) -> (&'static str, String) {
-    (if sealed { "sealed" } else { "unsealed" }, format!("{size} B"))
+/// Criterion's name for one benchmark of a group: the mode, then the size.
+fn id(mode: Mode, size: usize) -> (&'static str, String) {
+    (mode.label(), format!("{size} B"))
 }
+
+const CONNECT_GROUP: &str = "connect to the server";
 
 fn messaging(c: &mut Criterion, quick: bool) {
     // Brief runs (the harness's quick mode): criterion's shortest measurement.
@@ -97,15 +173,15 @@ fn messaging(c: &mut Criterion, quick: bool) {
                 .warm_up_time(lamina_bench_record::QUICK_WARM_UP);
         }
     };
-    let (_server, url) = start();
+    let servers = Servers::start();
     let mut throughput = c.benchmark_group(BURST_GROUP);
     throughput.sample_size(20).measurement_time(Duration::from_secs(6));
     brief(&mut throughput);
     for size in SIZES {
         throughput.throughput(Throughput::Elements(BURST as u64));
-        for sealed in [false, true] {
-            let (label, size_label) = id(sealed, size);
-            let (a, b) = (node(&url, sealed, "a/0@edge-1"), node(&url, sealed, "b/0@cloud-1"));
+        for mode in MODES {
+            let (label, size_label) = id(mode, size);
+            let (a, b) = (servers.node(mode, 0, "a/0@edge-1"), servers.node(mode, 1, "b/0@cloud-1"));
             let topic = format!("bench.{label}.{size}");
             let mut inbox = b.subscribe(Pattern::parse(&topic).expect("pattern")).expect("subscribes");
             ready(a.as_ref(), &mut inbox, &topic);
@@ -128,9 +204,9 @@ fn messaging(c: &mut Criterion, quick: bool) {
     latency.sample_size(50).measurement_time(Duration::from_secs(5));
     brief(&mut latency);
     for size in SIZES {
-        for sealed in [false, true] {
-            let (label, size_label) = id(sealed, size);
-            let (a, b) = (node(&url, sealed, "a/0@edge-1"), node(&url, sealed, "b/0@cloud-1"));
+        for mode in MODES {
+            let (label, size_label) = id(mode, size);
+            let (a, b) = (servers.node(mode, 0, "a/0@edge-1"), servers.node(mode, 1, "b/0@cloud-1"));
             let (ping, pong) = (format!("ping.{label}.{size}"), format!("pong.{label}.{size}"));
             let mut at_b = b.subscribe(Pattern::parse(&ping).expect("pattern")).expect("subscribes");
             let mut at_a = a.subscribe(Pattern::parse(&pong).expect("pattern")).expect("subscribes");
@@ -147,6 +223,27 @@ fn messaging(c: &mut Criterion, quick: bool) {
         }
     }
     latency.finish();
+
+    // A node's connection: from nothing to its first round trip with the server.
+    let mut connect = c.benchmark_group(CONNECT_GROUP);
+    connect.sample_size(20).measurement_time(Duration::from_secs(5));
+    brief(&mut connect);
+    for mode in [Mode::Sealed, Mode::Authenticated] {
+        let label = if mode == Mode::Authenticated { "nkey" } else { "none" };
+        connect.bench_function(BenchmarkId::new(label, "connect"), |bench| {
+            bench.iter(|| {
+                let nats = match mode {
+                    Mode::Authenticated => {
+                        NatsBroker::connect_with(&servers.authenticated, "lamina", Some(&servers.seeds[0]))
+                    }
+                    _ => NatsBroker::connect(&servers.open, "lamina"),
+                }
+                .expect("connects");
+                nats.flush(WAIT).expect("a round trip");
+            });
+        });
+    }
+    connect.finish();
 }
 
 /// The `sealed-messaging` record: burst throughput and round trips from criterion's medians.
@@ -156,8 +253,8 @@ fn record(medians: &CriterionMedians) -> Record {
         "Sealed messaging across two nodes",
         "cargo bench -p lamina-messaging-nats --bench sealed",
     );
-    let mut median_s = |group: &str, sealed: bool, size: usize| -> Option<f64> {
-        let (label, size_label) = id(sealed, size);
+    let mut median_s = |group: &str, mode: Mode, size: usize| -> Option<f64> {
+        let (label, size_label) = id(mode, size);
         match medians.median_ns(group, Some(label), Some(&size_label)) {
             Ok(ns) => Some(ns / 1e9),
             Err(e) => {
@@ -169,12 +266,35 @@ fn record(medians: &CriterionMedians) -> Record {
     };
     let mut figures = Vec::new();
     for size in SIZES {
-        let burst = [true, false].map(|sealed| median_s(BURST_GROUP, sealed, size));
-        let rtt = [true, false].map(|sealed| median_s(RTT_GROUP, sealed, size));
+        let burst = [Mode::Sealed, Mode::Unsealed, Mode::Authenticated].map(|m| median_s(BURST_GROUP, m, size));
+        let rtt = [Mode::Sealed, Mode::Unsealed, Mode::Authenticated].map(|m| median_s(RTT_GROUP, m, size));
         figures.push((size, burst, rtt));
     }
+    let connect = ["none", "nkey"].map(|label| medians.median_ns(CONNECT_GROUP, Some(label), Some("connect")).ok());
     let rate = |s: f64| BURST as f64 / s;
-    for (size, [burst_sealed, burst_plain], [rtt_sealed, rtt_plain]) in figures {
+    for (size, [burst_sealed, burst_plain, burst_auth], [rtt_sealed, rtt_plain, rtt_auth]) in figures {
+        if let (Some(auth), Some(sealed)) = (burst_auth, burst_sealed) {
+            record.metric(
+                &format!("burst.nkey.{size}"),
+                &format!("burst, sealed, NKey user, {size} B"),
+                rate(auth),
+                "msg/s",
+            );
+            record.metric(
+                &format!("burst.nkey_ratio.{size}"),
+                &format!("burst, sealed with NKey / sealed without, {size} B"),
+                rate(auth) / rate(sealed),
+                "ratio",
+            );
+        }
+        if let Some(s) = rtt_auth {
+            record.metric(
+                &format!("rtt.nkey.{size}"),
+                &format!("round trip, sealed, NKey user, {size} B"),
+                s * 1e6,
+                "µs",
+            );
+        }
         if let Some(s) = burst_sealed {
             record.metric(&format!("burst.sealed.{size}"), &format!("burst, sealed, {size} B"), rate(s), "msg/s");
         }
@@ -196,6 +316,10 @@ fn record(medians: &CriterionMedians) -> Record {
         if let Some(s) = rtt_plain {
             record.metric(&format!("rtt.plain.{size}"), &format!("round trip, unsealed, {size} B"), s * 1e6, "µs");
         }
+    }
+    if let [Some(none), Some(nkey)] = connect {
+        record.metric("connect.none", "connect to the server, no credentials", none / 1e6, "ms");
+        record.metric("connect.nkey", "connect to the server, NKey user", nkey / 1e6, "ms");
     }
     record.note(&format!(
         "a burst is {BURST} messages from one node to the other; its rate is {BURST} / criterion's median time"
