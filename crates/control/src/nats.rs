@@ -137,9 +137,11 @@ pub fn render(registry: &Registry, credentials: &BTreeMap<String, String>, maste
             let list: Vec<String> = subjects.iter().map(|s| format!("\"{s}\"")).collect();
             format!("allow: [{}]", list.join(", "))
         };
+        // Names are checked at enrolment; the comment keeps only their safe characters anyway.
+        let shown: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
         let _ = writeln!(
             text,
-            "    # node {name}\n    {{ nkey: \"{}\", permissions: {{ publish: {{ {allowed} }}, subscribe: {{ {allowed} }} }} }}",
+            "    # node {shown}\n    {{ nkey: \"{}\", permissions: {{ publish: {{ {allowed} }}, subscribe: {{ {allowed} }} }} }}",
             node.public
         );
     }
@@ -221,5 +223,11 @@ mod tests {
         // A node with nothing placed on it may use no subject.
         assert_eq!(one.matches("deny: [\">\"]").count(), 4, "{one}");
         assert!(!one.contains(&*a.seed), "the file holds no secret");
+        // Nothing from a name or a topic breaks out of its line or its string.
+        let odd = render(&Registry::default(), &BTreeMap::from([("x\n}\" evil".into(), "aa".into())]), &master)
+            .expect("renders");
+        assert!(!odd.contains("evil\""), "{odd}");
+        assert!(odd.contains("    # node xevil\n    { nkey: "), "{odd}");
+        assert_eq!(odd.lines().count(), 10, "{odd}");
     }
 }
