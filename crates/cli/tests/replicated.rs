@@ -401,3 +401,21 @@ fn a_replica_without_etcd_tls_is_refused_at_start_unless_it_says_danger() {
     assert!(log.contains("DANGER: --danger-etcd-plaintext"), "{log}");
     assert!(log.contains(&format!("keeping the state in etcd at http://127.0.0.1:{}", etcd.clients[0])), "{log}");
 }
+
+/// The bug: a replica stopped with SIGTERM (as systemd stops it) panicked on its way out, when
+/// the last reference to its etcd store, and with it the store's runtime, went on an async
+/// thread; it exited with 101 instead of 0.
+#[test]
+fn a_replica_stopped_with_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Ca::new(dir.path(), "etcd");
+    let etcd = Cluster::start(dir.path(), 1, Security::Tls(&ca));
+    let a = Replica::new(dir.path(), "a", &ca);
+    let log = dir.path().join("a.log");
+    let replica = a.start(&etcd, &dir.path().join("cluster.key"), &log);
+    wait_for("replica a to lead", Duration::from_secs(30), || a.serving() && a.state.join("address").exists());
+    assert_code(&output(Command::new("kill").args(["-TERM", &replica.0.id().to_string()])), 0);
+    let (code, log) = refused(replica, &log);
+    assert_eq!(code.code(), Some(0), "{log}");
+    assert!(log.contains("stopping the control plane") && !log.contains("panicked"), "{log}");
+}

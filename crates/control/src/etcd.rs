@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
@@ -226,11 +226,26 @@ impl EtcdTls {
     }
 }
 
+/// The store's own runtime. When the store goes it is shut down without waiting: the last
+/// reference to a store may go on an async runtime's thread (a control plane that stops on
+/// SIGTERM), where dropping a runtime, which blocks, panics.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A connection to an etcd cluster, used from synchronous code: requests run on the store's
 /// own runtime thread.
 pub struct EtcdStore {
     client: etcd_client::Client,
-    runtime: Arc<tokio::runtime::Runtime>,
+    /// Where requests run: the handle of `_runtime`.
+    runtime: tokio::runtime::Handle,
+    _runtime: OwnRuntime,
     prefix: String,
     endpoints: Vec<String>,
     /// This replica's identifier (random per process).
@@ -408,7 +423,8 @@ impl EtcdStore {
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
         let store = EtcdStore {
             client,
-            runtime: Arc::new(runtime),
+            runtime: runtime.handle().clone(),
+            _runtime: OwnRuntime(Some(runtime)),
             prefix: prefix.trim_end_matches('/').to_owned(),
             endpoints,
             id: hex::encode(id),
