@@ -227,6 +227,21 @@ pub(crate) fn summary(r: &Results) -> Vec<Row> {
         "—",
         || Verdict::Reported,
     ));
+    let etcd = m("etcd-auth", "save_64kib_ratio");
+    rows.push(row(
+        "a replica's state save (64 KiB) in etcd over TLS with a client certificate",
+        etcd.map(|ratio| {
+            format!(
+                "{} p50 vs {} over plain HTTP (ratio {ratio:.2}); connection {} vs {}",
+                fmt_opt(m("etcd-auth", "tls.save_64kib_p50_ms"), "ms"),
+                fmt_opt(m("etcd-auth", "plain.save_64kib_p50_ms"), "ms"),
+                fmt_opt(m("etcd-auth", "tls.connect_p50_ms"), "ms"),
+                fmt_opt(m("etcd-auth", "plain.connect_p50_ms"), "ms"),
+            )
+        }),
+        "the same etcd member over plain HTTP, saves alternating",
+        || Verdict::Reported,
+    ));
     let start = r.startup.as_ref();
     let p50 = |id: &str| start.and_then(|s| s.get(id)).and_then(|m| m.p50_us());
     let lamina = p50("lamina-wasm");

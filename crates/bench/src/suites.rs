@@ -33,7 +33,7 @@ pub(crate) enum How {
 }
 
 /// Every suite, in the order they run.
-pub(crate) const SUITES: [Suite; 8] = [
+pub(crate) const SUITES: [Suite; 9] = [
     Suite {
         name: "instantiate",
         what: "instantiate-and-call of a precompiled module",
@@ -81,6 +81,12 @@ pub(crate) const SUITES: [Suite; 8] = [
         what: "one control plane at scale",
         how: How::Cargo { package: "lamina-cli", bench: "scale" },
         full_env: &[("NODES", "100 300 1000"), ("STEADY", "20")],
+    },
+    Suite {
+        name: "etcd-auth",
+        what: "etcd saves over TLS with client certificates against plain HTTP",
+        how: How::Cargo { package: "lamina-cli", bench: "etcd_auth" },
+        full_env: &[],
     },
 ];
 

@@ -212,6 +212,27 @@ pub(crate) struct ControlArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) store: Option<String>,
 
+    /// With --store etcd://...: the CA certificate (PEM) that signed the etcd members'
+    /// certificates. The replica reaches etcd over TLS, checks each member's certificate
+    /// against it, and presents --etcd-cert; the three go together, and are required unless
+    /// --danger-etcd-plaintext.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub(crate) etcd_ca: Option<PathBuf>,
+
+    /// With --store etcd://...: this replica's client certificate (PEM, with its chain if any),
+    /// signed by the CA that etcd trusts (etcd's --trusted-ca-file, with --client-cert-auth).
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub(crate) etcd_cert: Option<PathBuf>,
+
+    /// With --store etcd://...: the private key (PEM) of --etcd-cert.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    pub(crate) etcd_key: Option<PathBuf>,
+
+    /// DANGER, development only: reach etcd over plain HTTP with no credentials; whoever can
+    /// reach etcd's client port reads and changes the control plane's state.
+    #[arg(long, requires = "store", conflicts_with_all = ["etcd_ca", "etcd_cert", "etcd_key"])]
+    pub(crate) danger_etcd_plaintext: bool,
+
     /// With --store etcd://...: the policy the other replicas' evidence must pass (TOML, as
     /// --policy). Replicas give each other the cluster key (which opens the keys they share in
     /// etcd) over mutually attested TLS, each checking the other against this policy; each keeps

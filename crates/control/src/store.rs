@@ -34,6 +34,11 @@ pub enum StoreError {
     /// etcd failed.
     #[error("etcd: {0}")]
     Etcd(String),
+    /// TLS with etcd failed in a way that trying again will not mend: a member refused this
+    /// replica's client certificate, or its own certificate did not verify (the message says
+    /// which, and what to give instead).
+    #[error("{0}")]
+    EtcdTls(String),
     /// No etcd member could be reached (after retries).
     #[error("etcd cannot be reached: {0}; check that its members run and --store names them")]
     EtcdUnreachable(String),

@@ -103,10 +103,15 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
     let store = match &args.store {
         None => Store::open(&state).with_context(|| format!("cannot use the state directory {}", state.display()))?,
         Some(url) => {
+            if let Some(usage) = etcd_usage_error(&args) {
+                eprintln!("lamina: error: {usage}");
+                return Ok(crate::exit::USAGE);
+            }
+            let transport = etcd_transport(&args)?;
             let endpoints = lamina_control::etcd::endpoints(url)?;
-            eprintln!("lamina: keeping the state in etcd at {}", endpoints.join(", "));
-            let etcd = lamina_control::etcd::EtcdStore::connect(endpoints, "/lamina")
-                .context("cannot use etcd (is it running? check --store)")?;
+            eprintln!("lamina: keeping the state in etcd at {}", transport.urls(&endpoints).join(", "));
+            let etcd = lamina_control::etcd::EtcdStore::connect(&endpoints, "/lamina", &transport)
+                .context("cannot use etcd (is it running? check --store and the --etcd-* files)")?;
             let cluster_key = match (&args.cluster_key, &replica_policy) {
                 // The fallback: an operator-distributed key file.
                 (Some(key_file), _) => cluster_key(key_file)?,
@@ -187,6 +192,49 @@ pub(crate) fn control(args: ControlArgs) -> anyhow::Result<i32> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(0)
+}
+
+/// What is wrong with a replica's etcd flags, if anything: none of the three TLS files without
+/// `--danger-etcd-plaintext`, or only some of them. (clap refuses them without `--store`, and
+/// the danger flag with any of them.)
+#[cfg(feature = "control")]
+fn etcd_usage_error(args: &ControlArgs) -> Option<String> {
+    let files = [("--etcd-ca", &args.etcd_ca), ("--etcd-cert", &args.etcd_cert), ("--etcd-key", &args.etcd_key)];
+    let missing: Vec<&str> = files.iter().filter(|(_, f)| f.is_none()).map(|(name, _)| *name).collect();
+    match missing.len() {
+        0 => None,
+        _ if args.danger_etcd_plaintext => None,
+        3 => Some(
+            "a replicated control plane reaches etcd over TLS with a client certificate: give --etcd-ca FILE (the \
+             CA of the etcd members' certificates), --etcd-cert FILE and --etcd-key FILE (this replica's client \
+             certificate and key, signed by the CA etcd trusts); or, for development only, --danger-etcd-plaintext"
+                .to_owned(),
+        ),
+        _ => Some(format!("--etcd-ca, --etcd-cert and --etcd-key go together: give {} too", missing.join(" and "))),
+    }
+}
+
+/// How a replica reaches etcd: TLS with the three files, checked now, or plain HTTP when it
+/// says `--danger-etcd-plaintext` (with a DANGER line); any other set of flags is an error
+/// (which [`etcd_usage_error`] has reported first), never plain HTTP.
+#[cfg(feature = "control")]
+fn etcd_transport(args: &ControlArgs) -> anyhow::Result<lamina_control::etcd::EtcdTransport> {
+    use lamina_control::etcd::{EtcdTls, EtcdTransport};
+    match (&args.etcd_ca, &args.etcd_cert, &args.etcd_key, args.danger_etcd_plaintext) {
+        (Some(ca), Some(cert), Some(key), false) => {
+            Ok(EtcdTransport::Tls(EtcdTls::load(ca, cert, key).context("cannot use the etcd TLS files")?))
+        }
+        (None, None, None, true) => {
+            eprintln!(
+                "lamina: DANGER: --danger-etcd-plaintext: reaching etcd over plain HTTP with no credentials; \
+                 whoever can reach etcd's client port reads and changes the control plane's state (nodes, tokens, \
+                 modules, the shared keys under the cluster key). For development only."
+            );
+            Ok(EtcdTransport::DangerPlaintext)
+        }
+        // Anything else is refused, never taken for plain HTTP.
+        _ => bail!("{}", etcd_usage_error(args).unwrap_or_else(|| "contradictory etcd flags".to_owned())),
+    }
 }
 
 /// The replicas' cluster key: read from `path`, or made there (mode 0600).

@@ -7,6 +7,8 @@
 
 #![allow(dead_code, unreachable_pub, reason = "each test file uses a different part of this shared module")]
 
+pub mod etcd;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
