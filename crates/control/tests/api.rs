@@ -193,7 +193,7 @@ fn enrol_deploy_heartbeat_and_restart() {
         Verifier::new(Some(Policy::parse("", Path::new("."), &mut anchors).expect("policy")), anchors)
     };
     let e = key.client(&server, &node_state, Some(strict)).get::<Value>("/v1/health").expect_err("refused");
-    assert!(e.to_string().contains("does not pass this node's policy"), "{e}");
+    assert!(e.to_string().contains("does not pass this client's policy"), "{e}");
     // Without a client certificate, or with evidence that binds another key: refused.
     let nonce = challenge();
     let (code, message) = refused(anonymous.post::<_, Value>(
