@@ -820,3 +820,57 @@ fn an_outsider_or_a_removed_node_cannot_use_the_continuums_nats_and_a_node_only_
     assert_code(&again, 125);
     assert!(texts(&again).1.contains("no node `edge-1` is enrolled"), "{}", texts(&again).1);
 }
+
+/// A fleet behind one address (an edge site behind NAT) enrolling at once asks for more
+/// challenges than one address gets at once (100, then 20 a second): each node that is told
+/// "too many challenges" waits as told, with a spread, and every one enrols.
+#[test]
+fn a_fleet_behind_one_address_enrolling_at_once_is_paced_not_refused() {
+    const FLEET: usize = 130;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let _plane = start_control(&state, &["--danger-dev-allow-any-sim-node", "--listen", "127.0.0.1:0"]);
+    let read = |file: &str| std::fs::read_to_string(state.join(file)).expect("state file").trim().to_owned();
+    let fingerprint: [u8; 32] = hex::decode(read("fingerprint")).expect("hex").try_into().expect("32 bytes");
+    let operator =
+        lamina_control::ControlClient::new(&read("address"), fingerprint, Some(read("admin.token"))).expect("client");
+    let tokens: Vec<lamina_types::JoinToken> = (0..FLEET)
+        .map(|_| {
+            let made: serde_json::Value = operator.post("/v1/tokens", &serde_json::json!({})).expect("a join token");
+            made["token"].as_str().expect("token").parse().expect("a join token")
+        })
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let enrolled = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(token) = tokens.get(i) else { break };
+                    let node_state = dir.path().join("nodes").join(format!("n{i}"));
+                    let platform = lamina_tee::sim::SimPlatform::open(&node_state.join("sim")).expect("sim platform");
+                    let options = lamina_node::NodeOptions {
+                        state: node_state,
+                        name: format!("n{i}"),
+                        target: lamina_types::Target::host().expect("a supported host"),
+                        memory: "1GiB".parse().expect("size"),
+                        labels: Default::default(),
+                        zone: "edge".into(),
+                        heartbeat: Duration::from_secs(2),
+                        reattest: Duration::from_secs(240),
+                        control_verifier: None,
+                        nats: None,
+                        metrics: None,
+                        profile: lamina_types::Profile::Server,
+                        logs: lamina_node::LogLimits::default(),
+                    };
+                    lamina_node::enrol(token, &options, &platform).expect("every node of the fleet enrols");
+                    enrolled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(enrolled.into_inner(), FLEET);
+    assert_eq!(status_json(&state)["nodes"].as_array().map(Vec::len), Some(FLEET));
+}

@@ -129,6 +129,40 @@ impl Identity {
     }
 }
 
+/// How long enrolment keeps trying while the control plane says it is busy.
+const ENROL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The seconds a busy answer asks to wait (`… retry in N s`), if it says.
+fn retry_after(message: &str) -> Option<u64> {
+    let rest = &message[message.find("retry in ")? + "retry in ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// One enrolment request: a challenge, evidence over it bound to the node's key, the answer.
+fn enrol_once(
+    client: &ControlClient,
+    token: &JoinToken,
+    options: &NodeOptions,
+    platform: &dyn Platform,
+    identity: &Identity,
+) -> Result<lamina_control::wire::EnrolResponse, AgentError> {
+    let challenge: Value = client.post("/v1/challenge", &json!({}))?;
+    let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
+    let request = json!({
+        "token": token.encode(),
+        "name": options.name,
+        "target": options.target,
+        "platform": platform.info().kind,
+        "memory": options.memory,
+        "labels": options.labels,
+        "zone": options.zone,
+        "profile": options.profile,
+        "nonce": nonce,
+        "evidence": evidence(platform, nonce, &identity.spki()?)?,
+    });
+    Ok(client.post("/v1/nodes/enroll", &request)?)
+}
+
 /// Evidence from the platform over a challenge of the control plane (hex of the envelope).
 pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str, key: &[u8]) -> Result<String, AgentError> {
     lamina_control::evidence::challenge_evidence(platform, nonce_hex, key).map_err(|e| match e {
@@ -156,23 +190,39 @@ pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) 
         nats_seed: None,
     };
     let client = identity.client(platform, options.control_verifier.clone())?;
-    let challenge: Value = client.post("/v1/challenge", &json!({}))?;
-    let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
-    let request = json!({
-        "token": token.encode(),
-        "name": options.name,
-        "target": options.target,
-        "platform": platform.info().kind,
-        "memory": options.memory,
-        "labels": options.labels,
-        "zone": options.zone,
-        "profile": options.profile,
-        "nonce": nonce,
-        "evidence": evidence(platform, nonce, &identity.spki()?)?,
-    });
-    let answer: lamina_control::wire::EnrolResponse = client.post("/v1/nodes/enroll", &request)?;
+    // A busy control plane (429: too many challenges from this address, as when a fleet
+    // behind one address enrols at once; 503) is waited for, with a spread, not taken for a
+    // refusal.
+    let started = std::time::Instant::now();
+    let mut said = false;
+    let answer = loop {
+        match enrol_once(&client, token, options, platform, &identity) {
+            Err(AgentError::Control(lamina_control::ClientError::Refused { status: 429 | 503, message }))
+                if started.elapsed() < ENROL_PATIENCE =>
+            {
+                if !said {
+                    tracing::warn!("the control plane is busy ({message}); trying again");
+                    said = true;
+                }
+                let spread = u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 1000);
+                let wait = retry_after(&message).unwrap_or(1).min(30) * 1000 + spread;
+                std::thread::sleep(std::time::Duration::from_millis(wait));
+            }
+            other => break other?,
+        }
+    };
     identity.artifact_key = answer.artifact_key;
     identity.nats_seed = answer.nats_seed;
     identity.save(&options.state)?;
     Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_busy_answer_says_how_long_to_wait() {
+        assert_eq!(super::retry_after("too many challenges from this address; retry in 3 s"), Some(3));
+        assert_eq!(super::retry_after("busy"), None);
+        assert_eq!(super::retry_after("retry in soon"), None);
+    }
 }
