@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use lamina_attest::{Expect, Verifier};
-use lamina_types::{ByteSize, Claims, Deployment, JoinToken, PlatformKind, Target, WorkloadSpec};
+use lamina_types::{Claims, Deployment, JoinToken, PlatformKind, WorkloadSpec};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -783,32 +783,7 @@ async fn status(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<s
     })))
 }
 
-/// What a node sends to enrol.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EnrolRequest {
-    /// The join token, as `lamina token create` printed it.
-    pub token: String,
-    /// The node's name.
-    pub name: String,
-    /// Its architecture.
-    pub target: Target,
-    /// Its platform.
-    pub platform: PlatformKind,
-    /// Memory it offers.
-    pub memory: ByteSize,
-    /// Labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Zone.
-    pub zone: String,
-    /// The device profile its engine runs (server when not given); artifacts are compiled for it.
-    #[serde(default)]
-    pub profile: lamina_types::Profile,
-    /// The challenge it answers (hex).
-    pub nonce: String,
-    /// Its evidence envelope (CBOR, hex) over claims carrying the nonce.
-    pub evidence: String,
-}
+pub use crate::wire::EnrolRequest;
 
 async fn enroll(
     State(c): State<Shared>,

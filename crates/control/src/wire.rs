@@ -12,6 +12,33 @@ pub struct SignedArtifact {
     pub signature: String,
 }
 
+/// What a node sends to enrol.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    /// The join token, as `lamina token create` printed it.
+    pub token: String,
+    /// The node's name.
+    pub name: String,
+    /// Its architecture.
+    pub target: lamina_types::Target,
+    /// Its platform.
+    pub platform: lamina_types::PlatformKind,
+    /// Memory it offers.
+    pub memory: lamina_types::ByteSize,
+    /// Labels.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Zone.
+    pub zone: String,
+    /// The device profile its engine runs (server when not given); artifacts are compiled for it.
+    #[serde(default)]
+    pub profile: lamina_types::Profile,
+    /// The challenge it answers (hex).
+    pub nonce: String,
+    /// Its evidence envelope (CBOR, hex) over claims carrying the nonce.
+    pub evidence: String,
+}
+
 /// What the control plane answers a node that enrolled.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnrolResponse {

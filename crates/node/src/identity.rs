@@ -148,18 +148,18 @@ fn enrol_once(
 ) -> Result<lamina_control::wire::EnrolResponse, AgentError> {
     let challenge: Value = client.post("/v1/challenge", &json!({}))?;
     let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
-    let request = json!({
-        "token": token.encode(),
-        "name": options.name,
-        "target": options.target,
-        "platform": platform.info().kind,
-        "memory": options.memory,
-        "labels": options.labels,
-        "zone": options.zone,
-        "profile": options.profile,
-        "nonce": nonce,
-        "evidence": evidence(platform, nonce, &identity.spki()?)?,
-    });
+    let request = lamina_control::wire::EnrolRequest {
+        token: token.encode(),
+        name: options.name.clone(),
+        target: options.target,
+        platform: platform.info().kind,
+        memory: options.memory,
+        labels: options.labels.clone(),
+        zone: options.zone.clone(),
+        profile: options.profile,
+        nonce: nonce.to_owned(),
+        evidence: evidence(platform, nonce, &identity.spki()?)?,
+    };
     Ok(client.post("/v1/nodes/enroll", &request)?)
 }
 
