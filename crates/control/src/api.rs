@@ -222,8 +222,8 @@ impl Control {
         }
     }
 
-    /// Writes the NATS users again if they changed; a failure is logged and counted (the
-    /// server keeps the users it had: nothing is opened that was closed).
+    /// Writes the NATS users again if they changed; a failure is logged and tried again at the
+    /// next change (the server keeps the users it had: nothing is opened that was closed).
     fn sync_nats(&mut self) {
         let Some((authorization, written)) = &self.nats else { return };
         let text = match crate::nats::render(&self.registry, &self.credentials, self.master.as_ref()) {
@@ -567,8 +567,15 @@ struct ChallengeAnswer {
 /// A nonce for evidence to answer: made, not stored (see [`crate::challenge`]), so that asking
 /// for any number of them fills nothing; each source gets its share.
 async fn challenge(State(c): State<Shared>, Extension(peer): Extension<Peer>) -> ApiResult<Json<ChallengeAnswer>> {
-    let source = peer.source.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
-    let nonce = lock(&c).challenges.issue(source, now(), std::time::Instant::now()).map_err(challenge_error)?;
+    let address = peer.source.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let mut c = lock(&c);
+    // An enrolled node (its client certificate holds the key it enrolled with) has an
+    // allowance of its own; anyone else shares their address's.
+    let source = match &peer.key_hash {
+        Some(hash) if c.credentials.values().any(|known| known == hash) => crate::challenge::Source::Node(hash.clone()),
+        _ => crate::challenge::Source::from(address),
+    };
+    let nonce = c.challenges.issue(source, now(), std::time::Instant::now()).map_err(challenge_error)?;
     Ok(Json(ChallengeAnswer { nonce: hex::encode(nonce) }))
 }
 

@@ -83,7 +83,25 @@ impl Bucket {
 pub struct Challenges {
     key: hmac::Key,
     used: BTreeMap<[u8; NONCE_LEN], u64>,
-    sources: HashMap<IpAddr, Bucket>,
+    sources: HashMap<Source, Bucket>,
+}
+
+/// Whom an allowance of challenges belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A client that is not an enrolled node: its address (an IPv4 address, or the /64 of an
+    /// IPv6 one). Nodes that have not enrolled yet share their address's allowance.
+    Address(IpAddr),
+    /// An enrolled node, known by its TLS client certificate (the SHA-256 of its key, hex): it
+    /// has an allowance of its own, so a flood from its address (a neighbour behind the same
+    /// NAT) does not hold up its re-attestations and releases.
+    Node(String),
+}
+
+impl From<IpAddr> for Source {
+    fn from(ip: IpAddr) -> Self {
+        Source::Address(source_of(ip))
+    }
 }
 
 impl std::fmt::Debug for Challenges {
@@ -129,8 +147,13 @@ impl Challenges {
     ///
     /// # Errors
     /// [`ChallengeError::RateLimited`] when the source has used up its allowance.
-    pub fn issue(&mut self, source: IpAddr, now: u64, clock: Instant) -> Result<[u8; NONCE_LEN], ChallengeError> {
-        self.take(source_of(source), clock)?;
+    pub fn issue(
+        &mut self,
+        source: impl Into<Source>,
+        now: u64,
+        clock: Instant,
+    ) -> Result<[u8; NONCE_LEN], ChallengeError> {
+        self.take(source.into(), clock)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce[..8].copy_from_slice(&now.saturating_add(CHALLENGE_SECS).to_be_bytes());
         rand_core::OsRng.fill_bytes(&mut nonce[8..16]);
@@ -140,7 +163,7 @@ impl Challenges {
     }
 
     /// Takes one challenge from `source`'s allowance.
-    fn take(&mut self, source: IpAddr, clock: Instant) -> Result<(), ChallengeError> {
+    fn take(&mut self, source: Source, clock: Instant) -> Result<(), ChallengeError> {
         if !self.sources.contains_key(&source) && self.sources.len() >= MAX_SOURCES {
             // Forget the sources whose allowance is whole again: they cost nothing to forget.
             self.sources.retain(|_, b| b.refilled(clock).tokens < BURST);
@@ -294,6 +317,20 @@ mod tests {
             .filter(|i| c.issue(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, *i)), 1000, t).is_ok())
             .count();
         assert_eq!(served, BURST as usize);
+    }
+
+    #[test]
+    fn an_enrolled_node_keeps_its_allowance_while_its_address_is_flooded() {
+        let mut c = Challenges::new(&[7; 32]).expect("derives");
+        let t = Instant::now();
+        let shared = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+        while c.issue(shared, 1000, t).is_ok() {}
+        assert!(matches!(c.issue(shared, 1000, t), Err(ChallengeError::RateLimited { .. })));
+        for _ in 0..BURST as usize {
+            c.issue(Source::Node("ab".repeat(32)), 1000, t).expect("the node's own allowance");
+        }
+        assert!(matches!(c.issue(Source::Node("ab".repeat(32)), 1000, t), Err(ChallengeError::RateLimited { .. })));
+        assert!(c.issue(Source::Node("cd".repeat(32)), 1000, t).is_ok(), "another node is not held up");
     }
 
     #[test]

@@ -523,5 +523,26 @@ fn a_challenge_flood_from_one_client_does_not_stop_enrolment_or_reattestation() 
     ));
     assert_eq!(code, 409, "{message}");
     assert!(message.contains("not issued by this control plane"), "{message}");
+
+    // The flood from the node's own address (a neighbour behind the same NAT): the address's
+    // allowance runs out, the enrolled node's does not, and it re-attests at once.
+    let tls = lamina_control::tls_config(&r.public_address, r.fingerprint, None, None).expect("tls");
+    let neighbour = reqwest::blocking::Client::builder().use_preconfigured_tls(tls).build().expect("client");
+    let mut limited = false;
+    for _ in 0..1_000 {
+        if neighbour.post(&url).json(&json!({})).send().expect("answered").status().as_u16() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the neighbour's flood ran out of its address's allowance");
+    let nonce = challenge();
+    let attested: Value = node
+        .post(
+            "/v1/nodes/edge-1/attest",
+            &json!({ "nonce": nonce, "evidence": evidence(&node_state, &nonce, &key.spki) }),
+        )
+        .expect("re-attests while its address is flooded");
+    assert_eq!(attested["verified"], true, "{attested}");
     server.stop();
 }
