@@ -796,10 +796,15 @@ impl Volume {
 
     fn flush_cache(&mut self, id: &FileId) -> Result<(), SealError> {
         let Some(file) = self.files.get_mut(id) else { return Ok(()) };
-        let Some(cached) = file.cache.as_mut().filter(|c| c.dirty) else { return Ok(()) };
-        cached.dirty = false;
+        let Some(cached) = file.cache.as_ref().filter(|c| c.dirty) else { return Ok(()) };
         let (index, data) = (cached.index, cached.data.clone());
-        self.store_chunk(id, index, &data)
+        // Clean only once stored: a store the host refuses (a full disk, no file descriptors
+        // left) leaves the chunk dirty, for the next flush to store, never lost.
+        self.store_chunk(id, index, &data)?;
+        if let Some(cached) = self.files.get_mut(id).and_then(|f| f.cache.as_mut()).filter(|c| c.index == index) {
+            cached.dirty = false;
+        }
+        Ok(())
     }
 
     /// Writes at an offset, extending the file (with zeros in any gap).

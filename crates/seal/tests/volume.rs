@@ -506,3 +506,61 @@ fn paths_are_bounded_so_the_manifest_stays_readable() {
     drop(v);
     open(&f).expect("the manifest still reads");
 }
+
+/// A tmpfs of `size`, mounted for the life of the value (the test runs as root, as the suite's
+/// network tests do).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root (the test suite runs as root)");
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The attack of a full disk: a store the host refuses must leave what the guest wrote to be
+/// stored by the next commit, never turn it into zeros. The volume is on a tmpfs filled up
+/// before the write; the first commit fails, space comes back, the second commit succeeds, and
+/// the file reopened holds what was written.
+#[test]
+fn a_store_that_a_full_disk_refuses_keeps_the_data_for_the_next_commit() {
+    let f = fixture();
+    let mount = f._tmp.path().join("small");
+    let _tmpfs = Tmpfs::mount(&mount, "256k");
+    let dir = mount.join("vol");
+    let sim = SimPlatform::open(&f.state).expect("sim platform");
+    let mut v = Volume::open(&dir, &sim, &options(b"app")).expect("creates");
+    v.commit().expect("commits");
+    let Opened::File(id) = v.open_path("greeting", CREATE).expect("opens") else { panic!("a directory") };
+
+    // Fill the file system.
+    let filler = mount.join("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        while file.write_all(&[0x55; 4096]).is_ok() {}
+    }
+    v.write_at(&id, 0, b"hello world").expect("buffered");
+    let e = v.commit().expect_err("the disk is full");
+    assert!(matches!(e, SealError::Io { .. }), "{e}");
+
+    // Space again: the next commit stores what the first could not.
+    std::fs::remove_file(&filler).expect("remove the filler");
+    v.commit().expect("commits once there is room");
+    v.close(&id).expect("closes");
+    drop(v);
+    let mut v = Volume::open(&dir, &sim, &options(b"app")).expect("reopens");
+    assert_eq!(read_file(&mut v, "greeting").expect("reads"), b"hello world");
+}
