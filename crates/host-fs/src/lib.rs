@@ -128,7 +128,8 @@ impl SealedFs {
 
     fn file(&mut self, fd: types::Fd) -> Result<(&mut Volume, FileId, &mut u64, bool, bool, bool)> {
         if matches!(self.fds.get(&u32::from(fd)), Some(Handle::Dir { .. })) {
-            return Err(Errno::Isdir.into());
+            // As wasmtime-wasi answers a file operation on a directory's descriptor.
+            return Err(Errno::Badf.into());
         }
         let Some(Handle::File { mount, id, pos, append, read, write }) = self.fds.get_mut(&u32::from(fd)) else {
             return Err(Errno::Badf.into());
@@ -136,14 +137,20 @@ impl SealedFs {
         Ok((&mut self.mounts[*mount].volume, *id, pos, *append, *read, *write))
     }
 
-    /// The volume and the guest path a (directory descriptor, relative path) pair names.
-    fn resolve(&mut self, memory: &GuestMemory<'_>, fd: types::Fd, path: GuestPtr<str>) -> Result<(usize, String)> {
+    /// The volume and the guest path a (directory descriptor, relative path) pair names, and
+    /// whether the path can name only a directory (a trailing `/`, `.` or `..`).
+    fn resolve(
+        &mut self,
+        memory: &GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<(usize, String, bool)> {
         if path.len() > MAX_PATH {
             return Err(Errno::Nametoolong.into());
         }
         let relative = memory.as_cow_str(path)?.into_owned();
         let Handle::Dir { mount, path: base } = self.handle(fd)? else { return Err(Errno::Notdir.into()) };
-        Ok((*mount, join(base, &relative)?))
+        Ok((*mount, join(base, &relative)?, names_dir(&relative)))
     }
 
     fn allocate_fd(&mut self, handle: Handle) -> Result<types::Fd> {
@@ -185,6 +192,22 @@ pub(crate) fn join_path(base: &str, relative: &str) -> std::result::Result<Strin
         }
     }
     Ok(parts.join("/"))
+}
+
+/// Whether a relative path can name only a directory: it ends with `/`, or its last component
+/// is `.` or `..` (`file/` is not the file; POSIX refuses it with ENOTDIR).
+pub(crate) fn names_dir(relative: &str) -> bool {
+    relative.ends_with('/') || matches!(relative.rsplit('/').next(), Some("." | ".."))
+}
+
+/// Refuses a path that can name only a directory (see [`names_dir`]) when it names a file
+/// (ENOTDIR), or, when `creating`, nothing yet (EISDIR: a file cannot be created as `name/`).
+pub(crate) fn check_names_dir(volume: &Volume, path: &str, creating: bool) -> std::result::Result<(), SealError> {
+    match volume.stat(path) {
+        Ok(stat) if stat.kind == lamina_seal::Kind::File => Err(SealError::NotADirectory(path.into())),
+        Err(SealError::NotFound(_)) if creating => Err(SealError::IsADirectory(path.into())),
+        _ => Ok(()),
+    }
 }
 
 fn join(base: &str, relative: &str) -> Result<String> {
@@ -707,7 +730,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, _) = self.resolve(memory, fd, path)?;
         self.mounts[mount].volume.mkdir(&path).map_err(fail)
     }
 
@@ -718,7 +741,10 @@ impl WasiSnapshotPreview1 for SealedFs {
         _: types::Lookupflags,
         path: GuestPtr<str>,
     ) -> Result<types::Filestat> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, dir) = self.resolve(memory, fd, path)?;
+        if dir {
+            check_names_dir(&self.mounts[mount].volume, &path, false).map_err(fail)?;
+        }
         self.mounts[mount].volume.stat(&path).map(filestat).map_err(fail)
     }
 
@@ -732,7 +758,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         mtim: types::Timestamp,
         fst: types::Fstflags,
     ) -> Result<()> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, _) = self.resolve(memory, fd, path)?;
         match set_times(fst, mtim) {
             Some(mtime) => self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail),
             None => self.mounts[mount].volume.stat(&path).map(|_| ()).map_err(fail),
@@ -763,7 +789,10 @@ impl WasiSnapshotPreview1 for SealedFs {
         _: types::Rights,
         fdflags: types::Fdflags,
     ) -> Result<types::Fd> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, dir) = self.resolve(memory, fd, path)?;
+        if dir {
+            check_names_dir(&self.mounts[mount].volume, &path, oflags.contains(types::Oflags::CREAT)).map_err(fail)?;
+        }
         let flags = OpenFlags {
             create: oflags.contains(types::Oflags::CREAT),
             exclusive: oflags.contains(types::Oflags::EXCL),
@@ -810,7 +839,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         _: GuestPtr<u8>,
         _: types::Size,
     ) -> Result<types::Size> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, _) = self.resolve(memory, fd, path)?;
         self.mounts[mount].volume.stat(&path).map_err(fail)?;
         // There are no symbolic links in a sealed volume.
         Err(Errno::Inval.into())
@@ -822,7 +851,11 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, dir) = self.resolve(memory, fd, path)?;
+        if dir {
+            // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused.
+            return Err(Errno::Inval.into());
+        }
         self.mounts[mount].volume.rmdir(&path).map_err(fail)
     }
 
@@ -834,11 +867,11 @@ impl WasiSnapshotPreview1 for SealedFs {
         to_fd: types::Fd,
         to: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, from) = self.resolve(memory, fd, from)?;
+        let (mount, from, _) = self.resolve(memory, fd, from)?;
         if !self.owns(u32::from(to_fd)) {
             return Err(Errno::Xdev.into());
         }
-        let (to_mount, to) = self.resolve(memory, to_fd, to)?;
+        let (to_mount, to, _) = self.resolve(memory, to_fd, to)?;
         if mount != to_mount {
             return Err(Errno::Xdev.into());
         }
@@ -861,7 +894,10 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, path) = self.resolve(memory, fd, path)?;
+        let (mount, path, dir) = self.resolve(memory, fd, path)?;
+        if dir {
+            check_names_dir(&self.mounts[mount].volume, &path, false).map_err(fail)?;
+        }
         self.mounts[mount].volume.unlink(&path).map_err(fail)
     }
 

@@ -531,8 +531,13 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         path: String,
     ) -> FsResult<fs::DescriptorStat> {
         if SealedFsP2::owns(fd.rep()) {
+            let dir = crate::names_dir(&path);
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
-            return self.sealed.volume(mount).stat(&path).map(stat).map_err(fail);
+            let volume = self.sealed.volume(mount);
+            if dir {
+                crate::check_names_dir(&volume, &path, false).map_err(fail)?;
+            }
+            return volume.stat(&path).map(stat).map_err(fail);
         }
         host!(self, HostDescriptor::stat_at(fd, flags, path))
     }
@@ -582,7 +587,12 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         if !SealedFsP2::owns(fd.rep()) {
             return host!(self, HostDescriptor::open_at(fd, path_flags, path, oflags, flags));
         }
+        let dir = crate::names_dir(&path);
         let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
+        if dir {
+            let creating = oflags.contains(fs::OpenFlags::CREATE);
+            crate::check_names_dir(&self.sealed.volume(mount), &path, creating).map_err(fail)?;
+        }
         let open = OpenFlags {
             create: oflags.contains(fs::OpenFlags::CREATE),
             exclusive: oflags.contains(fs::OpenFlags::EXCLUSIVE),
@@ -643,6 +653,10 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
     fn remove_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
+            if crate::names_dir(&path) {
+                // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused.
+                return Err(Code::Invalid.into());
+            }
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
             return self.sealed.volume(mount).rmdir(&path).map_err(fail);
         }
@@ -679,8 +693,13 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
     fn unlink_file_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
+            let dir = crate::names_dir(&path);
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
-            return self.sealed.volume(mount).unlink(&path).map_err(fail);
+            let mut volume = self.sealed.volume(mount);
+            if dir {
+                crate::check_names_dir(&volume, &path, false).map_err(fail)?;
+            }
+            return volume.unlink(&path).map_err(fail);
         }
         host!(self, HostDescriptor::unlink_file_at(fd, path))
     }

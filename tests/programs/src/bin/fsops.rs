@@ -50,6 +50,21 @@ fn main() {
     show("remove non-empty", fs::create_dir(p("moved/x")).and_then(|()| fs::remove_dir(p("moved"))));
     show("remove x", fs::remove_dir(p("moved/x")));
     show("remove moved", fs::remove_dir(p("moved")));
+    // Trailing slashes name directories: on a file they are errors, and change nothing.
+    show("open file/", fs::read(p("b.txt/")).map(|b| b.len()));
+    show("create file/", fs::write(p("c.txt/"), b"x"));
+    show("remove file/", fs::remove_file(p("b.txt/")));
+    show("read after remove file/", fs::read(p("b.txt")).map(|b| b.len()));
+    show("metadata file/", fs::metadata(p("b.txt/")).map(|m| m.is_file()));
+    show("mkdir trailing/", fs::create_dir(p("t/")));
+    show("metadata dir/", fs::metadata(p("t/")).map(|m| m.is_dir()));
+    show("remove dir/", fs::remove_dir(p("t/")));
+    // A file where a directory is meant, a directory where a file is.
+    show("remove_dir file", fs::remove_dir(p("b.txt")));
+    show("remove_file dir", fs::create_dir(p("d")).and_then(|()| fs::remove_file(p("d"))));
+    show("read dir", fs::read(p("d")).map(|b| b.len()));
+    show("file as dir", fs::write(p("b.txt/inner"), b"x"));
+    show("remove d", fs::remove_dir(p("d")));
     show("remove b", fs::remove_file(p("b.txt")));
     show("remove missing", fs::remove_file(p("b.txt")));
     show("escape", fs::read(format!("{dir}/../etc/passwd")).map(|b| b.len()));
