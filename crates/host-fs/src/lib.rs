@@ -415,14 +415,20 @@ fn write_from(
     Ok(total)
 }
 
-fn set_times(fst: types::Fstflags, mtim: types::Timestamp) -> Option<i64> {
-    if fst.contains(types::Fstflags::MTIM_NOW) {
+fn set_times(fst: types::Fstflags, mtim: types::Timestamp) -> Result<Option<i64>> {
+    // A time and "now" at once is a contradiction (EINVAL), for either time.
+    if fst.contains(types::Fstflags::MTIM | types::Fstflags::MTIM_NOW)
+        || fst.contains(types::Fstflags::ATIM | types::Fstflags::ATIM_NOW)
+    {
+        return Err(Errno::Inval.into());
+    }
+    Ok(if fst.contains(types::Fstflags::MTIM_NOW) {
         Some(now_ns())
     } else if fst.contains(types::Fstflags::MTIM) {
         Some(i64::try_from(mtim).unwrap_or(i64::MAX))
     } else {
         None
-    }
+    })
 }
 
 /// Called for descriptors [`SealedFs`] owns; the functions it does not shadow are never called.
@@ -572,12 +578,17 @@ impl WasiSnapshotPreview1 for SealedFs {
         mtim: types::Timestamp,
         fst: types::Fstflags,
     ) -> Result<()> {
-        let Some(mtime) = set_times(fst, mtim) else { return Ok(()) };
-        let (mount, path) = match self.handle(fd)? {
-            Handle::Dir { mount, path } => (*mount, path.clone()),
-            Handle::File { .. } => return Ok(()),
-        };
-        self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail)
+        let Some(mtime) = set_times(fst, mtim)? else { return Ok(()) };
+        match self.handle(fd)? {
+            Handle::Dir { mount, path } => {
+                let (mount, path) = (*mount, path.clone());
+                self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail)
+            }
+            Handle::File { mount, id, .. } => {
+                let (mount, id) = (*mount, *id);
+                self.mounts[mount].volume.set_file_mtime(&id, mtime).map_err(fail)
+            }
+        }
     }
 
     async fn fd_read(
@@ -759,7 +770,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         fst: types::Fstflags,
     ) -> Result<()> {
         let (mount, path, _) = self.resolve(memory, fd, path)?;
-        match set_times(fst, mtim) {
+        match set_times(fst, mtim)? {
             Some(mtime) => self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail),
             None => self.mounts[mount].volume.stat(&path).map(|_| ()).map_err(fail),
         }
@@ -799,7 +810,17 @@ impl WasiSnapshotPreview1 for SealedFs {
             truncate: oflags.contains(types::Oflags::TRUNC),
             directory: oflags.contains(types::Oflags::DIRECTORY),
         };
+        let writing = rights.intersects(
+            types::Rights::FD_DATASYNC
+                | types::Rights::FD_WRITE
+                | types::Rights::FD_ALLOCATE
+                | types::Rights::FD_FILESTAT_SET_SIZE,
+        );
         let opened = self.mounts[mount].volume.open_path(&path, flags).map_err(fail)?;
+        if matches!(opened, Opened::Dir) && writing {
+            // As wasmtime-wasi: a directory is not opened for writing.
+            return Err(Errno::Isdir.into());
+        }
         if let Opened::File(id) = &opened
             && self.fds.values().filter(|h| matches!(h, Handle::File { .. })).count() >= MAX_OPEN_FILES
         {
@@ -968,5 +989,25 @@ mod tests {
         assert!(join("", "..").is_err());
         assert!(join("a", "../../x").is_err());
         assert!(join("", "/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_path_with_a_trailing_slash_names_only_a_directory() {
+        for dir in ["a/", "a/b/", ".", "a/.", "a/..", "./"] {
+            assert!(names_dir(dir), "{dir}");
+        }
+        for file in ["a", "a/b", "a.b", "a/.b"] {
+            assert!(!names_dir(file), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_time_and_now_at_once_is_invalid() {
+        use types::Fstflags as F;
+        assert!(set_times(F::MTIM | F::MTIM_NOW, 5).is_err());
+        assert!(set_times(F::ATIM | F::ATIM_NOW, 5).is_err());
+        assert_eq!(set_times(F::MTIM, 5).ok(), Some(Some(5)));
+        assert_eq!(set_times(F::ATIM, 5).ok(), Some(None));
+        assert!(matches!(set_times(F::MTIM_NOW, 5), Ok(Some(t)) if t > 5));
     }
 }

@@ -440,14 +440,16 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         mtim: fs::NewTimestamp,
     ) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
-            let (mount, path) = match self.sealed.handle(fd.rep())? {
-                Handle::Dir { mount, path } => (*mount, path.clone()),
-                // As for preview 1: a file's time is its last write.
-                Handle::File { .. } => return Ok(()),
-            };
-            return match new_mtime(mtim) {
-                Some(t) => self.sealed.volume(mount).set_mtime(&path, t).map_err(fail),
-                None => Ok(()),
+            let Some(t) = new_mtime(mtim) else { return Ok(()) };
+            return match self.sealed.handle(fd.rep())? {
+                Handle::Dir { mount, path } => {
+                    let (mount, path) = (*mount, path.clone());
+                    self.sealed.volume(mount).set_mtime(&path, t).map_err(fail)
+                }
+                Handle::File { mount, id, .. } => {
+                    let (mount, id) = (*mount, *id);
+                    self.sealed.volume(mount).set_file_mtime(&id, t).map_err(fail)
+                }
             };
         }
         host!(self, HostDescriptor::set_times(fd, atim, mtim))
@@ -605,6 +607,10 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             return Err(Code::Access.into());
         }
         let opened = self.sealed.volume(mount).open_path(&path, open).map_err(fail)?;
+        if matches!(opened, Opened::Dir) && write {
+            // As wasmtime-wasi: a directory is not opened for writing.
+            return Err(Code::IsDirectory.into());
+        }
         if let Opened::File(id) = &opened
             && self.sealed.handles.values().filter(|h| matches!(h, Handle::File { .. })).count()
                 >= crate::MAX_OPEN_FILES

@@ -923,6 +923,16 @@ impl Volume {
         Ok(())
     }
 
+    /// Sets an open file's modification time (nanoseconds since the Unix epoch).
+    ///
+    /// # Errors
+    /// [`SealError::NotFound`] for a file that is not open.
+    pub fn set_file_mtime(&mut self, id: &FileId, mtime: i64) -> Result<(), SealError> {
+        self.file_mut(id)?.mtime = mtime;
+        self.changed = true;
+        Ok(())
+    }
+
     /// Sets a path's modification time.
     ///
     /// # Errors

@@ -64,6 +64,17 @@ fn main() {
     show("remove_file dir", fs::create_dir(p("d")).and_then(|()| fs::remove_file(p("d"))));
     show("read dir", fs::read(p("d")).map(|b| b.len()));
     show("file as dir", fs::write(p("b.txt/inner"), b"x"));
+    show("open dir for writing", OpenOptions::new().write(true).open(p("d")).map(|_| ()));
+    show("open . for writing", OpenOptions::new().write(true).open(p(".")).map(|_| ()));
+    // Timestamps set through a descriptor are kept.
+    let stamp = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    let f = OpenOptions::new().write(true).open(p("b.txt")).expect("open b");
+    show("set mtime", f.set_modified(stamp));
+    drop(f);
+    show(
+        "mtime kept",
+        fs::metadata(p("b.txt")).and_then(|m| m.modified()).map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).ok()),
+    );
     show("remove d", fs::remove_dir(p("d")));
     show("remove b", fs::remove_file(p("b.txt")));
     show("remove missing", fs::remove_file(p("b.txt")));
