@@ -73,7 +73,9 @@ fn main() {
     drop(f);
     show(
         "mtime kept",
-        fs::metadata(p("b.txt")).and_then(|m| m.modified()).map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).ok()),
+        fs::metadata(p("b.txt"))
+            .and_then(|m| m.modified())
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).ok()),
     );
     show("remove d", fs::remove_dir(p("d")));
     show("remove b", fs::remove_file(p("b.txt")));
