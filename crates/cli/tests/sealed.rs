@@ -202,3 +202,49 @@ fn a_guest_hoarding_open_sealed_files_is_held_to_its_share() {
         assert!(stdout.contains("after closing one: opened another"), "{wasi:?}: {stdout}");
     }
 }
+
+/// A preview 1 module that closes its sealed preopen (fd 3) and then uses it: the close must
+/// take, so the descriptor is gone (EBADF) rather than left pointing at a placeholder. It
+/// prints three errnos, two digits each: the close, a `path_open` through fd 3 afterwards, and a
+/// second close.
+const CLOSE_PREOPEN: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "x")
+  (func $digits (param $at i32) (param $n i32)
+    (i32.store8 (local.get $at) (i32.add (i32.const 48) (i32.div_u (local.get $n) (i32.const 10))))
+    (i32.store8 (i32.add (local.get $at) (i32.const 1))
+      (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))))
+  (func (export "_start")
+    (call $digits (i32.const 0) (call $close (i32.const 3)))
+    (i32.store8 (i32.const 2) (i32.const 32))
+    (call $digits (i32.const 3)
+      (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 1)
+        (i64.const 66) (i64.const 0) (i32.const 0) (i32.const 200)))
+    (i32.store8 (i32.const 5) (i32.const 32))
+    (call $digits (i32.const 6) (call $close (i32.const 3)))
+    (i32.store8 (i32.const 8) (i32.const 10))
+    (i32.store (i32.const 300) (i32.const 0))
+    (i32.store (i32.const 304) (i32.const 9))
+    (drop (call $write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 308)))))
+"#;
+
+#[test]
+fn a_closed_sealed_preopen_is_gone_not_left_pointing_at_a_placeholder() {
+    let env = Env::sim();
+    let module = env.dir.path().join("close-preopen.wasm");
+    std::fs::write(&module, wat::parse_str(CLOSE_PREOPEN).expect("WAT")).expect("write");
+    // As a plain directory through wasmtime-wasi: closed (0), then EBADF (8) twice.
+    let plain = env.dir.path().join("plain");
+    std::fs::create_dir(&plain).expect("mkdir");
+    let expected = output(lamina().arg("run").arg("--dir").arg(format!("{}::/data", plain.display())).arg(&module));
+    assert_code(&expected, 0);
+    assert_eq!(texts(&expected).0, "00 08 08\n");
+    let sealed = env.run(&module, &[], &[]);
+    assert_code(&sealed, 0);
+    assert_eq!(texts(&sealed).0, texts(&expected).0);
+}

@@ -306,7 +306,31 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
     }
     shadow!(async fd_advise(fd: i32, offset: i64, len: i64, advice: i32) by fd);
     shadow!(sync fd_allocate(fd: i32, offset: i64, len: i64) by fd);
-    shadow!(async fd_close(fd: i32) by fd);
+    // Closing a sealed preopen closes wasmtime-wasi's placeholder at that number too, so the
+    // descriptor is gone (EBADF from then on) rather than left pointing at the placeholder.
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_close",
+        |mut caller: Caller<'_, T>, fd: i32| -> wasmtime::Result<i32> {
+            let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+                wasmtime::bail!("missing required memory export");
+            };
+            let fuel = wasmtime::AsContextMut::as_context_mut(&mut caller).hostcall_fuel();
+            let (bytes, data) = memory.data_and_store_mut(&mut caller);
+            let mut memory = GuestMemory::Unshared(bytes);
+            let (wasi, sealed) = data.split();
+            wasi.set_hostcall_fuel(fuel);
+            if !sealed.owns(fd as u32) {
+                return wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, &mut memory, fd));
+            }
+            let preopen = sealed.preopens.contains(&(fd as u32));
+            let closed = wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(sealed, &mut memory, fd))?;
+            if preopen && closed == 0 {
+                wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, &mut memory, fd))?;
+            }
+            Ok(closed)
+        },
+    )?;
     shadow!(async fd_datasync(fd: i32) by fd);
     shadow!(async fd_fdstat_get(fd: i32, out: i32) by fd);
     shadow!(sync fd_fdstat_set_flags(fd: i32, flags: i32) by fd);
