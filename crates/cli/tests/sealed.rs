@@ -248,3 +248,50 @@ fn a_closed_sealed_preopen_is_gone_not_left_pointing_at_a_placeholder() {
     assert_code(&sealed, 0);
     assert_eq!(texts(&sealed).0, texts(&expected).0);
 }
+
+/// A preview 1 module that opens a file with every right and APPEND, then reads its
+/// descriptor's status, the preopen's, tries to change the rights and to set SYNC, reads the
+/// status again, and tries to open a file with SYNC; it writes the three 24-byte `fdstat`
+/// records and the five errnos raw.
+const FDSTAT: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $stat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_rights" (func $rights (param i32 i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_flags" (func $flags (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "f")
+  (func (export "_start")
+    (i32.store8 (i32.const 472)
+      (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 1)
+        (i64.const 0x1fffffff) (i64.const 0) (i32.const 1) (i32.const 200)))
+    (i32.store8 (i32.const 473) (call $stat (i32.load (i32.const 200)) (i32.const 400)))
+    (drop (call $stat (i32.const 3) (i32.const 424)))
+    (i32.store8 (i32.const 474) (call $rights (i32.load (i32.const 200)) (i64.const 0) (i64.const 0)))
+    (i32.store8 (i32.const 475) (call $flags (i32.load (i32.const 200)) (i32.const 16)))
+    (drop (call $stat (i32.load (i32.const 200)) (i32.const 448)))
+    (i32.store8 (i32.const 476)
+      (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 1)
+        (i64.const 0x1fffffff) (i64.const 0) (i32.const 16) (i32.const 204)))
+    (i32.store (i32.const 300) (i32.const 400))
+    (i32.store (i32.const 304) (i32.const 77))
+    (drop (call $write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 308)))))
+"#;
+
+#[test]
+fn a_sealed_descriptor_reports_its_rights_and_flags_as_a_plain_one() {
+    let env = Env::sim();
+    let module = env.dir.path().join("fdstat.wasm");
+    std::fs::write(&module, wat::parse_str(FDSTAT).expect("WAT")).expect("write");
+    let plain = env.dir.path().join("plain");
+    std::fs::create_dir(&plain).expect("mkdir");
+    let expected = output(lamina().arg("run").arg("--dir").arg(format!("{}::/data", plain.display())).arg(&module));
+    assert_code(&expected, 0);
+    assert_eq!(expected.stdout.len(), 77);
+    let sealed = env.run(&module, &[], &[]);
+    assert_code(&sealed, 0);
+    let hex = |b: &[u8]| b.chunks(24).map(hex::encode).collect::<Vec<_>>().join(" ");
+    assert_eq!(hex(&sealed.stdout), hex(&expected.stdout));
+}

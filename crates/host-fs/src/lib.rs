@@ -61,8 +61,21 @@ pub struct SealedMount {
 
 #[derive(Debug)]
 enum Handle {
-    Dir { mount: usize, path: String },
-    File { mount: usize, id: FileId, pos: u64, append: bool, read: bool, write: bool },
+    Dir {
+        mount: usize,
+        path: String,
+    },
+    File {
+        mount: usize,
+        id: FileId,
+        pos: u64,
+        append: bool,
+        read: bool,
+        write: bool,
+        /// The flags it reports besides APPEND (NONBLOCK, which changes nothing for a sealed
+        /// file; the synchronous-write flags are refused at open, as by wasmtime-wasi).
+        flags: types::Fdflags,
+    },
 }
 
 /// The sealed side of a guest's descriptor table.
@@ -131,7 +144,7 @@ impl SealedFs {
             // As wasmtime-wasi answers a file operation on a directory's descriptor.
             return Err(Errno::Badf.into());
         }
-        let Some(Handle::File { mount, id, pos, append, read, write }) = self.fds.get_mut(&u32::from(fd)) else {
+        let Some(Handle::File { mount, id, pos, append, read, write, .. }) = self.fds.get_mut(&u32::from(fd)) else {
             return Err(Errno::Badf.into());
         };
         Ok((&mut self.mounts[*mount].volume, *id, pos, *append, *read, *write))
@@ -533,24 +546,83 @@ impl WasiSnapshotPreview1 for SealedFs {
     }
 
     async fn fd_fdstat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat> {
-        let (filetype, flags) = match self.handle(fd)? {
-            Handle::Dir { .. } => (types::Filetype::Directory, types::Fdflags::empty()),
-            Handle::File { append, .. } => {
-                (types::Filetype::RegularFile, if *append { types::Fdflags::APPEND } else { types::Fdflags::empty() })
+        use types::Rights as R;
+        // What wasmtime-wasi reports for the same descriptor of a plain directory.
+        if self.preopens.contains(&u32::from(fd)) {
+            self.handle(fd)?;
+            let base = R::PATH_CREATE_DIRECTORY
+                | R::PATH_CREATE_FILE
+                | R::PATH_LINK_SOURCE
+                | R::PATH_LINK_TARGET
+                | R::PATH_OPEN
+                | R::FD_READDIR
+                | R::PATH_READLINK
+                | R::PATH_RENAME_SOURCE
+                | R::PATH_RENAME_TARGET
+                | R::PATH_SYMLINK
+                | R::PATH_REMOVE_DIRECTORY
+                | R::PATH_UNLINK_FILE
+                | R::PATH_FILESTAT_GET
+                | R::PATH_FILESTAT_SET_TIMES
+                | R::FD_FILESTAT_GET
+                | R::FD_FILESTAT_SET_TIMES;
+            let inheriting = base
+                | R::FD_DATASYNC
+                | R::FD_READ
+                | R::FD_SEEK
+                | R::FD_FDSTAT_SET_FLAGS
+                | R::FD_SYNC
+                | R::FD_TELL
+                | R::FD_WRITE
+                | R::FD_ADVISE
+                | R::FD_ALLOCATE
+                | R::FD_FILESTAT_GET
+                | R::FD_FILESTAT_SET_SIZE
+                | R::FD_FILESTAT_SET_TIMES
+                | R::POLL_FD_READWRITE;
+            return Ok(types::Fdstat {
+                fs_filetype: types::Filetype::Directory,
+                fs_flags: types::Fdflags::empty(),
+                fs_rights_base: base,
+                fs_rights_inheriting: inheriting,
+            });
+        }
+        let (filetype, flags, rights) = match self.handle(fd)? {
+            // A directory is never opened for writing here (EISDIR).
+            Handle::Dir { .. } => (
+                types::Filetype::Directory,
+                types::Fdflags::empty(),
+                R::all() & !(R::FD_SEEK | R::FD_FILESTAT_SET_SIZE | R::PATH_FILESTAT_SET_SIZE | R::FD_WRITE),
+            ),
+            Handle::File { append, read, write, flags, .. } => {
+                let mut rights = R::all();
+                if !*read {
+                    rights &= !(R::FD_READ | R::FD_READDIR);
+                }
+                if !*write {
+                    rights &= !R::FD_WRITE;
+                }
+                let shown = if *append { *flags | types::Fdflags::APPEND } else { *flags };
+                (types::Filetype::RegularFile, shown, rights)
             }
         };
         Ok(types::Fdstat {
             fs_filetype: filetype,
             fs_flags: flags,
-            fs_rights_base: types::Rights::all(),
-            fs_rights_inheriting: types::Rights::all(),
+            fs_rights_base: rights,
+            fs_rights_inheriting: rights,
         })
     }
 
     fn fd_fdstat_set_flags(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<()> {
         match self.handle(fd)? {
-            Handle::File { append, .. } => {
+            Handle::File { append, flags: kept, .. } => {
+                // As wasmtime-wasi: only APPEND and NONBLOCK can change.
+                if flags.intersects(types::Fdflags::DSYNC | types::Fdflags::SYNC | types::Fdflags::RSYNC) {
+                    return Err(Errno::Inval.into());
+                }
                 *append = flags.contains(types::Fdflags::APPEND);
+                kept.set(types::Fdflags::NONBLOCK, flags.contains(types::Fdflags::NONBLOCK));
                 Ok(())
             }
             Handle::Dir { .. } => Err(Errno::Badf.into()),
@@ -564,7 +636,9 @@ impl WasiSnapshotPreview1 for SealedFs {
         _: types::Rights,
         _: types::Rights,
     ) -> Result<()> {
-        self.handle(fd).map(|_| ())
+        // As wasmtime-wasi: rights cannot be changed.
+        self.handle(fd)?;
+        Err(Errno::Notsup.into())
     }
 
     async fn fd_filestat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filestat> {
@@ -824,6 +898,11 @@ impl WasiSnapshotPreview1 for SealedFs {
         _: types::Rights,
         fdflags: types::Fdflags,
     ) -> Result<types::Fd> {
+        if fdflags.intersects(types::Fdflags::DSYNC | types::Fdflags::RSYNC | types::Fdflags::SYNC) {
+            // As wasmtime-wasi on a plain directory: synchronous-write flags are not supported
+            // (a sealed file is durable at each commit, `fd_sync`).
+            return Err(Errno::Notsup.into());
+        }
         let (mount, path, dir) = self.resolve(memory, fd, path)?;
         if dir {
             check_names_dir(&self.mounts[mount].volume, &path, oflags.contains(types::Oflags::CREAT)).map_err(fail)?;
@@ -863,6 +942,7 @@ impl WasiSnapshotPreview1 for SealedFs {
                     types::Rights::FD_WRITE | types::Rights::FD_ALLOCATE | types::Rights::FD_FILESTAT_SET_SIZE,
                 ) || flags.truncate
                     || flags.create,
+                flags: fdflags & types::Fdflags::NONBLOCK,
             },
         };
         let file = match &handle {
