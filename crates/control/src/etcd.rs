@@ -322,6 +322,23 @@ fn tls_failure(detail: &str) -> Option<String> {
     None
 }
 
+/// Whether a connection was closed under the client right after its TLS handshake: in TLS 1.3
+/// a member checks the client's certificate after the client has finished its handshake, and
+/// when it refuses, the client may see the connection closed under its first write before it
+/// reads the alert.
+fn closed_after_handshake(why: &str) -> bool {
+    why.contains("broken pipe") || why.contains("connection reset")
+}
+
+/// The error of a connection closed right after the handshake, at start.
+fn refused_after_handshake(why: &str) -> StoreError {
+    StoreError::EtcdTls(format!(
+        "an etcd member closed the connection right after the TLS handshake ({why}): it most likely refused \
+         this replica's client certificate; give --etcd-cert and --etcd-key of a certificate, not expired, \
+         signed by the CA that etcd trusts (its --trusted-ca-file)"
+    ))
+}
+
 /// An etcd call's error: [`StoreError::EtcdTls`] when TLS failed in a way that trying again
 /// will not mend; [`StoreError::EtcdUnreachable`] when the member it went to could not be
 /// reached (the call is worth trying again: another member may answer).
@@ -416,6 +433,14 @@ impl EtcdStore {
             runtime.block_on(async move { etcd_client::Client::connect(list, Some(options)).await }).map_err(|e| {
                 match call(e) {
                     tls @ StoreError::EtcdTls(_) => tls,
+                    // In TLS 1.3 a member checks the client's certificate after the client has
+                    // finished its handshake; when it refuses, the client may see the
+                    // connection closed under its first write before it reads the alert.
+                    StoreError::EtcdUnreachable(why) | StoreError::Etcd(why)
+                        if matches!(transport, EtcdTransport::Tls(_)) && closed_after_handshake(&why) =>
+                    {
+                        refused_after_handshake(&why)
+                    }
                     other => StoreError::Etcd(format!("cannot connect to etcd at {}: {other}", endpoints.join(", "))),
                 }
             })?;
@@ -438,6 +463,11 @@ impl EtcdStore {
                 "{why} (if etcd serves its clients over TLS, give --etcd-ca, --etcd-cert and --etcd-key in place \
                  of --danger-etcd-plaintext)"
             )),
+            (StoreError::EtcdUnreachable(why) | StoreError::Etcd(why), EtcdTransport::Tls(_))
+                if closed_after_handshake(&why) =>
+            {
+                refused_after_handshake(&why)
+            }
             (e, _) => e,
         })?;
         Ok(store)
