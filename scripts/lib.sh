@@ -15,6 +15,14 @@ build_guests() {
     done
 }
 
+# build_components: the test components (tests/components: WASI 0.3 commands and HTTP services,
+# a WASI 0.2 HTTP proxy) for wasm32-wasip2, into target/components.
+build_components() {
+    say "building the test components (WASI 0.3 and HTTP, wasm32-wasip2)"
+    (cd "$ROOT/tests/components" && cargo build --release --quiet --examples --target wasm32-wasip2 \
+        --target-dir "$ROOT/target/components")
+}
+
 # build_examples: the example guests (examples/*) into target/examples: the SQLite one for
 # wasm32-wasip1 and wasm32-wasip2, the Rust SDK ones for wasm32-wasip2, the C one with clang and
 # wasi-libc. Each

@@ -15,8 +15,10 @@ cargo fmt --all --check
 (cd tests/programs && cargo fmt --check)
 (cd crates/sdk && cargo fmt --check)
 (cd examples/services && cargo fmt --check)
+(cd tests/components && cargo fmt --check)
 
 build_guests
+build_components
 build_examples
 say "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -25,6 +27,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
     --target-dir "$ROOT/target/examples" -- -D warnings)
 (cd crates/sdk && cargo clippy --release --quiet --target wasm32-wasip2 \
     --target-dir "$ROOT/target/examples" -- -D warnings)
+(cd tests/components && cargo clippy --release --quiet --examples --target wasm32-wasip2 \
+    --target-dir "$ROOT/target/components" -- -D warnings)
 # The runtime-only build's own code paths, in the workspace's target directory: most of its
 # dependencies' checks are the ones just made (clippy writes no binary, so nothing is replaced).
 cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --features node --lib --bins --quiet \

@@ -537,8 +537,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_parser = parse_target, value_name = "pulley64")]
     pub(crate) target: Option<Target>,
 
-    /// Arguments for the guest (after `--`).
-    #[arg(last = true)]
+    /// Arguments for the guest: everything after FILE (or after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
     pub(crate) args: Vec<String>,
 
     /// Give the guest a host directory: HOST, HOST::GUEST, or HOST::GUEST:ro for read-only.
@@ -619,6 +619,9 @@ pub(crate) struct RunArgs {
     pub(crate) danger_run_unverified_native_code: bool,
 
     #[command(flatten)]
+    pub(crate) network: NetworkArgs,
+
+    #[command(flatten)]
     pub(crate) platform: PlatformArgs,
 
     #[command(flatten)]
@@ -626,6 +629,32 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
+}
+
+/// What a guest may reach over the network; nothing unless allowed here.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct NetworkArgs {
+    /// Let the guest make outgoing HTTP requests (wasi:http) to SCHEME://HOST[:PORT]
+    /// (repeatable): `https://api.example.com`, `https://*.example.com`, `http://127.0.0.1:8080`,
+    /// `*://*.internal:*`. Without a port, the scheme's (80, 443). Everything else is refused.
+    #[arg(long = "allow-http", value_name = "RULE")]
+    pub(crate) http: Vec<String>,
+
+    /// Let the guest use sockets (wasi:sockets) to reach or listen on an address
+    /// (repeatable): `tcp://127.0.0.1:5432`, `udp://10.0.0.0/8:53`, `tcp://localhost:8000-8099`,
+    /// `tcp://*:3000`. Addresses only: sockets are checked by IP.
+    #[arg(long = "allow-socket", value_name = "RULE")]
+    pub(crate) sockets: Vec<String>,
+
+    /// Let the guest resolve names (wasi:sockets/ip-name-lookup). A lookup reaches the
+    /// resolver whatever the rules say, and a looked-up name can carry data out.
+    #[arg(long)]
+    pub(crate) allow_name_lookup: bool,
+
+    /// DANGER: let the guest reach any host over HTTP and sockets and resolve any name, as
+    /// if every rule above were `*`.
+    #[arg(long, conflicts_with_all = ["http", "sockets", "allow_name_lookup"])]
+    pub(crate) danger_allow_all_network: bool,
 }
 
 #[derive(Debug, Args)]

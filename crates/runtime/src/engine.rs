@@ -137,7 +137,9 @@ impl Engine {
             .memory_reservation(limits.memory_reservation.bytes())
             .memory_guard_size(limits.memory_guard.bytes())
             .memory_may_move(limits.memory_reservation.bytes() < limits.max_memory.bytes())
-            .memory_init_cow(true);
+            .memory_init_cow(true)
+            // WASI 0.3: the component model's async ABI (futures, streams, async exports).
+            .wasm_component_model_async(true);
         if options.profile == Profile::Tiny {
             // Keep growth cheap on small boards: reserve a little headroom per grow.
             config.memory_reservation_for_growth(ByteSize::mib(1).bytes());
@@ -153,7 +155,9 @@ impl Engine {
                 .total_component_instances(slots)
                 .total_memories(slots)
                 .total_tables(slots)
-                .total_stacks(0)
+                // Fiber stacks for components on the async event loop (WASI 0.3 commands, HTTP
+                // handlers): several per instance for concurrent requests; address space only.
+                .total_stacks(slots.saturating_mul(4))
                 .max_memory_size(usize::try_from(limits.max_memory.bytes()).unwrap_or(usize::MAX))
                 .max_core_instances_per_component(16)
                 .max_memories_per_component(4)

@@ -9,6 +9,9 @@ use lamina_host_secrets::SecretsCtx;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::network::HttpHooks;
 
 /// Store data for a core module (WASI preview 1).
 pub(crate) struct P1Host {
@@ -58,6 +61,16 @@ pub(crate) struct P2Host {
     pub(crate) lamina: GuestServices,
     /// Sealed directories, served beside wasmtime-wasi's descriptors.
     pub(crate) sealed: SealedFsP2,
+    /// wasi:http's state.
+    pub(crate) http: WasiHttpCtx,
+    /// Where outgoing requests are checked against the network rules.
+    pub(crate) hooks: HttpHooks,
+}
+
+impl WasiHttpView for P2Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
 }
 
 impl SealedP2View for P2Host {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use lamina_types::{ByteSize, DirMount};
+use lamina_types::{ByteSize, DirMount, NetworkRules};
 use wasmtime::{Store, Trap as WasmTrap, WasmBacktrace};
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -72,6 +72,8 @@ pub struct WasiConfig {
     pub stdout: Output,
     /// Standard error.
     pub stderr: Output,
+    /// What the guest may reach over the network (outgoing HTTP, sockets); nothing by default.
+    pub network: NetworkRules,
 }
 
 /// Host services given to one instance beyond WASI. A service left out answers the guest with
@@ -232,8 +234,36 @@ pub struct Instance {
 }
 
 enum State {
-    Module { store: Store<P1Host>, instance: wasmtime::Instance },
-    Component { store: Store<P2Host>, command: Box<Command> },
+    Module {
+        store: Store<P1Host>,
+        instance: wasmtime::Instance,
+    },
+    Component {
+        store: Store<P2Host>,
+        command: Box<Command>,
+    },
+    /// A WASI 0.3 command and the event loop its host calls run on.
+    ComponentP3 {
+        store: Store<P2Host>,
+        command: Box<wasmtime_wasi::p3::bindings::Command>,
+        runtime: tokio::runtime::Runtime,
+    },
+}
+
+impl State {
+    fn limiter(&self) -> &Limiter {
+        match self {
+            State::Module { store, .. } => &store.data().limiter,
+            State::Component { store, .. } | State::ComponentP3 { store, .. } => &store.data().limiter,
+        }
+    }
+
+    fn fuel_left(&self) -> Option<u64> {
+        match self {
+            State::Module { store, .. } => store.get_fuel().ok(),
+            State::Component { store, .. } | State::ComponentP3 { store, .. } => store.get_fuel().ok(),
+        }
+    }
 }
 
 const CAPTURE_LIMIT: usize = 16 << 20;
@@ -267,7 +297,24 @@ impl Program {
         if limits.fuel.is_some() && !self.engine.options().fuel {
             return Err(InstantiateError::Limits("fuel needs an engine built with fuel metering".into()).into());
         }
+        if let Linked::Http(_) = &self.linked {
+            return Err(InstantiateError::Unsupported(format!(
+                "this is {}: it answers HTTP requests rather than runs; serve it with `lamina serve`",
+                self.world()
+            ))
+            .into());
+        }
+        if !services.sealed.is_empty() && matches!(self.linked, Linked::CommandP3(_)) {
+            return Err(InstantiateError::Unsupported(
+                "sealed directories are not available to WASI 0.3 components yet (preview 1 modules and 0.2 \
+                 components have them); mount a plain --dir, or build the program for WASI 0.2"
+                    .into(),
+            )
+            .into());
+        }
+        let network = Arc::new(wasi.network.clone());
         let mut builder = WasiCtxBuilder::new();
+        crate::network::apply_socket_rules(&mut builder, &network);
         builder.args(&wasi.args);
         for (k, v) in &wasi.env {
             builder.env(k, v);
@@ -326,16 +373,34 @@ impl Program {
                 let instance = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
                 State::Module { store, instance }
             }
-            Linked::Component(pre) => {
+            Linked::Command(pre) => {
                 let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
                 host.lamina = lamina;
                 host.sealed = SealedFsP2::new(sealed);
+                host.hooks = crate::network::HttpHooks::new(network);
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
                 watch_stop(&mut store, limits, stop);
                 let command = pre.instantiate(&mut store).map_err(|e| instantiate_error(&e, &store.data().limiter))?;
                 State::Component { store, command: Box::new(command) }
             }
+            Linked::CommandP3(pre) => {
+                let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
+                host.lamina = lamina;
+                host.hooks = crate::network::HttpHooks::new(network);
+                let mut store = Store::new(engine, host);
+                prepare(&mut store, limits, |h| &mut h.limiter)?;
+                watch_stop(&mut store, limits, stop);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| InstantiateError::Engine(format!("cannot start the event loop: {e}")))?;
+                let command = runtime
+                    .block_on(pre.instantiate_async(&mut store))
+                    .map_err(|e| instantiate_error(&e, &store.data().limiter))?;
+                State::ComponentP3 { store, command: Box::new(command), runtime }
+            }
+            Linked::Http(_) => unreachable!("refused above"),
         };
         Ok(Instance { state, limits, started, ended: None, stdout, stderr })
     }
@@ -478,11 +543,20 @@ impl Instance {
                 Ok(Err(())) => Ok(1),
                 Err(e) => Err(e),
             },
+            State::ComponentP3 { store, command, runtime } => {
+                let run = runtime
+                    .block_on(store.run_concurrent(async |accessor| command.wasi_cli_run().call_run(accessor).await));
+                match run {
+                    Ok(Ok(Ok(()))) => Ok(0),
+                    Ok(Ok(Err(()))) => Ok(1),
+                    Ok(Err(e)) | Err(e) => Err(e),
+                }
+            }
         };
         self.ended = Some(Instant::now());
         let committed = match &mut self.state {
             State::Module { store, .. } => store.data_mut().sealed.commit_all(),
-            State::Component { store, .. } => store.data_mut().sealed.commit_all(),
+            State::Component { store, .. } | State::ComponentP3 { store, .. } => store.data_mut().sealed.commit_all(),
         };
         if let Err(e) = committed {
             tracing::error!("the guest's last writes to a sealed directory could not be committed: {e}");
@@ -521,10 +595,7 @@ impl Instance {
 
     /// What the guest used so far.
     pub fn usage(&self) -> ResourceUsage {
-        let (peak, fuel_left) = match &self.state {
-            State::Module { store, .. } => (store.data().limiter.peak, store.get_fuel().ok()),
-            State::Component { store, .. } => (store.data().limiter.peak, store.get_fuel().ok()),
-        };
+        let (peak, fuel_left) = (self.state.limiter().peak, self.state.fuel_left());
         ResourceUsage {
             peak_memory: ByteSize(peak),
             fuel_consumed: self.limits.fuel.zip(fuel_left).map(|(total, left)| total.saturating_sub(left)),
@@ -546,10 +617,7 @@ impl Instance {
         if let Some(exit) = e.downcast_ref::<I32Exit>() {
             return Exit::Code(exit.0);
         }
-        let limiter = match &self.state {
-            State::Module { store, .. } => &store.data().limiter,
-            State::Component { store, .. } => &store.data().limiter,
-        };
+        let limiter = self.state.limiter();
         let refused = limiter.refused.zip(limiter.limit());
         let backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| {
             // wasmtime's rendering starts with a sentence of its own; keep only the frames.

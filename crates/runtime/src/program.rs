@@ -8,6 +8,7 @@ use lamina_types::{ModuleHash, Target};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::artifact::{self, ArtifactHeader, LoadedCode, ProgramKind};
 use crate::host::{P1Host, P2Host};
@@ -46,7 +47,47 @@ struct CheckedCode {
 
 pub(crate) enum Linked {
     Module(wasmtime::InstancePre<P1Host>),
-    Component(Box<CommandPre<P2Host>>),
+    /// A WASI 0.2 command, called synchronously.
+    Command(Box<CommandPre<P2Host>>),
+    /// A WASI 0.3 command, run on the component model's event loop.
+    CommandP3(Box<wasmtime_wasi::p3::bindings::CommandPre<P2Host>>),
+    /// An HTTP handler (`wasi:http/proxy` 0.2 or `wasi:http/service` 0.3), for serving.
+    Http(Box<ProxyPre<P2Host>>),
+}
+
+/// What a program is, by what it exports: how it is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum World {
+    /// A core module (WASI preview 1), entered at `_start`.
+    Module,
+    /// A component exporting `wasi:cli/run@0.2`.
+    CommandP2,
+    /// A component exporting `wasi:cli/run@0.3`.
+    CommandP3,
+    /// A component exporting `wasi:http/incoming-handler@0.2` (the `wasi:http/proxy` world).
+    ProxyP2,
+    /// A component exporting `wasi:http/handler@0.3` (the `wasi:http/service` world).
+    ServiceP3,
+}
+
+impl World {
+    /// Whether it answers HTTP requests (`lamina serve`) rather than runs as a command.
+    pub fn is_http(self) -> bool {
+        matches!(self, World::ProxyP2 | World::ServiceP3)
+    }
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            World::Module => "a core module (WASI preview 1)",
+            World::CommandP2 => "a WASI 0.2 command component",
+            World::CommandP3 => "a WASI 0.3 command component",
+            World::ProxyP2 => "a WASI 0.2 HTTP component (wasi:http/proxy)",
+            World::ServiceP3 => "a WASI 0.3 HTTP component (wasi:http/service)",
+        })
+    }
 }
 
 impl Program {
@@ -72,6 +113,19 @@ impl Program {
     /// Module or component.
     pub fn kind(&self) -> ProgramKind {
         self.kind
+    }
+
+    /// How the program is run: a command (of which WASI version) or an HTTP handler.
+    pub fn world(&self) -> World {
+        match &self.linked {
+            Linked::Module(_) => World::Module,
+            Linked::Command(_) => World::CommandP2,
+            Linked::CommandP3(_) => World::CommandP3,
+            Linked::Http(pre) => match **pre {
+                ProxyPre::P2(_) => World::ProxyP2,
+                ProxyPre::P3(_) => World::ServiceP3,
+            },
+        }
     }
 
     /// Whether loading used the compile cache.
@@ -243,9 +297,7 @@ impl Engine {
         let CheckedCode { loaded, identity, declared, origin } = code;
         let (kind, linked) = match loaded {
             LoadedCode::Module(module) => (ProgramKind::Module, Linked::Module(self.link_module(&module)?)),
-            LoadedCode::Component(component) => {
-                (ProgramKind::Component, Linked::Component(Box::new(self.link_component(&component)?)))
-            }
+            LoadedCode::Component(component) => (ProgramKind::Component, self.link_component(&component)?),
         };
         Ok(Program { engine: self.clone(), identity, declared, origin, kind, cache, linked })
     }
@@ -271,30 +323,82 @@ impl Engine {
         linker.instantiate_pre(module).map_err(|e| LoadError::Compile(crate::error::chain(&e)).into())
     }
 
-    fn link_component(&self, component: &wasmtime::component::Component) -> Result<CommandPre<P2Host>, Error> {
-        let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
-        // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or later
-        // can report an exact code through `exit-with-code`, which is linked too.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
-        lamina_host_fs::add_to_component_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
-        add_services_to_component_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
-        let pre = linker.instantiate_pre(component).map_err(|e| {
-            let text = crate::error::chain(&e);
-            match text.split('`').nth(1) {
-                Some(name) if text.contains("not found") || text.contains("matching implementation") => {
-                    LoadError::UnknownImports { kind: "component", missing: vec![name.to_owned()] }
-                }
-                _ => LoadError::Compile(text),
-            }
-        })?;
-        CommandPre::new(pre).map_err(|e| {
-            LoadError::NotACommand(format!(
-                "the component does not export `wasi:cli/run` ({}); Lamina runs command components",
-                crate::error::chain(&e)
-            ))
-            .into()
-        })
+    /// Links a component for what it exports: `wasi:cli/run` (0.2 on the synchronous linker,
+    /// 0.3 on the asynchronous one) or else an HTTP handler (asynchronous).
+    fn link_component(&self, component: &wasmtime::component::Component) -> Result<Linked, Error> {
+        let exports: Vec<String> =
+            component.component_type().exports(&self.inner).map(|(name, _)| name.to_owned()).collect();
+        let exports_any = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+        if exports_any("wasi:cli/run@0.2") {
+            let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
+            // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or
+            // later can report an exact code through `exit-with-code`, which is linked too.
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
+            lamina_host_fs::add_to_component_linker(&mut linker).map_err(engine_error)?;
+            add_services_to_component_linker(&mut linker).map_err(engine_error)?;
+            let pre = pre_instantiate(&linker, component)?;
+            let command = CommandPre::new(pre).map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+            return Ok(Linked::Command(Box::new(command)));
+        }
+        let linker = self.async_linker()?;
+        if exports_any("wasi:cli/run@0.3") {
+            let pre = pre_instantiate(&linker, component)?;
+            let command = wasmtime_wasi::p3::bindings::CommandPre::new(pre)
+                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+            return Ok(Linked::CommandP3(Box::new(command)));
+        }
+        if exports_any("wasi:http/handler@0.3") {
+            let pre = pre_instantiate(&linker, component)?;
+            let service = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+            return Ok(Linked::Http(Box::new(ProxyPre::P3(service))));
+        }
+        if exports_any("wasi:http/incoming-handler@0.2") {
+            let pre = pre_instantiate(&linker, component)?;
+            let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+            return Ok(Linked::Http(Box::new(ProxyPre::P2(proxy))));
+        }
+        Err(LoadError::NotACommand(format!(
+            "the component exports neither `wasi:cli/run` (a command) nor `wasi:http/incoming-handler` or \
+             `wasi:http/handler` (an HTTP component); it exports: {}",
+            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+        ))
+        .into())
     }
+
+    /// WASI 0.2 and 0.3 with wasi:http and Lamina's services, for components that run on the
+    /// component model's event loop (0.3 commands, HTTP handlers).
+    fn async_linker(&self) -> Result<wasmtime::component::Linker<P2Host>, Error> {
+        let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+        add_services_to_component_linker(&mut linker).map_err(engine_error)?;
+        Ok(linker)
+    }
+}
+
+fn engine_error(e: wasmtime::Error) -> Error {
+    Error::Engine(crate::error::chain(&e))
+}
+
+/// Pre-instantiates, naming an import nothing provides.
+fn pre_instantiate(
+    linker: &wasmtime::component::Linker<P2Host>,
+    component: &wasmtime::component::Component,
+) -> Result<wasmtime::component::InstancePre<P2Host>, Error> {
+    linker.instantiate_pre(component).map_err(|e| {
+        let text = crate::error::chain(&e);
+        match text.split('`').nth(1) {
+            Some(name) if text.contains("not found") || text.contains("matching implementation") => {
+                LoadError::UnknownImports { kind: "component", missing: vec![name.to_owned()] }.into()
+            }
+            _ => LoadError::Compile(text).into(),
+        }
+    })
 }
 
 /// Lamina's host services as core-module imports (`include/lamina.h`).
@@ -376,6 +480,8 @@ pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limite
         limiter,
         lamina: crate::host::GuestServices::default(),
         sealed: lamina_host_fs::SealedFsP2::default(),
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        hooks: crate::network::HttpHooks::default(),
     }
 }
 

@@ -10,10 +10,10 @@ use lamina_runtime::{
     LocalBus, Program, SealedMount, Secrets, Services, TrapReason, TrustedCode, WasiConfig,
 };
 use lamina_seal::{SealTo, Volume, VolumeOptions};
-use lamina_types::{ModuleHash, Profile};
+use lamina_types::{ModuleHash, NetworkRules, Profile};
 use sha2::Digest as _;
 
-use crate::cli::{CacheArgs, RunArgs, SealToArg};
+use crate::cli::{CacheArgs, NetworkArgs, RunArgs, SealToArg};
 use crate::commands::platform::open_platform;
 use crate::exit;
 
@@ -75,6 +75,7 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
         args: std::iter::once(program_name).chain(args.args.iter().cloned()).collect(),
         env: args.env.clone(),
         dirs: args.dirs.clone(),
+        network: network_rules(&args.network)?,
         ..WasiConfig::default()
     };
     let limits = Limits { max_memory: args.max_memory, timeout: args.timeout, fuel: args.fuel };
@@ -126,6 +127,15 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
         eprintln!("lamina: peak memory {}, wall time {:?}{fuel}", usage.peak_memory, usage.wall_time);
     }
     Ok(code)
+}
+
+/// The network rules of `--allow-http`, `--allow-socket` and the opt-ins.
+pub(crate) fn network_rules(args: &NetworkArgs) -> anyhow::Result<NetworkRules> {
+    if args.danger_allow_all_network {
+        eprintln!("lamina: DANGER: --danger-allow-all-network: the guest may reach any host and resolve any name");
+        return Ok(NetworkRules::allow_all());
+    }
+    Ok(NetworkRules::parse(&args.http, &args.sockets, args.allow_name_lookup)?)
 }
 
 /// The process exit code for how a guest ended, reporting a trap on stderr.
@@ -245,6 +255,7 @@ fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits, peers: &[Mod
         "max_memory": limits.max_memory.map(|m| m.bytes()),
         "timeout_ms": limits.timeout.map(|t| t.as_millis() as u64),
         "fuel": limits.fuel,
+        "network": wasi.network,
         // Modules that share this guest's secrets and message bus.
         "peers": peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "seal_to": match &args.seal_to {

@@ -65,6 +65,24 @@ pub fn guest(name: &str, wasi: Wasi) -> PathBuf {
     path
 }
 
+/// The path of a test component (`tests/components`: `p3-command`, `p3-service`, `p2-proxy`),
+/// built for wasm32-wasip2 on first use (as `scripts/lib.sh build_components` does).
+pub fn component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = root();
+    BUILT.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(root.join("tests/components"))
+            .args(["build", "--release", "--quiet", "--examples", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(root.join("target/components"));
+        run_build(cmd, "the test components");
+    });
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let path = root.join("target/components/wasm32-wasip2/release/examples").join(file);
+    assert!(path.exists(), "component {} is missing", path.display());
+    path
+}
+
 /// The `lamina` binary under test (this build, with a compiler).
 pub fn lamina() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lamina"));

@@ -1,0 +1,128 @@
+//! WASI 0.3 commands under `lamina run` (told apart from 0.2 by their exports), and the network
+//! rules every guest runs under: outgoing HTTP and sockets are refused unless allowed.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{assert_code, component, lamina, output, texts};
+
+#[test]
+fn a_wasi_03_command_runs_with_its_arguments_environment_and_exit_code() {
+    let out = output(
+        lamina().args(["run", "--no-cache", "--env", "GREETING=hi"]).arg(component("p3-command")).args(["a", "b"]),
+    );
+    assert_code(&out, 0);
+    assert_eq!(texts(&out).0, "hi from WASI 0.3: p3_command.wasm a b\n");
+
+    let out = output(lamina().args(["run", "--no-cache"]).arg(component("p3-command")).arg("exit:7"));
+    assert_code(&out, 7);
+    let out = output(lamina().args(["run", "--no-cache"]).arg(component("p3-command")).arg("fail"));
+    assert_code(&out, 1);
+}
+
+#[test]
+fn a_spinning_wasi_03_command_is_killed_at_its_timeout() {
+    let started = std::time::Instant::now();
+    let out =
+        output(lamina().args(["run", "--no-cache", "--timeout", "300ms"]).arg(component("p3-command")).arg("spin"));
+    assert_code(&out, 124);
+    assert!(texts(&out).1.contains("exceeded the 300ms timeout"), "{}", texts(&out).1);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn an_http_component_is_not_run_but_pointed_at_serve() {
+    let out = output(lamina().args(["run", "--no-cache"]).arg(component("p3-service")));
+    assert_code(&out, 125);
+    assert!(texts(&out).1.contains("serve it with `lamina serve`"), "{}", texts(&out).1);
+}
+
+#[test]
+fn sealed_directories_are_refused_for_wasi_03_rather_than_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sealed = format!("{}::/data", dir.path().join("vol").display());
+    let state = dir.path().join("state");
+    let out = output(
+        lamina()
+            .args(["run", "--no-cache", "--platform", "sim", "--state"])
+            .arg(&state)
+            .args(["--sealed-dir", &sealed])
+            .arg(component("p3-command")),
+    );
+    assert_ne!(out.status.code(), Some(0), "{:?}", texts(&out));
+    assert!(texts(&out).1.contains("not available to WASI 0.3"), "{}", texts(&out).1);
+}
+
+/// A one-shot HTTP server on loopback that answers 204 and counts its connections.
+fn upstream() -> (String, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let handle = std::thread::spawn(move || {
+        let mut served = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline && served == 0 {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).expect("blocking");
+                    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf);
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    served += 1;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        served
+    });
+    (addr, handle)
+}
+
+#[test]
+fn outgoing_http_is_denied_by_default_and_allowed_by_a_matching_rule_only() {
+    let (addr, server) = upstream();
+    let url = format!("fetch:http://{addr}/x");
+    // No rule: the guest sees HTTP-request-denied, the log names the destination.
+    let out = output(lamina().args(["run", "--no-cache"]).arg(component("p3-command")).arg(&url));
+    assert_code(&out, 0);
+    let (stdout, stderr) = texts(&out);
+    assert!(stdout.contains("HttpRequestDenied"), "{stdout}");
+    assert!(stderr.contains(&format!("denied the guest's HTTP request to http://{addr}")), "{stderr}");
+    // A rule for another port or scheme does not match.
+    let port = addr.rsplit_once(':').expect("port").1;
+    let other = format!("http://127.0.0.1:{}", port.parse::<u16>().expect("port") ^ 1);
+    for rule in [other.as_str(), &format!("https://127.0.0.1:{port}"), "http://10.0.0.0/8:*", "http://*.local:*"] {
+        let out =
+            output(lamina().args(["run", "--no-cache", "--allow-http", rule]).arg(component("p3-command")).arg(&url));
+        assert!(texts(&out).0.contains("HttpRequestDenied"), "{rule}: {}", texts(&out).0);
+    }
+    // The matching rule lets the request through.
+    let out = output(
+        lamina()
+            .args(["run", "--no-cache", "--allow-http", &format!("http://127.0.0.1:{port}")])
+            .arg(component("p3-command"))
+            .arg(&url),
+    );
+    assert_code(&out, 0);
+    assert!(texts(&out).0.contains("status 204"), "{}", texts(&out).0);
+    assert_eq!(server.join().expect("server"), 1, "only the allowed request reached the server");
+}
+
+#[test]
+fn a_malformed_network_rule_is_refused_with_its_reason() {
+    for (rule, flag, says) in [
+        ("example.com", "--allow-http", "://"),
+        ("tcp://127.0.0.1:80", "--allow-http", "HTTP rule"),
+        ("tcp://db.internal:5432", "--allow-socket", "by address"),
+        ("https://example.com/path", "--allow-http", "no path"),
+    ] {
+        let out = output(lamina().args(["run", "--no-cache", flag, rule]).arg(component("p3-command")));
+        assert_code(&out, 125);
+        assert!(texts(&out).1.contains(says), "{rule}: {}", texts(&out).1);
+    }
+}

@@ -1,0 +1,67 @@
+//! A WASI 0.3 command: prints its arguments and one environment variable through the 0.3
+//! stdout stream, then exits with the code its first argument names (`exit:N`), or fetches a
+//! URL (`fetch:URL`) and prints the status or the error code.
+
+use wasip3::cli::{environment, stdout};
+use wasip3::{wit_future, wit_stream};
+
+wasip3::cli::command::export!(Command);
+
+struct Command;
+
+async fn print(text: String) {
+    let (mut tx, rx) = wit_stream::new();
+    futures::join!(async { stdout::write_via_stream(rx).await.expect("stdout") }, async {
+        tx.write_all(text.into_bytes()).await;
+        drop(tx);
+    });
+}
+
+async fn fetch(url: &str) -> String {
+    use wasip3::http::types::{Fields, Request, Scheme};
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (_tx, trailers) = wit_future::new(|| Ok(None));
+    let (request, _sent) = Request::new(Fields::new(), None, trailers, None);
+    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    request.set_scheme(Some(&scheme)).expect("scheme");
+    request.set_authority(Some(authority)).expect("authority");
+    request.set_path_with_query(Some(path)).expect("path");
+    match wasip3::http::client::send(request).await {
+        Ok(response) => format!("status {}\n", response.get_status_code()),
+        Err(e) => format!("error {e:?}\n"),
+    }
+}
+
+impl wasip3::exports::cli::run::Guest for Command {
+    async fn run() -> Result<(), ()> {
+        let args = environment::get_arguments();
+        let greeting = environment::get_environment()
+            .into_iter()
+            .find(|(k, _)| k == "GREETING")
+            .map_or_else(|| "hello".to_owned(), |(_, v)| v);
+        print(format!("{greeting} from WASI 0.3: {}\n", args.join(" "))).await;
+        for arg in args.iter().skip(1) {
+            if let Some(url) = arg.strip_prefix("fetch:") {
+                print(fetch(url).await).await;
+            }
+            if let Some(code) = arg.strip_prefix("exit:") {
+                let code: u8 = code.parse().unwrap_or(1);
+                wasip3::cli::exit::exit_with_code(code);
+            }
+            if arg == "fail" {
+                return Err(());
+            }
+            if arg == "spin" {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! A WASI 0.3 HTTP service (`wasi:http/service`), the routes the tests and benchmarks use:
+//!
+//! - `GET /` answers `hello from WASI 0.3`;
+//! - `POST /echo` answers the request's body, with its content type;
+//! - `GET /fetch?URL` makes an outgoing request to URL and answers its status, or the error
+//!   code as a 502 (how a denied destination looks to a guest);
+//! - `GET /trap` panics, `GET /spin` loops forever, `GET /hoard` grows memory until refused;
+//! - `GET /count` answers how many requests this instance has seen (instance reuse);
+//! - anything else is a 404.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
+use wasip3::{wit_bindgen, wit_future, wit_stream};
+
+wasip3::http::service::export!(Service);
+
+struct Service;
+
+static SEEN: AtomicU64 = AtomicU64::new(0);
+
+fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Result<Response, ErrorCode> {
+    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
+        .map_err(|_| ErrorCode::InternalError(Some("headers".into())))?;
+    let (mut tx, rx) = wit_stream::new();
+    let (trailers_tx, trailers) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(headers, Some(rx), trailers);
+    drop(trailers_tx);
+    response.set_status_code(status).map_err(|()| ErrorCode::InternalError(Some("status".into())))?;
+    wit_bindgen::spawn_local(async move {
+        tx.write_all(body).await;
+    });
+    Ok(response)
+}
+
+async fn fetch(url: &str) -> Result<Response, ErrorCode> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (_tx, trailers) = wit_future::new(|| Ok(None));
+    let (request, _sent) = Request::new(Fields::new(), None, trailers, None);
+    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let bad = |_| ErrorCode::HttpRequestUriInvalid;
+    request.set_scheme(Some(&scheme)).map_err(bad)?;
+    request.set_authority(Some(authority)).map_err(bad)?;
+    request.set_path_with_query(Some(path)).map_err(bad)?;
+    match wasip3::http::client::send(request).await {
+        Ok(upstream) => respond(200, "text/plain", format!("upstream {}\n", upstream.get_status_code()).into_bytes()),
+        Err(e) => respond(502, "text/plain", format!("{e:?}\n").into_bytes()),
+    }
+}
+
+impl wasip3::exports::http::handler::Guest for Service {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let seen = SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+        let path = request.get_path_with_query().unwrap_or_default();
+        let method = request.get_method();
+        match (method, path.as_str()) {
+            (Method::Get, "/") => respond(200, "text/plain", b"hello from WASI 0.3\n".to_vec()),
+            (Method::Post, "/echo") => {
+                let content_type = request.get_headers().get("content-type").into_iter().next().map_or_else(
+                    || "application/octet-stream".to_owned(),
+                    |v| String::from_utf8_lossy(&v).into_owned(),
+                );
+                let (_res_tx, res) = wit_future::new(|| Ok(()));
+                let (body, _trailers) = Request::consume_body(request, res);
+                let bytes = body.collect().await;
+                respond(200, &content_type, bytes)
+            }
+            (Method::Get, "/count") => respond(200, "text/plain", format!("{seen}\n").into_bytes()),
+            (Method::Get, "/trap") => panic!("the guest trapped on purpose"),
+            (Method::Get, "/spin") => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            (Method::Get, "/hoard") => {
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    kept.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&kept);
+                }
+            }
+            (Method::Get, p) if p.starts_with("/fetch?") => fetch(&p["/fetch?".len()..]).await,
+            _ => respond(404, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}
