@@ -22,6 +22,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a WASI module (preview 1), component (preview 2) or artifact made by `lamina compile`.
     Run(Box<RunArgs>),
+    /// Serve HTTP with a component of the wasi:http/proxy (0.2) or wasi:http/service (0.3)
+    /// world: each request goes to a fresh (or reused) instance under per-request limits.
+    Serve(Box<ServeArgs>),
     /// Compile a .wasm ahead of time into an artifact for a target.
     Compile(CompileArgs),
     /// Describe a .wasm or an artifact: kind, hash, imports and exports, or target and engine.
@@ -626,6 +629,100 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
+
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+}
+
+/// `lamina serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The HTTP component (.wasm) to serve.
+    pub(crate) file: PathBuf,
+
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub(crate) addr: std::net::SocketAddr,
+
+    /// Set an environment variable for every instance.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub(crate) env: Vec<(String, String)>,
+
+    /// Give every instance a host directory: HOST, HOST::GUEST, or HOST::GUEST:ro.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]", value_parser = parse_mount)]
+    pub(crate) dirs: Vec<DirMount>,
+
+    /// Each request's time in the guest; past it the request is answered 504 (and a guest
+    /// spinning on the CPU loses its instance).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub(crate) timeout: Duration,
+
+    /// Each instance's total linear memory, e.g. `64MiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_memory: Option<ByteSize>,
+
+    /// Each request's fuel (roughly, Wasm instructions).
+    #[arg(long, value_name = "N")]
+    pub(crate) fuel: Option<u64>,
+
+    /// Requests one instance handles before a fresh one is made. 1 (the default) gives every
+    /// request a fresh instance, so nothing one request leaves in memory reaches another;
+    /// more is faster for components that allow it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) instance_reuse: u64,
+
+    /// Requests one instance of a WASI 0.3 service handles at once (0.2 handlers take one).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) instance_concurrency: u64,
+
+    /// How long an idle instance is kept for reuse.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_timeout)]
+    pub(crate) idle_instance_timeout: Duration,
+
+    /// Connections served at once (more wait in the listen backlog).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub(crate) max_connections: usize,
+
+    /// Requests in the guest at once; beyond it, 503 with retry-after.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub(crate) max_concurrent_requests: usize,
+
+    /// Time a client has to send a request's headers (and to finish a TLS handshake).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub(crate) header_timeout: Duration,
+
+    /// The largest header section taken.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_size)]
+    pub(crate) max_header_size: ByteSize,
+
+    /// The largest request body taken (413 beyond it).
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub(crate) max_body_size: ByteSize,
+
+    /// How long requests in flight may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub(crate) drain_timeout: Duration,
+
+    /// Serve Prometheus metrics on `GET /metrics` at this address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Append one line per request to FILE (`-` for standard error).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) access_log: Option<PathBuf>,
+
+    /// Give every instance a secret, read from FILE now (as `lamina run --secret`).
+    #[arg(long = "secret", value_name = "NAME=FILE", value_parser = parse_secret)]
+    pub(crate) secrets: Vec<(String, PathBuf)>,
+
+    #[command(flatten)]
+    pub(crate) network: NetworkArgs,
+
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+
+    #[command(flatten)]
+    pub(crate) platform: PlatformArgs,
 
     #[command(flatten)]
     pub(crate) cache: CacheArgs,

@@ -110,7 +110,7 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    fn guest(
+    pub(crate) fn guest(
         secrets: Option<Arc<Secrets>>,
         keyvalue: Option<Arc<KvStore>>,
         attestation: Option<Arc<Attester>>,
@@ -419,6 +419,13 @@ impl Program {
 enum Stream {
     Out,
     Err,
+}
+
+/// Directs a served instance's standard output and error (nothing is captured there).
+pub(crate) fn set_output(builder: &mut WasiCtxBuilder, stdout: Output, stderr: Output) {
+    let uncaptured = |o: Output| if o == Output::Capture { Output::Null } else { o };
+    let _ = output(builder, uncaptured(stdout), Stream::Out);
+    let _ = output(builder, uncaptured(stderr), Stream::Err);
 }
 
 fn output(builder: &mut WasiCtxBuilder, mode: Output, stream: Stream) -> Option<MemoryOutputPipe> {

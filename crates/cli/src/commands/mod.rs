@@ -9,6 +9,7 @@ mod inspect;
 mod keygen;
 mod platform;
 mod run;
+mod serve;
 #[cfg(feature = "verify")]
 mod verify;
 
@@ -18,6 +19,7 @@ use crate::cli::{Cli, Command};
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(*args, cli.verbose),
+        Command::Serve(args) => serve::serve(*args),
         Command::Compile(args) => compile::compile(args).map(|()| 0),
         Command::Inspect(args) => inspect::inspect(args).map(|()| 0),
         Command::Keygen(args) => keygen::keygen(&args).map(|()| 0),

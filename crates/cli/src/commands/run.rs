@@ -181,7 +181,7 @@ fn spawn_peer(
 }
 
 /// Reads the `--secret` files. Their contents are never printed, even in errors.
-fn read_secrets(given: &[(String, PathBuf)]) -> anyhow::Result<Secrets> {
+pub(crate) fn read_secrets(given: &[(String, PathBuf)]) -> anyhow::Result<Secrets> {
     let mut secrets = Secrets::new();
     for (name, file) in given {
         let value = std::fs::read(file)
@@ -338,7 +338,7 @@ fn refuse_identity_services(args: &RunArgs) -> anyhow::Result<()> {
 
 /// The compile cache, authenticated with this user's key in the state directory; `None` with
 /// `--no-cache`, or (with a warning) when no key can be had.
-fn cache(args: &CacheArgs, platform: &crate::cli::PlatformArgs) -> Option<CompileCache> {
+pub(crate) fn cache(args: &CacheArgs, platform: &crate::cli::PlatformArgs) -> Option<CompileCache> {
     if args.no_cache {
         return None;
     }

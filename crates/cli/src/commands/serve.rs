@@ -1,0 +1,114 @@
+//! `lamina serve`: load an HTTP component, listen, serve until SIGTERM or Ctrl-C, then let the
+//! requests in flight finish.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use lamina_runtime::{Engine, EngineOptions, HttpConfig, HttpHandler, Limits, Output, Reuse, Services, WasiConfig};
+use lamina_serve::{AccessLog, Bounds, Metrics, Server};
+use lamina_types::Profile;
+
+use crate::cli::ServeArgs;
+use crate::commands::run::{cache, network_rules, read_secrets};
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    if lamina_runtime::artifact::is_artifact(&bytes) {
+        bail!(
+            "{} is a compiled artifact; `lamina serve` takes the component's .wasm (it compiles it through the \
+             authenticated cache)",
+            args.file.display()
+        );
+    }
+    let profile = args.engine.profile.unwrap_or(Profile::Server);
+    let options = EngineOptions { profile, target: None, fuel: args.fuel.is_some(), interruptible: true };
+    let engine = Engine::new(options).context("cannot start the engine")?;
+    let cache = cache(&args.cache, &args.platform);
+    let program =
+        engine.load(&bytes, cache.as_ref()).with_context(|| format!("cannot load {}", args.file.display()))?;
+    let wasi = WasiConfig {
+        env: args.env.clone(),
+        dirs: args.dirs.clone(),
+        network: network_rules(&args.network)?,
+        stdout: Output::Inherit,
+        stderr: Output::Inherit,
+        ..WasiConfig::default()
+    };
+    let config = HttpConfig {
+        wasi,
+        limits: Limits { max_memory: args.max_memory, timeout: Some(args.timeout), fuel: args.fuel },
+        reuse: Reuse {
+            max_requests: usize::try_from(args.instance_reuse).unwrap_or(usize::MAX),
+            max_concurrent: usize::try_from(args.instance_concurrency).unwrap_or(usize::MAX),
+            idle: args.idle_instance_timeout,
+        },
+        services: Services { secrets: Some(Arc::new(read_secrets(&args.secrets)?)), ..Services::default() },
+    };
+    let bounds = Bounds {
+        max_connections: args.max_connections.max(1),
+        max_requests: args.max_concurrent_requests.max(1),
+        header_timeout: args.header_timeout,
+        max_header_bytes: usize::try_from(args.max_header_size.bytes()).unwrap_or(usize::MAX),
+        max_body_bytes: args.max_body_size.bytes(),
+        drain_timeout: args.drain_timeout,
+    };
+    let access = match &args.access_log {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(AccessLog::new(Box::new(std::io::stderr()))),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the access log {}", path.display()))?;
+            Some(AccessLog::new(Box::new(file)))
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let _endpoint = match args.metrics_addr {
+        Some(addr) => {
+            let collect = {
+                let metrics = Arc::clone(&metrics);
+                Arc::new(move || metrics.render())
+            };
+            let endpoint = lamina_metrics::Endpoint::start(addr, collect)
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!("lamina: metrics on http://{}/metrics", endpoint.addr());
+            Some(endpoint)
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lamina-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let handler = HttpHandler::new(&program, config).context("cannot serve this component")?;
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another server on that port?)", args.addr))?;
+        let server = Server::new(listener, None, handler, bounds, metrics, access);
+        let addr = server.local_addr().context("the listener has no address")?;
+        eprintln!("lamina: serving {} on http://{addr}/", program.world());
+        server.run(shutdown_signal()).await.context("the server failed")?;
+        eprintln!("lamina: stopped");
+        anyhow::Ok(0)
+    })
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch for SIGTERM ({e}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,312 @@
+//! Lamina's HTTP front for wasi:http components (`lamina serve`): it listens, speaks HTTP/1.1
+//! and HTTP/2 (cleartext by prior knowledge, or negotiated over TLS), bounds what a client may
+//! send and hold, hands each request to an [`HttpHandler`], answers the guest's failures with a
+//! 5xx, counts everything in Prometheus metrics, writes an access log, and on shutdown stops
+//! accepting and lets the requests in flight finish.
+//!
+//! What a client controls is bounded: connections at once ([`Bounds::max_connections`]; more
+//! wait in the kernel's backlog), time to send a request's headers and to finish a TLS
+//! handshake ([`Bounds::header_timeout`]), header size ([`Bounds::max_header_bytes`]), body
+//! size ([`Bounds::max_body_bytes`]: a declared length beyond it is refused with 413 before the
+//! guest sees it, a streamed body is cut there), and requests in the guest at once
+//! ([`Bounds::max_requests`]: beyond it, 503 at once with `retry-after`).
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod access;
+mod metrics;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use lamina_runtime::{HttpBody, HttpError, HttpHandler};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use access::AccessLog;
+pub use metrics::Metrics;
+
+/// Where this crate's log lines go.
+const LOG_TARGET: &str = "lamina::serve";
+
+/// Bounds on what clients may send and hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Requests in the guest at once, over all connections.
+    pub max_requests: usize,
+    /// Time for a client to send a request's headers (HTTP/1.1) or finish the TLS handshake.
+    pub header_timeout: Duration,
+    /// The largest header section accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// How long requests in flight may take to finish after shutdown is asked for.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_requests: 256,
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A bound listener with everything a request needs.
+pub struct Server {
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr().ok())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    handler: HttpHandler,
+    bounds: Bounds,
+    requests: Semaphore,
+    metrics: Arc<Metrics>,
+    access: Option<AccessLog>,
+    scheme: &'static str,
+}
+
+impl Server {
+    /// A server on a bound listener. With `tls`, connections are TLS (ALPN `h2` and
+    /// `http/1.1` are offered when the configuration names none).
+    pub fn new(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: HttpHandler,
+        bounds: Bounds,
+        metrics: Arc<Metrics>,
+        access: Option<AccessLog>,
+    ) -> Self {
+        let tls = tls.map(|config| {
+            let mut config = Arc::unwrap_or_clone(config);
+            if config.alpn_protocols.is_empty() {
+                config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            }
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let shared = Arc::new(Shared {
+            handler,
+            requests: Semaphore::new(bounds.max_requests),
+            bounds,
+            metrics,
+            access,
+            scheme,
+        });
+        Self { listener, tls, shared }
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// When the socket cannot say.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
+    /// (up to the drain timeout) and returns.
+    ///
+    /// # Errors
+    /// Never for a client's misbehaviour; only when the listener itself fails.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Server { listener, tls, shared } = self;
+        let connections = Arc::new(Semaphore::new(shared.bounds.max_connections));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(shared.bounds.header_timeout)
+            .max_buf_size(shared.bounds.max_header_bytes.max(8192))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(shared.bounds.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(u32::try_from(shared.bounds.max_requests).unwrap_or(u32::MAX).max(1))
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let builder = Arc::new(builder);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = Arc::clone(&connections).acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: say so, wait a little, go on.
+                        tracing::warn!(target: LOG_TARGET, "cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            shared.metrics.connection_opened();
+            let service = {
+                let shared = Arc::clone(&shared);
+                hyper::service::service_fn(move |req| respond(Arc::clone(&shared), peer, req))
+            };
+            let builder = Arc::clone(&builder);
+            let watcher = graceful.watcher();
+            let shared = Arc::clone(&shared);
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let served = match tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                        watcher.watch(conn).await
+                    }
+                    Some(acceptor) => {
+                        match tokio::time::timeout(shared.bounds.header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                                watcher.watch(conn).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} timed out");
+                                Ok(())
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(target: LOG_TARGET, "connection from {peer} ended: {e}");
+                }
+                shared.metrics.connection_closed();
+            });
+        }
+        drop(listener);
+        tracing::info!(target: LOG_TARGET, "shutting down: finishing the requests in flight");
+        if tokio::time::timeout(shared.bounds.drain_timeout, graceful.shutdown()).await.is_err() {
+            tracing::warn!(
+                target: LOG_TARGET,
+                "requests were still in flight after {}; stopping anyway",
+                humantime::format_duration(shared.bounds.drain_timeout)
+            );
+        }
+        if let Some(log) = &shared.access {
+            log.flush();
+        }
+        Ok(())
+    }
+}
+
+/// A response with a short plain-text body (Lamina's own answers: 413, 503, the guest's
+/// failures).
+fn plain(status: u16, text: &str) -> http::Response<HttpBody> {
+    let body = Full::new(Bytes::from(format!("{text}\n"))).map_err(|never: Infallible| match never {}).boxed_unsync();
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+async fn respond(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<HttpBody>, Infallible> {
+    let started = Instant::now();
+    let _in_flight = shared.metrics.request_started();
+    let line = access::RequestLine::of(&request);
+    let response = answer(&shared, request).await;
+    let status = response.status().as_u16();
+    let took = started.elapsed();
+    shared.metrics.request_finished(status, took);
+    if let Some(log) = &shared.access {
+        log.write(peer, &line, status, took);
+    }
+    Ok(response)
+}
+
+async fn answer(shared: &Shared, request: http::Request<Incoming>) -> http::Response<HttpBody> {
+    let max_body = shared.bounds.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        shared.metrics.refused("body_too_large");
+        return plain(413, &format!("the request body is larger than this server takes ({max_body} bytes)"));
+    }
+    let Ok(_permit) = shared.requests.try_acquire() else {
+        shared.metrics.refused("overloaded");
+        let mut response = plain(503, "too many requests in flight; try again shortly");
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        return response;
+    };
+    let (mut parts, body) = request.into_parts();
+    // The guest sees an absolute URI: the scheme of this listener, the authority the client
+    // named (Host, or the HTTP/2 :authority).
+    if parts.uri.authority().is_none()
+        && let Some(host) = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok())
+    {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = format!("{}://{host}{path}", shared.scheme).parse() {
+            parts.uri = uri;
+        }
+    }
+    let body = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).map_err(body_error).boxed_unsync();
+    match shared.handler.handle(http::Request::from_parts(parts, body)).await {
+        Ok(response) => response,
+        Err(e) => {
+            shared.metrics.guest_failed(&e);
+            tracing::debug!(target: LOG_TARGET, "{e}");
+            plain(e.status(), &e.to_string())
+        }
+    }
+}
+
+/// What the guest sees when the request body fails: too large, or the client went away.
+fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> HttpError {
+    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+        return HttpError::HttpRequestBodySize(None);
+    }
+    match e.downcast::<hyper::Error>() {
+        Ok(e) => HttpError::Hyper(*e),
+        Err(e) => HttpError::InternalError(Some(e.to_string())),
+    }
+}

@@ -1,0 +1,101 @@
+//! The server's Prometheus metrics.
+
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use lamina_metrics::prometheus_client::metrics::counter::Counter;
+use lamina_metrics::prometheus_client::metrics::gauge::Gauge;
+use lamina_metrics::prometheus_client::metrics::histogram::Histogram;
+use lamina_metrics::prometheus_client::registry::Registry;
+use lamina_metrics::{CounterFamily, label};
+use lamina_runtime::HandleError;
+
+/// Requests by status, their latency, requests and connections open, the guest's traps and
+/// timeouts, and what was refused before reaching the guest.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: CounterFamily,
+    duration: Histogram,
+    in_flight: Gauge<i64, AtomicI64>,
+    connections: Gauge<i64, AtomicI64>,
+    traps: Counter,
+    timeouts: Counter,
+    refused: CounterFamily,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts a request out of flight when dropped.
+pub(crate) struct InFlight<'a>(&'a Gauge<i64, AtomicI64>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, registered under `lamina_http_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lamina_http");
+        let requests = CounterFamily::default();
+        registry.register("requests", "Requests answered, by status code", requests.clone());
+        let duration = lamina_metrics::seconds_histogram();
+        registry.register("request_duration_seconds", "Time from request to response headers", duration.clone());
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register("requests_in_flight", "Requests being answered", in_flight.clone());
+        let connections = Gauge::<i64, AtomicI64>::default();
+        registry.register("connections_open", "Client connections open", connections.clone());
+        let traps = Counter::default();
+        registry.register("guest_traps", "Requests that ended in a trap of the guest", traps.clone());
+        let timeouts = Counter::default();
+        registry.register("guest_timeouts", "Requests the guest did not answer in time", timeouts.clone());
+        let refused = CounterFamily::default();
+        registry.register("refused", "Requests refused before the guest saw them, by reason", refused.clone());
+        Self { registry, requests, duration, in_flight, connections, traps, timeouts, refused }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        lamina_metrics::render(&self.registry)
+    }
+
+    pub(crate) fn request_started(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    pub(crate) fn request_finished(&self, status: u16, took: Duration) {
+        self.requests.get_or_create(&label("status", &status.to_string())).inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn guest_failed(&self, e: &HandleError) {
+        match e {
+            HandleError::Timeout(_) => {
+                self.timeouts.inc();
+            }
+            HandleError::Trap(_) | HandleError::OutOfFuel => {
+                self.traps.inc();
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn refused(&self, reason: &str) {
+        self.refused.get_or_create(&label("reason", reason)).inc();
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections.dec();
+    }
+}
