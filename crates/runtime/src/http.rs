@@ -187,9 +187,7 @@ impl HttpHandler {
         self.inner.handle((), request).await.map_err(|e| match classify(&e, limit) {
             // The instance's trap is told to the worker, not to the request: a request whose
             // instance ended once it was past its time was ended by its time.
-            HandleError::Trap(_)
-                if e.downcast_ref::<TrapOrPanicError>().is_some() && limit.is_some_and(|l| started.elapsed() >= l) =>
-            {
+            HandleError::Trap(_) | HandleError::Guest(_) if limit.is_some_and(|l| started.elapsed() >= l) => {
                 HandleError::Timeout(limit.unwrap_or_default())
             }
             other => other,

@@ -189,8 +189,17 @@ impl Server {
                 let _permit = permit;
                 let served = match tls {
                     None => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                        watcher.watch(conn).await
+                        // Telling HTTP/1.1 from HTTP/2 waits for the client's first bytes, with
+                        // no timeout of its own: a client that connects and says nothing is
+                        // dropped at the header timeout here.
+                        let mut first = [0u8; 1];
+                        match tokio::time::timeout(shared.bounds.header_timeout, stream.peek(&mut first)).await {
+                            Ok(Ok(n)) if n > 0 => {
+                                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                                watcher.watch(conn).await
+                            }
+                            _ => Ok(()),
+                        }
                     }
                     Some(acceptor) => {
                         match tokio::time::timeout(shared.bounds.header_timeout, acceptor.accept(stream)).await {

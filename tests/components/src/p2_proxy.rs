@@ -1,5 +1,5 @@
 //! A WASI 0.2 HTTP component (`wasi:http/proxy`), with the routes of `src/p3_service.rs`:
-//! `GET /`, `POST /echo`, `GET /fetch?URL`, `GET /trap`, `GET /spin`, `GET /count`.
+//! `GET /`, `POST /echo`, `GET /fetch?URL`, `GET /sleep`, `GET /trap`, `GET /spin`, `GET /count`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -74,6 +74,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
                 );
                 let body = read_body(request);
                 respond(out, 200, &content_type, &body);
+            }
+            (Method::Get, "/sleep") => {
+                wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000).block();
+                respond(out, 200, "text/plain", b"slept 1s\n");
             }
             (Method::Get, "/count") => respond(out, 200, "text/plain", format!("{seen}\n").as_bytes()),
             (Method::Get, "/trap") => panic!("the guest trapped on purpose"),

@@ -5,6 +5,7 @@
 //! - `GET /fetch?URL` makes an outgoing request to URL and answers its status, or the error
 //!   code as a 502 (how a denied destination looks to a guest);
 //! - `GET /trap` panics, `GET /spin` loops forever, `GET /hoard` grows memory until refused;
+//! - `GET /sleep` answers after a second (for draining on shutdown);
 //! - `GET /count` answers how many requests this instance has seen (instance reuse);
 //! - anything else is a 404.
 
@@ -68,6 +69,10 @@ impl wasip3::exports::http::handler::Guest for Service {
                 let (body, _trailers) = Request::consume_body(request, res);
                 let bytes = body.collect().await;
                 respond(200, &content_type, bytes)
+            }
+            (Method::Get, "/sleep") => {
+                wasip3::clocks::monotonic_clock::wait_for(1_000_000_000).await;
+                respond(200, "text/plain", b"slept 1s\n".to_vec())
             }
             (Method::Get, "/count") => respond(200, "text/plain", format!("{seen}\n").into_bytes()),
             (Method::Get, "/trap") => panic!("the guest trapped on purpose"),

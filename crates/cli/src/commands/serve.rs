@@ -85,8 +85,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let handler = HttpHandler::new(&program, config).context("cannot serve this component")?;
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
+        let listener = listen(args.addr)
             .with_context(|| format!("cannot listen on {} (is another server on that port?)", args.addr))?;
         let server = Server::new(listener, None, handler, bounds, metrics, access);
         let addr = server.local_addr().context("the listener has no address")?;
@@ -95,6 +94,15 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         eprintln!("lamina: stopped");
         anyhow::Ok(0)
     })
+}
+
+/// A listener with a backlog deep enough for bursts of connections (they wait there while every
+/// connection slot is taken).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

@@ -1,0 +1,380 @@
+//! `lamina serve` with a WASI 0.3 service and a WASI 0.2 proxy component: answers over HTTP/1.1
+//! and HTTP/2, per-request limits that end one request with a 5xx while the server goes on,
+//! bounds on what clients send (each attack kept as a test named after it), the network rules,
+//! graceful shutdown, metrics and the access log.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{component, lamina, output};
+
+/// A running `lamina serve`, stopped when dropped; its standard error is collected.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(name: &str, extra: &[&str]) -> Self {
+        let mut child = lamina()
+            .args(["serve", "--no-cache", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .arg(component(name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lamina serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let collected = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = collected.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once(" on http://").filter(|_| line.starts_with("lamina: serving"))
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(rest.trim_end_matches('/').to_owned());
+                }
+                sink.lock().expect("lock").push_str(&format!("{line}\n"));
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(120)).expect("lamina serve says where it listens");
+        Self { child, addr: addr.parse().expect("an address"), stderr: collected }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// One HTTP/1.1 request on a fresh connection: status and body.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("writes");
+        stream.write_all(body).expect("writes body");
+        read_response(&mut stream)
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, b"")
+    }
+}
+
+/// Reads a whole response (the server closes the connection after it); status and body.
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| dechunk(b)).unwrap_or_default();
+    (status, body)
+}
+
+/// The payload of a chunked body (or the body itself when it is not chunked).
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else { return body.to_owned() };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { return body.to_owned() };
+        if n == 0 || after.len() < n {
+            return out;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+}
+
+const BOTH: [(&str, &str); 2] = [("p3-service", "WASI 0.3"), ("p2-proxy", "WASI 0.2")];
+
+#[test]
+fn both_worlds_answer_over_http1_with_a_fresh_instance_per_request() {
+    for (name, version) in BOTH {
+        let served = Served::start(name, &[]);
+        assert_eq!(served.get("/"), (200, format!("hello from {version}\n")), "{name}");
+        let json = br#"{"reading": 21.5, "unit": "C"}"#;
+        assert_eq!(served.request("POST", "/echo", json), (200, String::from_utf8_lossy(json).into_owned()));
+        // Nothing one request leaves in memory reaches the next.
+        assert_eq!(served.get("/count"), (200, "1\n".into()), "{name}");
+        assert_eq!(served.get("/count"), (200, "1\n".into()), "{name}");
+        assert_eq!(served.get("/missing").0, 404);
+    }
+}
+
+#[test]
+fn instance_reuse_when_asked_shares_one_instance_across_requests() {
+    let served = Served::start("p3-service", &["--instance-reuse", "100", "--idle-instance-timeout", "30s"]);
+    let counts: Vec<String> = (0..3).map(|_| served.get("/count").1).collect();
+    assert_eq!(counts, ["1\n", "2\n", "3\n"]);
+}
+
+#[test]
+fn http2_by_prior_knowledge_is_served() {
+    let served = Served::start("p3-service", &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let body = runtime.block_on(async {
+        use http_body_util::BodyExt as _;
+        let stream = tokio::net::TcpStream::connect(served.addr).await.expect("connects");
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        let request = http::Request::get(format!("http://{}/", served.addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.expect("body").to_bytes()
+    });
+    assert_eq!(&body[..], b"hello from WASI 0.3\n");
+}
+
+#[test]
+fn a_guest_trapping_on_every_request_gets_500s_and_the_server_keeps_answering() {
+    for (name, version) in BOTH {
+        let served = Served::start(name, &[]);
+        for _ in 0..5 {
+            let (status, body) = served.get("/trap");
+            assert_eq!(status, 500, "{name}: {body}");
+        }
+        assert_eq!(served.get("/"), (200, format!("hello from {version}\n")), "{name}");
+    }
+}
+
+#[test]
+fn a_guest_spinning_on_one_request_gets_504_at_its_time_while_others_are_answered() {
+    for (name, version) in BOTH {
+        let served = Served::start(name, &["--timeout", "1s"]);
+        let addr = served.addr;
+        let spinning = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut stream = TcpStream::connect(addr).expect("connects");
+            stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+            stream.write_all(b"GET /spin HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+            (read_response(&mut stream).0, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(served.get("/"), (200, format!("hello from {version}\n")), "{name}: answered beside the spinner");
+        let (status, took) = spinning.join().expect("spinner");
+        assert_eq!(status, 504, "{name}");
+        assert!(took < Duration::from_secs(5), "{name}: the spinner was ended after {took:?}");
+        assert_eq!(served.get("/").0, 200);
+    }
+}
+
+#[test]
+fn a_guest_hoarding_memory_loses_its_instance_not_the_server() {
+    let served = Served::start("p3-service", &["--max-memory", "32MiB"]);
+    assert_eq!(served.get("/hoard").0, 500);
+    assert_eq!(served.get("/").0, 200);
+    let log = served.log();
+    assert!(log.contains("out of memory"), "{log}");
+}
+
+#[test]
+fn a_huge_declared_body_is_refused_with_413_before_the_guest_sees_it() {
+    let served = Served::start("p3-service", &["--max-body-size", "1MiB", "--instance-reuse", "100"]);
+    let mut stream = TcpStream::connect(served.addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1073741824\r\nconnection: close\r\n\r\n")
+        .expect("writes");
+    assert_eq!(read_response(&mut stream).0, 413);
+    // The guest never ran for it: the instance count is still at its first request.
+    assert_eq!(served.get("/count"), (200, "1\n".into()));
+}
+
+#[test]
+fn a_streamed_body_beyond_the_limit_is_cut_and_the_guest_told() {
+    let served = Served::start("p3-service", &["--max-body-size", "64KiB"]);
+    let mut stream = TcpStream::connect(served.addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        .expect("head");
+    let chunk = vec![b'x'; 16 * 1024];
+    for _ in 0..8 {
+        let _ = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+        let _ = stream.write_all(&chunk);
+        let _ = stream.write_all(b"\r\n");
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let (status, body) = read_response(&mut stream);
+    // The guest's read fails; what it answers is its own affair, but it never gets 128 KiB.
+    assert!(body.len() <= 64 * 1024, "status {status}, {} bytes echoed", body.len());
+    assert_eq!(served.get("/").0, 200);
+}
+
+#[test]
+fn slowloris_headers_one_byte_a_second_are_cut_at_the_header_timeout() {
+    let served = Served::start("p3-service", &["--header-timeout", "1s"]);
+    let mut slow = TcpStream::connect(served.addr).expect("connects");
+    slow.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaa" {
+        if slow.write_all(&[*byte]).is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest);
+    assert!(cut || text.is_empty() || text.starts_with("HTTP/1.1 408"), "the slow client was answered: {text}");
+    assert!(started.elapsed() < Duration::from_secs(8), "the slow client was held for {:?}", started.elapsed());
+    assert_eq!(served.get("/").0, 200);
+}
+
+#[test]
+fn ten_thousand_idle_connections_are_bounded_and_the_server_answers_after_they_time_out() {
+    let served = Served::start("p3-service", &["--max-connections", "64", "--header-timeout", "1s"]);
+    // Open as many idle connections as this process may (up to ten thousand): those past the
+    // server's bound wait in the backlog, the others are dropped at the header timeout.
+    let mut idle = Vec::new();
+    for _ in 0..10_000 {
+        match TcpStream::connect_timeout(&served.addr, Duration::from_millis(200)) {
+            Ok(s) => idle.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(idle.len() >= 256, "only {} idle connections could be opened", idle.len());
+    assert_eq!(served.get("/").0, 200, "answered with {} idle connections open", idle.len());
+    drop(idle);
+}
+
+#[test]
+fn malformed_requests_get_a_clear_4xx_and_nothing_else_breaks() {
+    let served = Served::start("p3-service", &[]);
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n",
+        b"GET / HTTP/1.1\r\nbad header without colon\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ] {
+        let mut stream = TcpStream::connect(served.addr).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        stream.write_all(garbage).expect("writes");
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let (status, _) = read_response(&mut stream);
+        assert!(status == 0 || (400..500).contains(&status), "{garbage:?} got {status}");
+    }
+    let mut huge = String::from("GET / HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..4000 {
+        huge.push_str(&format!("x-filler-{i}: {}\r\n", "v".repeat(40)));
+    }
+    huge.push_str("\r\n");
+    let mut stream = TcpStream::connect(served.addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    let _ = stream.write_all(huge.as_bytes());
+    let (status, _) = read_response(&mut stream);
+    assert!(status == 0 || status == 431 || status == 400, "a 200 KB header section got {status}");
+    assert_eq!(served.get("/").0, 200);
+}
+
+#[test]
+fn a_guest_trying_a_host_it_may_not_reach_gets_an_error_it_sees_and_the_log_names_it() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = upstream.local_addr().expect("addr");
+    for (name, _) in BOTH {
+        let served = Served::start(name, &[]);
+        let (status, body) = served.get(&format!("/fetch?http://{target}/"));
+        assert_eq!(status, 502, "{name}: {body}");
+        assert!(body.contains("HttpRequestDenied"), "{name}: {body}");
+        let log = served.log();
+        assert!(log.contains(&format!("denied the guest's HTTP request to http://{target}")), "{log}");
+    }
+    upstream.set_nonblocking(true).expect("nonblocking");
+    assert!(upstream.accept().is_err(), "no connection reached the host");
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_then_exits() {
+    for (name, _) in BOTH {
+        let mut served = Served::start(name, &[]);
+        let addr = served.addr;
+        let slow = std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(addr).expect("connects");
+            stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+            stream.write_all(b"GET /sleep HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+            read_response(&mut stream)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = served.child.id().to_string();
+        assert!(output(Command::new("kill").args(["-TERM", &pid])).status.success());
+        assert_eq!(slow.join().expect("client"), (200, "slept 1s\n".into()), "{name}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = served.child.try_wait().expect("waits") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{name}: did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "{name}: {}", served.log());
+    }
+}
+
+#[test]
+fn metrics_and_the_access_log_count_what_was_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("access.log");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let served = Served::start(
+        "p3-service",
+        &["--metrics-addr", &metrics_addr, "--access-log", log_path.to_str().expect("utf-8"), "--timeout", "1s"],
+    );
+    served.get("/");
+    served.get("/trap");
+    served.get("/spin");
+    served.get("/missing?a=%22b%20c%22");
+    let mut stream = TcpStream::connect(&metrics_addr).expect("metrics");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+    let (status, text) = read_response(&mut stream);
+    assert_eq!(status, 200);
+    for line in [
+        "lamina_http_requests_total{status=\"200\"} 1",
+        "lamina_http_requests_total{status=\"500\"} 1",
+        "lamina_http_requests_total{status=\"504\"} 1",
+        "lamina_http_requests_total{status=\"404\"} 1",
+        "lamina_http_guest_traps_total 1",
+        "lamina_http_guest_timeouts_total 1",
+        "lamina_http_requests_in_flight 0",
+        "lamina_http_request_duration_seconds_count 4",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    let log = std::fs::read_to_string(&log_path).expect("access log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert!(lines[0].contains("\"GET / HTTP/1.1\" 200"), "{log}");
+    assert!(lines[2].contains("\"GET /spin HTTP/1.1\" 504"), "{log}");
+    assert_eq!(lines[3].matches('"').count(), 2, "a client's quote cannot break the line: {log}");
+}
