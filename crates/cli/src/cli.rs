@@ -468,7 +468,14 @@ pub(crate) enum EvidenceKind {
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
     /// The evidence file.
-    pub(crate) file: PathBuf,
+    #[arg(required_unless_present = "url", conflicts_with = "url")]
+    pub(crate) file: Option<PathBuf>,
+
+    /// Connect to an attested HTTPS server (`lamina serve --attested-tls`, or any server with
+    /// an attested certificate) and appraise its certificate before sending anything:
+    /// `https://HOST:PORT`. The handshake fails unless the policy accepts the server.
+    #[arg(long, value_name = "https://HOST:PORT")]
+    pub(crate) url: Option<String>,
 
     /// What the file is.
     #[arg(long, value_enum, default_value_t = EvidenceKind::Auto)]
@@ -710,6 +717,17 @@ pub(crate) struct ServeArgs {
     /// Append one line per request to FILE (`-` for standard error).
     #[arg(long, value_name = "FILE")]
     pub(crate) access_log: Option<PathBuf>,
+
+    /// Serve HTTPS with an attested certificate: it carries the platform's evidence (`--platform`)
+    /// over the served module's hash, this configuration's digest and the certificate's key, so
+    /// that a client (`lamina verify --url`) appraises what serves it before sending anything.
+    #[arg(long)]
+    pub(crate) attested_tls: bool,
+
+    /// How often the attested certificate is reissued (its claims carry their issue time, and
+    /// relying parties' policies bound their age).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout, requires = "attested_tls")]
+    pub(crate) attested_tls_renew: Duration,
 
     /// Give every instance a secret, read from FILE now (as `lamina run --secret`).
     #[arg(long = "secret", value_name = "NAME=FILE", value_parser = parse_secret)]

@@ -43,7 +43,8 @@ impl Served {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, rest)) = line.split_once(" on http://").filter(|_| line.starts_with("lamina: serving"))
+                let at = line.split_once(" on https://").or_else(|| line.split_once(" on http://"));
+                if let Some((_, rest)) = at.filter(|_| line.starts_with("lamina: serving"))
                     && let Some(t) = tx.take()
                 {
                     let _ = t.send(rest.trim_end_matches('/').to_owned());
@@ -377,4 +378,86 @@ fn metrics_and_the_access_log_count_what_was_served() {
     assert!(lines[0].contains("\"GET / HTTP/1.1\" 200"), "{log}");
     assert!(lines[2].contains("\"GET /spin HTTP/1.1\" 504"), "{log}");
     assert_eq!(lines[3].matches('"').count(), 2, "a client's quote cannot break the line: {log}");
+}
+
+/// Posts a reading over attested TLS as a data owner's device would: the handshake appraises
+/// the server with the policy first; nothing is sent unless it passes. Status and body, or the
+/// handshake's error.
+fn post_attested(addr: SocketAddr, policy: &std::path::Path, body: &[u8]) -> Result<(u16, String), String> {
+    use lamina_attest::ratls::{AttestedServerVerifier, relying_party_config};
+    use lamina_attest::{Policy, TrustAnchors, Verifier};
+    let mut anchors = TrustAnchors::default();
+    let policy = Policy::load(policy, &mut anchors).expect("policy");
+    let verifier = AttestedServerVerifier::new(Verifier::new(Some(policy), anchors));
+    let mut config = relying_party_config(verifier).expect("config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("lamina.test").expect("name");
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("conn");
+    let mut socket = TcpStream::connect(addr).expect("connects");
+    socket.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket).map_err(|e| e.to_string())?;
+    }
+    let mut tls = rustls::StreamOwned::new(conn, socket);
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nhost: lamina.test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    tls.write_all(body).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, text.split_once("\r\n\r\n").map(|(_, b)| dechunk(b)).unwrap_or_default()))
+}
+
+#[test]
+fn attested_https_is_checked_by_the_client_before_any_data_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let log = dir.path().join("access.log");
+    let served = Served::start(
+        "p3-service",
+        &[
+            "--attested-tls",
+            "--platform",
+            "sim",
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--access-log",
+            log.to_str().expect("utf-8"),
+        ],
+    );
+    let module = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(std::fs::read(component("p3-service")).expect("component")))
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, format!("allow_sim = true\nmodule_hashes = [\"sha256:{module}\"]\n")).expect("policy");
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, format!("allow_sim = true\nmodule_hashes = [\"sha256:{}\"]\n", "0".repeat(64)))
+        .expect("policy");
+    let no_sim = dir.path().join("no-sim.toml");
+    std::fs::write(&no_sim, "allow_sim = false\n").expect("policy");
+    let url = format!("https://{}", served.addr);
+
+    // `lamina verify --url` prints the verdict: accepted for the served module only.
+    let out = output(lamina().args(["verify", "--url", &url, "--policy"]).arg(&good));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("module:      sha256:{module}")));
+    for refused in [&other, &no_sim] {
+        let out = output(lamina().args(["verify", "--url", &url, "--policy"]).arg(refused));
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("[FAIL] policy."));
+    }
+
+    // A device whose policy refuses the server never gets to send its reading.
+    let refused = post_attested(served.addr, &other, b"{\"reading\": 1}").expect_err("handshake refused");
+    assert!(refused.contains("policy.module_hash"), "{refused}");
+    let (status, body) = post_attested(served.addr, &good, b"{\"reading\": 2}").expect("accepted");
+    assert_eq!((status, body.as_str()), (200, "{\"reading\": 2}"));
+    drop(served);
+    let lines = std::fs::read_to_string(&log).expect("access log");
+    assert_eq!(lines.lines().count(), 1, "only the accepted device's request reached the server:\n{lines}");
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod cert;
 mod metrics;
 
 use std::convert::Infallible;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use access::AccessLog;
+pub use cert::RenewableCert;
 pub use metrics::Metrics;
 
 /// Where this crate's log lines go.

@@ -410,6 +410,60 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A TLS 1.3 server configuration presenting `cert` to any client (no client certificate):
+/// what a workload serving the public (`lamina serve --attested-tls`) offers, so that each
+/// client can appraise it before sending anything. ALPN offers HTTP/2 and HTTP/1.1.
+///
+/// # Errors
+/// [`RatlsError::Tls`] when rustls refuses the key or certificate.
+pub fn open_server_config(cert: &AttestedCert) -> Result<rustls::ServerConfig, RatlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.certificate()], cert.private_key())
+        .map_err(tls)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A TLS 1.3 client configuration for a relying party (a data owner, a device) that presents
+/// no certificate of its own and accepts a server only when `verifier` accepts its attested
+/// certificate: the handshake fails otherwise, before any request is sent.
+///
+/// ```no_run
+/// use lamina_attest::ratls::{AttestedServerVerifier, relying_party_config};
+/// use lamina_attest::{Policy, TrustAnchors, Verifier};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut anchors = TrustAnchors::default();
+/// let policy = Policy::load(std::path::Path::new("policy.toml"), &mut anchors)?;
+/// let verifier = AttestedServerVerifier::new(Verifier::new(Some(policy), anchors));
+/// let config = relying_party_config(verifier.clone())?;
+/// // Use `config` with any rustls client (tokio-rustls, hyper-rustls, reqwest's
+/// // `use_preconfigured_tls`); after the handshake, `verifier.last_appraisal()` says why the
+/// // server was accepted.
+/// # let _ = config;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Sessions are not resumed, so every connection appraises its server.
+///
+/// # Errors
+/// [`RatlsError::Tls`] when rustls refuses the configuration.
+pub fn relying_party_config(verifier: AttestedServerVerifier) -> Result<rustls::ClientConfig, RatlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// A TLS 1.3 client configuration presenting `cert` and requiring an attested server.
 ///
 /// Sessions are not resumed, so every connection appraises its server.

@@ -64,6 +64,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             Some(AccessLog::new(Box::new(file)))
         }
     };
+    let tls = if args.attested_tls { Some(attested_tls(&args, &program, &config)?) } else { None };
     let metrics = Arc::new(Metrics::new());
     let _endpoint = match args.metrics_addr {
         Some(addr) => {
@@ -87,13 +88,97 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         let handler = HttpHandler::new(&program, config).context("cannot serve this component")?;
         let listener = listen(args.addr)
             .with_context(|| format!("cannot listen on {} (is another server on that port?)", args.addr))?;
-        let server = Server::new(listener, None, handler, bounds, metrics, access);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = Server::new(listener, tls, handler, bounds, metrics, access);
         let addr = server.local_addr().context("the listener has no address")?;
-        eprintln!("lamina: serving {} on http://{addr}/", program.world());
+        eprintln!("lamina: serving {} on {scheme}://{addr}/", program.world());
         server.run(shutdown_signal()).await.context("the server failed")?;
         eprintln!("lamina: stopped");
         anyhow::Ok(0)
     })
+}
+
+/// What the attested certificate's claims call the configuration digest: SHA-256 of what
+/// every instance is given and bounded by (not the secrets' values, only their names).
+#[derive(serde::Serialize)]
+struct ServedConfig<'a> {
+    env: &'a [(String, String)],
+    dirs: Vec<String>,
+    network: &'a lamina_types::NetworkRules,
+    timeout_ms: u128,
+    max_memory: Option<u64>,
+    fuel: Option<u64>,
+    instance_reuse: u64,
+    instance_concurrency: u64,
+    secrets: Vec<&'a str>,
+}
+
+fn config_digest(args: &ServeArgs, config: &HttpConfig) -> anyhow::Result<[u8; 32]> {
+    use sha2::Digest as _;
+    let served = ServedConfig {
+        env: &config.wasi.env,
+        dirs: config
+            .wasi
+            .dirs
+            .iter()
+            .map(|d| format!("{}::{}{}", d.host.display(), d.guest, if d.read_only { ":ro" } else { "" }))
+            .collect(),
+        network: &config.wasi.network,
+        timeout_ms: args.timeout.as_millis(),
+        max_memory: args.max_memory.map(|m| m.bytes()),
+        fuel: args.fuel,
+        instance_reuse: args.instance_reuse,
+        instance_concurrency: args.instance_concurrency,
+        secrets: args.secrets.iter().map(|(name, _)| name.as_str()).collect(),
+    };
+    Ok(sha2::Sha256::digest(serde_json::to_vec(&served)?).into())
+}
+
+/// The TLS configuration of `--attested-tls`: a certificate whose evidence binds the served
+/// module, the configuration and the key, reissued every `--attested-tls-renew` on a thread of
+/// its own.
+fn attested_tls(
+    args: &ServeArgs,
+    program: &lamina_runtime::Program,
+    config: &HttpConfig,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use lamina_attest::ratls::{AttestedCert, CertificateRequest};
+    let module = program.identity().context("--attested-tls needs a module identity, and this program has none")?;
+    let digest = config_digest(args, config)?;
+    let platform = crate::commands::platform::open_platform(&args.platform, Some(&module), true)?;
+    let measurement = lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]);
+    let issue = move || -> anyhow::Result<AttestedCert> {
+        let request = CertificateRequest::new().context("cannot make the certificate's key")?;
+        let claims = request.claims(platform.info().kind, measurement.clone(), Some(module), Some(digest));
+        let envelope = lamina_tee::attest(&*platform, &claims).context("the platform cannot attest")?;
+        request.finish(&envelope).context("cannot issue the attested certificate")
+    };
+    let first = issue()?;
+    let resolver = Arc::new(
+        lamina_serve::RenewableCert::new(first.certificate(), first.private_key())
+            .context("cannot use the attested certificate")?,
+    );
+    let mut tls = lamina_attest::ratls::open_server_config(&first).context("cannot configure TLS")?;
+    tls.cert_resolver = resolver.clone();
+    let every = args.attested_tls_renew;
+    std::thread::Builder::new()
+        .name("lamina-cert-renew".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                match issue() {
+                    Ok(cert) => {
+                        if let Err(e) = resolver.replace(cert.certificate(), cert.private_key()) {
+                            tracing::warn!("cannot use the reissued attested certificate: {e}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot reissue the attested certificate (the old one stays): {e:#}"),
+                }
+            }
+        })
+        .context("cannot start the certificate renewal")?;
+    eprintln!("lamina: attested TLS for module {module}, configuration {}", hex::encode(digest));
+    Ok(Arc::new(tls))
 }
 
 /// A listener with a backlog deep enough for bursts of connections (they wait there while every

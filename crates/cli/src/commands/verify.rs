@@ -41,6 +41,68 @@ pub(crate) fn verify(args: VerifyArgs) -> i32 {
     }
 }
 
+/// How long `--url` waits to connect and to finish the handshake.
+const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Connects to an attested TLS server and appraises its certificate in the handshake, as a
+/// relying party does before sending data: the appraisal the verifier made, accepted or not.
+fn appraise_url(args: &VerifyArgs, url: &str) -> anyhow::Result<Appraisal> {
+    use std::net::ToSocketAddrs as _;
+    let authority = url
+        .strip_prefix("https://")
+        .context("--url takes an https:// address (attested TLS), e.g. https://127.0.0.1:8443")?;
+    let authority = authority.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            (h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().context("the port in --url")?)
+        }
+        _ => (authority, 443),
+    };
+    let mut anchors = TrustAnchors::default();
+    let policy = match &args.policy {
+        Some(path) => Some(Policy::load(path, &mut anchors).context("cannot use the policy")?),
+        None if args.danger_accept_any_measurement => Some(Policy::danger_any_measurement()),
+        None => None,
+    };
+    let mut endorsements = Vec::new();
+    for path in &args.certs {
+        let file = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        add_cert(EvidenceKind::Ratls, &file, &mut anchors, &mut endorsements)
+            .with_context(|| format!("cannot use {}", path.display()))?;
+    }
+    let mut server = lamina_attest::ratls::AttestedServerVerifier::new(Verifier::new(policy, anchors))
+        .with_cache_ttl(std::time::Duration::ZERO);
+    if let Some(path) = &args.collateral {
+        server = server.with_collateral(
+            std::fs::read(path).with_context(|| format!("cannot read the collateral {}", path.display()))?,
+        );
+    }
+    let config = lamina_attest::ratls::relying_party_config(server.clone()).context("cannot configure TLS")?;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    let mut socket = std::net::TcpStream::connect_timeout(&addr, URL_TIMEOUT)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    socket.set_read_timeout(Some(URL_TIMEOUT))?;
+    socket.set_write_timeout(Some(URL_TIMEOUT))?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).context("the host in --url")?;
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).context("cannot start TLS")?;
+    let mut handshake = Ok(());
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut socket) {
+            handshake = Err(e);
+            break;
+        }
+    }
+    match (handshake, server.last_appraisal()) {
+        (_, Some(appraisal)) => Ok(appraisal),
+        (Err(e), None) => Err(anyhow::Error::new(e).context(format!("the TLS handshake with {addr} failed"))),
+        (Ok(()), None) => bail!("the server at {addr} was not appraised"),
+    }
+}
+
 /// Genuine evidence appraised without a policy: every check passed but the one that asks for a
 /// policy.
 fn only_the_policy_is_missing(a: &Appraisal) -> bool {
@@ -49,7 +111,11 @@ fn only_the_policy_is_missing(a: &Appraisal) -> bool {
 }
 
 fn appraise(args: &VerifyArgs) -> anyhow::Result<Appraisal> {
-    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    if let Some(url) = &args.url {
+        return appraise_url(args, url);
+    }
+    let file = args.file.as_deref().context("give the evidence file, or --url")?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut anchors = TrustAnchors::default();
     let policy = match &args.policy {
         Some(path) => Some(Policy::load(path, &mut anchors).context("cannot use the policy")?),
@@ -64,7 +130,7 @@ fn appraise(args: &VerifyArgs) -> anyhow::Result<Appraisal> {
     };
     let kind = match args.kind {
         EvidenceKind::Auto => detect_kind(&bytes)
-            .with_context(|| format!("cannot tell what {} is; say it with --kind", args.file.display()))?,
+            .with_context(|| format!("cannot tell what {} is; say it with --kind", file.display()))?,
         k => k,
     };
     let mut endorsements = Vec::new();
