@@ -126,3 +126,27 @@ fn a_malformed_network_rule_is_refused_with_its_reason() {
         assert!(texts(&out).1.contains(says), "{rule}: {}", texts(&out).1);
     }
 }
+
+#[test]
+fn sockets_are_denied_by_default_and_reach_only_the_address_a_rule_names() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let action = format!("connect:{addr}");
+    let run = |rules: &[&str]| {
+        let mut cmd = lamina();
+        cmd.args(["run", "--no-cache"]);
+        for rule in rules {
+            cmd.args(["--allow-socket", rule]);
+        }
+        output(cmd.arg(component("p3-command")).arg(&action))
+    };
+    let out = run(&[]);
+    assert!(texts(&out).0.contains("AccessDenied"), "no rule: {}", texts(&out).0);
+    let out = run(&[&format!("tcp://127.0.0.1:{}", addr.port() ^ 1), &format!("udp://127.0.0.1:{}", addr.port())]);
+    assert!(texts(&out).0.contains("connect error ErrorCode::AccessDenied"), "{}", texts(&out).0);
+    assert!(texts(&out).1.contains(&format!("denied the guest's socket TCP connect to {addr}")), "{}", texts(&out).1);
+    listener.set_nonblocking(true).expect("nonblocking");
+    assert!(listener.accept().is_err(), "nothing reached the listener");
+    let out = run(&[&format!("tcp://127.0.0.0/8:{}", addr.port())]);
+    assert!(texts(&out).0.contains("connected"), "{}", texts(&out).0);
+}

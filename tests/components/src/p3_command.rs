@@ -1,6 +1,7 @@
 //! A WASI 0.3 command: prints its arguments and one environment variable through the 0.3
 //! stdout stream, then exits with the code its first argument names (`exit:N`), or fetches a
-//! URL (`fetch:URL`) and prints the status or the error code.
+//! URL (`fetch:URL`) and prints the status or the error code, or connects a TCP socket
+//! (`connect:IP:PORT`) and prints whether it could.
 
 use wasip3::cli::{environment, stdout};
 use wasip3::{wit_future, wit_stream};
@@ -36,6 +37,25 @@ async fn fetch(url: &str) -> String {
     }
 }
 
+/// Connects a TCP socket to an IPv4 `ADDRESS:PORT`: `connected`, or the error code.
+async fn connect(target: &str) -> String {
+    use wasip3::sockets::types::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket};
+    let Some((ip, port)) = target.rsplit_once(':') else { return "bad target\n".into() };
+    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    let (Ok(port), [a, b, c, d]) = (port.parse::<u16>(), octets.as_slice()) else {
+        return "bad target\n".into();
+    };
+    let socket = match TcpSocket::create(IpAddressFamily::Ipv4) {
+        Ok(s) => s,
+        Err(e) => return format!("socket error {e:?}\n"),
+    };
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (*a, *b, *c, *d) });
+    match socket.connect(address).await {
+        Ok(()) => "connected\n".into(),
+        Err(e) => format!("connect error {e:?}\n"),
+    }
+}
+
 impl wasip3::exports::cli::run::Guest for Command {
     async fn run() -> Result<(), ()> {
         let args = environment::get_arguments();
@@ -47,6 +67,9 @@ impl wasip3::exports::cli::run::Guest for Command {
         for arg in args.iter().skip(1) {
             if let Some(url) = arg.strip_prefix("fetch:") {
                 print(fetch(url).await).await;
+            }
+            if let Some(target) = arg.strip_prefix("connect:") {
+                print(connect(target).await).await;
             }
             if let Some(code) = arg.strip_prefix("exit:") {
                 let code: u8 = code.parse().unwrap_or(1);
