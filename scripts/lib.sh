@@ -36,6 +36,7 @@ build_examples() {
     done
     (cd "$ROOT/examples/services" && cargo build --release --quiet --target wasm32-wasip2 \
         --target-dir "$ROOT/target/examples")
+    sh "$ROOT/examples/http-js/build.sh" "$ROOT/target/examples/js/http-js.wasm"
     mkdir -p "$ROOT/target/examples/c"
     clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -I "$ROOT/include" \
         -o "$ROOT/target/examples/c/c-services.wasm" "$ROOT/examples/c-services/services.c"

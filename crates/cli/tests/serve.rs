@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{component, lamina, output};
+use common::{component, js_example, lamina, output};
 
 /// A running `lamina serve`, stopped when dropped; its standard error is collected.
 struct Served {
@@ -28,10 +28,14 @@ impl Drop for Served {
 
 impl Served {
     fn start(name: &str, extra: &[&str]) -> Self {
+        Self::start_file(&component(name), extra)
+    }
+
+    fn start_file(file: &std::path::Path, extra: &[&str]) -> Self {
         let mut child = lamina()
             .args(["serve", "--no-cache", "--addr", "127.0.0.1:0"])
             .args(extra)
-            .arg(component(name))
+            .arg(file)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -460,4 +464,14 @@ fn attested_https_is_checked_by_the_client_before_any_data_is_sent() {
     drop(served);
     let lines = std::fs::read_to_string(&log).expect("access log");
     assert_eq!(lines.lines().count(), 1, "only the accepted device's request reached the server:\n{lines}");
+}
+
+#[test]
+fn a_javascript_component_built_by_componentize_js_is_served() {
+    let served = Served::start_file(&js_example(), &[]);
+    assert_eq!(served.get("/"), (200, "hello from JavaScript\n".into()));
+    let (status, body) = served.request("POST", "/echo", br#"{"reading": 21.5}"#);
+    assert_eq!(status, 200);
+    assert_eq!(body, r#"{"received":{"reading":21.5},"by":"javascript"}"#);
+    assert_eq!(served.get("/elsewhere").0, 404);
 }

@@ -83,6 +83,21 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// The JavaScript HTTP component (`examples/http-js`, componentize-js from the npm registry),
+/// built on first use (as `scripts/lib.sh build_examples` does).
+pub fn js_example() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = root();
+    let out = root.join("target/examples/js/http-js.wasm");
+    BUILT.get_or_init(|| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(root.join("examples/http-js/build.sh")).arg(&out);
+        run_build(cmd, "the JavaScript example (examples/http-js)");
+    });
+    assert!(out.exists(), "{} is missing", out.display());
+    out
+}
+
 /// The `lamina` binary under test (this build, with a compiler).
 pub fn lamina() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lamina"));
