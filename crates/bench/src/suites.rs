@@ -33,7 +33,7 @@ pub(crate) enum How {
 }
 
 /// Every suite, in the order they run.
-pub(crate) const SUITES: [Suite; 9] = [
+pub(crate) const SUITES: [Suite; 10] = [
     Suite {
         name: "instantiate",
         what: "instantiate-and-call of a precompiled module",
@@ -81,6 +81,12 @@ pub(crate) const SUITES: [Suite; 9] = [
         what: "one control plane at scale",
         how: How::Cargo { package: "lamina-cli", bench: "scale" },
         full_env: &[("NODES", "100 300 1000"), ("STEADY", "20")],
+    },
+    Suite {
+        name: "http-serve",
+        what: "lamina serve against wasmtime serve, attested HTTPS, memory in flight",
+        how: How::Cargo { package: "lamina-cli", bench: "serve" },
+        full_env: &[],
     },
     Suite {
         name: "etcd-auth",

@@ -718,6 +718,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) access_log: Option<PathBuf>,
 
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "attested_tls")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM, PKCS#8 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
     /// Serve HTTPS with an attested certificate: it carries the platform's evidence (`--platform`)
     /// over the served module's hash, this configuration's digest and the certificate's key, so
     /// that a client (`lamina verify --url`) appraises what serves it before sending anything.

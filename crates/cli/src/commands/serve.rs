@@ -64,7 +64,11 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             Some(AccessLog::new(Box::new(file)))
         }
     };
-    let tls = if args.attested_tls { Some(attested_tls(&args, &program, &config)?) } else { None };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        _ if args.attested_tls => Some(attested_tls(&args, &program, &config)?),
+        (Some(cert), Some(key)) => Some(plain_tls(cert, key)?),
+        _ => None,
+    };
     let metrics = Arc::new(Metrics::new());
     let _endpoint = match args.metrics_addr {
         Some(addr) => {
@@ -96,6 +100,24 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         eprintln!("lamina: stopped");
         anyhow::Ok(0)
     })
+}
+
+/// The TLS configuration of `--tls-cert` and `--tls-key` (TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1).
+fn plain_tls(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .with_context(|| format!("cannot read the certificates in {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read the key in {}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("cannot configure TLS")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and key do not make a TLS identity")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// What the attested certificate's claims call the configuration digest: SHA-256 of what

@@ -1,0 +1,583 @@
+//! `lamina serve` against `wasmtime serve` of the same wasmtime version, side by side: the same
+//! components, the same load generator (this file: keep-alive HTTP/1.1 connections, each
+//! sending its next request when the last is answered, for a fixed time), the same machine,
+//! the servers alternating run by run.
+//!
+//! - Requests per second, p50 and p99 latency, for a hello (`GET /`) and a 4 KiB JSON echo
+//!   (`POST /echo`) at 1, 16 and 256 connections; for the WASI 0.3 service with a fresh
+//!   instance per request and with instance reuse (wasmtime's defaults for 0.3: 128 requests per
+//!   instance, 16 at once), and for the WASI 0.2 proxy (a fresh instance per request, as both
+//!   do for 0.2).
+//! - Attested HTTPS (`--attested-tls`, sim platform) against plain HTTPS (`--tls-cert`) of the
+//!   same server: a new connection's handshake (the client appraising the server's evidence, or
+//!   checking its certificate against a root), and requests per second on reused connections.
+//! - Memory: the server's resident memory with 1,000 requests in flight (each waiting a second
+//!   in the guest), less its resident memory idle.
+//!
+//! `cargo bench -p lamina-cli --bench serve` (SECONDS per run, 5 by default; WASMTIME names the
+//! wasmtime binary, else `target/bench-tools/bin/wasmtime`; without one its runs are left out
+//! and the record says so). With `LAMINA_BENCH_RECORDS` set it writes the `http-serve` record;
+//! `LAMINA_BENCH_QUICK=1` makes it brief. Run by `cargo test` it is a smoke run.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use lamina_bench_record::Record;
+
+/// A server under test, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts a command that prints `ready` on standard error when it listens on `addr`.
+    fn start(mut cmd: Command, addr: SocketAddr, ready: &'static str) -> Self {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(ready)
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(300)).expect("the server says it listens");
+        Self { child, addr }
+    }
+
+    /// Resident memory (VmRSS), bytes.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr")
+}
+
+/// How instances are used.
+#[derive(Clone, Copy)]
+enum Mode {
+    Fresh,
+    Reuse,
+}
+
+fn lamina_serve(file: &Path, mode: Mode, extra: &[&str]) -> Server {
+    let addr = free_addr();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lamina"));
+    cmd.args(["serve", "--no-cache", "--addr", &addr.to_string(), "--max-concurrent-requests", "4000"]);
+    if let Mode::Reuse = mode {
+        cmd.args(["--instance-reuse", "128", "--instance-concurrency", "16"]);
+    }
+    cmd.args(extra).arg(file).env("LAMINA_LOG", "error");
+    Server::start(cmd, addr, "lamina: serving")
+}
+
+fn wasmtime_serve(wasmtime: &Path, file: &Path, mode: Mode) -> Server {
+    let addr = free_addr();
+    let mut cmd = Command::new(wasmtime);
+    cmd.args(["serve", "-Scli", "-Sp3", "-Wcomponent-model-async", "--addr", &addr.to_string()]);
+    if let Mode::Fresh = mode {
+        cmd.args(["--max-instance-reuse-count", "1"]);
+    }
+    cmd.args(["--max-concurrent-requests", "4000"]).arg(file);
+    Server::start(cmd, addr, "Serving HTTP on")
+}
+
+/// One request shape.
+#[derive(Clone)]
+struct Shape {
+    method: http::Method,
+    path: &'static str,
+    body: Bytes,
+}
+
+fn hello() -> Shape {
+    Shape { method: http::Method::GET, path: "/", body: Bytes::new() }
+}
+
+/// A 4 KiB JSON document.
+fn json_4k() -> Shape {
+    let mut doc = String::from("{\"readings\":[");
+    let mut i = 0;
+    while doc.len() < 4096 - 40 {
+        if i > 0 {
+            doc.push(',');
+        }
+        doc.push_str(&format!("{{\"t\":{i},\"v\":{}.5}}", i % 97));
+        i += 1;
+    }
+    doc.push_str("]}");
+    while doc.len() < 4096 {
+        doc.insert(doc.len() - 1, ' ');
+    }
+    Shape { method: http::Method::POST, path: "/echo", body: Bytes::from(doc) }
+}
+
+/// What a load run measured.
+#[derive(Default)]
+struct Outcome {
+    ok: u64,
+    failed: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn quantile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64 / 1000.0
+    }
+}
+
+type Tls = Option<(Arc<rustls::ClientConfig>, &'static str)>;
+
+/// One keep-alive connection: a sender, after TCP (and TLS).
+async fn connect(
+    addr: SocketAddr,
+    tls: &Tls,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    match tls {
+        None => {
+            let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+            tokio::spawn(conn);
+            Ok(sender)
+        }
+        Some((config, name)) => {
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+            let name = rustls::pki_types::ServerName::try_from(*name)?.to_owned();
+            let stream = connector.connect(name, tcp).await?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            Ok(sender)
+        }
+    }
+}
+
+/// Drives `conns` connections for `duration` (after `warmup`), each sending its next request
+/// when the last is answered.
+fn drive(addr: SocketAddr, tls: Tls, shape: &Shape, conns: usize, warmup: Duration, duration: Duration) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let start = Instant::now() + warmup;
+        let end = start + duration;
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let tls = tls.clone();
+            let shape = shape.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Outcome::default();
+                let mut sender = None;
+                while Instant::now() < end {
+                    if sender.is_none() {
+                        match connect(addr, &tls).await {
+                            Ok(s) => sender = Some(s),
+                            Err(_) => {
+                                out.failed += 1;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(s) = sender.as_mut() else { continue };
+                    let request = http::Request::builder()
+                        .method(shape.method.clone())
+                        .uri(shape.path)
+                        .header(http::header::HOST, "bench")
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(Full::new(shape.body.clone()))
+                        .expect("request");
+                    let sent = Instant::now();
+                    let answered = match s.send_request(request).await {
+                        Ok(response) => {
+                            let ok = response.status() == 200;
+                            response.into_body().collect().await.is_ok() && ok
+                        }
+                        Err(_) => false,
+                    };
+                    if sent >= start {
+                        if answered {
+                            out.ok += 1;
+                            out.latencies_us.push(sent.elapsed().as_micros() as u64);
+                        } else {
+                            out.failed += 1;
+                        }
+                    }
+                    if !answered {
+                        sender = None;
+                    }
+                }
+                out
+            }));
+        }
+        let mut total = Outcome { elapsed: duration, ..Outcome::default() };
+        for task in tasks {
+            let out = task.await.expect("load task");
+            total.ok += out.ok;
+            total.failed += out.failed;
+            total.latencies_us.extend(out.latencies_us);
+        }
+        total
+    })
+}
+
+fn components() -> (PathBuf, PathBuf) {
+    (common::component("p3-service"), common::component("p2-proxy"))
+}
+
+fn main() {
+    let measuring = lamina_bench_record::measuring();
+    let quick = lamina_bench_record::quick();
+    let seconds: f64 = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(match (measuring, quick) {
+        (false, _) => 0.2,
+        (true, true) => 0.5,
+        (true, false) => 5.0,
+    });
+    let duration = Duration::from_secs_f64(seconds);
+    let warmup = Duration::from_secs_f64((seconds / 5.0).min(1.0));
+    let conn_counts: &[usize] = if measuring && !quick { &[1, 16, 256] } else { &[1, 16] };
+    let wasmtime = std::env::var_os("WASMTIME")
+        .map(PathBuf::from)
+        .or_else(|| Some(common_root().join("target/bench-tools/bin/wasmtime")))
+        .filter(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let (p3, p2) = components();
+    let command = if cfg!(debug_assertions) {
+        "cargo bench --profile dev -p lamina-cli --bench serve"
+    } else {
+        "cargo bench -p lamina-cli --bench serve"
+    };
+    let mut record = Record::new("http-serve", "lamina serve against wasmtime serve; attested HTTPS", command);
+
+    println!(
+        "{:<34} {:>5} {:>10} {:>10} {:>6} {:>16} {:>16}",
+        "component, mode, request", "conns", "lamina/s", "wasmtime/s", "ratio", "lamina p50/p99", "wasmtime p50/p99"
+    );
+    let cases: [(&str, &Path, Mode, &str); 3] =
+        [("0.3", &p3, Mode::Fresh, "fresh"), ("0.3", &p3, Mode::Reuse, "reuse"), ("0.2", &p2, Mode::Fresh, "fresh")];
+    let mut ratios = Vec::new();
+    for (version, file, mode, mode_name) in cases {
+        for (shape_name, shape) in [("hello", hello()), ("json4k", json_4k())] {
+            for (round, &conns) in conn_counts.iter().enumerate() {
+                let id = format!("p{}_{mode_name}_{shape_name}_c{conns}", &version[2..]);
+                // Alternate which server goes first, so that drift in the machine is shared.
+                let lamina_first = round % 2 == 0;
+                let mut lamina_out = None;
+                let mut wasmtime_out = None;
+                for turn in 0..2 {
+                    if (turn == 0) == lamina_first {
+                        let server = lamina_serve(file, mode, &[]);
+                        lamina_out = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                    } else if let Some(w) = &wasmtime {
+                        let server = wasmtime_serve(w, file, mode);
+                        wasmtime_out = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                    }
+                }
+                let l = lamina_out.expect("lamina ran");
+                let label = format!("WASI {version}, {mode_name}, {shape_name}");
+                record.metric(
+                    &format!("{id}.lamina_rps"),
+                    &format!("{label}, {conns} conns: lamina req/s"),
+                    l.rps(),
+                    "req/s",
+                );
+                record.metric(
+                    &format!("{id}.lamina_p50_ms"),
+                    &format!("{label}, {conns} conns: lamina p50"),
+                    l.quantile_ms(0.5),
+                    "ms",
+                );
+                record.metric(
+                    &format!("{id}.lamina_p99_ms"),
+                    &format!("{label}, {conns} conns: lamina p99"),
+                    l.quantile_ms(0.99),
+                    "ms",
+                );
+                match wasmtime_out {
+                    Some(w) => {
+                        let ratio = l.rps() / w.rps();
+                        ratios.push(ratio);
+                        record.metric(
+                            &format!("{id}.wasmtime_rps"),
+                            &format!("{label}, {conns} conns: wasmtime req/s"),
+                            w.rps(),
+                            "req/s",
+                        );
+                        record.metric(
+                            &format!("{id}.wasmtime_p50_ms"),
+                            &format!("{label}, {conns} conns: wasmtime p50"),
+                            w.quantile_ms(0.5),
+                            "ms",
+                        );
+                        record.metric(
+                            &format!("{id}.wasmtime_p99_ms"),
+                            &format!("{label}, {conns} conns: wasmtime p99"),
+                            w.quantile_ms(0.99),
+                            "ms",
+                        );
+                        record.metric(
+                            &format!("{id}.ratio"),
+                            &format!("{label}, {conns} conns: lamina over wasmtime req/s"),
+                            ratio,
+                            "ratio",
+                        );
+                        println!(
+                            "{:<34} {:>5} {:>10.0} {:>10.0} {:>6.2} {:>7.2}/{:<8.2} {:>7.2}/{:<8.2}",
+                            label,
+                            conns,
+                            l.rps(),
+                            w.rps(),
+                            ratio,
+                            l.quantile_ms(0.5),
+                            l.quantile_ms(0.99),
+                            w.quantile_ms(0.5),
+                            w.quantile_ms(0.99)
+                        );
+                    }
+                    None => println!(
+                        "{:<34} {:>5} {:>10.0} {:>10} {:>6} {:>7.2}/{:<8.2}",
+                        label,
+                        conns,
+                        l.rps(),
+                        "-",
+                        "-",
+                        l.quantile_ms(0.5),
+                        l.quantile_ms(0.99)
+                    ),
+                }
+                if l.failed > 0 {
+                    println!("    ({} lamina requests failed)", l.failed);
+                }
+            }
+        }
+    }
+    if !ratios.is_empty() {
+        let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        record.metric("ratio_geomean", "lamina over wasmtime req/s, geometric mean of every case", geomean, "ratio");
+        record.metric("ratio_min", "lamina over wasmtime req/s, the lowest case", min, "ratio");
+        println!("lamina over wasmtime, requests per second: geometric mean {geomean:.2}, lowest {min:.2}");
+    }
+
+    attested_against_plain(&p3, &mut record, warmup, duration, measuring && !quick);
+    memory_in_flight(&p3, wasmtime.as_deref(), &mut record, measuring);
+
+    let build = if cfg!(debug_assertions) { "a debug build" } else { "a release build" };
+    record.note(&format!(
+        "{seconds} s per run after a {:.1} s warm-up, servers alternating; load from this process (tokio, \
+         keep-alive HTTP/1.1); {}; {build} of lamina",
+        warmup.as_secs_f64(),
+        match &wasmtime {
+            Some(w) => format!("wasmtime: {}", version_of(w)),
+            None => "no wasmtime binary (set WASMTIME): its runs were left out".to_owned(),
+        }
+    ));
+    if measuring && let Some(path) = record.write_if_requested().expect("the record") {
+        eprintln!("record: {}", path.display());
+    }
+}
+
+fn common_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn version_of(binary: &Path) -> String {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Attested HTTPS against plain HTTPS of the same server: handshakes, and requests on reused
+/// connections.
+fn attested_against_plain(p3: &Path, record: &mut Record, warmup: Duration, duration: Duration, full: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Plain HTTPS: a self-signed certificate the client trusts as its root.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["bench.lamina".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("key");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut plain = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    plain.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Attested: the sim platform; the client appraises each new server certificate.
+    let state = dir.path().join("state");
+    let policy_path = dir.path().join("policy.toml");
+    let module = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(std::fs::read(p3).expect("component")))
+    };
+    std::fs::write(&policy_path, format!("allow_sim = true\nmodule_hashes = [\"sha256:{module}\"]\n")).expect("policy");
+    let mut anchors = lamina_attest::TrustAnchors::default();
+    let policy = lamina_attest::Policy::load(&policy_path, &mut anchors).expect("policy");
+    let verifier =
+        lamina_attest::ratls::AttestedServerVerifier::new(lamina_attest::Verifier::new(Some(policy), anchors))
+            .with_cache_ttl(Duration::ZERO);
+    let mut attested = lamina_attest::ratls::relying_party_config(verifier).expect("config");
+    attested.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+    let plain_server = lamina_serve(
+        p3,
+        Mode::Reuse,
+        &["--tls-cert", cert_path.to_str().expect("utf-8"), "--tls-key", key_path.to_str().expect("utf-8")],
+    );
+    let attested_server = lamina_serve(
+        p3,
+        Mode::Reuse,
+        &["--attested-tls", "--platform", "sim", "--state", state.to_str().expect("utf-8")],
+    );
+    let handshakes = if full { 200 } else { 10 };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let configs: [(&str, &Server, Arc<rustls::ClientConfig>); 2] =
+        [("plain", &plain_server, Arc::new(plain)), ("attested", &attested_server, Arc::new(attested))];
+    let mut times: [Vec<f64>; 2] = Default::default();
+    for i in 0..handshakes {
+        for k in [i % 2, 1 - i % 2] {
+            let (_, server, config) = &configs[k];
+            let started = Instant::now();
+            runtime.block_on(async {
+                let tcp = tokio::net::TcpStream::connect(server.addr).await.expect("connects");
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+                let name = rustls::pki_types::ServerName::try_from("bench.lamina").expect("name");
+                connector.connect(name, tcp).await.expect("handshake");
+            });
+            times[k].push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (plain_ms, attested_ms) = (median(&mut times[0]), median(&mut times[1]));
+    record.metric("tls.plain_handshake_p50_ms", "plain HTTPS: connection and handshake, p50", plain_ms, "ms");
+    record.metric(
+        "tls.attested_handshake_p50_ms",
+        "attested HTTPS: connection, handshake and appraisal, p50",
+        attested_ms,
+        "ms",
+    );
+    record.metric("tls.handshake_ratio", "attested over plain HTTPS handshake (p50)", attested_ms / plain_ms, "ratio");
+    println!(
+        "handshake p50: plain HTTPS {plain_ms:.2} ms, attested {attested_ms:.2} ms ({:.2}x)",
+        attested_ms / plain_ms
+    );
+    let mut rps = [0.0; 2];
+    for (k, (name, server, config)) in configs.iter().enumerate() {
+        let out = drive(server.addr, Some((Arc::clone(config), "bench.lamina")), &hello(), 16, warmup, duration);
+        rps[k] = out.rps();
+        record.metric(
+            &format!("tls.{name}_rps"),
+            &format!("{name} HTTPS, 16 reused connections: req/s"),
+            out.rps(),
+            "req/s",
+        );
+    }
+    record.metric("tls.rps_ratio", "attested over plain HTTPS req/s with reused connections", rps[1] / rps[0], "ratio");
+    println!("reused connections, 16: plain HTTPS {:.0}/s, attested {:.0}/s ({:.2}x)", rps[0], rps[1], rps[1] / rps[0]);
+}
+
+/// Resident memory with 1,000 requests in flight (each a second in the guest) less idle.
+fn memory_in_flight(p3: &Path, wasmtime: Option<&Path>, record: &mut Record, measuring: bool) {
+    let in_flight = if measuring { 1000 } else { 50 };
+    let mut servers: Vec<(&str, Server)> =
+        vec![("lamina", lamina_serve(p3, Mode::Fresh, &["--instance-reuse", "100000", "--instance-concurrency", "16"]))];
+    if let Some(w) = wasmtime {
+        servers.push(("wasmtime", wasmtime_serve(w, p3, Mode::Reuse)));
+    }
+    for (name, server) in &servers {
+        // Warm: one round of requests, so that code and pools are resident.
+        let _ = drive(server.addr, None, &hello(), 16, Duration::ZERO, Duration::from_millis(300));
+        let idle = server.rss();
+        let addr = server.addr;
+        let clients: Vec<_> = (0..in_flight)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    use std::io::{Read as _, Write as _};
+                    let mut s = std::net::TcpStream::connect(addr).expect("connects");
+                    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+                    s.write_all(b"GET /sleep HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+                    let mut raw = Vec::new();
+                    let _ = s.read_to_end(&mut raw);
+                    raw.starts_with(b"HTTP/1.1 200")
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(700));
+        let busy = server.rss();
+        let answered = clients.into_iter().filter_map(|c| c.join().ok()).filter(|ok| *ok).count();
+        let per_1000 = (busy.saturating_sub(idle)) as f64 / in_flight as f64 * 1000.0 / (1 << 20) as f64;
+        record.metric(
+            &format!("memory.{name}_per_1000_in_flight_mib"),
+            &format!("{name}: resident memory per 1,000 requests in flight"),
+            per_1000,
+            "MiB",
+        );
+        record.metric(
+            &format!("memory.{name}_idle_mib"),
+            &format!("{name}: resident memory idle"),
+            idle as f64 / (1 << 20) as f64,
+            "MiB",
+        );
+        println!(
+            "{name}: {:.1} MiB idle, {:.1} MiB per 1,000 requests in flight ({answered}/{in_flight} answered)",
+            idle as f64 / (1 << 20) as f64,
+            per_1000
+        );
+    }
+}
