@@ -71,7 +71,11 @@ impl Server {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(300)).expect("the server says it listens");
+        if rx.recv_timeout(Duration::from_secs(300)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not say it listens");
+        }
         Self { child, addr }
     }
 
@@ -115,6 +119,8 @@ fn wasmtime_serve(wasmtime: &Path, file: &Path, mode: Mode) -> Server {
     if let Mode::Fresh = mode {
         cmd.args(["--max-instance-reuse-count", "1"]);
     }
+    // WASMTIME_FLAGS adds options (`-Wtimeout=30s` puts epoch checks in, as lamina always has).
+    cmd.args(std::env::var("WASMTIME_FLAGS").unwrap_or_default().split_whitespace());
     cmd.args(["--max-concurrent-requests", "4000"]).arg(file);
     Server::start(cmd, addr, "Serving HTTP on")
 }
@@ -301,9 +307,14 @@ fn main() {
     let cases: [(&str, &Path, Mode, &str); 3] =
         [("0.3", &p3, Mode::Fresh, "fresh"), ("0.3", &p3, Mode::Reuse, "reuse"), ("0.2", &p2, Mode::Fresh, "fresh")];
     let mut ratios = Vec::new();
+    // CASES=reuse (a word of the case's label) runs only the matching cases.
+    let only = std::env::var("CASES").unwrap_or_default();
     for (version, file, mode, mode_name) in cases {
         for (shape_name, shape) in [("hello", hello()), ("json4k", json_4k())] {
             for (round, &conns) in conn_counts.iter().enumerate() {
+                if !only.is_empty() && !format!("WASI {version}, {mode_name}, {shape_name}").contains(&only) {
+                    continue;
+                }
                 let id = format!("p{}_{mode_name}_{shape_name}_c{conns}", &version[2..]);
                 // Alternate which server goes first, so that drift in the machine is shared.
                 let lamina_first = round % 2 == 0;
@@ -535,8 +546,10 @@ fn attested_against_plain(p3: &Path, record: &mut Record, warmup: Duration, dura
 /// Resident memory with 1,000 requests in flight (each a second in the guest) less idle.
 fn memory_in_flight(p3: &Path, wasmtime: Option<&Path>, record: &mut Record, measuring: bool) {
     let in_flight = if measuring { 1000 } else { 50 };
-    let mut servers: Vec<(&str, Server)> =
-        vec![("lamina", lamina_serve(p3, Mode::Fresh, &["--instance-reuse", "100000", "--instance-concurrency", "16"]))];
+    let mut servers: Vec<(&str, Server)> = vec![(
+        "lamina",
+        lamina_serve(p3, Mode::Fresh, &["--instance-reuse", "100000", "--instance-concurrency", "16"]),
+    )];
     if let Some(w) = wasmtime {
         servers.push(("wasmtime", wasmtime_serve(w, p3, Mode::Reuse)));
     }

@@ -56,7 +56,11 @@ impl Served {
                 sink.lock().expect("lock").push_str(&format!("{line}\n"));
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(120)).expect("lamina serve says where it listens");
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(120)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("lamina serve did not say where it listens:\n{}", collected.lock().expect("lock"));
+        };
         Self { child, addr: addr.parse().expect("an address"), stderr: collected }
     }
 

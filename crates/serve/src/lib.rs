@@ -27,7 +27,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use lamina_runtime::{HttpBody, HttpError, HttpHandler};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -91,7 +90,7 @@ struct Shared {
     requests: Semaphore,
     metrics: Arc<Metrics>,
     access: Option<AccessLog>,
-    scheme: &'static str,
+    scheme: http::uri::Scheme,
 }
 
 impl Server {
@@ -112,7 +111,7 @@ impl Server {
             }
             tokio_rustls::TlsAcceptor::from(Arc::new(config))
         });
-        let scheme = if tls.is_some() { "https" } else { "http" };
+        let scheme = if tls.is_some() { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
         let shared = Arc::new(Shared {
             handler,
             requests: Semaphore::new(bounds.max_requests),
@@ -141,21 +140,20 @@ impl Server {
         let Server { listener, tls, shared } = self;
         let connections = Arc::new(Semaphore::new(shared.bounds.max_connections));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(shared.bounds.header_timeout)
             .max_buf_size(shared.bounds.max_header_bytes.max(8192))
             .keep_alive(true);
-        builder
-            .http2()
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(shared.bounds.max_header_bytes).unwrap_or(u32::MAX))
             .max_concurrent_streams(u32::try_from(shared.bounds.max_requests).unwrap_or(u32::MAX).max(1))
             .keep_alive_interval(Some(Duration::from_secs(20)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let builder = Arc::new(builder);
+        let builders = Arc::new((http1, http2));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -183,7 +181,7 @@ impl Server {
                 let shared = Arc::clone(&shared);
                 hyper::service::service_fn(move |req| respond(Arc::clone(&shared), peer, req))
             };
-            let builder = Arc::clone(&builder);
+            let builders = Arc::clone(&builders);
             let watcher = graceful.watcher();
             let shared = Arc::clone(&shared);
             let tls = tls.clone();
@@ -191,23 +189,18 @@ impl Server {
                 let _permit = permit;
                 let served = match tls {
                     None => {
-                        // Telling HTTP/1.1 from HTTP/2 waits for the client's first bytes, with
-                        // no timeout of its own: a client that connects and says nothing is
-                        // dropped at the header timeout here.
-                        let mut first = [0u8; 1];
-                        match tokio::time::timeout(shared.bounds.header_timeout, stream.peek(&mut first)).await {
-                            Ok(Ok(n)) if n > 0 => {
-                                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                                watcher.watch(conn).await
-                            }
+                        // A client that connects and says nothing is dropped at the header
+                        // timeout; HTTP/2 by prior knowledge starts with its preface (`PRI`).
+                        match tokio::time::timeout(shared.bounds.header_timeout, sniff_h2(&stream)).await {
+                            Ok(Ok(Some(h2))) => serve_io(TokioIo::new(stream), h2, &builders, service, watcher).await,
                             _ => Ok(()),
                         }
                     }
                     Some(acceptor) => {
                         match tokio::time::timeout(shared.bounds.header_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(stream)) => {
-                                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                                watcher.watch(conn).await
+                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                                serve_io(TokioIo::new(stream), h2, &builders, service, watcher).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
@@ -242,6 +235,46 @@ impl Server {
     }
 }
 
+type Builders = (hyper::server::conn::http1::Builder, hyper::server::conn::http2::Builder<TokioExecutor>);
+
+/// Serves one connection with HTTP/1.1 or HTTP/2, watched for graceful shutdown.
+async fn serve_io<I, S>(
+    io: I,
+    h2: bool,
+    builders: &Builders,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = HttpBody> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if h2 {
+        watcher.watch(builders.1.serve_connection(io, service)).await
+    } else {
+        watcher.watch(builders.0.serve_connection(io, service)).await
+    }
+}
+
+/// Whether a clear-text connection starts with HTTP/2's preface (`PRI * HTTP/2.0`); `None` when
+/// the client closes before saying anything.
+async fn sniff_h2(stream: &tokio::net::TcpStream) -> std::io::Result<Option<bool>> {
+    let mut first = [0u8; 3];
+    loop {
+        let n = stream.peek(&mut first).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if n >= 3 || !b"PRI".starts_with(&first[..n]) {
+            return Ok(Some(first[..n] == *b"PRI"));
+        }
+        // `P` or `PR` so far: `POST`, `PUT` and `PATCH` start so too; wait for more.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A response with a short plain-text body (Lamina's own answers: 413, 503, the guest's
 /// failures).
 fn plain(status: u16, text: &str) -> http::Response<HttpBody> {
@@ -261,13 +294,13 @@ async fn respond(
 ) -> Result<http::Response<HttpBody>, Infallible> {
     let started = Instant::now();
     let _in_flight = shared.metrics.request_started();
-    let line = access::RequestLine::of(&request);
+    let line = shared.access.as_ref().map(|_| access::RequestLine::of(&request));
     let response = answer(&shared, request).await;
     let status = response.status().as_u16();
     let took = started.elapsed();
     shared.metrics.request_finished(status, took);
-    if let Some(log) = &shared.access {
-        log.write(peer, &line, status, took);
+    if let (Some(log), Some(line)) = (&shared.access, &line) {
+        log.write(peer, line, status, took);
     }
     Ok(response)
 }
@@ -293,12 +326,16 @@ async fn answer(shared: &Shared, request: http::Request<Incoming>) -> http::Resp
     // The guest sees an absolute URI: the scheme of this listener, the authority the client
     // named (Host, or the HTTP/2 :authority).
     if parts.uri.authority().is_none()
-        && let Some(host) = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok())
+        && let Some(authority) =
+            parts.headers.get(http::header::HOST).and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
     {
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if let Ok(uri) = format!("{}://{host}{path}", shared.scheme).parse() {
-            parts.uri = uri;
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(shared.scheme.clone());
+        uri.authority = Some(authority);
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
         }
+        parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
     }
     let body = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).map_err(body_error).boxed_unsync();
     match shared.handler.handle(http::Request::from_parts(parts, body)).await {
