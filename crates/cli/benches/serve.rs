@@ -562,18 +562,38 @@ fn memory_in_flight(p3: &Path, wasmtime: Option<&Path>, record: &mut Record, mea
             .map(|_| {
                 std::thread::spawn(move || {
                     use std::io::{Read as _, Write as _};
-                    let mut s = std::net::TcpStream::connect(addr).expect("connects");
+                    let mut s = match std::net::TcpStream::connect(addr) {
+                        Ok(s) => s,
+                        Err(e) => return Err(format!("connect: {e}")),
+                    };
                     s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-                    s.write_all(b"GET /sleep HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+                    if let Err(e) = s.write_all(b"GET /sleep HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n") {
+                        return Err(format!("write: {e}"));
+                    }
                     let mut raw = Vec::new();
                     let _ = s.read_to_end(&mut raw);
-                    raw.starts_with(b"HTTP/1.1 200")
+                    if raw.starts_with(b"HTTP/1.1 200") {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(&raw[..raw.len().min(120)]).replace("\r\n", " "))
+                    }
                 })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(700));
         let busy = server.rss();
-        let answered = clients.into_iter().filter_map(|c| c.join().ok()).filter(|ok| *ok).count();
+        let mut failures = std::collections::BTreeMap::<String, usize>::new();
+        let mut answered = 0;
+        for client in clients {
+            match client.join() {
+                Ok(Ok(())) => answered += 1,
+                Ok(Err(e)) => *failures.entry(e).or_default() += 1,
+                Err(_) => *failures.entry("client thread panicked".into()).or_default() += 1,
+            }
+        }
+        for (failure, n) in &failures {
+            println!("    {name}: {n} requests failed: {failure}");
+        }
         let per_1000 = (busy.saturating_sub(idle)) as f64 / in_flight as f64 * 1000.0 / (1 << 20) as f64;
         record.metric(
             &format!("memory.{name}_per_1000_in_flight_mib"),
