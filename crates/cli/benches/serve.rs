@@ -20,7 +20,6 @@
 //! `LAMINA_BENCH_QUICK=1` makes it brief. Run by `cargo test` it is a smoke run.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::{BufRead as _, BufReader};
