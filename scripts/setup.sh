@@ -70,6 +70,9 @@ setup_debian() {
     for p in "${DEBIAN_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    # Node.js and npm build the JavaScript example (examples/http-js, componentize-js from the
+    # npm registry); a machine that has them from elsewhere keeps its own.
+    command -v npm >/dev/null || missing+=(nodejs npm)
     ((${#missing[@]})) || return 0
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
@@ -267,6 +270,10 @@ check_python() {
     [ "$(python3 -c 'import socket, selectors; print(1 + 1)')" = 2 ]
 }
 
+check_node() {
+    [ "$(node -e 'console.log(1 + 1)')" = 2 ] && npm --version >/dev/null
+}
+
 check_kill() {
     # The program, not bash's builtin: tests run it as a command.
     sleep 30 &
@@ -309,6 +316,7 @@ check() {
     run_check "nats-server starts on loopback and greets" "nats-server" check_nats
     run_check "etcd starts on loopback and etcdctl stores and reads a key" "etcd-server etcd-client" check_etcd
     run_check "python3 runs" "python3" check_python
+    run_check "node runs JavaScript and npm answers" "nodejs npm" check_node
     run_check "the kill program ends a process" "procps" check_kill
     run_check "ip netns makes a namespace with a veth pair" "iproute2 (and root)" check_netns
     [ ! -f "$W/netem" ] || printf '           %s\n' "$(cat "$W/netem")" >&2
