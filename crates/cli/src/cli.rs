@@ -737,6 +737,19 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout, requires = "attested_tls")]
     pub(crate) attested_tls_renew: Duration,
 
+    /// Give every instance the sealed key-value store in DIR (`wasi:keyvalue`, `lamina:keyvalue`),
+    /// sealed to this module on `--platform` as `lamina run --kv` does; instances share it.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) kv: Option<PathBuf>,
+
+    /// The most the `--kv` store may hold.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub(crate) kv_quota: ByteSize,
+
+    /// Let instances attest themselves (`lamina:attestation`) on `--platform`.
+    #[arg(long)]
+    pub(crate) attestation: bool,
+
     /// Give every instance a secret, read from FILE now (as `lamina run --secret`).
     #[arg(long = "secret", value_name = "NAME=FILE", value_parser = parse_secret)]
     pub(crate) secrets: Vec<(String, PathBuf)>,

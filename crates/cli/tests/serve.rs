@@ -479,3 +479,52 @@ fn a_javascript_component_built_by_componentize_js_is_served() {
     assert_eq!(body, r#"{"received":{"reading":21.5},"by":"javascript"}"#);
     assert_eq!(served.get("/elsewhere").0, 404);
 }
+
+#[test]
+fn served_components_get_secrets_the_sealed_key_value_store_and_attestation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let kv = dir.path().join("kv");
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "s3cret-token").expect("secret");
+    let secret_arg = format!("api={}", secret.display());
+    let args = [
+        "--platform",
+        "sim",
+        "--state",
+        state.to_str().expect("utf-8"),
+        "--kv",
+        kv.to_str().expect("utf-8"),
+        "--attestation",
+        "--secret",
+        &secret_arg,
+    ];
+    let module = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(std::fs::read(component("p3-service")).expect("component")))
+    };
+    {
+        let served = Served::start("p3-service", &args);
+        assert_eq!(served.get("/secret?api"), (200, "s3cret-token".into()));
+        assert_eq!(served.get("/secret?other").0, 404);
+        assert_eq!(served.get("/module-hash"), (200, format!("{module}\n")));
+        // Fresh instances, one store: each request sees the last one's write.
+        assert_eq!(served.get("/visits"), (200, "1\n".into()));
+        assert_eq!(served.get("/visits"), (200, "2\n".into()));
+    }
+    // The store is sealed on disk (the count is not there in the clear) and outlives the server.
+    for entry in std::fs::read_dir(&kv).expect("kv dir").flatten() {
+        if entry.path().is_file() {
+            let bytes = std::fs::read(entry.path()).expect("read");
+            assert!(!bytes.windows(6).any(|w| w == b"visits"), "{} holds a key in the clear", entry.path().display());
+        }
+    }
+    let served = Served::start("p3-service", &args);
+    assert_eq!(served.get("/visits"), (200, "3\n".into()));
+    drop(served);
+    // Without the services, the guest hears that they are not there.
+    let bare = Served::start("p3-service", &[]);
+    assert_eq!(bare.get("/module-hash").0, 503);
+    assert_eq!(bare.get("/visits").0, 503);
+    assert_eq!(bare.get("/secret?api").0, 404);
+}

@@ -113,6 +113,27 @@ impl Attester {
         &self.identity
     }
 
+    /// The platform's evidence over the workload's claims binding a key (`instance_key`: its
+    /// SubjectPublicKeyInfo, DER) under a nonce: what an attested TLS certificate of the
+    /// workload carries (`lamina serve --attested-tls`). Not for guests: they bind data through
+    /// [`Attester::attest`].
+    ///
+    /// # Errors
+    /// [`AttestError::Unavailable`] when the platform cannot attest.
+    pub fn attest_key(&self, spki: &[u8], nonce: &[u8]) -> Result<lamina_types::Envelope, AttestError> {
+        let platform = self.platform.lock().unwrap_or_else(PoisonError::into_inner);
+        let claims = Claims {
+            platform: platform.info().kind,
+            runtime_measurement: self.identity.runtime_measurement.clone(),
+            module_hash: Some(self.identity.module_hash),
+            config_digest: self.identity.config_digest,
+            instance_key: Some(spki.to_vec()),
+            nonce: nonce.to_vec(),
+            issued_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        lamina_tee::attest(platform.as_ref(), &claims).map_err(|e| AttestError::Unavailable(e.to_string()))
+    }
+
     /// Evidence over the workload's claims and `user_data`.
     ///
     /// # Errors

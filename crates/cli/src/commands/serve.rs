@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use lamina_runtime::{Engine, EngineOptions, HttpConfig, HttpHandler, Limits, Output, Reuse, Services, WasiConfig};
+use lamina_runtime::{
+    Attester, Engine, EngineOptions, HttpConfig, HttpHandler, Identity, KvStore, Limits, Output, Reuse, Services,
+    WasiConfig,
+};
+use lamina_seal::{SealTo, Volume, VolumeOptions};
 use lamina_serve::{AccessLog, Bounds, Metrics, Server};
 use lamina_types::Profile;
 
@@ -34,7 +38,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         stderr: Output::Inherit,
         ..WasiConfig::default()
     };
-    let config = HttpConfig {
+    let mut config = HttpConfig {
         wasi,
         limits: Limits { max_memory: args.max_memory, timeout: Some(args.timeout), fuel: args.fuel },
         reuse: Reuse {
@@ -64,9 +68,38 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             Some(AccessLog::new(Box::new(file)))
         }
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        _ if args.attested_tls => Some(attested_tls(&args, &program, &config)?),
-        (Some(cert), Some(key)) => Some(plain_tls(cert, key)?),
+    // The platform, opened once for what needs it: the key-value store is sealed with it, and
+    // one attester serves the guests' self-attestation and the attested certificate.
+    let mut attester = None;
+    if args.kv.is_some() || args.attestation || args.attested_tls {
+        let module = program
+            .identity()
+            .context("the key-value store and attestation need a module identity, and this program has none")?;
+        let platform = crate::commands::platform::open_platform(&args.platform, Some(&module), args.attested_tls)?;
+        if let Some(dir) = &args.kv {
+            let options = VolumeOptions {
+                seal_to: SealTo::Module(module),
+                quota: args.kv_quota.bytes(),
+                rollback_protection: true,
+            };
+            let volume = Volume::open(dir, platform.as_ref(), &options)
+                .with_context(|| format!("cannot open the key-value store {}", dir.display()))?;
+            config.services.keyvalue = Some(Arc::new(KvStore::new(volume)));
+        }
+        let identity = Identity {
+            runtime_measurement: lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]),
+            module_hash: module,
+            config_digest: Some(config_digest(&args, &config)?),
+        };
+        let shared = Arc::new(Attester::new(platform, identity, None));
+        if args.attestation {
+            config.services.attestation = Some(Arc::clone(&shared));
+        }
+        attester = Some(shared);
+    }
+    let tls = match (&args.tls_cert, &args.tls_key, attester) {
+        (_, _, Some(attester)) if args.attested_tls => Some(attested_tls(&args, attester)?),
+        (Some(cert), Some(key), _) => Some(plain_tls(cert, key)?),
         _ => None,
     };
     let metrics = Arc::new(Metrics::new());
@@ -159,20 +192,12 @@ fn config_digest(args: &ServeArgs, config: &HttpConfig) -> anyhow::Result<[u8; 3
 /// The TLS configuration of `--attested-tls`: a certificate whose evidence binds the served
 /// module, the configuration and the key, reissued every `--attested-tls-renew` on a thread of
 /// its own.
-fn attested_tls(
-    args: &ServeArgs,
-    program: &lamina_runtime::Program,
-    config: &HttpConfig,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+fn attested_tls(args: &ServeArgs, attester: Arc<Attester>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use lamina_attest::ratls::{AttestedCert, CertificateRequest};
-    let module = program.identity().context("--attested-tls needs a module identity, and this program has none")?;
-    let digest = config_digest(args, config)?;
-    let platform = crate::commands::platform::open_platform(&args.platform, Some(&module), true)?;
-    let measurement = lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]);
+    let identity = attester.identity().clone();
     let issue = move || -> anyhow::Result<AttestedCert> {
         let request = CertificateRequest::new().context("cannot make the certificate's key")?;
-        let claims = request.claims(platform.info().kind, measurement.clone(), Some(module), Some(digest));
-        let envelope = lamina_tee::attest(&*platform, &claims).context("the platform cannot attest")?;
+        let envelope = attester.attest_key(request.spki(), request.nonce()).context("the platform cannot attest")?;
         request.finish(&envelope).context("cannot issue the attested certificate")
     };
     let first = issue()?;
@@ -199,7 +224,11 @@ fn attested_tls(
             }
         })
         .context("cannot start the certificate renewal")?;
-    eprintln!("lamina: attested TLS for module {module}, configuration {}", hex::encode(digest));
+    eprintln!(
+        "lamina: attested TLS for module {}, configuration {}",
+        identity.module_hash,
+        identity.config_digest.map(hex::encode).unwrap_or_default()
+    );
     Ok(Arc::new(tls))
 }
 
