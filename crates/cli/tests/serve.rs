@@ -528,3 +528,88 @@ fn served_components_get_secrets_the_sealed_key_value_store_and_attestation() {
     assert_eq!(bare.get("/visits").0, 503);
     assert_eq!(bare.get("/secret?api").0, 404);
 }
+
+#[test]
+fn a_request_without_a_host_gets_400_and_the_server_goes_on() {
+    let served = Served::start("p2-proxy", &["--instance-reuse", "100"]);
+    let mut stream = TcpStream::connect(served.addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("writes");
+    assert_eq!(read_response(&mut stream).0, 400);
+    assert_eq!(served.get("/"), (200, "hello from WASI 0.2\n".into()));
+}
+
+/// A server that presents a captured certificate with a key of its own: what a man in the
+/// middle can do with an attested server's (public) certificate.
+fn impostor(cert: rustls::pki_types::CertificateDer<'static>) -> SocketAddr {
+    #[derive(Debug)]
+    struct Replay(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Replay {
+        fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(Arc::clone(&self.0))
+        }
+    }
+    use std::sync::Arc;
+    let other = rcgen::KeyPair::generate().expect("key");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(other.serialize_der().into());
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).expect("signing key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("versions")
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Replay(Arc::new(rustls::sign::CertifiedKey::new(vec![cert], signer)))));
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut conn = rustls::ServerConnection::new(Arc::clone(&config)).expect("conn");
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut stream).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_replayed_attested_certificate_without_its_key_is_refused_by_verify_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let served = Served::start(
+        "p3-service",
+        &["--attested-tls", "--platform", "sim", "--state", state.to_str().expect("utf-8")],
+    );
+    let policy = dir.path().join("sim.toml");
+    std::fs::write(&policy, "allow_sim = true\n").expect("policy");
+    // Capture the genuine certificate, as anyone on the path can.
+    let cert = {
+        use lamina_attest::ratls::{AttestedServerVerifier, relying_party_config};
+        use lamina_attest::{Policy, TrustAnchors, Verifier};
+        let mut anchors = TrustAnchors::default();
+        let loaded = Policy::load(&policy, &mut anchors).expect("policy");
+        let config =
+            relying_party_config(AttestedServerVerifier::new(Verifier::new(Some(loaded), anchors))).expect("config");
+        let name = rustls::pki_types::ServerName::try_from("lamina.test").expect("name");
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("conn");
+        let mut socket = TcpStream::connect(served.addr).expect("connects");
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).expect("handshake with the real server");
+        }
+        conn.peer_certificates().expect("a certificate")[0].clone().into_owned()
+    };
+    let genuine =
+        output(lamina().args(["verify", "--url", &format!("https://{}", served.addr), "--policy"]).arg(&policy));
+    assert_eq!(genuine.status.code(), Some(0));
+    let fake = impostor(cert);
+    let out = output(lamina().args(["verify", "--url", &format!("https://{fake}"), "--policy"]).arg(&policy));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "an impostor was accepted:\n{stdout}\n{stderr}");
+    assert!(!stdout.contains("ACCEPTED"), "{stdout}");
+    assert!(stderr.contains("did not complete it with the certificate's key"), "{stderr}");
+}

@@ -57,7 +57,8 @@ pub struct HttpConfig {
     /// Environment, directories and network rules of every instance (arguments and stdin are
     /// not used; standard output and error go where they say).
     pub wasi: WasiConfig,
-    /// Per request: `timeout` bounds each request's time in the guest, `fuel` its instructions;
+    /// Per request: `timeout` bounds each request's time in the guest, `fuel` is what each
+    /// request adds to its instance's fuel (one request per instance: its own bound);
     /// `max_memory` bounds each instance.
     pub limits: Limits,
     /// Instance reuse.
@@ -348,8 +349,10 @@ impl WorkerState for Worker {
         (): (),
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        // Each request adds its allowance to the instance's tank (a refill would hand a request
+        // already running a fresh tank each time another starts).
         if let Some(fuel) = self.fuel
-            && let Err(e) = store.set_fuel(fuel)
+            && let Err(e) = store.get_fuel().and_then(|left| store.set_fuel(left.saturating_add(fuel)))
         {
             tracing::warn!(target: "lamina::serve", "cannot refuel instance {}: {e}", self.id);
         }

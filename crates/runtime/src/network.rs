@@ -92,7 +92,9 @@ pub(crate) fn apply_socket_rules(builder: &mut WasiCtxBuilder, rules: &Arc<Netwo
 
 fn socket_allowed(rules: &NetworkRules, addr: SocketAddr, use_: SocketAddrUse) -> bool {
     let (protocol, binding) = match use_ {
-        SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => (SocketProtocol::Tcp, true),
+        SocketAddrUse::TcpBind => (SocketProtocol::Tcp, true),
+        // Listening is always checked, on whatever port: an ephemeral one is still open to all.
+        SocketAddrUse::TcpListen => (SocketProtocol::Tcp, false),
         SocketAddrUse::TcpConnect => (SocketProtocol::Tcp, false),
         // A listener the rules allowed takes whoever connects.
         SocketAddrUse::TcpAccept => return true,
@@ -142,6 +144,8 @@ mod tests {
         assert!(!socket_allowed(&r, at("127.0.0.1:5432"), SocketAddrUse::UdpSend));
         assert!(socket_allowed(&r, at("0.0.0.0:0"), SocketAddrUse::TcpBind));
         assert!(!socket_allowed(&r, at("0.0.0.0:5432"), SocketAddrUse::TcpListen));
+        // A client-only rule does not let a guest listen on an ephemeral port.
+        assert!(!socket_allowed(&r, at("0.0.0.0:0"), SocketAddrUse::TcpListen));
         assert!(socket_allowed(&r, at("10.1.1.1:53"), SocketAddrUse::UdpSend));
         assert!(socket_allowed(&r, at("10.1.1.1:40000"), SocketAddrUse::UdpReceive));
         assert!(!socket_allowed(&r, at("192.168.1.1:53"), SocketAddrUse::UdpReceive));

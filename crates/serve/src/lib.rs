@@ -87,7 +87,7 @@ impl std::fmt::Debug for Server {
 struct Shared {
     handler: HttpHandler,
     bounds: Bounds,
-    requests: Semaphore,
+    requests: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     access: Option<AccessLog>,
     scheme: http::uri::Scheme,
@@ -114,7 +114,7 @@ impl Server {
         let scheme = if tls.is_some() { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
         let shared = Arc::new(Shared {
             handler,
-            requests: Semaphore::new(bounds.max_requests),
+            requests: Arc::new(Semaphore::new(bounds.max_requests)),
             bounds,
             metrics,
             access,
@@ -262,6 +262,7 @@ where
 /// the client closes before saying anything.
 async fn sniff_h2(stream: &tokio::net::TcpStream) -> std::io::Result<Option<bool>> {
     let mut first = [0u8; 3];
+    let mut wait = Duration::from_millis(1);
     loop {
         let n = stream.peek(&mut first).await?;
         if n == 0 {
@@ -270,8 +271,10 @@ async fn sniff_h2(stream: &tokio::net::TcpStream) -> std::io::Result<Option<bool
         if n >= 3 || !b"PRI".starts_with(&first[..n]) {
             return Ok(Some(first[..n] == *b"PRI"));
         }
-        // `P` or `PR` so far: `POST`, `PUT` and `PATCH` start so too; wait for more.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // `P` or `PR` so far: `POST`, `PUT` and `PATCH` start so too; wait for more, less and
+        // less often (a client that stops there costs a few wake-ups a second).
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(250));
     }
 }
 
@@ -293,9 +296,9 @@ async fn respond(
     request: http::Request<Incoming>,
 ) -> Result<http::Response<HttpBody>, Infallible> {
     let started = Instant::now();
-    let _in_flight = shared.metrics.request_started();
+    let in_flight = shared.metrics.request_started();
     let line = shared.access.as_ref().map(|_| access::RequestLine::of(&request));
-    let response = answer(&shared, request).await;
+    let response = answer(&shared, request, in_flight).await;
     let status = response.status().as_u16();
     let took = started.elapsed();
     shared.metrics.request_finished(status, took);
@@ -305,7 +308,11 @@ async fn respond(
     Ok(response)
 }
 
-async fn answer(shared: &Shared, request: http::Request<Incoming>) -> http::Response<HttpBody> {
+async fn answer(
+    shared: &Shared,
+    request: http::Request<Incoming>,
+    in_flight: metrics::InFlight,
+) -> http::Response<HttpBody> {
     let max_body = shared.bounds.max_body_bytes;
     let declared = request
         .headers()
@@ -316,7 +323,7 @@ async fn answer(shared: &Shared, request: http::Request<Incoming>) -> http::Resp
         shared.metrics.refused("body_too_large");
         return plain(413, &format!("the request body is larger than this server takes ({max_body} bytes)"));
     }
-    let Ok(_permit) = shared.requests.try_acquire() else {
+    let Ok(permit) = Arc::clone(&shared.requests).try_acquire_owned() else {
         shared.metrics.refused("overloaded");
         let mut response = plain(503, "too many requests in flight; try again shortly");
         response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
@@ -337,14 +344,56 @@ async fn answer(shared: &Shared, request: http::Request<Incoming>) -> http::Resp
         }
         parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
     }
+    if parts.uri.authority().is_none() {
+        shared.metrics.refused("no_host");
+        return plain(400, "the request names no host (send a Host header)");
+    }
     let body = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).map_err(body_error).boxed_unsync();
     match shared.handler.handle(http::Request::from_parts(parts, body)).await {
-        Ok(response) => response,
+        // The guest may still be writing the body: the request holds its place among those in
+        // the guest, and counts as in flight, until the body ends or the client goes.
+        Ok(response) => response.map(|body| Held { body, _held: (permit, in_flight) }.boxed_unsync()),
         Err(e) => {
             shared.metrics.guest_failed(&e);
-            tracing::debug!(target: LOG_TARGET, "{e}");
-            plain(e.status(), &e.to_string())
+            match &e {
+                lamina_runtime::HandleError::Unavailable(_) => tracing::warn!(target: LOG_TARGET, "{e}"),
+                _ => tracing::debug!(target: LOG_TARGET, "{e}"),
+            }
+            // The detail (backtraces, host paths) stays in the log; the client gets the kind.
+            let text = match e.status() {
+                504 => "the component did not answer in time",
+                503 => "no instance of the component could be started; try again shortly",
+                _ => "the component failed to answer this request",
+            };
+            plain(e.status(), text)
         }
+    }
+}
+
+/// A response body that keeps what its request holds (its place among the requests in the
+/// guest, its in-flight count) until the body ends or is dropped.
+struct Held<B> {
+    body: B,
+    _held: (tokio::sync::OwnedSemaphorePermit, metrics::InFlight),
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Held<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -33,9 +33,9 @@ impl Default for Metrics {
 }
 
 /// Counts a request out of flight when dropped.
-pub(crate) struct InFlight<'a>(&'a Gauge<i64, AtomicI64>);
+pub(crate) struct InFlight(Gauge<i64, AtomicI64>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -67,9 +67,9 @@ impl Metrics {
         lamina_metrics::render(&self.registry)
     }
 
-    pub(crate) fn request_started(&self) -> InFlight<'_> {
+    pub(crate) fn request_started(&self) -> InFlight {
         self.in_flight.inc();
-        InFlight(&self.in_flight)
+        InFlight(self.in_flight.clone())
     }
 
     pub(crate) fn request_finished(&self, status: u16, took: Duration) {

@@ -339,6 +339,16 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
             .ok()
             .filter(|p| *p <= max)
             .ok_or_else(|| format!("the prefix length must be a number from 0 to {max}"))?;
+        // An IPv4-mapped block (`::ffff:10.0.0.0/104`) is the IPv4 block it maps, as the
+        // addresses checked against it are.
+        if let IpAddr::V6(v6) = ip
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            if prefix < 96 {
+                return Err("an IPv4-mapped block must be at least /96; write the IPv4 block instead".into());
+            }
+            return Ok(HostPattern::Block { network: IpAddr::V4(v4), prefix: prefix - 96 });
+        }
         return Ok(HostPattern::Block { network: ip, prefix });
     }
     if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -395,7 +405,10 @@ fn parse_ports(text: &str) -> Result<PortPattern, String> {
 }
 
 /// A guest's network allowances: empty (the default) denies everything.
+///
+/// Read from serialised form, the rules are checked as [`NetworkRules::parse`] checks them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawRules")]
 pub struct NetworkRules {
     /// Allowed outgoing HTTP requests (`wasi:http/outgoing-handler`, `wasi:http/client`).
     #[serde(default)]
@@ -407,6 +420,25 @@ pub struct NetworkRules {
     /// lookup reaches the resolver whatever the rules say, and a name can carry data out.
     #[serde(default)]
     pub name_lookup: bool,
+}
+
+/// The serialised form, checked into [`NetworkRules`].
+#[derive(Deserialize)]
+struct RawRules {
+    #[serde(default)]
+    http: Vec<String>,
+    #[serde(default)]
+    sockets: Vec<String>,
+    #[serde(default)]
+    name_lookup: bool,
+}
+
+impl TryFrom<RawRules> for NetworkRules {
+    type Error = RuleError;
+
+    fn try_from(raw: RawRules) -> Result<Self, RuleError> {
+        NetworkRules::parse(&raw.http, &raw.sockets, raw.name_lookup)
+    }
 }
 
 impl NetworkRules {
@@ -570,6 +602,18 @@ mod tests {
         assert!(rules.allows_socket(SocketProtocol::Udp, "8.8.8.8".parse().expect("ip"), 53));
         assert!(!rules.allows_socket(SocketProtocol::Tcp, "8.8.8.8".parse().expect("ip"), 53));
         assert!(NetworkRules::default().is_empty());
+    }
+
+    #[test]
+    fn mapped_blocks_match_the_ipv4_addresses_they_map_and_serde_checks_kinds() {
+        let r = rule("tcp://[::ffff:10.0.0.0]/104:*");
+        assert!(r.allows_socket(SocketProtocol::Tcp, "10.9.8.7".parse().expect("ip"), 1));
+        assert!(r.allows_socket(SocketProtocol::Tcp, "::ffff:10.9.8.7".parse().expect("ip"), 1));
+        assert!(!r.allows_socket(SocketProtocol::Tcp, "11.0.0.1".parse().expect("ip"), 1));
+        let bad = r#"{"http": [], "sockets": ["tcp://db.internal:5432"]}"#;
+        assert!(serde_json::from_str::<NetworkRules>(bad).is_err(), "a name in a socket rule");
+        let bad = r#"{"http": ["tcp://1.2.3.4:1"]}"#;
+        assert!(serde_json::from_str::<NetworkRules>(bad).is_err(), "a socket rule among HTTP rules");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! requests in flight finish.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use lamina_runtime::{
@@ -166,6 +167,10 @@ struct ServedConfig<'a> {
     instance_reuse: u64,
     instance_concurrency: u64,
     secrets: Vec<&'a str>,
+    /// Whether instances share a sealed key-value store, and its quota.
+    kv_quota: Option<u64>,
+    attestation: bool,
+    profile: String,
 }
 
 fn config_digest(args: &ServeArgs, config: &HttpConfig) -> anyhow::Result<[u8; 32]> {
@@ -185,6 +190,9 @@ fn config_digest(args: &ServeArgs, config: &HttpConfig) -> anyhow::Result<[u8; 3
         instance_reuse: args.instance_reuse,
         instance_concurrency: args.instance_concurrency,
         secrets: args.secrets.iter().map(|(name, _)| name.as_str()).collect(),
+        kv_quota: args.kv.as_ref().map(|_| args.kv_quota.bytes()),
+        attestation: args.attestation,
+        profile: args.engine.profile.unwrap_or(Profile::Server).to_string(),
     };
     Ok(sha2::Sha256::digest(serde_json::to_vec(&served)?).into())
 }
@@ -211,16 +219,23 @@ fn attested_tls(args: &ServeArgs, attester: Arc<Attester>) -> anyhow::Result<Arc
     std::thread::Builder::new()
         .name("lamina-cert-renew".into())
         .spawn(move || {
+            // After a failure, try again soon (doubling up to the period): the old certificate's
+            // claims age towards the relying parties' max_age meanwhile.
+            let mut wait = every;
             loop {
-                std::thread::sleep(every);
-                match issue() {
-                    Ok(cert) => {
-                        if let Err(e) = resolver.replace(cert.certificate(), cert.private_key()) {
-                            tracing::warn!("cannot use the reissued attested certificate: {e}");
-                        }
+                std::thread::sleep(wait);
+                let renewed = issue().and_then(|cert| {
+                    resolver
+                        .replace(cert.certificate(), cert.private_key())
+                        .context("cannot use the reissued attested certificate")
+                });
+                wait = match renewed {
+                    Ok(()) => every,
+                    Err(e) => {
+                        tracing::warn!("cannot reissue the attested certificate (the old one stays): {e:#}");
+                        if wait >= every { Duration::from_secs(5).min(every) } else { (wait * 2).min(every) }
                     }
-                    Err(e) => tracing::warn!("cannot reissue the attested certificate (the old one stays): {e:#}"),
-                }
+                };
             }
         })
         .context("cannot start the certificate renewal")?;

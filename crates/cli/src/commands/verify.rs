@@ -48,16 +48,16 @@ const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 /// relying party does before sending data: the appraisal the verifier made, accepted or not.
 fn appraise_url(args: &VerifyArgs, url: &str) -> anyhow::Result<Appraisal> {
     use std::net::ToSocketAddrs as _;
-    let authority = url
-        .strip_prefix("https://")
-        .context("--url takes an https:// address (attested TLS), e.g. https://127.0.0.1:8443")?;
-    let authority = authority.split('/').next().unwrap_or_default();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().context("the port in --url")?)
-        }
-        _ => (authority, 443),
-    };
+    let uri: http::Uri = url.parse().context("--url is not a URL (e.g. https://127.0.0.1:8443)")?;
+    if uri.scheme_str() != Some("https") {
+        bail!("--url takes an https:// address (attested TLS), e.g. https://127.0.0.1:8443");
+    }
+    let authority = uri.authority().context("--url names no host")?;
+    if authority.as_str().contains('@') {
+        bail!("--url takes no user name or password");
+    }
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(443);
     let mut anchors = TrustAnchors::default();
     let policy = match &args.policy {
         Some(path) => Some(Policy::load(path, &mut anchors).context("cannot use the policy")?),
@@ -97,8 +97,15 @@ fn appraise_url(args: &VerifyArgs, url: &str) -> anyhow::Result<Appraisal> {
         }
     }
     match (handshake, server.last_appraisal()) {
-        (_, Some(appraisal)) => Ok(appraisal),
-        (Err(e), None) => Err(anyhow::Error::new(e).context(format!("the TLS handshake with {addr} failed"))),
+        (Ok(()), Some(appraisal)) => Ok(appraisal),
+        // Refused in the handshake: the appraisal says why.
+        (Err(_), Some(appraisal)) if !appraisal.verified() => Ok(appraisal),
+        // The certificate verified but the handshake failed after it: the server did not prove
+        // that it holds the certificate's key (a replayed certificate), or the connection broke.
+        // Either way nothing was shown to be the attested server.
+        (Err(e), _) => Err(anyhow::Error::new(e).context(format!(
+            "the TLS handshake with {addr} failed (the server did not complete it with the certificate's key)"
+        ))),
         (Ok(()), None) => bail!("the server at {addr} was not appraised"),
     }
 }
