@@ -60,6 +60,8 @@ impl Server {
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("server starts");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let said = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = Arc::clone(&said);
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -68,12 +70,21 @@ impl Server {
                 {
                     let _ = t.send(());
                 }
+                if let Ok(mut said) = sink.lock()
+                    && said.len() < 8192
+                {
+                    said.push_str(&line);
+                    said.push('\n');
+                }
             }
         });
         if rx.recv_timeout(Duration::from_secs(300)).is_err() {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the server did not say it listens");
+            panic!(
+                "the server did not say it listens: {cmd:?}\n{}",
+                said.lock().map(|s| s.clone()).unwrap_or_default()
+            );
         }
         Self { child, addr }
     }

@@ -501,10 +501,10 @@ fn served_components_get_secrets_the_sealed_key_value_store_and_attestation() {
     ];
     let module = {
         use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(std::fs::read(component("p3-service")).expect("component")))
+        hex::encode(sha2::Sha256::digest(std::fs::read(component("p3-lamina")).expect("component")))
     };
     {
-        let served = Served::start("p3-service", &args);
+        let served = Served::start("p3-lamina", &args);
         assert_eq!(served.get("/secret?api"), (200, "s3cret-token".into()));
         assert_eq!(served.get("/secret?other").0, 404);
         assert_eq!(served.get("/module-hash"), (200, format!("{module}\n")));
@@ -519,11 +519,11 @@ fn served_components_get_secrets_the_sealed_key_value_store_and_attestation() {
             assert!(!bytes.windows(6).any(|w| w == b"visits"), "{} holds a key in the clear", entry.path().display());
         }
     }
-    let served = Served::start("p3-service", &args);
+    let served = Served::start("p3-lamina", &args);
     assert_eq!(served.get("/visits"), (200, "3\n".into()));
     drop(served);
     // Without the services, the guest hears that they are not there.
-    let bare = Served::start("p3-service", &[]);
+    let bare = Served::start("p3-lamina", &[]);
     assert_eq!(bare.get("/module-hash").0, 503);
     assert_eq!(bare.get("/visits").0, 503);
     assert_eq!(bare.get("/secret?api").0, 404);

@@ -1,2 +1,23 @@
-//! Nothing: the components are the examples (`src/p3_command.rs`, `src/p3_service.rs`,
-//! `src/p2_proxy.rs`).
+//! What the test components share; the components themselves are the examples
+//! (`src/p3_command.rs`, `src/p3_service.rs`, `src/p3_lamina.rs`, `src/p2_proxy.rs`).
+
+use wasip3::http::types::{ErrorCode, Fields, Response};
+use wasip3::{wit_bindgen, wit_future, wit_stream};
+
+/// A WASI 0.3 response with a status, a content type and a body written by a task of its own.
+///
+/// # Errors
+/// An internal error code when the headers or the status cannot be set.
+pub fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Result<Response, ErrorCode> {
+    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
+        .map_err(|_| ErrorCode::InternalError(Some("headers".into())))?;
+    let (mut tx, rx) = wit_stream::new();
+    let (trailers_tx, trailers) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(headers, Some(rx), trailers);
+    drop(trailers_tx);
+    response.set_status_code(status).map_err(|()| ErrorCode::InternalError(Some("status".into())))?;
+    wit_bindgen::spawn_local(async move {
+        tx.write_all(body).await;
+    });
+    Ok(response)
+}

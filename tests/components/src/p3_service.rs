@@ -7,74 +7,19 @@
 //! - `GET /trap` panics, `GET /spin` loops forever, `GET /hoard` grows memory until refused;
 //! - `GET /sleep` answers after a second (for draining on shutdown);
 //! - `GET /count` answers how many requests this instance has seen (instance reuse);
-//! - `GET /secret?NAME` answers the secret's bytes (`lamina:secrets`), `GET /module-hash` the
-//!   module hash the host attests (`lamina:attestation`), `GET /visits` counts visits in the
-//!   sealed key-value store (`wasi:keyvalue`), each 503 when the service is not given;
 //! - anything else is a 404.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use lamina_test_components::respond;
 use wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
-use wasip3::{wit_bindgen, wit_future, wit_stream};
+use wasip3::wit_future;
 
 wasip3::http::service::export!(Service);
-
-/// Lamina's services, bound from the repository's WIT.
-#[allow(missing_docs, clippy::all)]
-mod lamina {
-    wit_bindgen::generate!({ path: "../../wit", world: "lamina:sdk/guest", generate_all });
-}
-
-fn secret(name: &str) -> Result<Response, ErrorCode> {
-    match lamina::lamina::secrets::store::get(name) {
-        Ok(bytes) => respond(200, "application/octet-stream", bytes),
-        Err(e) => respond(404, "text/plain", format!("{e:?}\n").into_bytes()),
-    }
-}
-
-fn module_hash() -> Result<Response, ErrorCode> {
-    let hash = lamina::lamina::attestation::attest::module_hash();
-    if hash.is_empty() {
-        return respond(503, "text/plain", b"no attestation\n".to_vec());
-    }
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    respond(200, "text/plain", format!("{hex}\n").into_bytes())
-}
-
-fn visits() -> Result<Response, ErrorCode> {
-    use lamina::wasi::keyvalue::store;
-    let bucket = match store::open("") {
-        Ok(b) => b,
-        Err(e) => return respond(503, "text/plain", format!("{e:?}\n").into_bytes()),
-    };
-    let seen = match bucket.get("visits") {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
-        Ok(None) => 0,
-        Err(e) => return respond(503, "text/plain", format!("{e:?}\n").into_bytes()),
-    };
-    if let Err(e) = bucket.set("visits", (seen + 1).to_string().as_bytes()) {
-        return respond(503, "text/plain", format!("{e:?}\n").into_bytes());
-    }
-    respond(200, "text/plain", format!("{}\n", seen + 1).into_bytes())
-}
 
 struct Service;
 
 static SEEN: AtomicU64 = AtomicU64::new(0);
-
-fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Result<Response, ErrorCode> {
-    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
-        .map_err(|_| ErrorCode::InternalError(Some("headers".into())))?;
-    let (mut tx, rx) = wit_stream::new();
-    let (trailers_tx, trailers) = wit_future::new(|| Ok(None));
-    let (response, _sent) = Response::new(headers, Some(rx), trailers);
-    drop(trailers_tx);
-    response.set_status_code(status).map_err(|()| ErrorCode::InternalError(Some("status".into())))?;
-    wit_bindgen::spawn_local(async move {
-        tx.write_all(body).await;
-    });
-    Ok(response)
-}
 
 async fn fetch(url: &str) -> Result<Response, ErrorCode> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
@@ -132,9 +77,6 @@ impl wasip3::exports::http::handler::Guest for Service {
                 }
             }
             (Method::Get, p) if p.starts_with("/fetch?") => fetch(&p["/fetch?".len()..]).await,
-            (Method::Get, p) if p.starts_with("/secret?") => secret(&p["/secret?".len()..]),
-            (Method::Get, "/module-hash") => module_hash(),
-            (Method::Get, "/visits") => visits(),
             _ => respond(404, "text/plain", b"not found\n".to_vec()),
         }
     }

@@ -65,7 +65,8 @@ pub fn guest(name: &str, wasi: Wasi) -> PathBuf {
     path
 }
 
-/// The path of a test component (`tests/components`: `p3-command`, `p3-service`, `p2-proxy`),
+/// The path of a test component (`tests/components`: `p3-command`, `p3-service`, `p3-lamina`,
+/// `p2-proxy`),
 /// built for wasm32-wasip2 on first use (as `scripts/lib.sh build_components` does).
 pub fn component(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
