@@ -613,3 +613,42 @@ fn a_replayed_attested_certificate_without_its_key_is_refused_by_verify_url() {
     assert!(!stdout.contains("ACCEPTED"), "{stdout}");
     assert!(stderr.contains("did not complete it with the certificate's key"), "{stderr}");
 }
+
+#[test]
+fn silent_http2_connections_are_closed_at_the_idle_time_and_a_slow_body_is_not_cut() {
+    let served = Served::start("p3-service", &["--header-timeout", "1s"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        // A client that sends the HTTP/2 preface and settings, then nothing.
+        let stream = tokio::net::TcpStream::connect(served.addr).await.expect("connects");
+        let (_sender, conn) = hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        let started = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+        assert!(ended.is_ok(), "a silent HTTP/2 connection was held past 10 s");
+        assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+
+        // A request whose answer takes longer than the idle time keeps its connection.
+        use http_body_util::BodyExt as _;
+        let stream = tokio::net::TcpStream::connect(served.addr).await.expect("connects");
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(conn);
+        let request = http::Request::get(format!("http://{}/sleep", served.addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"slept 1s\n");
+    });
+    assert_eq!(served.get("/").0, 200);
+}

@@ -16,6 +16,7 @@
 
 mod access;
 mod cert;
+mod idle;
 mod metrics;
 
 use std::convert::Infallible;
@@ -177,9 +178,13 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             shared.metrics.connection_opened();
+            let activity = idle::Activity::new();
             let service = {
                 let shared = Arc::clone(&shared);
-                hyper::service::service_fn(move |req| respond(Arc::clone(&shared), peer, req))
+                let activity = Arc::clone(&activity);
+                hyper::service::service_fn(move |req| {
+                    respond(Arc::clone(&shared), peer, req, idle::Activity::start(&activity))
+                })
             };
             let builders = Arc::clone(&builders);
             let watcher = graceful.watcher();
@@ -192,7 +197,11 @@ impl Server {
                         // A client that connects and says nothing is dropped at the header
                         // timeout; HTTP/2 by prior knowledge starts with its preface (`PRI`).
                         match tokio::time::timeout(shared.bounds.header_timeout, sniff_h2(&stream)).await {
-                            Ok(Ok(Some(h2))) => serve_io(TokioIo::new(stream), h2, &builders, service, watcher).await,
+                            Ok(Ok(Some(h2))) => {
+                                let io =
+                                    idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
+                                serve_io(io, h2, &builders, service, watcher).await
+                            }
                             _ => Ok(()),
                         }
                     }
@@ -200,7 +209,9 @@ impl Server {
                         match tokio::time::timeout(shared.bounds.header_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(stream)) => {
                                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                                serve_io(TokioIo::new(stream), h2, &builders, service, watcher).await
+                                let io =
+                                    idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
+                                serve_io(io, h2, &builders, service, watcher).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
@@ -294,11 +305,12 @@ async fn respond(
     shared: Arc<Shared>,
     peer: SocketAddr,
     request: http::Request<Incoming>,
+    busy: idle::Busy,
 ) -> Result<http::Response<HttpBody>, Infallible> {
     let started = Instant::now();
     let in_flight = shared.metrics.request_started();
     let line = shared.access.as_ref().map(|_| access::RequestLine::of(&request));
-    let response = answer(&shared, request, in_flight).await;
+    let response = answer(&shared, request, (in_flight, busy)).await;
     let status = response.status().as_u16();
     let took = started.elapsed();
     shared.metrics.request_finished(status, took);
@@ -311,7 +323,7 @@ async fn respond(
 async fn answer(
     shared: &Shared,
     request: http::Request<Incoming>,
-    in_flight: metrics::InFlight,
+    in_flight: (metrics::InFlight, idle::Busy),
 ) -> http::Response<HttpBody> {
     let max_body = shared.bounds.max_body_bytes;
     let declared = request
@@ -374,7 +386,7 @@ async fn answer(
 /// guest, its in-flight count) until the body ends or is dropped.
 struct Held<B> {
     body: B,
-    _held: (tokio::sync::OwnedSemaphorePermit, metrics::InFlight),
+    _held: (tokio::sync::OwnedSemaphorePermit, (metrics::InFlight, idle::Busy)),
 }
 
 impl<B: hyper::body::Body + Unpin> hyper::body::Body for Held<B> {
