@@ -135,28 +135,31 @@ fn instance_reuse_when_asked_shares_one_instance_across_requests() {
     assert_eq!(counts, ["1\n", "2\n", "3\n"]);
 }
 
+/// One HTTP/2 request by prior knowledge on a connection of its own: version, status, body.
+async fn h2_get(addr: SocketAddr, path: &str) -> (http::Version, u16, bytes::Bytes) {
+    use http_body_util::BodyExt as _;
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let (version, status) = (response.version(), response.status().as_u16());
+    (version, status, response.into_body().collect().await.expect("body").to_bytes())
+}
+
 #[test]
 fn http2_by_prior_knowledge_is_served() {
     let served = Served::start("p3-service", &[]);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let body = runtime.block_on(async {
-        use http_body_util::BodyExt as _;
-        let stream = tokio::net::TcpStream::connect(served.addr).await.expect("connects");
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
-        tokio::spawn(conn);
-        let request = http::Request::get(format!("http://{}/", served.addr))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .expect("request");
-        let response = sender.send_request(request).await.expect("response");
-        assert_eq!(response.version(), http::Version::HTTP_2);
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.expect("body").to_bytes()
-    });
+    let (version, status, body) = runtime.block_on(h2_get(served.addr, "/"));
+    assert_eq!((version, status), (http::Version::HTTP_2, 200));
     assert_eq!(&body[..], b"hello from WASI 0.3\n");
 }
 
@@ -633,21 +636,8 @@ fn silent_http2_connections_are_closed_at_the_idle_time_and_a_slow_body_is_not_c
         assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
 
         // A request whose answer takes longer than the idle time keeps its connection.
-        use http_body_util::BodyExt as _;
-        let stream = tokio::net::TcpStream::connect(served.addr).await.expect("connects");
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .expect("h2 handshake");
-        tokio::spawn(conn);
-        let request = http::Request::get(format!("http://{}/sleep", served.addr))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .expect("request");
-        let response = sender.send_request(request).await.expect("response");
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let (_, status, body) = h2_get(served.addr, "/sleep").await;
+        assert_eq!(status, 200);
         assert_eq!(&body[..], b"slept 1s\n");
     });
     assert_eq!(served.get("/").0, 200);

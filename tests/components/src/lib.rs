@@ -1,7 +1,7 @@
 //! What the test components share; the components themselves are the examples
 //! (`src/p3_command.rs`, `src/p3_service.rs`, `src/p3_lamina.rs`, `src/p2_proxy.rs`).
 
-use wasip3::http::types::{ErrorCode, Fields, Response};
+use wasip3::http::types::{ErrorCode, Fields, Request, Response, Scheme};
 use wasip3::{wit_bindgen, wit_future, wit_stream};
 
 /// A WASI 0.3 response with a status, a content type and a body written by a task of its own.
@@ -20,4 +20,24 @@ pub fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Result<Respons
         tx.write_all(body).await;
     });
     Ok(response)
+}
+
+/// An outgoing GET request for `SCHEME://AUTHORITY/PATH` (`http` when no scheme is given).
+///
+/// # Errors
+/// `HTTP-request-URI-invalid` when the parts cannot be set.
+pub fn get_request(url: &str) -> Result<Request, ErrorCode> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (_tx, trailers) = wit_future::new(|| Ok(None));
+    let (request, _sent) = Request::new(Fields::new(), None, trailers, None);
+    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let bad = |()| ErrorCode::HttpRequestUriInvalid;
+    request.set_scheme(Some(&scheme)).map_err(bad)?;
+    request.set_authority(Some(authority)).map_err(bad)?;
+    request.set_path_with_query(Some(path)).map_err(bad)?;
+    Ok(request)
 }

@@ -4,7 +4,7 @@
 //! (`connect:IP:PORT`) and prints whether it could.
 
 use wasip3::cli::{environment, stdout};
-use wasip3::{wit_future, wit_stream};
+use wasip3::wit_stream;
 
 wasip3::cli::command::export!(Command);
 
@@ -19,18 +19,10 @@ async fn print(text: String) {
 }
 
 async fn fetch(url: &str) -> String {
-    use wasip3::http::types::{Fields, Request, Scheme};
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let request = match lamina_test_components::get_request(url) {
+        Ok(r) => r,
+        Err(e) => return format!("error {e:?}\n"),
     };
-    let (_tx, trailers) = wit_future::new(|| Ok(None));
-    let (request, _sent) = Request::new(Fields::new(), None, trailers, None);
-    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
-    request.set_scheme(Some(&scheme)).expect("scheme");
-    request.set_authority(Some(authority)).expect("authority");
-    request.set_path_with_query(Some(path)).expect("path");
     match wasip3::http::client::send(request).await {
         Ok(response) => format!("status {}\n", response.get_status_code()),
         Err(e) => format!("error {e:?}\n"),

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lamina_test_components::respond;
-use wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
+use wasip3::http::types::{ErrorCode, Method, Request, Response};
 use wasip3::wit_future;
 
 wasip3::http::service::export!(Service);
@@ -22,18 +22,7 @@ struct Service;
 static SEEN: AtomicU64 = AtomicU64::new(0);
 
 async fn fetch(url: &str) -> Result<Response, ErrorCode> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (_tx, trailers) = wit_future::new(|| Ok(None));
-    let (request, _sent) = Request::new(Fields::new(), None, trailers, None);
-    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
-    let bad = |_| ErrorCode::HttpRequestUriInvalid;
-    request.set_scheme(Some(&scheme)).map_err(bad)?;
-    request.set_authority(Some(authority)).map_err(bad)?;
-    request.set_path_with_query(Some(path)).map_err(bad)?;
+    let request = lamina_test_components::get_request(url)?;
     match wasip3::http::client::send(request).await {
         Ok(upstream) => respond(200, "text/plain", format!("upstream {}\n", upstream.get_status_code()).into_bytes()),
         Err(e) => respond(502, "text/plain", format!("{e:?}\n").into_bytes()),
