@@ -737,6 +737,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_timeout, requires = "attested_tls")]
     pub(crate) attested_tls_renew: Duration,
 
+    /// Give every instance a sealed directory: each sees an ordinary directory at GUEST (through
+    /// WASI 0.2's filesystem), the host sees only ciphertext in HOST, sealed to this module on
+    /// `--platform`. Instances share it as processes share a directory; what an instance writes
+    /// is committed when it syncs and when it ends.
+    #[arg(long = "sealed-dir", value_name = "HOST::GUEST", value_parser = parse_sealed_mount)]
+    pub(crate) sealed_dirs: Vec<SealedDirArg>,
+
+    /// The most file content each sealed directory may hold.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub(crate) sealed_quota: ByteSize,
+
     /// Give every instance the sealed key-value store in DIR (`wasi:keyvalue`, `lamina:keyvalue`),
     /// sealed to this module on `--platform` as `lamina run --kv` does; instances share it.
     #[arg(long, value_name = "DIR")]

@@ -532,6 +532,68 @@ fn served_components_get_secrets_the_sealed_key_value_store_and_attestation() {
     assert_eq!(bare.get("/secret?api").0, 404);
 }
 
+/// A served component keeps notes in a sealed directory: every request is a fresh instance
+/// over the same volume, concurrent writers lose nothing, a note survives a restart, the host
+/// holds only ciphertext, and another component is refused the volume.
+#[test]
+fn served_components_keep_files_in_a_sealed_directory_across_instances_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let volume = dir.path().join("notes");
+    let sealed = format!("{}::/data", volume.display());
+    let args = ["--platform", "sim", "--state", state.to_str().expect("utf-8"), "--sealed-dir", &sealed];
+    {
+        let served = Served::start("p3-lamina", &args);
+        assert_eq!(served.request("POST", "/notes", b"reading 1: 21.5 C"), (201, "noted\n".into()));
+        std::thread::scope(|scope| {
+            for i in 2..=9 {
+                let served = &served;
+                scope.spawn(move || {
+                    let note = format!("reading {i}: 2{i}.0 C");
+                    assert_eq!(served.request("POST", "/notes", note.as_bytes()).0, 201, "{}", served.log());
+                });
+            }
+        });
+    }
+    let served = Served::start("p3-lamina", &args);
+    let (status, notes) = served.get("/notes");
+    assert_eq!(status, 200, "{}", served.log());
+    let mut lines: Vec<&str> = notes.lines().collect();
+    lines.sort_unstable();
+    let expected: Vec<String> =
+        (1..=9).map(|i| if i == 1 { "reading 1: 21.5 C".into() } else { format!("reading {i}: 2{i}.0 C") }).collect();
+    assert_eq!(lines, expected);
+    drop(served);
+    for entry in walk(&volume) {
+        let bytes = std::fs::read(&entry).expect("read volume file");
+        assert!(!bytes.windows(8).any(|w| w == b"reading "), "{} holds a note in the clear", entry.display());
+    }
+    // The volume is sealed to the module that made it: another component is not given it.
+    let other = lamina()
+        .args(["serve", "--no-cache", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .arg(component("p3-service"))
+        .output()
+        .expect("runs");
+    assert!(!other.status.success());
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains("is sealed to module sha256:"), "{stderr}");
+}
+
+/// Every file under a directory.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn a_request_without_a_host_gets_400_and_the_server_goes_on() {
     let served = Served::start("p2-proxy", &["--instance-reuse", "100"]);

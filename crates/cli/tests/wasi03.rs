@@ -40,20 +40,53 @@ fn an_http_component_is_not_run_but_pointed_at_serve() {
     assert!(texts(&out).1.contains("serve it with `lamina serve`"), "{}", texts(&out).1);
 }
 
+/// A WASI 0.3 command writes to a sealed directory through Rust's standard library (WASI
+/// 0.2's filesystem, called from the event loop); the next run reads it back, and the host sees
+/// only ciphertext.
 #[test]
-fn sealed_directories_are_refused_for_wasi_03_rather_than_ignored() {
+fn a_wasi_03_command_keeps_its_files_in_a_sealed_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sealed = format!("{}::/data", dir.path().join("vol").display());
+    let volume = dir.path().join("vol");
+    let sealed = format!("{}::/data", volume.display());
     let state = dir.path().join("state");
-    let out = output(
-        lamina()
-            .args(["run", "--no-cache", "--platform", "sim", "--state"])
-            .arg(&state)
-            .args(["--sealed-dir", &sealed])
-            .arg(component("p3-command")),
-    );
-    assert_ne!(out.status.code(), Some(0), "{:?}", texts(&out));
-    assert!(texts(&out).1.contains("not available to WASI 0.3"), "{}", texts(&out).1);
+    let run = |args: &[&str]| {
+        output(
+            lamina()
+                .args(["run", "--no-cache", "--platform", "sim", "--state"])
+                .arg(&state)
+                .args(["--sealed-dir", &sealed])
+                .arg(component("p3-command"))
+                .args(args),
+        )
+    };
+    let first = run(&["append:/data/notes.txt=first secret line"]);
+    assert_code(&first, 0);
+    assert!(texts(&first).0.contains("appended"), "{:?}", texts(&first));
+    let second = run(&["append:/data/notes.txt=second", "cat:/data/notes.txt"]);
+    assert_code(&second, 0);
+    assert!(texts(&second).0.ends_with("first secret line\nsecond\n"), "{:?}", texts(&second));
+    for entry in walk(&volume) {
+        let bytes = std::fs::read(&entry).expect("read volume file");
+        assert!(
+            !bytes.windows(b"secret line".len()).any(|w| w == b"secret line"),
+            "{} holds the plaintext",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under a directory.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// A one-shot HTTP server on loopback that answers 204 and counts its connections.

@@ -24,7 +24,7 @@
 
 mod p2;
 
-pub use p2::{SealedFsP2, SealedP2View, add_to_component_linker};
+pub use p2::{SealedFsP2, SealedP2View, SharedMounts, add_to_async_component_linker, add_to_component_linker};
 
 use std::collections::HashMap;
 

@@ -17,13 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use lamina_seal::{FileId, Kind, OpenFlags, Opened, SealError, Volume};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::filesystem::WasiFilesystemView as _;
+use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode as Code;
-use wasmtime_wasi::p2::bindings::sync::clocks::wall_clock::Datetime;
-use wasmtime_wasi::p2::bindings::sync::filesystem::{preopens, types as fs};
+use wasmtime_wasi::p2::bindings::filesystem::{preopens, types as fs};
+use wasmtime_wasi::p2::bindings::sync::filesystem::types as blocking_fs;
 use wasmtime_wasi::p2::bindings::sync::io::streams;
 use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, FsError, FsResult, InputStream, OutputStream, Pollable, StreamError, StreamResult,
 };
+use wasmtime_wasi::runtime::in_tokio;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::SealedMount;
@@ -54,7 +56,7 @@ enum Handle {
 /// directory listings open in them.
 #[derive(Default)]
 pub struct SealedFsP2 {
-    mounts: Vec<(String, Shared)>,
+    mounts: SharedMounts,
     handles: HashMap<u32, Handle>,
     listings: HashMap<u32, VecDeque<fs::DirectoryEntry>>,
     next: u32,
@@ -63,17 +65,45 @@ pub struct SealedFsP2 {
 impl std::fmt::Debug for SealedFsP2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealedFsP2")
-            .field("mounts", &self.mounts.iter().map(|(g, _)| g).collect::<Vec<_>>())
+            .field("mounts", &self.mounts.0.iter().map(|(g, _)| g).collect::<Vec<_>>())
             .field("open", &self.handles.len())
             .finish()
     }
 }
 
-impl SealedFsP2 {
-    /// Serves these mounts.
+/// Sealed mounts that several instances use at once (the instances of a served component):
+/// each instance has descriptors of its own over the same open volumes, as processes over one
+/// directory. Cloning shares them.
+#[derive(Clone, Default)]
+pub struct SharedMounts(Arc<[(String, Shared)]>);
+
+impl std::fmt::Debug for SharedMounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(guest, _)| guest)).finish()
+    }
+}
+
+impl SharedMounts {
+    /// Shares these mounts.
     pub fn new(mounts: Vec<SealedMount>) -> Self {
-        let mounts = mounts.into_iter().map(|m| (m.guest, Arc::new(Mutex::new(m.volume)))).collect();
-        SealedFsP2 { mounts, handles: HashMap::new(), listings: HashMap::new(), next: FIRST_REP }
+        SharedMounts(mounts.into_iter().map(|m| (m.guest, Arc::new(Mutex::new(m.volume)))).collect())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl SealedFsP2 {
+    /// Serves these mounts to one instance.
+    pub fn new(mounts: Vec<SealedMount>) -> Self {
+        Self::shared(&SharedMounts::new(mounts))
+    }
+
+    /// Serves mounts that other instances use too.
+    pub fn shared(mounts: &SharedMounts) -> Self {
+        SealedFsP2 { mounts: mounts.clone(), handles: HashMap::new(), listings: HashMap::new(), next: FIRST_REP }
     }
 
     /// Whether a representation belongs here.
@@ -101,7 +131,7 @@ impl SealedFsP2 {
 
     fn file(&self, rep: u32) -> FsResult<(Shared, FileId, bool, bool)> {
         match self.handle(rep)? {
-            Handle::File { mount, id, read, write } => Ok((self.mounts[*mount].1.clone(), *id, *read, *write)),
+            Handle::File { mount, id, read, write } => Ok((self.mounts.0[*mount].1.clone(), *id, *read, *write)),
             Handle::Dir { .. } => Err(Code::IsDirectory.into()),
         }
     }
@@ -115,10 +145,11 @@ impl SealedFsP2 {
     }
 
     fn volume(&self, mount: usize) -> MutexGuard<'_, Volume> {
-        lock(&self.mounts[mount].1)
+        lock(&self.mounts.0[mount].1)
     }
 
-    /// Commits every volume (the guest ended): what it wrote becomes durable.
+    /// Closes the instance's files and commits every volume (the instance ended): what it wrote
+    /// becomes durable.
     ///
     /// # Errors
     /// The first volume that fails to commit.
@@ -131,7 +162,7 @@ impl SealedFsP2 {
                 first.get_or_insert(e);
             }
         }
-        for (_, volume) in &self.mounts {
+        for (_, volume) in self.mounts.0.iter() {
             if let Err(e) = lock(volume).commit() {
                 first.get_or_insert(e);
             }
@@ -313,8 +344,17 @@ impl WasiView for Parts<'_> {
     }
 }
 
-/// Calls wasmtime-wasi's implementation of a `wasi:filesystem` method.
+/// Calls wasmtime-wasi's (asynchronous) implementation of a `wasi:filesystem` method.
 macro_rules! host {
+    ($self:ident, $trait:ident :: $method:ident ( $($arg:expr),* )) => {{
+        let mut parts = Parts { ctx: &mut *$self.ctx, table: &mut *$self.table };
+        let mut view = parts.filesystem();
+        fs::$trait::$method(&mut view, $($arg),*).await
+    }};
+}
+
+/// Calls one of the methods wasmtime-wasi implements synchronously in either binding.
+macro_rules! host_now {
     ($self:ident, $trait:ident :: $method:ident ( $($arg:expr),* )) => {{
         let mut parts = Parts { ctx: &mut *$self.ctx, table: &mut *$self.table };
         let mut view = parts.filesystem();
@@ -334,16 +374,32 @@ fn shadow<T: SealedP2View>(t: &mut T) -> ShadowFs<'_> {
 }
 
 /// Shadows `wasi:filesystem/types` and `wasi:filesystem/preopens` in a component linker that
-/// already has wasmtime-wasi's (`wasmtime_wasi::p2::add_to_linker_sync`).
+/// already has wasmtime-wasi's synchronous bindings (`wasmtime_wasi::p2::add_to_linker_sync`).
 ///
 /// # Errors
 /// When the linker refuses the definitions.
 pub fn add_to_component_linker<T: SealedP2View + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    fs::add_to_linker::<T, Shadow>(linker, shadow::<T>)?;
-    preopens::add_to_linker::<T, Shadow>(linker, shadow::<T>)?;
+    let added = blocking_fs::add_to_linker::<T, Shadow>(linker, shadow::<T>)
+        .and_then(|()| preopens::add_to_linker::<T, Shadow>(linker, shadow::<T>));
     linker.allow_shadowing(false);
-    Ok(())
+    added
+}
+
+/// Shadows `wasi:filesystem/types` and `wasi:filesystem/preopens` (WASI 0.2) in a component
+/// linker that already has wasmtime-wasi's asynchronous bindings
+/// (`wasmtime_wasi::p2::add_to_linker_async`): the linker of WASI 0.3 commands and of served
+/// components, which call WASI 0.2's filesystem (as Rust's standard library does) from the
+/// event loop.
+///
+/// # Errors
+/// When the linker refuses the definitions.
+pub fn add_to_async_component_linker<T: SealedP2View + Send + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let added = fs::add_to_linker::<T, Shadow>(linker, shadow::<T>)
+        .and_then(|()| preopens::add_to_linker::<T, Shadow>(linker, shadow::<T>));
+    linker.allow_shadowing(false);
+    added
 }
 
 impl preopens::Host for ShadowFs<'_> {
@@ -353,10 +409,10 @@ impl preopens::Host for ShadowFs<'_> {
             let mut view = parts.filesystem();
             preopens::Host::get_directories(&mut view)?
         };
-        for mount in 0..self.sealed.mounts.len() {
+        for mount in 0..self.sealed.mounts.0.len() {
             let rep = self.sealed.allocate()?;
             self.sealed.handles.insert(rep, Handle::Dir { mount, path: String::new() });
-            all.push((Resource::new_own(rep), self.sealed.mounts[mount].0.clone()));
+            all.push((Resource::new_own(rep), self.sealed.mounts.0[mount].0.clone()));
         }
         Ok(all)
     }
@@ -364,26 +420,32 @@ impl preopens::Host for ShadowFs<'_> {
 
 impl fs::Host for ShadowFs<'_> {
     fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<fs::ErrorCode> {
-        err.downcast().map(Into::into)
+        err.downcast()
     }
 
-    fn filesystem_error_code(&mut self, err: Resource<streams::Error>) -> wasmtime::Result<Option<fs::ErrorCode>> {
+    fn filesystem_error_code(&mut self, err: Resource<wasmtime::Error>) -> wasmtime::Result<Option<fs::ErrorCode>> {
         if let Some(e) = self.table.get(&err)?.downcast_ref::<SealError>() {
-            return Ok(Some(code(e).into()));
+            return Ok(Some(code(e)));
         }
-        host!(self, Host::filesystem_error_code(err))
+        host_now!(self, Host::filesystem_error_code(err))
     }
 }
 
 impl fs::HostDescriptor for ShadowFs<'_> {
-    fn advise(&mut self, fd: Resource<fs::Descriptor>, offset: u64, len: u64, advice: fs::Advice) -> FsResult<()> {
+    async fn advise(
+        &mut self,
+        fd: Resource<fs::Descriptor>,
+        offset: u64,
+        len: u64,
+        advice: fs::Advice,
+    ) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             return self.sealed.file(fd.rep()).map(|_| ());
         }
         host!(self, HostDescriptor::advise(fd, offset, len, advice))
     }
 
-    fn sync_data(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
+    async fn sync_data(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             let mount = match self.sealed.handle(fd.rep())? {
                 Handle::Dir { mount, .. } | Handle::File { mount, .. } => *mount,
@@ -393,7 +455,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::sync_data(fd))
     }
 
-    fn get_flags(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorFlags> {
+    async fn get_flags(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorFlags> {
         if SealedFsP2::owns(fd.rep()) {
             return Ok(match self.sealed.handle(fd.rep())? {
                 Handle::Dir { .. } => fs::DescriptorFlags::READ | fs::DescriptorFlags::MUTATE_DIRECTORY,
@@ -412,7 +474,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::get_flags(fd))
     }
 
-    fn get_type(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorType> {
+    async fn get_type(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorType> {
         if SealedFsP2::owns(fd.rep()) {
             return Ok(match self.sealed.handle(fd.rep())? {
                 Handle::Dir { .. } => fs::DescriptorType::Directory,
@@ -422,7 +484,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::get_type(fd))
     }
 
-    fn set_size(&mut self, fd: Resource<fs::Descriptor>, size: u64) -> FsResult<()> {
+    async fn set_size(&mut self, fd: Resource<fs::Descriptor>, size: u64) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             let (volume, id, _, write) = self.sealed.file(fd.rep())?;
             if !write {
@@ -433,7 +495,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::set_size(fd, size))
     }
 
-    fn set_times(
+    async fn set_times(
         &mut self,
         fd: Resource<fs::Descriptor>,
         atim: fs::NewTimestamp,
@@ -455,7 +517,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::set_times(fd, atim, mtim))
     }
 
-    fn read(&mut self, fd: Resource<fs::Descriptor>, len: u64, offset: u64) -> FsResult<(Vec<u8>, bool)> {
+    async fn read(&mut self, fd: Resource<fs::Descriptor>, len: u64, offset: u64) -> FsResult<(Vec<u8>, bool)> {
         if SealedFsP2::owns(fd.rep()) {
             let (volume, id, read, _) = self.sealed.file(fd.rep())?;
             if !read {
@@ -469,7 +531,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::read(fd, len, offset))
     }
 
-    fn write(&mut self, fd: Resource<fs::Descriptor>, buf: Vec<u8>, offset: u64) -> FsResult<u64> {
+    async fn write(&mut self, fd: Resource<fs::Descriptor>, buf: Vec<u8>, offset: u64) -> FsResult<u64> {
         if SealedFsP2::owns(fd.rep()) {
             let (volume, id, _, write) = self.sealed.file(fd.rep())?;
             if !write {
@@ -481,7 +543,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::write(fd, buf, offset))
     }
 
-    fn read_directory(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<Resource<fs::DirectoryEntryStream>> {
+    async fn read_directory(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<Resource<fs::DirectoryEntryStream>> {
         if SealedFsP2::owns(fd.rep()) {
             let Handle::Dir { mount, path } = self.sealed.handle(fd.rep())? else {
                 return Err(Code::NotDirectory.into());
@@ -501,14 +563,14 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::read_directory(fd))
     }
 
-    fn sync(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
+    async fn sync(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
-            return self.sync_data(fd);
+            return fs::HostDescriptor::sync_data(self, fd).await;
         }
         host!(self, HostDescriptor::sync(fd))
     }
 
-    fn create_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
+    async fn create_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
             return self.sealed.volume(mount).mkdir(&path).map_err(fail);
@@ -516,7 +578,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::create_directory_at(fd, path))
     }
 
-    fn stat(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorStat> {
+    async fn stat(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorStat> {
         if SealedFsP2::owns(fd.rep()) {
             return match self.sealed.handle(fd.rep())? {
                 Handle::Dir { mount, path } => self.sealed.volume(*mount).stat(path).map(stat).map_err(fail),
@@ -526,7 +588,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::stat(fd))
     }
 
-    fn stat_at(
+    async fn stat_at(
         &mut self,
         fd: Resource<fs::Descriptor>,
         flags: fs::PathFlags,
@@ -544,7 +606,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::stat_at(fd, flags, path))
     }
 
-    fn set_times_at(
+    async fn set_times_at(
         &mut self,
         fd: Resource<fs::Descriptor>,
         flags: fs::PathFlags,
@@ -563,7 +625,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::set_times_at(fd, flags, path, atim, mtim))
     }
 
-    fn link_at(
+    async fn link_at(
         &mut self,
         fd: Resource<fs::Descriptor>,
         flags: fs::PathFlags,
@@ -578,7 +640,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::link_at(fd, flags, old_path, new_fd, new_path))
     }
 
-    fn open_at(
+    async fn open_at(
         &mut self,
         fd: Resource<fs::Descriptor>,
         path_flags: fs::PathFlags,
@@ -644,10 +706,10 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             }
             return Ok(());
         }
-        host!(self, HostDescriptor::drop(fd))
+        host_now!(self, HostDescriptor::drop(fd))
     }
 
-    fn readlink_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<String> {
+    async fn readlink_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<String> {
         if SealedFsP2::owns(fd.rep()) {
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
             // Nothing in a sealed volume is a symbolic link.
@@ -657,7 +719,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::readlink_at(fd, path))
     }
 
-    fn remove_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
+    async fn remove_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             if crate::names_dir(&path) {
                 // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused.
@@ -669,7 +731,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::remove_directory_at(fd, path))
     }
 
-    fn rename_at(
+    async fn rename_at(
         &mut self,
         fd: Resource<fs::Descriptor>,
         old_path: String,
@@ -690,14 +752,14 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         }
     }
 
-    fn symlink_at(&mut self, fd: Resource<fs::Descriptor>, src: String, dest: String) -> FsResult<()> {
+    async fn symlink_at(&mut self, fd: Resource<fs::Descriptor>, src: String, dest: String) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             return Err(Code::Unsupported.into());
         }
         host!(self, HostDescriptor::symlink_at(fd, src, dest))
     }
 
-    fn unlink_file_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
+    async fn unlink_file_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             let dir = crate::names_dir(&path);
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
@@ -719,24 +781,28 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             let stream: DynInputStream = Box::new(SealedStream { volume, id, position: offset, append: false });
             return Ok(self.table.push(stream)?);
         }
-        host!(self, HostDescriptor::read_via_stream(fd, offset))
+        host_now!(self, HostDescriptor::read_via_stream(fd, offset))
     }
 
     fn write_via_stream(&mut self, fd: Resource<fs::Descriptor>, offset: u64) -> FsResult<Resource<DynOutputStream>> {
         if SealedFsP2::owns(fd.rep()) {
             return self.sealed_writer(fd.rep(), offset, false);
         }
-        host!(self, HostDescriptor::write_via_stream(fd, offset))
+        host_now!(self, HostDescriptor::write_via_stream(fd, offset))
     }
 
     fn append_via_stream(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
         if SealedFsP2::owns(fd.rep()) {
             return self.sealed_writer(fd.rep(), 0, true);
         }
-        host!(self, HostDescriptor::append_via_stream(fd))
+        host_now!(self, HostDescriptor::append_via_stream(fd))
     }
 
-    fn is_same_object(&mut self, a: Resource<fs::Descriptor>, b: Resource<fs::Descriptor>) -> wasmtime::Result<bool> {
+    async fn is_same_object(
+        &mut self,
+        a: Resource<fs::Descriptor>,
+        b: Resource<fs::Descriptor>,
+    ) -> wasmtime::Result<bool> {
         match (SealedFsP2::owns(a.rep()), SealedFsP2::owns(b.rep())) {
             (false, false) => host!(self, HostDescriptor::is_same_object(a, b)),
             (true, true) => {
@@ -752,7 +818,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         }
     }
 
-    fn metadata_hash(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::MetadataHashValue> {
+    async fn metadata_hash(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::MetadataHashValue> {
         if SealedFsP2::owns(fd.rep()) {
             return match self.sealed.handle(fd.rep())? {
                 Handle::Dir { mount, path } => self.sealed.volume(*mount).stat(path).map(|s| hash(&s)).map_err(fail),
@@ -762,7 +828,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         host!(self, HostDescriptor::metadata_hash(fd))
     }
 
-    fn metadata_hash_at(
+    async fn metadata_hash_at(
         &mut self,
         fd: Resource<fs::Descriptor>,
         flags: fs::PathFlags,
@@ -788,7 +854,7 @@ impl ShadowFs<'_> {
 }
 
 impl fs::HostDirectoryEntryStream for ShadowFs<'_> {
-    fn read_directory_entry(
+    async fn read_directory_entry(
         &mut self,
         stream: Resource<fs::DirectoryEntryStream>,
     ) -> FsResult<Option<fs::DirectoryEntry>> {
@@ -804,7 +870,107 @@ impl fs::HostDirectoryEntryStream for ShadowFs<'_> {
             self.sealed.listings.remove(&stream.rep());
             return Ok(());
         }
-        host!(self, HostDirectoryEntryStream::drop(stream))
+        host_now!(self, HostDirectoryEntryStream::drop(stream))
+    }
+}
+
+/// The synchronous binding's methods: each runs the asynchronous one to completion, as
+/// wasmtime-wasi's own synchronous filesystem does (sealed operations never wait).
+macro_rules! blocking {
+    ($( fn $name:ident ( $($arg:ident : $ty:ty),* ) -> $out:ty; )*) => {$(
+        #[allow(clippy::useless_conversion, reason = "most types are the same in both bindings")]
+        fn $name(&mut self, fd: Resource<fs::Descriptor>, $($arg: $ty),*) -> FsResult<$out> {
+            Ok(in_tokio(fs::HostDescriptor::$name(self, fd, $($arg.into()),*))?.into())
+        }
+    )*};
+}
+
+impl blocking_fs::Host for ShadowFs<'_> {
+    fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<blocking_fs::ErrorCode> {
+        Ok(fs::Host::convert_error_code(self, err)?.into())
+    }
+
+    fn filesystem_error_code(
+        &mut self,
+        err: Resource<streams::Error>,
+    ) -> wasmtime::Result<Option<blocking_fs::ErrorCode>> {
+        Ok(fs::Host::filesystem_error_code(self, err)?.map(Into::into))
+    }
+}
+
+impl blocking_fs::HostDescriptor for ShadowFs<'_> {
+    blocking! {
+        fn advise(offset: u64, len: u64, advice: blocking_fs::Advice) -> ();
+        fn sync_data() -> ();
+        fn get_flags() -> blocking_fs::DescriptorFlags;
+        fn get_type() -> blocking_fs::DescriptorType;
+        fn set_size(size: u64) -> ();
+        fn set_times(atim: blocking_fs::NewTimestamp, mtim: blocking_fs::NewTimestamp) -> ();
+        fn read(len: u64, offset: u64) -> (Vec<u8>, bool);
+        fn write(buf: Vec<u8>, offset: u64) -> u64;
+        fn read_directory() -> Resource<fs::DirectoryEntryStream>;
+        fn sync() -> ();
+        fn create_directory_at(path: String) -> ();
+        fn stat() -> blocking_fs::DescriptorStat;
+        fn stat_at(flags: blocking_fs::PathFlags, path: String) -> blocking_fs::DescriptorStat;
+        fn set_times_at(
+            flags: blocking_fs::PathFlags,
+            path: String,
+            atim: blocking_fs::NewTimestamp,
+            mtim: blocking_fs::NewTimestamp
+        ) -> ();
+        fn link_at(
+            flags: blocking_fs::PathFlags,
+            old_path: String,
+            new_fd: Resource<fs::Descriptor>,
+            new_path: String
+        ) -> ();
+        fn open_at(
+            path_flags: blocking_fs::PathFlags,
+            path: String,
+            oflags: blocking_fs::OpenFlags,
+            flags: blocking_fs::DescriptorFlags
+        ) -> Resource<fs::Descriptor>;
+        fn readlink_at(path: String) -> String;
+        fn remove_directory_at(path: String) -> ();
+        fn rename_at(old_path: String, new_fd: Resource<fs::Descriptor>, new_path: String) -> ();
+        fn symlink_at(src: String, dest: String) -> ();
+        fn unlink_file_at(path: String) -> ();
+        fn metadata_hash() -> blocking_fs::MetadataHashValue;
+        fn metadata_hash_at(flags: blocking_fs::PathFlags, path: String) -> blocking_fs::MetadataHashValue;
+    }
+
+    fn read_via_stream(&mut self, fd: Resource<fs::Descriptor>, offset: u64) -> FsResult<Resource<DynInputStream>> {
+        fs::HostDescriptor::read_via_stream(self, fd, offset)
+    }
+
+    fn write_via_stream(&mut self, fd: Resource<fs::Descriptor>, offset: u64) -> FsResult<Resource<DynOutputStream>> {
+        fs::HostDescriptor::write_via_stream(self, fd, offset)
+    }
+
+    fn append_via_stream(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
+        fs::HostDescriptor::append_via_stream(self, fd)
+    }
+
+    fn is_same_object(&mut self, a: Resource<fs::Descriptor>, b: Resource<fs::Descriptor>) -> wasmtime::Result<bool> {
+        in_tokio(fs::HostDescriptor::is_same_object(self, a, b))
+    }
+
+    fn drop(&mut self, fd: Resource<fs::Descriptor>) -> wasmtime::Result<()> {
+        fs::HostDescriptor::drop(self, fd)
+    }
+}
+
+impl blocking_fs::HostDirectoryEntryStream for ShadowFs<'_> {
+    fn read_directory_entry(
+        &mut self,
+        stream: Resource<fs::DirectoryEntryStream>,
+    ) -> FsResult<Option<blocking_fs::DirectoryEntry>> {
+        Ok(in_tokio(fs::HostDirectoryEntryStream::read_directory_entry(self, stream))?.map(Into::into))
+    }
+
+    fn drop(&mut self, stream: Resource<fs::DirectoryEntryStream>) -> wasmtime::Result<()> {
+        fs::HostDirectoryEntryStream::drop(self, stream)
     }
 }
 

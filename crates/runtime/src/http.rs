@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use lamina_host_attest::Attester;
+use lamina_host_fs::{SealedFsP2, SharedMounts};
 use lamina_host_kv::KvStore;
 use lamina_host_messaging::Broker;
 use lamina_host_secrets::Secrets;
@@ -119,6 +120,8 @@ struct HandlerCtx {
     network: Arc<lamina_types::NetworkRules>,
     limits: Limits,
     reuse: Reuse,
+    /// Sealed directories: every instance opens files of its own in the same volumes.
+    sealed: SharedMounts,
     secrets: Option<Arc<Secrets>>,
     keyvalue: Option<Arc<KvStore>>,
     attestation: Option<Arc<Attester>>,
@@ -131,8 +134,8 @@ impl HttpHandler {
     /// spawns a task per instance).
     ///
     /// # Errors
-    /// When the program is not an HTTP component, is given sealed directories (not yet
-    /// available to served components), or a limit does not fit the engine.
+    /// When the program is not an HTTP component, is given sealed directories it would not
+    /// see (it imports WASI 0.3's filesystem), or a limit does not fit the engine.
     pub fn new(program: &Program, config: HttpConfig) -> Result<Self, Error> {
         let Linked::Http(pre) = &program.linked else {
             return Err(InstantiateError::Unsupported(format!(
@@ -142,12 +145,7 @@ impl HttpHandler {
             ))
             .into());
         };
-        if !config.services.sealed.is_empty() {
-            return Err(InstantiateError::Unsupported(
-                "sealed directories are not available to served components yet; mount a plain --dir".into(),
-            )
-            .into());
-        }
+        program.check_sealed(!config.services.sealed.is_empty())?;
         if config.limits.fuel.is_some() && !program.engine.options().fuel {
             return Err(InstantiateError::Limits("fuel needs an engine built with fuel metering".into()).into());
         }
@@ -160,7 +158,7 @@ impl HttpHandler {
             ProxyPre::P2(_) => Reuse { max_concurrent: 1, ..config.reuse },
             ProxyPre::P3(_) => config.reuse,
         };
-        let Services { secrets, keyvalue, attestation, messaging, .. } = config.services;
+        let Services { sealed, secrets, keyvalue, attestation, messaging, .. } = config.services;
         let ctx = HandlerCtx {
             pre,
             engine: program.engine.inner.clone(),
@@ -168,6 +166,7 @@ impl HttpHandler {
             wasi: config.wasi,
             limits: config.limits,
             reuse,
+            sealed: SharedMounts::new(sealed),
             secrets,
             keyvalue,
             attestation,
@@ -254,6 +253,7 @@ impl HandlerState for HandlerCtx {
             None,
         );
         host.hooks = crate::network::HttpHooks::new(Arc::clone(&self.network));
+        host.sealed = SealedFsP2::shared(&self.sealed);
         let mut store = Store::new(&self.engine, host);
         store.limiter(|h| &mut h.limiter as &mut dyn wasmtime::ResourceLimiter);
         let requests = Requests::default();
@@ -371,7 +371,16 @@ impl WorkerState for Worker {
         })
     }
 
-    fn drop(&self, store: Store<P2Host>, result: wasmtime::Result<()>) {
+    fn drop(&self, mut store: Store<P2Host>, result: wasmtime::Result<()>) {
+        // What the instance wrote to sealed directories and did not sync yet becomes durable
+        // now (a guest that answers only after its data is safe syncs before it answers).
+        if let Err(e) = store.data_mut().sealed.commit_all() {
+            tracing::error!(
+                target: "lamina::serve",
+                "instance {}: its last writes to a sealed directory could not be committed: {e}",
+                self.id
+            );
+        }
         if let Err(e) = result {
             let limiter = &store.data().limiter;
             match (limiter.refused, limiter.limit()) {

@@ -304,14 +304,7 @@ impl Program {
             ))
             .into());
         }
-        if !services.sealed.is_empty() && matches!(self.linked, Linked::CommandP3(_)) {
-            return Err(InstantiateError::Unsupported(
-                "sealed directories are not available to WASI 0.3 components yet (preview 1 modules and 0.2 \
-                 components have them); mount a plain --dir, or build the program for WASI 0.2"
-                    .into(),
-            )
-            .into());
-        }
+        self.check_sealed(!services.sealed.is_empty())?;
         let network = Arc::new(wasi.network.clone());
         let mut builder = WasiCtxBuilder::new();
         crate::network::apply_socket_rules(&mut builder, &network);
@@ -387,6 +380,7 @@ impl Program {
             Linked::CommandP3(pre) => {
                 let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
                 host.lamina = lamina;
+                host.sealed = SealedFsP2::new(sealed);
                 host.hooks = crate::network::HttpHooks::new(network);
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;

@@ -1,7 +1,9 @@
 //! A WASI 0.3 command: prints its arguments and one environment variable through the 0.3
 //! stdout stream, then exits with the code its first argument names (`exit:N`), or fetches a
 //! URL (`fetch:URL`) and prints the status or the error code, or connects a TCP socket
-//! (`connect:IP:PORT`) and prints whether it could.
+//! (`connect:IP:PORT`) and prints whether it could, or appends a line to a file
+//! (`append:PATH=TEXT`) or prints a file (`cat:PATH`) with Rust's standard library (WASI 0.2's
+//! filesystem, as most 0.3 components still use it).
 
 use wasip3::cli::{environment, stdout};
 use wasip3::wit_stream;
@@ -48,6 +50,17 @@ async fn connect(target: &str) -> String {
     }
 }
 
+/// Appends a line to a file: `appended`, or the error.
+fn append(path: &str, text: &str) -> String {
+    use std::io::Write as _;
+    let written =
+        std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| writeln!(f, "{text}"));
+    match written {
+        Ok(()) => "appended\n".into(),
+        Err(e) => format!("cannot append to {path}: {e}\n"),
+    }
+}
+
 impl wasip3::exports::cli::run::Guest for Command {
     async fn run() -> Result<(), ()> {
         let args = environment::get_arguments();
@@ -62,6 +75,12 @@ impl wasip3::exports::cli::run::Guest for Command {
             }
             if let Some(target) = arg.strip_prefix("connect:") {
                 print(connect(target).await).await;
+            }
+            if let Some((path, text)) = arg.strip_prefix("append:").and_then(|a| a.split_once('=')) {
+                print(append(path, text)).await;
+            }
+            if let Some(path) = arg.strip_prefix("cat:") {
+                print(std::fs::read_to_string(path).unwrap_or_else(|e| format!("cannot read {path}: {e}\n"))).await;
             }
             if let Some(code) = arg.strip_prefix("exit:") {
                 let code: u8 = code.parse().unwrap_or(1);

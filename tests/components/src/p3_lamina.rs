@@ -2,6 +2,9 @@
 //! `GET /secret?NAME` answers the secret's bytes (`lamina:secrets`), `GET /module-hash` the
 //! module hash the host attests (`lamina:attestation`), `GET /visits` counts visits in the sealed
 //! key-value store (`wasi:keyvalue`); each says so (404, 503) when its service is not given.
+//! `POST /notes` appends the body as a line to `/data/notes.txt` (Rust's standard library, so
+//! WASI 0.2's filesystem: a sealed directory when one is mounted at `/data`) and syncs it before
+//! answering; `GET /notes` answers the file.
 
 use lamina_test_components::respond;
 use wasip3::http::types::{ErrorCode, Method, Request, Response};
@@ -49,6 +52,32 @@ fn visits() -> Result<Response, ErrorCode> {
     respond(200, "text/plain", format!("{}\n", seen + 1).into_bytes())
 }
 
+const NOTES: &str = "/data/notes.txt";
+
+async fn add_note(request: Request) -> Result<Response, ErrorCode> {
+    use std::io::Write as _;
+    let (_res_tx, res) = wasip3::wit_future::new(|| Ok(()));
+    let (body, _trailers) = Request::consume_body(request, res);
+    let mut line = body.collect().await;
+    line.push(b'\n');
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(NOTES)
+        .and_then(|mut f| f.write_all(&line).and_then(|()| f.sync_all()));
+    match written {
+        Ok(()) => respond(201, "text/plain", b"noted\n".to_vec()),
+        Err(e) => respond(500, "text/plain", format!("{e}\n").into_bytes()),
+    }
+}
+
+fn notes() -> Result<Response, ErrorCode> {
+    match std::fs::read(NOTES) {
+        Ok(bytes) => respond(200, "text/plain", bytes),
+        Err(e) => respond(404, "text/plain", format!("{e}\n").into_bytes()),
+    }
+}
+
 impl wasip3::exports::http::handler::Guest for Service {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let path = request.get_path_with_query().unwrap_or_default();
@@ -56,6 +85,8 @@ impl wasip3::exports::http::handler::Guest for Service {
             (Method::Get, p) if p.starts_with("/secret?") => secret(&p["/secret?".len()..]),
             (Method::Get, "/module-hash") => module_hash(),
             (Method::Get, "/visits") => visits(),
+            (Method::Post, "/notes") => add_note(request).await,
+            (Method::Get, "/notes") => notes(),
             _ => respond(404, "text/plain", b"not found\n".to_vec()),
         }
     }

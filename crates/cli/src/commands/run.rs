@@ -13,7 +13,7 @@ use lamina_seal::{SealTo, Volume, VolumeOptions};
 use lamina_types::{ModuleHash, NetworkRules, Profile};
 use sha2::Digest as _;
 
-use crate::cli::{CacheArgs, NetworkArgs, RunArgs, SealToArg};
+use crate::cli::{CacheArgs, NetworkArgs, RunArgs, SealToArg, SealedDirArg};
 use crate::commands::platform::open_platform;
 use crate::exit;
 
@@ -214,7 +214,7 @@ fn platform_services(
             SealToArg::Signer(key) => SealTo::Signer(verify_signer(&args.file, bytes, key)?),
         };
         let options = VolumeOptions { seal_to, quota: args.sealed_quota.bytes(), rollback_protection: true };
-        services.sealed = sealed_mounts(args, platform.as_ref(), &options)?;
+        services.sealed = sealed_mounts(&args.sealed_dirs, platform.as_ref(), &options)?;
         if let Some(dir) = &args.kv {
             let volume = Volume::open(dir, platform.as_ref(), &options)
                 .with_context(|| format!("cannot open the key-value store {}", dir.display()))?;
@@ -371,13 +371,12 @@ fn spawn_watchdog(timeout: Duration) -> mpsc::Sender<()> {
 }
 
 /// Opens the `--sealed-dir` volumes with keys from the platform, bound as `--seal-to` says.
-fn sealed_mounts(
-    args: &RunArgs,
+pub(crate) fn sealed_mounts(
+    dirs: &[SealedDirArg],
     platform: &dyn lamina_tee::Platform,
     options: &VolumeOptions,
 ) -> anyhow::Result<Vec<SealedMount>> {
-    args.sealed_dirs
-        .iter()
+    dirs.iter()
         .map(|dir| {
             let volume = Volume::open(&dir.host, platform, options)
                 .with_context(|| format!("cannot open the sealed directory {}", dir.host.display()))?;

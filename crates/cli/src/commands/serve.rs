@@ -14,7 +14,7 @@ use lamina_serve::{AccessLog, Bounds, Metrics, Server};
 use lamina_types::Profile;
 
 use crate::cli::ServeArgs;
-use crate::commands::run::{cache, network_rules, read_secrets};
+use crate::commands::run::{cache, network_rules, read_secrets, sealed_mounts};
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -72,11 +72,17 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     // The platform, opened once for what needs it: the key-value store is sealed with it, and
     // one attester serves the guests' self-attestation and the attested certificate.
     let mut attester = None;
-    if args.kv.is_some() || args.attestation || args.attested_tls {
-        let module = program
-            .identity()
-            .context("the key-value store and attestation need a module identity, and this program has none")?;
+    if args.kv.is_some() || !args.sealed_dirs.is_empty() || args.attestation || args.attested_tls {
+        let module = program.identity().context(
+            "sealed directories, the key-value store and attestation need a module identity, and this program has none",
+        )?;
         let platform = crate::commands::platform::open_platform(&args.platform, Some(&module), args.attested_tls)?;
+        let options = VolumeOptions {
+            seal_to: SealTo::Module(module),
+            quota: args.sealed_quota.bytes(),
+            rollback_protection: true,
+        };
+        config.services.sealed = sealed_mounts(&args.sealed_dirs, platform.as_ref(), &options)?;
         if let Some(dir) = &args.kv {
             let options = VolumeOptions {
                 seal_to: SealTo::Module(module),
@@ -167,6 +173,8 @@ struct ServedConfig<'a> {
     instance_reuse: u64,
     instance_concurrency: u64,
     secrets: Vec<&'a str>,
+    /// Where instances see sealed directories.
+    sealed_dirs: Vec<&'a str>,
     /// Whether instances share a sealed key-value store, and its quota.
     kv_quota: Option<u64>,
     attestation: bool,
@@ -190,6 +198,7 @@ fn config_digest(args: &ServeArgs, config: &HttpConfig) -> anyhow::Result<[u8; 3
         instance_reuse: args.instance_reuse,
         instance_concurrency: args.instance_concurrency,
         secrets: args.secrets.iter().map(|(name, _)| name.as_str()).collect(),
+        sealed_dirs: args.sealed_dirs.iter().map(|d| d.guest.as_str()).collect(),
         kv_quota: args.kv.as_ref().map(|_| args.kv_quota.bytes()),
         attestation: args.attestation,
         profile: args.engine.profile.unwrap_or(Profile::Server).to_string(),
