@@ -28,10 +28,10 @@ mkdir -p "$OUT"
 build_profile
 say "building lamina ($BUILD_DIR), the runtime-only node ($BUILD_DIR) and the guests"
 cargo build "${BUILD_FLAGS[@]}" --quiet -p lamina-cli
-build_runtime_only "${BUILD_FLAGS[@]}" --quiet
+node_binary
 build_guests
 LAMINA=$PWD/target/$BUILD_DIR/lamina
-NODE=$PWD/target/runtime-only/$BUILD_DIR/lamina
+NODE=$NODE_BINARY
 TICKER=$PWD/tests/programs/target/wasm32-wasip1/release/ticker.wasm
 
 ID=lmb$$

@@ -21,10 +21,10 @@ if bench_quick; then
 fi
 mkdir -p "$OUT"
 build_profile
-build_runtime_only "${BUILD_FLAGS[@]}" --quiet
 say "building the full lamina ($BUILD_DIR)"
 cargo build "${BUILD_FLAGS[@]}" --quiet -p lamina-cli
-NODE_ONLY=target/runtime-only/$BUILD_DIR/lamina
+node_binary
+NODE_ONLY=$NODE_BINARY
 FULL=target/$BUILD_DIR/lamina
 
 WORK=$(mktemp -d)

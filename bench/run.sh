@@ -35,7 +35,7 @@ fi
 
 say "building lamina and the harness ($dir)"
 cargo build "${profile[@]}" --quiet -p lamina-cli -p lamina-bench
-build_runtime_only "${profile[@]}"
+LAMINA_BENCH_CARGO_PROFILE=$cargo_profile node_binary
 build_guests
 build_kernels "$KERNELS"
 mkdir -p "$TOOLS"
@@ -44,7 +44,7 @@ rustc -O --edition 2024 -o "$TOOLS/hello-native" tests/programs/src/bin/hello.rs
 exec "target/$dir/lamina-bench" run \
     --kernels "$KERNELS" \
     --lamina "target/$dir/lamina" \
-    --runtime-only "target/runtime-only/$dir/lamina" \
+    --runtime-only "$NODE_BINARY" \
     --wasmtime "$TOOLS/bin/wasmtime" \
     --hello-wasm tests/programs/target/wasm32-wasip1/release/hello.wasm \
     --hello-native "$TOOLS/hello-native" \

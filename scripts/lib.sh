@@ -8,10 +8,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # log shows where a run's time went.
 say() { printf '\033[1m==> [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
+# guest_cargo ARGS: cargo for the guests' own workspaces, without the lint wrapper of the
+# host workspace's builds (scripts/lint-rustc), which would rebuild them for nothing.
+guest_cargo() { env -u RUSTC_WORKSPACE_WRAPPER cargo "$@"; }
+
 build_guests() {
     say "building guest programs for wasm32-wasip1 and wasm32-wasip2"
     for t in wasm32-wasip1 wasm32-wasip2; do
-        cargo build --release --quiet --target "$t" --manifest-path "$ROOT/tests/programs/Cargo.toml"
+        guest_cargo build --release --quiet --target "$t" --manifest-path "$ROOT/tests/programs/Cargo.toml"
     done
 }
 
@@ -19,7 +23,7 @@ build_guests() {
 # a WASI 0.2 HTTP proxy) for wasm32-wasip2, into target/components.
 build_components() {
     say "building the test components (WASI 0.3 and HTTP, wasm32-wasip2)"
-    (cd "$ROOT/tests/components" && cargo build --release --quiet --examples --target wasm32-wasip2 \
+    (cd "$ROOT/tests/components" && guest_cargo build --release --quiet --examples --target wasm32-wasip2 \
         --target-dir "$ROOT/target/components")
 }
 
@@ -31,10 +35,10 @@ build_components() {
 build_examples() {
     say "building example guests (wasm32-wasip1, wasm32-wasip2, C)"
     for t in wasm32-wasip1 wasm32-wasip2; do
-        (cd "$ROOT/examples/sqlite" && cargo build --release --quiet --target "$t" \
+        (cd "$ROOT/examples/sqlite" && guest_cargo build --release --quiet --target "$t" \
             --target-dir "$ROOT/target/examples")
     done
-    (cd "$ROOT/examples/services" && cargo build --release --quiet --target wasm32-wasip2 \
+    (cd "$ROOT/examples/services" && guest_cargo build --release --quiet --target wasm32-wasip2 \
         --target-dir "$ROOT/target/examples")
     sh "$ROOT/examples/http-js/build.sh" "$ROOT/target/examples/js/http-js.wasm"
     mkdir -p "$ROOT/target/examples/c"
@@ -42,13 +46,13 @@ build_examples() {
         -o "$ROOT/target/examples/c/c-services.wasm" "$ROOT/examples/c-services/services.c"
 }
 
-# build_cross [--release]: lamina for aarch64 (with its compiler and the node agent), into
-# target/cross. Without the `tpm` and `verify` features: they link libtss2 and OpenSSL, which
-# Debian ships for the host only unless arm64 multiarch packages are installed; `attest` (sim,
-# configfs-tsm, SGX) and the node agent (whose verifier leaves out CCA and EAR) are in.
+# build_cross [--release]: lamina for aarch64 as an edge board runs it, into target/cross: the
+# runtime-only build (the node agent and the runtime, no compiler: nodes run what the control
+# plane compiled for them), without the `tpm` and `verify` features (they link libtss2 and
+# OpenSSL, which Debian ships for the host only unless arm64 multiarch packages are installed).
 build_cross() {
-    say "cross-building lamina for aarch64-unknown-linux-gnu $*"
-    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features compiler,node \
+    say "cross-building the runtime-only lamina for aarch64-unknown-linux-gnu $*"
+    (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features node \
         --target aarch64-unknown-linux-gnu --target-dir target/cross)
 }
 
@@ -59,6 +63,20 @@ build_runtime_only() {
     say "building the runtime-only lamina (no compiler) $*"
     (cd "$ROOT" && cargo build "$@" -p lamina-cli --no-default-features --features node \
         --target-dir target/runtime-only)
+}
+
+# node_binary: the lamina a benchmark runs as a device's node, in NODE_BINARY: the runtime-only
+# build of the benchmark's profile; in a quick run (the test suite's debug builds, where no
+# figure is judged), the full debug build, so that CI does not build the runtime-only one too.
+node_binary() {
+    build_profile
+    if [ "${LAMINA_BENCH_CARGO_PROFILE:-}" = dev ]; then
+        say "quick run: the full debug lamina stands in for the runtime-only node"
+        NODE_BINARY=$ROOT/target/debug/lamina
+    else
+        build_runtime_only "${BUILD_FLAGS[@]}" --quiet
+        NODE_BINARY=$ROOT/target/runtime-only/$BUILD_DIR/lamina
+    fi
 }
 
 # build_kernels DIR: the compute suite's C kernels (bench/compute/*.c) with the same clang and

@@ -20,8 +20,7 @@ cargo fmt --all --check
 build_guests
 build_components
 build_examples
-say "clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+say "clippy on the guest SDK, its examples and the test components (wasm32-wasip2)"
 # The guest SDK and its examples, for their wasm target (sharing the examples' build).
 (cd examples/services && cargo clippy --release --quiet --target wasm32-wasip2 \
     --target-dir "$ROOT/target/examples" -- -D warnings)
@@ -29,12 +28,14 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
     --target-dir "$ROOT/target/examples" -- -D warnings)
 (cd tests/components && cargo clippy --release --quiet --examples --target wasm32-wasip2 \
     --target-dir "$ROOT/target/components" -- -D warnings)
-# The runtime-only build's own code paths, in the workspace's target directory: most of its
-# dependencies' checks are the ones just made (clippy writes no binary, so nothing is replaced).
-cargo clippy -p lamina-runtime -p lamina-cli --no-default-features --features node --lib --bins --quiet \
-    -- -D warnings
-build_runtime_only
+
+# From here on every build of the workspace's crates is also its clippy run (warnings are
+# errors): scripts/lint-rustc compiles them with clippy-driver. The aarch64 build lints the
+# runtime-only code paths (no compiler), the test build everything else, every target.
+export RUSTC_WORKSPACE_WRAPPER="$ROOT/scripts/lint-rustc"
 build_cross
+say "building the workspace and its tests, with clippy's lints"
+cargo test --workspace --all-targets --no-run --quiet
 
 # The evaluation harness, briefly, on the debug builds above: every benchmark runs, the report
 # is written to target/bench-quick, and no figure is judged (it would only measure CI's noise).

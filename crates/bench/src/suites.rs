@@ -26,8 +26,11 @@ pub(crate) struct Suite {
 /// How a suite runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum How {
-    /// `cargo bench -p PACKAGE --bench BENCH`.
-    Cargo { package: &'static str, bench: &'static str },
+    /// `cargo bench --workspace --bench BENCH`: the bench target of that name in whichever
+    /// crate has it. The whole workspace is selected so that the dependencies are built with
+    /// the features the test suite's build unified (`-p CRATE` alone resolves them anew, and a
+    /// quick run on the test suite's build would compile much of it again).
+    Cargo { bench: &'static str },
     /// `bash bench/SCRIPT`.
     Script(&'static str),
 }
@@ -37,19 +40,19 @@ pub(crate) const SUITES: [Suite; 10] = [
     Suite {
         name: "instantiate",
         what: "instantiate-and-call of a precompiled module",
-        how: How::Cargo { package: "lamina-runtime", bench: "instantiate" },
+        how: How::Cargo { bench: "instantiate" },
         full_env: &[],
     },
     Suite {
         name: "attestation",
         what: "attestation and attested TLS",
-        how: How::Cargo { package: "lamina-attest", bench: "verify" },
+        how: How::Cargo { bench: "verify" },
         full_env: &[],
     },
     Suite {
         name: "sealed-volume",
         what: "sealed storage throughput",
-        how: How::Cargo { package: "lamina-seal", bench: "volume" },
+        how: How::Cargo { bench: "volume" },
         full_env: &[],
     },
     Suite {
@@ -61,7 +64,7 @@ pub(crate) const SUITES: [Suite; 10] = [
     Suite {
         name: "sealed-messaging",
         what: "sealed messaging across two nodes",
-        how: How::Cargo { package: "lamina-messaging-nats", bench: "sealed" },
+        how: How::Cargo { bench: "sealed" },
         full_env: &[],
     },
     Suite {
@@ -79,19 +82,19 @@ pub(crate) const SUITES: [Suite; 10] = [
     Suite {
         name: "control-scale",
         what: "one control plane at scale",
-        how: How::Cargo { package: "lamina-cli", bench: "scale" },
+        how: How::Cargo { bench: "scale" },
         full_env: &[("NODES", "100 300 1000"), ("STEADY", "20")],
     },
     Suite {
         name: "http-serve",
         what: "lamina serve against wasmtime serve, attested HTTPS, memory in flight",
-        how: How::Cargo { package: "lamina-cli", bench: "serve" },
+        how: How::Cargo { bench: "serve" },
         full_env: &[],
     },
     Suite {
         name: "etcd-auth",
         what: "etcd saves over TLS with client certificates against plain HTTP",
-        how: How::Cargo { package: "lamina-cli", bench: "etcd_auth" },
+        how: How::Cargo { bench: "etcd_auth" },
         full_env: &[],
     },
 ];
@@ -122,8 +125,8 @@ pub(crate) fn run(
     criterion: &Path,
 ) -> anyhow::Result<Result<Record, Failure>> {
     let argv = match suite.how {
-        How::Cargo { package, bench } => {
-            Argv::new("cargo", &["bench", "--profile", cargo_profile, "-p", package, "--bench", bench])
+        How::Cargo { bench } => {
+            Argv::new("cargo", &["bench", "--profile", cargo_profile, "--workspace", "--bench", bench])
         }
         How::Script(script) => Argv::new("bash", &[&format!("bench/{script}")]),
     };
@@ -172,5 +175,26 @@ pub(crate) fn run(
     match Record::read(&record_path) {
         Ok(record) => Ok(Ok(record)),
         Err(e) => Ok(Err(failure(format!("finished without a record: {e}")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo bench --workspace --bench NAME` must find one bench target, not several.
+    #[test]
+    fn cargo_bench_names_are_unique_in_the_workspace() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for suite in &SUITES {
+            let How::Cargo { bench } = suite.how else { continue };
+            let found: Vec<_> = std::fs::read_dir(root.join("crates"))
+                .expect("crates/")
+                .flatten()
+                .filter(|c| c.path().join("benches").join(format!("{bench}.rs")).is_file())
+                .map(|c| c.file_name())
+                .collect();
+            assert_eq!(found.len(), 1, "bench `{bench}` is in {found:?}");
+        }
     }
 }

@@ -119,27 +119,15 @@ fn build_lamina(what: &str, dir: &str, flags: &[&str], binary: &str) -> PathBuf 
     root.join("target").join(dir).join(binary)
 }
 
-/// The runtime-only `lamina` (no compiler), built on first use.
-pub fn lamina_runtime_only() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // As scripts/lib.sh builds it: the node agent, no compiler.
-            let flags = ["--no-default-features", "--features", "node"];
-            build_lamina("the runtime-only lamina", "runtime-only", &flags, "debug/lamina")
-        })
-        .clone()
-}
-
-/// The `lamina` cross-built for aarch64, built on first use.
+/// `lamina` cross-built for aarch64 as for an edge board (the runtime-only build: the node
+/// agent and the runtime, no compiler), built on first use.
 pub fn lamina_aarch64() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            // As scripts/lib.sh builds it: without libtss2 and OpenSSL (host-only libraries), with
-            // the node agent.
-            let flags =
-                ["--no-default-features", "--features", "compiler,node", "--target", "aarch64-unknown-linux-gnu"];
+            // As scripts/lib.sh builds it (build_cross): without libtss2 and OpenSSL (host-only
+            // libraries) and without the compiler.
+            let flags = ["--no-default-features", "--features", "node", "--target", "aarch64-unknown-linux-gnu"];
             build_lamina("lamina for aarch64", "cross", &flags, "aarch64-unknown-linux-gnu/debug/lamina")
         })
         .clone()
