@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{component, js_example, lamina, output};
+use common::{component, files_under, js_example, lamina, output};
 
 /// A running `lamina serve`, stopped when dropped; its standard error is collected.
 struct Served {
@@ -564,7 +564,7 @@ fn served_components_keep_files_in_a_sealed_directory_across_instances_and_resta
         (1..=9).map(|i| if i == 1 { "reading 1: 21.5 C".into() } else { format!("reading {i}: 2{i}.0 C") }).collect();
     assert_eq!(lines, expected);
     drop(served);
-    for entry in walk(&volume) {
+    for entry in files_under(&volume) {
         let bytes = std::fs::read(&entry).expect("read volume file");
         assert!(!bytes.windows(8).any(|w| w == b"reading "), "{} holds a note in the clear", entry.display());
     }
@@ -578,20 +578,6 @@ fn served_components_keep_files_in_a_sealed_directory_across_instances_and_resta
     assert!(!other.status.success());
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(stderr.contains("is sealed to module sha256:"), "{stderr}");
-}
-
-/// Every file under a directory.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{assert_code, component, lamina, output, texts};
+use common::{assert_code, component, files_under, lamina, output, texts};
 
 #[test]
 fn a_wasi_03_command_runs_with_its_arguments_environment_and_exit_code() {
@@ -65,7 +65,7 @@ fn a_wasi_03_command_keeps_its_files_in_a_sealed_directory() {
     let second = run(&["append:/data/notes.txt=second", "cat:/data/notes.txt"]);
     assert_code(&second, 0);
     assert!(texts(&second).0.ends_with("first secret line\nsecond\n"), "{:?}", texts(&second));
-    for entry in walk(&volume) {
+    for entry in files_under(&volume) {
         let bytes = std::fs::read(&entry).expect("read volume file");
         assert!(
             !bytes.windows(b"secret line".len()).any(|w| w == b"secret line"),
@@ -73,20 +73,6 @@ fn a_wasi_03_command_keeps_its_files_in_a_sealed_directory() {
             entry.display()
         );
     }
-}
-
-/// Every file under a directory.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// A one-shot HTTP server on loopback that answers 204 and counts its connections.
