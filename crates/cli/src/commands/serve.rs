@@ -84,11 +84,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         };
         config.services.sealed = sealed_mounts(&args.sealed_dirs, platform.as_ref(), &options)?;
         if let Some(dir) = &args.kv {
-            let options = VolumeOptions {
-                seal_to: SealTo::Module(module),
-                quota: args.kv_quota.bytes(),
-                rollback_protection: true,
-            };
+            let options = VolumeOptions { quota: args.kv_quota.bytes(), ..options };
             let volume = Volume::open(dir, platform.as_ref(), &options)
                 .with_context(|| format!("cannot open the key-value store {}", dir.display()))?;
             config.services.keyvalue = Some(Arc::new(KvStore::new(volume)));
