@@ -344,21 +344,13 @@ impl WasiView for Parts<'_> {
     }
 }
 
-/// Calls wasmtime-wasi's (asynchronous) implementation of a `wasi:filesystem` method.
+/// Calls wasmtime-wasi's implementation of a `wasi:filesystem` method on the borrowed parts,
+/// awaiting it when the call ends in `.await` (the methods the bindings make asynchronous).
 macro_rules! host {
-    ($self:ident, $trait:ident :: $method:ident ( $($arg:expr),* )) => {{
+    ($self:ident, $trait:ident :: $method:ident ( $($arg:expr),* ) $(. $await:ident)?) => {{
         let mut parts = Parts { ctx: &mut *$self.ctx, table: &mut *$self.table };
         let mut view = parts.filesystem();
-        fs::$trait::$method(&mut view, $($arg),*).await
-    }};
-}
-
-/// Calls one of the methods wasmtime-wasi implements synchronously in either binding.
-macro_rules! host_now {
-    ($self:ident, $trait:ident :: $method:ident ( $($arg:expr),* )) => {{
-        let mut parts = Parts { ctx: &mut *$self.ctx, table: &mut *$self.table };
-        let mut view = parts.filesystem();
-        fs::$trait::$method(&mut view, $($arg),*)
+        fs::$trait::$method(&mut view, $($arg),*) $(. $await)?
     }};
 }
 
@@ -427,7 +419,7 @@ impl fs::Host for ShadowFs<'_> {
         if let Some(e) = self.table.get(&err)?.downcast_ref::<SealError>() {
             return Ok(Some(code(e)));
         }
-        host_now!(self, Host::filesystem_error_code(err))
+        host!(self, Host::filesystem_error_code(err))
     }
 }
 
@@ -442,7 +434,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         if SealedFsP2::owns(fd.rep()) {
             return self.sealed.file(fd.rep()).map(|_| ());
         }
-        host!(self, HostDescriptor::advise(fd, offset, len, advice))
+        host!(self, HostDescriptor::advise(fd, offset, len, advice).await)
     }
 
     async fn sync_data(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
@@ -452,7 +444,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             };
             return self.sealed.volume(mount).commit().map_err(fail);
         }
-        host!(self, HostDescriptor::sync_data(fd))
+        host!(self, HostDescriptor::sync_data(fd).await)
     }
 
     async fn get_flags(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorFlags> {
@@ -471,7 +463,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
                 }
             });
         }
-        host!(self, HostDescriptor::get_flags(fd))
+        host!(self, HostDescriptor::get_flags(fd).await)
     }
 
     async fn get_type(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorType> {
@@ -481,7 +473,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
                 Handle::File { .. } => fs::DescriptorType::RegularFile,
             });
         }
-        host!(self, HostDescriptor::get_type(fd))
+        host!(self, HostDescriptor::get_type(fd).await)
     }
 
     async fn set_size(&mut self, fd: Resource<fs::Descriptor>, size: u64) -> FsResult<()> {
@@ -492,7 +484,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             }
             return lock(&volume).set_len(&id, size).map_err(fail);
         }
-        host!(self, HostDescriptor::set_size(fd, size))
+        host!(self, HostDescriptor::set_size(fd, size).await)
     }
 
     async fn set_times(
@@ -514,7 +506,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
                 }
             };
         }
-        host!(self, HostDescriptor::set_times(fd, atim, mtim))
+        host!(self, HostDescriptor::set_times(fd, atim, mtim).await)
     }
 
     async fn read(&mut self, fd: Resource<fs::Descriptor>, len: u64, offset: u64) -> FsResult<(Vec<u8>, bool)> {
@@ -528,7 +520,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             let end = data.len() < len.min(MAX_IO);
             return Ok((data, end));
         }
-        host!(self, HostDescriptor::read(fd, len, offset))
+        host!(self, HostDescriptor::read(fd, len, offset).await)
     }
 
     async fn write(&mut self, fd: Resource<fs::Descriptor>, buf: Vec<u8>, offset: u64) -> FsResult<u64> {
@@ -540,7 +532,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             write_at(&volume, &id, offset, &buf).map_err(fail)?;
             return Ok(buf.len() as u64);
         }
-        host!(self, HostDescriptor::write(fd, buf, offset))
+        host!(self, HostDescriptor::write(fd, buf, offset).await)
     }
 
     async fn read_directory(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<Resource<fs::DirectoryEntryStream>> {
@@ -560,14 +552,14 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             self.sealed.listings.insert(rep, entries);
             return Ok(Resource::new_own(rep));
         }
-        host!(self, HostDescriptor::read_directory(fd))
+        host!(self, HostDescriptor::read_directory(fd).await)
     }
 
     async fn sync(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
         if SealedFsP2::owns(fd.rep()) {
             return fs::HostDescriptor::sync_data(self, fd).await;
         }
-        host!(self, HostDescriptor::sync(fd))
+        host!(self, HostDescriptor::sync(fd).await)
     }
 
     async fn create_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
@@ -575,7 +567,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
             return self.sealed.volume(mount).mkdir(&path).map_err(fail);
         }
-        host!(self, HostDescriptor::create_directory_at(fd, path))
+        host!(self, HostDescriptor::create_directory_at(fd, path).await)
     }
 
     async fn stat(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<fs::DescriptorStat> {
@@ -585,7 +577,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
                 Handle::File { mount, id, .. } => Ok(stat(self.sealed.volume(*mount).file_stat(id))),
             };
         }
-        host!(self, HostDescriptor::stat(fd))
+        host!(self, HostDescriptor::stat(fd).await)
     }
 
     async fn stat_at(
@@ -603,7 +595,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             }
             return volume.stat(&path).map(stat).map_err(fail);
         }
-        host!(self, HostDescriptor::stat_at(fd, flags, path))
+        host!(self, HostDescriptor::stat_at(fd, flags, path).await)
     }
 
     async fn set_times_at(
@@ -622,7 +614,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
                 None => v.stat(&path).map(|_| ()).map_err(fail),
             };
         }
-        host!(self, HostDescriptor::set_times_at(fd, flags, path, atim, mtim))
+        host!(self, HostDescriptor::set_times_at(fd, flags, path, atim, mtim).await)
     }
 
     async fn link_at(
@@ -637,7 +629,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             // Sealed files have one name each.
             return Err(Code::Unsupported.into());
         }
-        host!(self, HostDescriptor::link_at(fd, flags, old_path, new_fd, new_path))
+        host!(self, HostDescriptor::link_at(fd, flags, old_path, new_fd, new_path).await)
     }
 
     async fn open_at(
@@ -649,7 +641,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         flags: fs::DescriptorFlags,
     ) -> FsResult<Resource<fs::Descriptor>> {
         if !SealedFsP2::owns(fd.rep()) {
-            return host!(self, HostDescriptor::open_at(fd, path_flags, path, oflags, flags));
+            return host!(self, HostDescriptor::open_at(fd, path_flags, path, oflags, flags).await);
         }
         let dir = crate::names_dir(&path);
         let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
@@ -706,7 +698,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             }
             return Ok(());
         }
-        host_now!(self, HostDescriptor::drop(fd))
+        host!(self, HostDescriptor::drop(fd))
     }
 
     async fn readlink_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<String> {
@@ -716,7 +708,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             self.sealed.volume(mount).stat(&path).map_err(fail)?;
             return Err(Code::Invalid.into());
         }
-        host!(self, HostDescriptor::readlink_at(fd, path))
+        host!(self, HostDescriptor::readlink_at(fd, path).await)
     }
 
     async fn remove_directory_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
@@ -728,7 +720,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
             return self.sealed.volume(mount).rmdir(&path).map_err(fail);
         }
-        host!(self, HostDescriptor::remove_directory_at(fd, path))
+        host!(self, HostDescriptor::remove_directory_at(fd, path).await)
     }
 
     async fn rename_at(
@@ -739,7 +731,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         new_path: String,
     ) -> FsResult<()> {
         match (SealedFsP2::owns(fd.rep()), SealedFsP2::owns(new_fd.rep())) {
-            (false, false) => host!(self, HostDescriptor::rename_at(fd, old_path, new_fd, new_path)),
+            (false, false) => host!(self, HostDescriptor::rename_at(fd, old_path, new_fd, new_path).await),
             (true, true) => {
                 let (from_mount, from) = self.sealed.resolve(fd.rep(), &old_path)?;
                 let (to_mount, to) = self.sealed.resolve(new_fd.rep(), &new_path)?;
@@ -756,7 +748,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         if SealedFsP2::owns(fd.rep()) {
             return Err(Code::Unsupported.into());
         }
-        host!(self, HostDescriptor::symlink_at(fd, src, dest))
+        host!(self, HostDescriptor::symlink_at(fd, src, dest).await)
     }
 
     async fn unlink_file_at(&mut self, fd: Resource<fs::Descriptor>, path: String) -> FsResult<()> {
@@ -769,7 +761,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             }
             return volume.unlink(&path).map_err(fail);
         }
-        host!(self, HostDescriptor::unlink_file_at(fd, path))
+        host!(self, HostDescriptor::unlink_file_at(fd, path).await)
     }
 
     fn read_via_stream(&mut self, fd: Resource<fs::Descriptor>, offset: u64) -> FsResult<Resource<DynInputStream>> {
@@ -781,21 +773,21 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             let stream: DynInputStream = Box::new(SealedStream { volume, id, position: offset, append: false });
             return Ok(self.table.push(stream)?);
         }
-        host_now!(self, HostDescriptor::read_via_stream(fd, offset))
+        host!(self, HostDescriptor::read_via_stream(fd, offset))
     }
 
     fn write_via_stream(&mut self, fd: Resource<fs::Descriptor>, offset: u64) -> FsResult<Resource<DynOutputStream>> {
         if SealedFsP2::owns(fd.rep()) {
             return self.sealed_writer(fd.rep(), offset, false);
         }
-        host_now!(self, HostDescriptor::write_via_stream(fd, offset))
+        host!(self, HostDescriptor::write_via_stream(fd, offset))
     }
 
     fn append_via_stream(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
         if SealedFsP2::owns(fd.rep()) {
             return self.sealed_writer(fd.rep(), 0, true);
         }
-        host_now!(self, HostDescriptor::append_via_stream(fd))
+        host!(self, HostDescriptor::append_via_stream(fd))
     }
 
     async fn is_same_object(
@@ -804,7 +796,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         b: Resource<fs::Descriptor>,
     ) -> wasmtime::Result<bool> {
         match (SealedFsP2::owns(a.rep()), SealedFsP2::owns(b.rep())) {
-            (false, false) => host!(self, HostDescriptor::is_same_object(a, b)),
+            (false, false) => host!(self, HostDescriptor::is_same_object(a, b).await),
             (true, true) => {
                 let key = |h: &Handle| match h {
                     Handle::Dir { mount, path } => (*mount, Some(path.clone()), None),
@@ -825,7 +817,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
                 Handle::File { mount, id, .. } => Ok(hash(&self.sealed.volume(*mount).file_stat(id))),
             };
         }
-        host!(self, HostDescriptor::metadata_hash(fd))
+        host!(self, HostDescriptor::metadata_hash(fd).await)
     }
 
     async fn metadata_hash_at(
@@ -838,7 +830,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
             let (mount, path) = self.sealed.resolve(fd.rep(), &path)?;
             return self.sealed.volume(mount).stat(&path).map(|s| hash(&s)).map_err(fail);
         }
-        host!(self, HostDescriptor::metadata_hash_at(fd, flags, path))
+        host!(self, HostDescriptor::metadata_hash_at(fd, flags, path).await)
     }
 }
 
@@ -862,7 +854,7 @@ impl fs::HostDirectoryEntryStream for ShadowFs<'_> {
             let entries = self.sealed.listings.get_mut(&stream.rep()).ok_or(FsError::from(Code::BadDescriptor))?;
             return Ok(entries.pop_front());
         }
-        host!(self, HostDirectoryEntryStream::read_directory_entry(stream))
+        host!(self, HostDirectoryEntryStream::read_directory_entry(stream).await)
     }
 
     fn drop(&mut self, stream: Resource<fs::DirectoryEntryStream>) -> wasmtime::Result<()> {
@@ -870,7 +862,7 @@ impl fs::HostDirectoryEntryStream for ShadowFs<'_> {
             self.sealed.listings.remove(&stream.rep());
             return Ok(());
         }
-        host_now!(self, HostDirectoryEntryStream::drop(stream))
+        host!(self, HostDirectoryEntryStream::drop(stream))
     }
 }
 
