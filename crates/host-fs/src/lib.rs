@@ -1,5 +1,6 @@
-//! Sealed directories for unmodified WASI programs: preview 1 modules here, preview 2
-//! components in `p2.rs`.
+//! Sealed directories for unmodified WASI programs: preview 1 modules here, WASI 0.2
+//! components in `p2.rs` and WASI 0.3 components in `p3.rs`, over the sealed side both share
+//! (`component.rs`).
 //!
 //! A guest sees a sealed volume ([`lamina_seal::Volume`]) as an ordinary preopened directory:
 //! it opens, reads, writes, seeks, truncates, syncs, renames, removes and lists files with the
@@ -22,9 +23,13 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod component;
 mod p2;
+mod p3;
 
-pub use p2::{SealedFsP2, SealedP2View, SharedMounts, add_to_async_component_linker, add_to_component_linker};
+pub use component::{SealedComponentFs, SealedComponentView, SharedMounts};
+pub use p2::{add_to_async_component_linker, add_to_component_linker};
+pub use p3::add_to_p3_linker;
 
 use std::collections::HashMap;
 

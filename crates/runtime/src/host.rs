@@ -2,7 +2,7 @@
 //! asked for, so an out-of-memory death can be explained.
 
 use lamina_host_attest::AttestCtx;
-use lamina_host_fs::{SealedFs, SealedFsP2, SealedP2View, SealedView};
+use lamina_host_fs::{SealedComponentFs, SealedComponentView, SealedFs, SealedView};
 use lamina_host_kv::KvCtx;
 use lamina_host_messaging::MessagingCtx;
 use lamina_host_secrets::SecretsCtx;
@@ -60,7 +60,7 @@ pub(crate) struct P2Host {
     /// Lamina's services beyond WASI.
     pub(crate) lamina: GuestServices,
     /// Sealed directories, served beside wasmtime-wasi's descriptors.
-    pub(crate) sealed: SealedFsP2,
+    pub(crate) sealed: SealedComponentFs,
     /// wasi:http's state.
     pub(crate) http: WasiHttpCtx,
     /// Where outgoing requests are checked against the network rules.
@@ -73,8 +73,8 @@ impl WasiHttpView for P2Host {
     }
 }
 
-impl SealedP2View for P2Host {
-    fn split_p2(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &mut SealedFsP2) {
+impl SealedComponentView for P2Host {
+    fn split_sealed(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &mut SealedComponentFs) {
         (&mut self.ctx, &mut self.table, &mut self.sealed)
     }
 }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use lamina_host_attest::Attester;
-use lamina_host_fs::{SealedFsP2, SharedMounts};
+use lamina_host_fs::{SealedComponentFs, SharedMounts};
 use lamina_host_kv::KvStore;
 use lamina_host_messaging::Broker;
 use lamina_host_secrets::Secrets;
@@ -145,7 +145,6 @@ impl HttpHandler {
             ))
             .into());
         };
-        program.check_sealed(!config.services.sealed.is_empty())?;
         if config.limits.fuel.is_some() && !program.engine.options().fuel {
             return Err(InstantiateError::Limits("fuel needs an engine built with fuel metering".into()).into());
         }
@@ -253,7 +252,7 @@ impl HandlerState for HandlerCtx {
             None,
         );
         host.hooks = crate::network::HttpHooks::new(Arc::clone(&self.network));
-        host.sealed = SealedFsP2::shared(&self.sealed);
+        host.sealed = SealedComponentFs::shared(&self.sealed);
         let mut store = Store::new(&self.engine, host);
         store.limiter(|h| &mut h.limiter as &mut dyn wasmtime::ResourceLimiter);
         let requests = Requests::default();

@@ -14,7 +14,7 @@ use crate::output::GuestOutput;
 use crate::program::{Linked, Program};
 use crate::{Error, InstantiateError};
 use lamina_host_attest::{AttestCtx, Attester};
-use lamina_host_fs::{SealedFs, SealedFsP2, SealedMount};
+use lamina_host_fs::{SealedComponentFs, SealedFs, SealedMount};
 use lamina_host_kv::{KvCtx, KvStore};
 use lamina_host_messaging::{Broker, MessagingCtx};
 use lamina_host_secrets::{Secrets, SecretsCtx};
@@ -304,7 +304,6 @@ impl Program {
             ))
             .into());
         }
-        self.check_sealed(!services.sealed.is_empty())?;
         let network = Arc::new(wasi.network.clone());
         let mut builder = WasiCtxBuilder::new();
         crate::network::apply_socket_rules(&mut builder, &network);
@@ -369,7 +368,7 @@ impl Program {
             Linked::Command(pre) => {
                 let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
                 host.lamina = lamina;
-                host.sealed = SealedFsP2::new(sealed);
+                host.sealed = SealedComponentFs::new(sealed);
                 host.hooks = crate::network::HttpHooks::new(network);
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;
@@ -380,7 +379,7 @@ impl Program {
             Linked::CommandP3(pre) => {
                 let mut host = crate::program::p2_host(&mut builder, Limiter::new(max_memory));
                 host.lamina = lamina;
-                host.sealed = SealedFsP2::new(sealed);
+                host.sealed = SealedComponentFs::new(sealed);
                 host.hooks = crate::network::HttpHooks::new(network);
                 let mut store = Store::new(engine, host);
                 prepare(&mut store, limits, |h| &mut h.limiter)?;

@@ -24,8 +24,6 @@ pub struct Program {
     kind: ProgramKind,
     cache: CacheStatus,
     pub(crate) linked: Linked,
-    /// The component imports WASI 0.3's filesystem, which has no sealed directories yet.
-    p3_filesystem: bool,
 }
 
 impl std::fmt::Debug for Program {
@@ -128,21 +126,6 @@ impl Program {
                 ProxyPre::P3(_) => World::ServiceP3,
             },
         }
-    }
-
-    /// Refuses sealed directories to a component that imports WASI 0.3's filesystem, which
-    /// would not list them (they are served through WASI 0.2's, which Rust's standard library
-    /// and wasi-libc call, and preview 1's).
-    pub(crate) fn check_sealed(&self, sealed: bool) -> Result<(), crate::error::InstantiateError> {
-        if sealed && self.p3_filesystem {
-            return Err(crate::error::InstantiateError::Unsupported(
-                "this component imports WASI 0.3's filesystem (wasi:filesystem@0.3), where sealed directories are \
-                 not served yet; they are served through WASI 0.2's filesystem, which Rust's standard library and \
-                 wasi-libc use: build it against those, or mount a plain --dir"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Whether loading used the compile cache.
@@ -312,18 +295,11 @@ impl Engine {
 
     fn link(&self, code: CheckedCode, cache: CacheStatus) -> Result<Program, Error> {
         let CheckedCode { loaded, identity, declared, origin } = code;
-        let mut p3_filesystem = false;
         let (kind, linked) = match loaded {
             LoadedCode::Module(module) => (ProgramKind::Module, Linked::Module(self.link_module(&module)?)),
-            LoadedCode::Component(component) => {
-                p3_filesystem = component
-                    .component_type()
-                    .imports(&self.inner)
-                    .any(|(name, _)| name.starts_with("wasi:filesystem/") && name.contains("@0.3"));
-                (ProgramKind::Component, self.link_component(&component)?)
-            }
+            LoadedCode::Component(component) => (ProgramKind::Component, self.link_component(&component)?),
         };
-        Ok(Program { engine: self.clone(), identity, declared, origin, kind, cache, linked, p3_filesystem })
+        Ok(Program { engine: self.clone(), identity, declared, origin, kind, cache, linked })
     }
 
     fn link_module(&self, module: &wasmtime::Module) -> Result<wasmtime::InstancePre<P1Host>, Error> {
@@ -399,6 +375,7 @@ impl Engine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         lamina_host_fs::add_to_async_component_linker(&mut linker).map_err(engine_error)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+        lamina_host_fs::add_to_p3_linker(&mut linker).map_err(engine_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
         add_services_to_component_linker(&mut linker).map_err(engine_error)?;
@@ -504,7 +481,7 @@ pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limite
         table: ResourceTable::new(),
         limiter,
         lamina: crate::host::GuestServices::default(),
-        sealed: lamina_host_fs::SealedFsP2::default(),
+        sealed: lamina_host_fs::SealedComponentFs::default(),
         http: wasmtime_wasi_http::WasiHttpCtx::new(),
         hooks: crate::network::HttpHooks::default(),
     }

@@ -1,0 +1,662 @@
+//! The sealed side of a component's filesystem, shared by the WASI 0.2 bindings (`p2.rs`) and
+//! the WASI 0.3 bindings (`p3.rs`): the sealed mounts, the descriptors and directory listings
+//! open in them, and every operation on them, in terms both bindings translate from.
+//!
+//! Sealed descriptors get resource representations from a range wasmtime-wasi's resource
+//! table does not reach ([`SealedComponentFs::owns`]), so each binding's shadow tells them from
+//! wasmtime-wasi's own by the number alone.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use lamina_seal::{FileId, Kind, OpenFlags, Opened, SealError, Stat, Volume};
+use wasmtime::component::{HasData, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::SealedMount;
+
+/// The first resource representation given to sealed descriptors and listings. wasmtime-wasi's
+/// table numbers its entries upwards from 0 and would need a billion of them to get here.
+const FIRST_REP: u32 = 1 << 30;
+
+/// The most sealed descriptors and directory listings a component may hold open.
+const MAX_OPEN: usize = 65_536;
+
+/// The largest single read or write through a sealed stream or `read`.
+pub(crate) const MAX_IO: usize = 16 << 20;
+
+/// The error codes sealed operations end with, named as both bindings' `error-code` names
+/// them; `from_errno!` turns them into either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Errno {
+    Access,
+    BadDescriptor,
+    CrossDevice,
+    Exist,
+    FileTooLarge,
+    InsufficientMemory,
+    Invalid,
+    Io,
+    IsDirectory,
+    NameTooLong,
+    NoEntry,
+    NotDirectory,
+    NotEmpty,
+    NotPermitted,
+    Quota,
+    Unsupported,
+}
+
+/// Implements `From<Errno>` for a binding's error code and its trappable error.
+macro_rules! from_errno {
+    ($code:ty, $error:ty) => {
+        impl From<$crate::component::Errno> for $code {
+            fn from(e: $crate::component::Errno) -> Self {
+                use $crate::component::Errno as E;
+                match e {
+                    E::Access => Self::Access,
+                    E::BadDescriptor => Self::BadDescriptor,
+                    E::CrossDevice => Self::CrossDevice,
+                    E::Exist => Self::Exist,
+                    E::FileTooLarge => Self::FileTooLarge,
+                    E::InsufficientMemory => Self::InsufficientMemory,
+                    E::Invalid => Self::Invalid,
+                    E::Io => Self::Io,
+                    E::IsDirectory => Self::IsDirectory,
+                    E::NameTooLong => Self::NameTooLong,
+                    E::NoEntry => Self::NoEntry,
+                    E::NotDirectory => Self::NotDirectory,
+                    E::NotEmpty => Self::NotEmpty,
+                    E::NotPermitted => Self::NotPermitted,
+                    E::Quota => Self::Quota,
+                    E::Unsupported => Self::Unsupported,
+                }
+            }
+        }
+
+        impl From<$crate::component::Errno> for $error {
+            fn from(e: $crate::component::Errno) -> Self {
+                <$code>::from(e).into()
+            }
+        }
+    };
+}
+pub(crate) use from_errno;
+
+type Result<T> = std::result::Result<T, Errno>;
+
+/// A volume shared by the descriptors and streams that use it.
+pub(crate) type Shared = Arc<Mutex<Volume>>;
+
+/// Locks a volume; a guest whose host call panicked cannot leave it half-changed in memory
+/// (each volume operation completes or fails before returning), so a poisoned lock is used.
+pub(crate) fn lock(volume: &Shared) -> MutexGuard<'_, Volume> {
+    volume.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The error code a sealed-volume error becomes for the guest.
+pub(crate) fn code(e: &SealError) -> Errno {
+    match e {
+        SealError::NotFound(_) => Errno::NoEntry,
+        SealError::Exists(_) => Errno::Exist,
+        SealError::NotADirectory(_) => Errno::NotDirectory,
+        SealError::IsADirectory(_) => Errno::IsDirectory,
+        SealError::NotEmpty(_) => Errno::NotEmpty,
+        SealError::InvalidPath { .. } => Errno::Invalid,
+        SealError::QuotaExceeded { .. } => Errno::Quota,
+        SealError::TooLarge(_) => Errno::FileTooLarge,
+        _ => Errno::Io,
+    }
+}
+
+/// [`code`], logging what is not logged where it was detected.
+pub(crate) fn fail(e: SealError) -> Errno {
+    if !matches!(e, SealError::Integrity { .. } | SealError::QuotaExceeded { .. }) {
+        // Integrity and quota failures are logged where they are detected.
+        tracing::debug!("sealed filesystem: {e}");
+    }
+    code(&e)
+}
+
+/// [`crate::join_path`], with a bound on the path's length.
+fn join(base: &str, relative: &str) -> Result<String> {
+    if relative.len() > 4096 {
+        return Err(Errno::NameTooLong);
+    }
+    crate::join_path(base, relative).map_err(|crate::PathError::Escapes| Errno::NotPermitted)
+}
+
+/// Reads up to `len` bytes (at most [`MAX_IO`]) at `offset`; fewer at the end of the file.
+pub(crate) fn read_at(
+    volume: &Shared,
+    id: &FileId,
+    offset: u64,
+    len: usize,
+) -> std::result::Result<Vec<u8>, SealError> {
+    let mut buf = vec![0u8; len.min(MAX_IO)];
+    let done = read_into(volume, id, offset, &mut buf)?;
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// Fills `buf` from `offset` as far as the file goes; the count read.
+pub(crate) fn read_into(
+    volume: &Shared,
+    id: &FileId,
+    offset: u64,
+    buf: &mut [u8],
+) -> std::result::Result<usize, SealError> {
+    let mut v = lock(volume);
+    let mut done = 0;
+    while done < buf.len() {
+        let n = v.read_at(id, offset + done as u64, &mut buf[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+/// Writes all of `data` at `offset`.
+pub(crate) fn write_at(volume: &Shared, id: &FileId, offset: u64, data: &[u8]) -> std::result::Result<(), SealError> {
+    let mut v = lock(volume);
+    let mut done = 0;
+    while done < data.len() {
+        let n = v.write_at(id, offset + done as u64, &data[done..])?;
+        if n == 0 {
+            return Err(SealError::InvalidPath { path: String::new(), reason: "no progress writing" });
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// The size of an open file, where an appending write goes.
+pub(crate) fn end_of(volume: &Shared, id: &FileId) -> u64 {
+    lock(volume).file_stat(id).size
+}
+
+/// A metadata hash of a sealed file or directory, as (lower, upper): the inode number, and
+/// what changes when the contents do.
+pub(crate) fn hash(s: &Stat) -> (u64, u64) {
+    (s.ino, u64::try_from(s.mtime).unwrap_or(0) ^ s.size)
+}
+
+#[derive(Debug)]
+enum Handle {
+    Dir { mount: usize, path: String },
+    File { mount: usize, id: FileId, read: bool, write: bool },
+}
+
+/// What a sealed descriptor is and may do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Access {
+    /// A directory (else a regular file).
+    pub dir: bool,
+    /// Opened for reading (directories: always).
+    pub read: bool,
+    /// Opened for writing (directories: never).
+    pub write: bool,
+}
+
+/// How a guest asks to open a path in a sealed directory.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenRequest {
+    /// Create, exclusive, truncate, directory.
+    pub flags: OpenFlags,
+    /// Open for reading.
+    pub read: bool,
+    /// Open for writing.
+    pub write: bool,
+}
+
+/// The sealed side of a component's filesystem (WASI 0.2 and 0.3 alike): its sealed mounts,
+/// and the descriptors and directory listings open in them.
+#[derive(Default)]
+pub struct SealedComponentFs {
+    mounts: SharedMounts,
+    handles: HashMap<u32, Handle>,
+    listings: HashMap<u32, VecDeque<(Kind, String)>>,
+    next: u32,
+}
+
+impl std::fmt::Debug for SealedComponentFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedComponentFs").field("mounts", &self.mounts).field("open", &self.handles.len()).finish()
+    }
+}
+
+/// Sealed mounts that several instances use at once (the instances of a served component):
+/// each instance has descriptors of its own over the same open volumes, as processes over one
+/// directory. Cloning shares them.
+#[derive(Clone, Default)]
+pub struct SharedMounts(Arc<[(String, Shared)]>);
+
+impl std::fmt::Debug for SharedMounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(guest, _)| guest)).finish()
+    }
+}
+
+impl SharedMounts {
+    /// Shares these mounts.
+    pub fn new(mounts: Vec<SealedMount>) -> Self {
+        SharedMounts(mounts.into_iter().map(|m| (m.guest, Arc::new(Mutex::new(m.volume)))).collect())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl SealedComponentFs {
+    /// Serves these mounts to one instance.
+    pub fn new(mounts: Vec<SealedMount>) -> Self {
+        Self::shared(&SharedMounts::new(mounts))
+    }
+
+    /// Serves mounts that other instances use too.
+    pub fn shared(mounts: &SharedMounts) -> Self {
+        SealedComponentFs { mounts: mounts.clone(), handles: HashMap::new(), listings: HashMap::new(), next: FIRST_REP }
+    }
+
+    /// Whether a resource representation belongs here (else to wasmtime-wasi).
+    pub(crate) fn owns(rep: u32) -> bool {
+        rep >= FIRST_REP
+    }
+
+    fn allocate(&mut self) -> Result<u32> {
+        if self.handles.len() + self.listings.len() >= MAX_OPEN {
+            return Err(Errno::InsufficientMemory);
+        }
+        for _ in 0..1024 {
+            let rep = self.next;
+            self.next = self.next.checked_add(1).unwrap_or(FIRST_REP);
+            if !self.handles.contains_key(&rep) && !self.listings.contains_key(&rep) {
+                return Ok(rep);
+            }
+        }
+        Err(Errno::InsufficientMemory)
+    }
+
+    fn handle(&self, rep: u32) -> Result<&Handle> {
+        self.handles.get(&rep).ok_or(Errno::BadDescriptor)
+    }
+
+    fn file(&self, rep: u32) -> Result<(Shared, FileId, bool, bool)> {
+        match self.handle(rep)? {
+            Handle::File { mount, id, read, write } => Ok((self.mounts.0[*mount].1.clone(), *id, *read, *write)),
+            Handle::Dir { .. } => Err(Errno::IsDirectory),
+        }
+    }
+
+    /// The mount and the volume path of (directory descriptor, relative path).
+    fn resolve(&self, rep: u32, relative: &str) -> Result<(usize, String)> {
+        match self.handle(rep)? {
+            Handle::Dir { mount, path } => Ok((*mount, join(path, relative)?)),
+            Handle::File { .. } => Err(Errno::NotDirectory),
+        }
+    }
+
+    fn volume(&self, mount: usize) -> MutexGuard<'_, Volume> {
+        lock(&self.mounts.0[mount].1)
+    }
+
+    /// Closes the instance's files and commits every volume (the instance ended): what it wrote
+    /// becomes durable.
+    ///
+    /// # Errors
+    /// The first volume that fails to commit.
+    pub fn commit_all(&mut self) -> std::result::Result<(), SealError> {
+        let mut first = None;
+        for handle in std::mem::take(&mut self.handles).into_values() {
+            if let Handle::File { mount, id, .. } = handle
+                && let Err(e) = self.volume(mount).close(&id)
+            {
+                first.get_or_insert(e);
+            }
+        }
+        for (_, volume) in self.mounts.0.iter() {
+            if let Err(e) = lock(volume).commit() {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// A descriptor for each sealed mount's root, with the guest path it is preopened at.
+    pub(crate) fn preopens(&mut self) -> Result<Vec<(u32, String)>> {
+        let mut all = Vec::with_capacity(self.mounts.0.len());
+        for mount in 0..self.mounts.0.len() {
+            let rep = self.allocate()?;
+            self.handles.insert(rep, Handle::Dir { mount, path: String::new() });
+            all.push((rep, self.mounts.0[mount].0.clone()));
+        }
+        Ok(all)
+    }
+
+    /// Advice is accepted for files and ignored.
+    pub(crate) fn advise(&self, rep: u32) -> Result<()> {
+        self.file(rep).map(|_| ())
+    }
+
+    /// Commits the descriptor's volume: everything written to it so far is durable.
+    pub(crate) fn sync(&self, rep: u32) -> Result<()> {
+        let mount = match self.handle(rep)? {
+            Handle::Dir { mount, .. } | Handle::File { mount, .. } => *mount,
+        };
+        self.volume(mount).commit().map_err(fail)
+    }
+
+    /// What the descriptor is and may do.
+    pub(crate) fn access(&self, rep: u32) -> Result<Access> {
+        Ok(match self.handle(rep)? {
+            Handle::Dir { .. } => Access { dir: true, read: true, write: false },
+            Handle::File { read, write, .. } => Access { dir: false, read: *read, write: *write },
+        })
+    }
+
+    /// Truncates or extends a file opened for writing.
+    pub(crate) fn set_size(&self, rep: u32, size: u64) -> Result<()> {
+        let (volume, id, _, write) = self.file(rep)?;
+        if !write {
+            return Err(Errno::BadDescriptor);
+        }
+        lock(&volume).set_len(&id, size).map_err(fail)
+    }
+
+    /// Sets the modification time (nanoseconds since the epoch); `None` changes nothing.
+    /// Sealed volumes keep no access times.
+    pub(crate) fn set_mtime(&self, rep: u32, mtime: Option<i64>) -> Result<()> {
+        let Some(t) = mtime else { return self.handle(rep).map(|_| ()) };
+        match self.handle(rep)? {
+            Handle::Dir { mount, path } => self.volume(*mount).set_mtime(path, t).map_err(fail),
+            Handle::File { mount, id, .. } => self.volume(*mount).set_file_mtime(id, t).map_err(fail),
+        }
+    }
+
+    /// Reads up to `len` bytes at `offset` from a file opened for reading; whether the end was
+    /// reached.
+    pub(crate) fn read(&self, rep: u32, len: u64, offset: u64) -> Result<(Vec<u8>, bool)> {
+        let (volume, id) = self.reader(rep)?;
+        let len = usize::try_from(len).unwrap_or(MAX_IO);
+        let data = read_at(&volume, &id, offset, len).map_err(fail)?;
+        let end = data.len() < len.min(MAX_IO);
+        Ok((data, end))
+    }
+
+    /// Writes all of `data` at `offset` to a file opened for writing.
+    pub(crate) fn write(&self, rep: u32, data: &[u8], offset: u64) -> Result<u64> {
+        let (volume, id) = self.writer(rep)?;
+        write_at(&volume, &id, offset, data).map_err(fail)?;
+        Ok(data.len() as u64)
+    }
+
+    /// The volume and file of a descriptor opened for reading, for a stream.
+    pub(crate) fn reader(&self, rep: u32) -> Result<(Shared, FileId)> {
+        let (volume, id, read, _) = self.file(rep)?;
+        if !read {
+            return Err(Errno::BadDescriptor);
+        }
+        Ok((volume, id))
+    }
+
+    /// The volume and file of a descriptor opened for writing, for a stream.
+    pub(crate) fn writer(&self, rep: u32) -> Result<(Shared, FileId)> {
+        let (volume, id, _, write) = self.file(rep)?;
+        if !write {
+            return Err(Errno::BadDescriptor);
+        }
+        Ok((volume, id))
+    }
+
+    /// A directory's entries, as (kind, name).
+    pub(crate) fn list(&self, rep: u32) -> Result<Vec<(Kind, String)>> {
+        let Handle::Dir { mount, path } = self.handle(rep)? else {
+            return Err(Errno::NotDirectory);
+        };
+        Ok(self.volume(*mount).readdir(path).map_err(fail)?.into_iter().map(|e| (e.kind, e.name)).collect())
+    }
+
+    /// Opens a listing of a directory's entries, read one by one ([`Self::next_entry`]).
+    pub(crate) fn open_listing(&mut self, rep: u32) -> Result<u32> {
+        let entries = self.list(rep)?.into();
+        let listing = self.allocate()?;
+        self.listings.insert(listing, entries);
+        Ok(listing)
+    }
+
+    /// The listing's next entry, or `None` at its end.
+    pub(crate) fn next_entry(&mut self, listing: u32) -> Result<Option<(Kind, String)>> {
+        Ok(self.listings.get_mut(&listing).ok_or(Errno::BadDescriptor)?.pop_front())
+    }
+
+    /// Closes a listing.
+    pub(crate) fn close_listing(&mut self, listing: u32) {
+        self.listings.remove(&listing);
+    }
+
+    /// Creates a directory.
+    pub(crate) fn create_directory_at(&self, rep: u32, path: &str) -> Result<()> {
+        let (mount, path) = self.resolve(rep, path)?;
+        self.volume(mount).mkdir(&path).map_err(fail)
+    }
+
+    /// The descriptor's status.
+    pub(crate) fn stat(&self, rep: u32) -> Result<Stat> {
+        match self.handle(rep)? {
+            Handle::Dir { mount, path } => self.volume(*mount).stat(path).map_err(fail),
+            Handle::File { mount, id, .. } => Ok(self.volume(*mount).file_stat(id)),
+        }
+    }
+
+    /// A path's status.
+    pub(crate) fn stat_at(&self, rep: u32, path: &str) -> Result<Stat> {
+        let dir = crate::names_dir(path);
+        let (mount, path) = self.resolve(rep, path)?;
+        let volume = self.volume(mount);
+        if dir {
+            crate::check_names_dir(&volume, &path, false).map_err(fail)?;
+        }
+        volume.stat(&path).map_err(fail)
+    }
+
+    /// Sets a path's modification time; `None` only checks that it exists.
+    pub(crate) fn set_mtime_at(&self, rep: u32, path: &str, mtime: Option<i64>) -> Result<()> {
+        let (mount, path) = self.resolve(rep, path)?;
+        let mut volume = self.volume(mount);
+        match mtime {
+            Some(t) => volume.set_mtime(&path, t).map_err(fail),
+            None => volume.stat(&path).map(|_| ()).map_err(fail),
+        }
+    }
+
+    /// Opens a path in a sealed directory: the new descriptor's representation.
+    pub(crate) fn open_at(&mut self, rep: u32, path: &str, request: OpenRequest) -> Result<u32> {
+        let OpenRequest { flags, read, write } = request;
+        let dir = crate::names_dir(path);
+        let (mount, path) = self.resolve(rep, path)?;
+        if dir {
+            crate::check_names_dir(&self.volume(mount), &path, flags.create).map_err(fail)?;
+        }
+        if (flags.create || flags.truncate) && !write && !flags.directory {
+            // As wasmtime-wasi: creating or truncating needs a writable descriptor.
+            return Err(Errno::Access);
+        }
+        let opened = self.volume(mount).open_path(&path, flags).map_err(fail)?;
+        if matches!(opened, Opened::Dir) && write {
+            // As wasmtime-wasi: a directory is not opened for writing.
+            return Err(Errno::IsDirectory);
+        }
+        if let Opened::File(id) = &opened
+            && self.handles.values().filter(|h| matches!(h, Handle::File { .. })).count() >= crate::MAX_OPEN_FILES
+        {
+            let _ = self.volume(mount).close(id);
+            return Err(Errno::InsufficientMemory);
+        }
+        let handle = match opened {
+            Opened::Dir => Handle::Dir { mount, path },
+            Opened::File(id) => Handle::File { mount, id, read, write },
+        };
+        let new = match self.allocate() {
+            Ok(new) => new,
+            Err(e) => {
+                if let Handle::File { id, .. } = &handle {
+                    let _ = self.volume(mount).close(id);
+                }
+                return Err(e);
+            }
+        };
+        self.handles.insert(new, handle);
+        Ok(new)
+    }
+
+    /// Closes a descriptor (the guest dropped it).
+    pub(crate) fn close(&mut self, rep: u32) {
+        if let Some(Handle::File { mount, id, .. }) = self.handles.remove(&rep)
+            && let Err(e) = self.volume(mount).close(&id)
+        {
+            tracing::error!("sealed filesystem: closing a file failed: {e}");
+        }
+    }
+
+    /// Nothing in a sealed volume is a symbolic link: `invalid` for what exists.
+    pub(crate) fn readlink_at(&self, rep: u32, path: &str) -> Result<String> {
+        let (mount, path) = self.resolve(rep, path)?;
+        self.volume(mount).stat(&path).map_err(fail)?;
+        Err(Errno::Invalid)
+    }
+
+    /// Removes an empty directory.
+    pub(crate) fn remove_directory_at(&self, rep: u32, path: &str) -> Result<()> {
+        if crate::names_dir(path) {
+            // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused.
+            return Err(Errno::Invalid);
+        }
+        let (mount, path) = self.resolve(rep, path)?;
+        self.volume(mount).rmdir(&path).map_err(fail)
+    }
+
+    /// Renames within one sealed volume; from or to anywhere else is `cross-device`. One of the
+    /// two descriptors at least is sealed.
+    pub(crate) fn rename_at(&self, from: u32, old: &str, to: u32, new: &str) -> Result<()> {
+        if !(Self::owns(from) && Self::owns(to)) {
+            return Err(Errno::CrossDevice);
+        }
+        let (from_mount, old) = self.resolve(from, old)?;
+        let (to_mount, new) = self.resolve(to, new)?;
+        if from_mount != to_mount {
+            return Err(Errno::CrossDevice);
+        }
+        self.volume(from_mount).rename(&old, &new).map_err(fail)
+    }
+
+    /// Removes a file.
+    pub(crate) fn unlink_file_at(&self, rep: u32, path: &str) -> Result<()> {
+        let dir = crate::names_dir(path);
+        let (mount, path) = self.resolve(rep, path)?;
+        let mut volume = self.volume(mount);
+        if dir {
+            crate::check_names_dir(&volume, &path, false).map_err(fail)?;
+        }
+        volume.unlink(&path).map_err(fail)
+    }
+
+    /// Whether two descriptors, one of them at least sealed, are the same file or directory.
+    pub(crate) fn is_same_object(&self, a: u32, b: u32) -> bool {
+        let key = |h: &Handle| match h {
+            Handle::Dir { mount, path } => (*mount, Some(path.clone()), None),
+            Handle::File { mount, id, .. } => (*mount, None, Some(*id)),
+        };
+        let ka = self.handles.get(&a).map(key);
+        ka.is_some() && ka == self.handles.get(&b).map(key)
+    }
+}
+
+/// Store data that holds wasmtime-wasi's context and the sealed filesystem of a component.
+pub trait SealedComponentView: WasiView {
+    /// The WASI context, the resource table and the sealed filesystem, borrowed apart.
+    fn split_sealed(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &mut SealedComponentFs);
+}
+
+/// The shadowing implementation of both bindings: wasmtime-wasi's context for ordinary
+/// descriptors, the sealed filesystem for the rest.
+pub(crate) struct ShadowFs<'a> {
+    pub ctx: &'a mut WasiCtx,
+    pub table: &'a mut ResourceTable,
+    pub sealed: &'a mut SealedComponentFs,
+}
+
+/// Lets wasmtime-wasi's own implementation run on the borrowed parts.
+pub(crate) struct Parts<'a> {
+    pub ctx: &'a mut WasiCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+impl WasiView for Parts<'_> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: self.ctx, table: self.table }
+    }
+}
+
+/// Calls wasmtime-wasi's own implementation of a filesystem method (named by its path) on a
+/// [`ShadowFs`]'s borrowed parts, awaiting it when the call ends in `.await`.
+macro_rules! host {
+    ($self:ident, $($path:ident)::+ ( $($arg:expr),* ) $(. $await:ident)?) => {{
+        let mut parts = $crate::component::Parts { ctx: &mut *$self.ctx, table: &mut *$self.table };
+        let mut view = wasmtime_wasi::filesystem::WasiFilesystemView::filesystem(&mut parts);
+        $($path)::+(&mut view, $($arg),*) $(. $await)?
+    }};
+}
+pub(crate) use host;
+
+/// The linkers' name for [`ShadowFs`].
+pub(crate) struct Shadow;
+
+impl HasData for Shadow {
+    type Data<'a> = ShadowFs<'a>;
+}
+
+/// Borrows a store's data as a [`ShadowFs`].
+pub(crate) fn shadow<T: SealedComponentView>(t: &mut T) -> ShadowFs<'_> {
+    let (ctx, table, sealed) = t.split_sealed();
+    ShadowFs { ctx, table, sealed }
+}
+
+/// The modification time a `new-timestamp` asks for, in nanoseconds since the epoch: `None`
+/// for no change. Both bindings' `new-timestamp` and their time types are passed apart.
+pub(crate) fn now_or(seconds: Option<(i64, u32)>) -> i64 {
+    match seconds {
+        None => crate::now_ns(),
+        Some((s, ns)) => s.saturating_mul(1_000_000_000).saturating_add(i64::from(ns)),
+    }
+}
+
+/// A time in nanoseconds since the epoch as (seconds, nanoseconds), never before the epoch.
+pub(crate) fn split_ns(ns: i64) -> (u64, u32) {
+    let ns = u64::try_from(ns).unwrap_or(0);
+    (ns / 1_000_000_000, (ns % 1_000_000_000) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_volume() {
+        assert_eq!(join("db", "notes.db").ok(), Some("db/notes.db".into()));
+        assert_eq!(join("", "a/./b/../c").ok(), Some("a/c".into()));
+        assert!(join("", "../etc").is_err());
+        assert!(join("a", "/etc/passwd").is_err());
+        assert!(join("", &"x".repeat(5000)).is_err());
+    }
+
+    #[test]
+    fn times_before_the_epoch_and_far_ahead_do_not_overflow() {
+        assert_eq!(now_or(Some((i64::MAX, 999_999_999))), i64::MAX);
+        assert_eq!(split_ns(-5), (0, 0));
+        assert_eq!(split_ns(1_500_000_000), (1, 500_000_000));
+    }
+}
