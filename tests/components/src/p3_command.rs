@@ -3,7 +3,9 @@
 //! URL (`fetch:URL`) and prints the status or the error code, or connects a TCP socket
 //! (`connect:IP:PORT`) and prints whether it could, or appends a line to a file
 //! (`append:PATH=TEXT`) or prints a file (`cat:PATH`) with Rust's standard library (WASI 0.2's
-//! filesystem, as most 0.3 components still use it).
+//! filesystem, as most 0.3 components still use it), or does the same through WASI 0.3's own
+//! filesystem and its streams (`append3:PATH=TEXT`, `cat3:PATH`), or lists a directory with it
+//! (`ls3:PATH`).
 
 use wasip3::cli::{environment, stdout};
 use wasip3::wit_stream;
@@ -61,6 +63,89 @@ fn append(path: &str, text: &str) -> String {
     }
 }
 
+/// The preopened directory a guest path is under, and the rest of the path.
+fn preopen(path: &str) -> Option<(wasip3::filesystem::types::Descriptor, String)> {
+    wasip3::filesystem::preopens::get_directories().into_iter().find_map(|(dir, at)| {
+        let rest = path.strip_prefix(at.trim_end_matches('/'))?;
+        let rest = rest.trim_start_matches('/');
+        Some((dir, if rest.is_empty() { ".".to_owned() } else { rest.to_owned() }))
+    })
+}
+
+/// Appends a line to a file through WASI 0.3's `append-via-stream`.
+async fn append3(path: &str, text: &str) -> String {
+    use wasip3::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let Some((dir, rest)) = preopen(path) else { return format!("no preopen holds {path}\n") };
+    let file = match dir.open_at(PathFlags::empty(), rest, OpenFlags::CREATE, DescriptorFlags::WRITE).await {
+        Ok(f) => f,
+        Err(e) => return format!("cannot open {path}: {e:?}\n"),
+    };
+    let (mut tx, rx) = wit_stream::new();
+    let done = file.append_via_stream(rx);
+    let line = format!("{text}\n").into_bytes();
+    let ((), result) = futures::join!(
+        async {
+            tx.write_all(line).await;
+            drop(tx);
+        },
+        async { done.await }
+    );
+    match result {
+        Ok(()) => "appended\n".into(),
+        Err(e) => format!("cannot append to {path}: {e:?}\n"),
+    }
+}
+
+/// Prints a file through WASI 0.3's `read-via-stream`.
+async fn cat3(path: &str) -> String {
+    use wasip3::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let Some((dir, rest)) = preopen(path) else { return format!("no preopen holds {path}\n") };
+    let file = match dir.open_at(PathFlags::empty(), rest, OpenFlags::empty(), DescriptorFlags::READ).await {
+        Ok(f) => f,
+        Err(e) => return format!("cannot read {path}: {e:?}\n"),
+    };
+    let (rx, done) = file.read_via_stream(0);
+    let (data, result) = futures::join!(rx.collect(), async { done.await });
+    match result {
+        Ok(()) => String::from_utf8_lossy(&data).into_owned(),
+        Err(e) => format!("cannot read {path}: {e:?}\n"),
+    }
+}
+
+/// Lists a directory through WASI 0.3's `read-directory`: its entries' names, sorted, and
+/// the size of each file (`stat-at`).
+async fn ls3(path: &str) -> String {
+    use wasip3::filesystem::types::{DescriptorType, PathFlags};
+    let Some((dir, rest)) = preopen(path) else { return format!("no preopen holds {path}\n") };
+    let dir = if rest == "." {
+        dir
+    } else {
+        use wasip3::filesystem::types::{DescriptorFlags, OpenFlags};
+        match dir.open_at(PathFlags::empty(), rest, OpenFlags::DIRECTORY, DescriptorFlags::READ).await {
+            Ok(d) => d,
+            Err(e) => return format!("cannot open {path}: {e:?}\n"),
+        }
+    };
+    let (rx, done) = dir.read_directory();
+    let (entries, result) = futures::join!(rx.collect(), async { done.await });
+    if let Err(e) = result {
+        return format!("cannot list {path}: {e:?}\n");
+    }
+    let mut lines = Vec::new();
+    for entry in entries {
+        let line = match entry.type_ {
+            DescriptorType::Directory => format!("{}/", entry.name),
+            _ => match dir.stat_at(PathFlags::empty(), entry.name.clone()).await {
+                Ok(stat) => format!("{} {}", entry.name, stat.size),
+                Err(e) => format!("{} {e:?}", entry.name),
+            },
+        };
+        lines.push(line);
+    }
+    lines.sort();
+    lines.into_iter().map(|l| l + "\n").collect()
+}
+
 impl wasip3::exports::cli::run::Guest for Command {
     async fn run() -> Result<(), ()> {
         let args = environment::get_arguments();
@@ -81,6 +166,15 @@ impl wasip3::exports::cli::run::Guest for Command {
             }
             if let Some(path) = arg.strip_prefix("cat:") {
                 print(std::fs::read_to_string(path).unwrap_or_else(|e| format!("cannot read {path}: {e}\n"))).await;
+            }
+            if let Some((path, text)) = arg.strip_prefix("append3:").and_then(|a| a.split_once('=')) {
+                print(append3(path, text).await).await;
+            }
+            if let Some(path) = arg.strip_prefix("cat3:") {
+                print(cat3(path).await).await;
+            }
+            if let Some(path) = arg.strip_prefix("ls3:") {
+                print(ls3(path).await).await;
             }
             if let Some(code) = arg.strip_prefix("exit:") {
                 let code: u8 = code.parse().unwrap_or(1);
