@@ -7,6 +7,7 @@
 //! wasmtime-wasi's own by the number alone.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lamina_seal::{FileId, Kind, OpenFlags, Opened, SealError, Stat, Volume};
@@ -21,6 +22,11 @@ const FIRST_REP: u32 = 1 << 30;
 
 /// The most sealed descriptors and directory listings a component may hold open.
 const MAX_OPEN: usize = 65_536;
+
+/// The most sealed files all the instances sharing a set of mounts may hold open at once (the
+/// instances of one served component). Each open file may hold one of the process's
+/// descriptors, which its connections need too; [`crate::MAX_OPEN_FILES`] bounds one instance.
+pub const MAX_SHARED_OPEN_FILES: usize = 1024;
 
 /// The largest single read or write through a sealed stream or `read`.
 pub(crate) const MAX_IO: usize = 16 << 20;
@@ -229,25 +235,60 @@ impl std::fmt::Debug for SealedComponentFs {
 
 /// Sealed mounts that several instances use at once (the instances of a served component):
 /// each instance has descriptors of its own over the same open volumes, as processes over one
-/// directory. Cloning shares them.
+/// directory, and together they hold at most [`MAX_SHARED_OPEN_FILES`] files open. Cloning
+/// shares them.
 #[derive(Clone, Default)]
-pub struct SharedMounts(Arc<[(String, Shared)]>);
+pub struct SharedMounts {
+    mounts: Arc<[(String, Shared)]>,
+    /// Files open across every instance that shares these mounts.
+    open_files: Arc<AtomicUsize>,
+}
 
 impl std::fmt::Debug for SharedMounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|(guest, _)| guest)).finish()
+        f.debug_list().entries(self.mounts.iter().map(|(guest, _)| guest)).finish()
     }
 }
 
 impl SharedMounts {
     /// Shares these mounts.
     pub fn new(mounts: Vec<SealedMount>) -> Self {
-        SharedMounts(mounts.into_iter().map(|m| (m.guest, Arc::new(Mutex::new(m.volume)))).collect())
+        SharedMounts {
+            mounts: mounts.into_iter().map(|m| (m.guest, Arc::new(Mutex::new(m.volume)))).collect(),
+            open_files: Arc::default(),
+        }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.mounts.is_empty()
+    }
+
+    /// Files open in them now, across every instance.
+    pub fn open_files(&self) -> usize {
+        self.open_files.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more open file, unless [`MAX_SHARED_OPEN_FILES`] are open.
+    fn take_file(&self) -> bool {
+        self.open_files
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_SHARED_OPEN_FILES).then_some(n + 1))
+            .is_ok()
+    }
+
+    /// Counts one file fewer.
+    fn release_file(&self) {
+        let _ = self.open_files.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+impl Drop for SealedComponentFs {
+    /// An instance that ended without [`SealedComponentFs::commit_all`] (a trap, a timeout)
+    /// still gives back its open files, to the volume and to the shared count.
+    fn drop(&mut self) {
+        if let Err(e) = self.close_all() {
+            tracing::error!("sealed filesystem: closing a file failed: {e}");
+        }
     }
 }
 
@@ -287,7 +328,7 @@ impl SealedComponentFs {
 
     fn file(&self, rep: u32) -> Result<(Shared, FileId, bool, bool)> {
         match self.handle(rep)? {
-            Handle::File { mount, id, read, write } => Ok((self.mounts.0[*mount].1.clone(), *id, *read, *write)),
+            Handle::File { mount, id, read, write } => Ok((self.mounts.mounts[*mount].1.clone(), *id, *read, *write)),
             Handle::Dir { .. } => Err(Errno::IsDirectory),
         }
     }
@@ -301,7 +342,7 @@ impl SealedComponentFs {
     }
 
     fn volume(&self, mount: usize) -> MutexGuard<'_, Volume> {
-        lock(&self.mounts.0[mount].1)
+        lock(&self.mounts.mounts[mount].1)
     }
 
     /// Closes the instance's files and commits every volume (the instance ended): what it wrote
@@ -310,15 +351,8 @@ impl SealedComponentFs {
     /// # Errors
     /// The first volume that fails to commit.
     pub fn commit_all(&mut self) -> std::result::Result<(), SealError> {
-        let mut first = None;
-        for handle in std::mem::take(&mut self.handles).into_values() {
-            if let Handle::File { mount, id, .. } = handle
-                && let Err(e) = self.volume(mount).close(&id)
-            {
-                first.get_or_insert(e);
-            }
-        }
-        for (_, volume) in self.mounts.0.iter() {
+        let mut first = self.close_all().err();
+        for (_, volume) in self.mounts.mounts.iter() {
             if let Err(e) = lock(volume).commit() {
                 first.get_or_insert(e);
             }
@@ -326,13 +360,27 @@ impl SealedComponentFs {
         first.map_or(Ok(()), Err)
     }
 
+    /// Closes every file the instance has open; the first failure.
+    fn close_all(&mut self) -> std::result::Result<(), SealError> {
+        let mut first = None;
+        for handle in std::mem::take(&mut self.handles).into_values() {
+            if let Handle::File { mount, id, .. } = handle {
+                self.mounts.release_file();
+                if let Err(e) = self.volume(mount).close(&id) {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     /// A descriptor for each sealed mount's root, with the guest path it is preopened at.
     pub(crate) fn preopens(&mut self) -> Result<Vec<(u32, String)>> {
-        let mut all = Vec::with_capacity(self.mounts.0.len());
-        for mount in 0..self.mounts.0.len() {
+        let mut all = Vec::with_capacity(self.mounts.mounts.len());
+        for mount in 0..self.mounts.mounts.len() {
             let rep = self.allocate()?;
             self.handles.insert(rep, Handle::Dir { mount, path: String::new() });
-            all.push((rep, self.mounts.0[mount].0.clone()));
+            all.push((rep, self.mounts.mounts[mount].0.clone()));
         }
         Ok(all)
     }
@@ -490,11 +538,18 @@ impl SealedComponentFs {
             // As wasmtime-wasi: a directory is not opened for writing.
             return Err(Errno::IsDirectory);
         }
-        if let Opened::File(id) = &opened
-            && self.handles.values().filter(|h| matches!(h, Handle::File { .. })).count() >= crate::MAX_OPEN_FILES
-        {
-            let _ = self.volume(mount).close(id);
-            return Err(Errno::InsufficientMemory);
+        if let Opened::File(id) = &opened {
+            let mine = self.handles.values().filter(|h| matches!(h, Handle::File { .. })).count();
+            if mine >= crate::MAX_OPEN_FILES || !self.mounts.take_file() {
+                let _ = self.volume(mount).close(id);
+                tracing::warn!(
+                    "sealed filesystem: open refused: {mine} files open in this instance (at most {}), {} across \
+                     the instances sharing its volumes (at most {MAX_SHARED_OPEN_FILES})",
+                    crate::MAX_OPEN_FILES,
+                    self.mounts.open_files()
+                );
+                return Err(Errno::InsufficientMemory);
+            }
         }
         let handle = match opened {
             Opened::Dir => Handle::Dir { mount, path },
@@ -504,6 +559,7 @@ impl SealedComponentFs {
             Ok(new) => new,
             Err(e) => {
                 if let Handle::File { id, .. } = &handle {
+                    self.mounts.release_file();
                     let _ = self.volume(mount).close(id);
                 }
                 return Err(e);
@@ -515,10 +571,11 @@ impl SealedComponentFs {
 
     /// Closes a descriptor (the guest dropped it).
     pub(crate) fn close(&mut self, rep: u32) {
-        if let Some(Handle::File { mount, id, .. }) = self.handles.remove(&rep)
-            && let Err(e) = self.volume(mount).close(&id)
-        {
-            tracing::error!("sealed filesystem: closing a file failed: {e}");
+        if let Some(Handle::File { mount, id, .. }) = self.handles.remove(&rep) {
+            self.mounts.release_file();
+            if let Err(e) = self.volume(mount).close(&id) {
+                tracing::error!("sealed filesystem: closing a file failed: {e}");
+            }
         }
     }
 
@@ -651,6 +708,63 @@ mod tests {
         assert!(join("", "../etc").is_err());
         assert!(join("a", "/etc/passwd").is_err());
         assert!(join("", &"x".repeat(5000)).is_err());
+    }
+
+    fn mounts(dir: &std::path::Path) -> SharedMounts {
+        let sim = lamina_tee::sim::SimPlatform::open(&dir.join("state")).expect("sim platform");
+        let options = lamina_seal::VolumeOptions {
+            seal_to: lamina_seal::SealTo::Module(lamina_types::ModuleHash::of(b"app")),
+            quota: 1 << 20,
+            rollback_protection: false,
+        };
+        let volume = Volume::open(&dir.join("vol"), &sim, &options).expect("volume");
+        SharedMounts::new(vec![SealedMount { guest: "/data".into(), volume }])
+    }
+
+    const CREATE: OpenRequest = OpenRequest {
+        flags: OpenFlags { create: true, exclusive: false, truncate: false, directory: false },
+        read: true,
+        write: true,
+    };
+
+    /// Many instances of a served component, each holding as many sealed files open as it
+    /// may, hold no more than the shared bound between them; files come back when an instance
+    /// closes them, commits, or ends without either.
+    #[test]
+    fn hoarding_sealed_files_across_instances_is_bounded_by_the_shared_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = mounts(dir.path());
+        let mut instances = Vec::new();
+        let mut opened = 0;
+        let mut refused = 0;
+        for i in 0..(MAX_SHARED_OPEN_FILES / crate::MAX_OPEN_FILES + 2) {
+            let mut fs = SealedComponentFs::shared(&shared);
+            let (root, _) = fs.preopens().expect("preopens")[0].clone();
+            for j in 0..crate::MAX_OPEN_FILES {
+                match fs.open_at(root, &format!("f{i}-{j}"), CREATE) {
+                    Ok(_) => opened += 1,
+                    Err(e) => {
+                        assert_eq!(e, Errno::InsufficientMemory);
+                        refused += 1;
+                    }
+                }
+            }
+            instances.push(fs);
+        }
+        assert_eq!(opened, MAX_SHARED_OPEN_FILES);
+        assert_eq!(shared.open_files(), MAX_SHARED_OPEN_FILES);
+        assert_eq!(refused, 2 * crate::MAX_OPEN_FILES);
+
+        let mut last = instances.pop().expect("an instance");
+        let (root, _) = last.preopens().expect("preopens")[0].clone();
+        assert_eq!(last.open_at(root, "late", CREATE), Err(Errno::InsufficientMemory));
+        instances[0].commit_all().expect("commits");
+        let late = last.open_at(root, "late", CREATE).expect("a file given back is open to others");
+        last.close(late);
+        assert_eq!(shared.open_files(), MAX_SHARED_OPEN_FILES - crate::MAX_OPEN_FILES);
+        drop(instances);
+        drop(last);
+        assert_eq!(shared.open_files(), 0, "instances that end give their files back");
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod component;
 mod p2;
 mod p3;
 
-pub use component::{SealedComponentFs, SealedComponentView, SharedMounts};
+pub use component::{MAX_SHARED_OPEN_FILES, SealedComponentFs, SealedComponentView, SharedMounts};
 pub use p2::{add_to_async_component_linker, add_to_component_linker};
 pub use p3::add_to_p3_linker;
 
