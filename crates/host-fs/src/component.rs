@@ -178,6 +178,19 @@ pub(crate) fn write_at(volume: &Shared, id: &FileId, offset: u64, data: &[u8]) -
     Ok(())
 }
 
+/// Commits a volume (a guest's `sync` or `sync-data`): everything written to it so far is
+/// durable. The commit syncs files and waits for the disk, so it runs on tokio's blocking
+/// threads, not on the worker that serves other requests meanwhile.
+pub(crate) async fn commit(volume: Shared) -> Result<()> {
+    match tokio::task::spawn_blocking(move || lock(&volume).commit()).await {
+        Ok(committed) => committed.map_err(fail),
+        Err(e) => {
+            tracing::error!("sealed filesystem: the commit did not finish: {e}");
+            Err(Errno::Io)
+        }
+    }
+}
+
 /// The size of an open file, where an appending write goes.
 pub(crate) fn end_of(volume: &Shared, id: &FileId) -> u64 {
     lock(volume).file_stat(id).size
@@ -303,6 +316,11 @@ impl SealedComponentFs {
         SealedComponentFs { mounts: mounts.clone(), handles: HashMap::new(), listings: HashMap::new(), next: FIRST_REP }
     }
 
+    /// Whether it serves any sealed mount.
+    pub fn has_mounts(&self) -> bool {
+        !self.mounts.is_empty()
+    }
+
     /// Whether a resource representation belongs here (else to wasmtime-wasi).
     pub(crate) fn owns(rep: u32) -> bool {
         rep >= FIRST_REP
@@ -390,12 +408,12 @@ impl SealedComponentFs {
         self.file(rep).map(|_| ())
     }
 
-    /// Commits the descriptor's volume: everything written to it so far is durable.
-    pub(crate) fn sync(&self, rep: u32) -> Result<()> {
+    /// The volume a descriptor is in, to [`commit`] it.
+    pub(crate) fn volume_of(&self, rep: u32) -> Result<Shared> {
         let mount = match self.handle(rep)? {
             Handle::Dir { mount, .. } | Handle::File { mount, .. } => *mount,
         };
-        self.volume(mount).commit().map_err(fail)
+        Ok(self.mounts.mounts[mount].1.clone())
     }
 
     /// What the descriptor is and may do.

@@ -205,7 +205,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
     async fn sync_data(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
         match owned(&fd) {
-            Some(rep) => Ok(self.sealed.sync(rep)?),
+            Some(rep) => Ok(component::commit(self.sealed.volume_of(rep)?).await?),
             None => host!(self, fs::HostDescriptor::sync_data(fd).await),
         }
     }
@@ -275,7 +275,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
     async fn sync(&mut self, fd: Resource<fs::Descriptor>) -> FsResult<()> {
         match owned(&fd) {
-            Some(rep) => Ok(self.sealed.sync(rep)?),
+            Some(rep) => Ok(component::commit(self.sealed.volume_of(rep)?).await?),
             None => host!(self, fs::HostDescriptor::sync(fd).await),
         }
     }

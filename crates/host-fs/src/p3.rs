@@ -326,7 +326,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
 
     async fn sync_data(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FilesystemResult<()> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.sync(rep)),
+            Some(rep) => Ok(component::commit(sealed(store, |s| s.volume_of(rep))?).await?),
             None => plain!(store, sync_data(fd)),
         }
     }
@@ -398,7 +398,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
 
     async fn sync(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FilesystemResult<()> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.sync(rep)),
+            Some(rep) => Ok(component::commit(sealed(store, |s| s.volume_of(rep))?).await?),
             None => plain!(store, sync(fd)),
         }
     }

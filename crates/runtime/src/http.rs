@@ -372,13 +372,24 @@ impl WorkerState for Worker {
 
     fn drop(&self, mut store: Store<P2Host>, result: wasmtime::Result<()>) {
         // What the instance wrote to sealed directories and did not sync yet becomes durable
-        // now (a guest that answers only after its data is safe syncs before it answers).
-        if let Err(e) = store.data_mut().sealed.commit_all() {
-            tracing::error!(
-                target: "lamina::serve",
-                "instance {}: its last writes to a sealed directory could not be committed: {e}",
-                self.id
-            );
+        // now (a guest that answers only after its data is safe syncs before it answers), on a
+        // blocking thread: the commit waits for the disk.
+        let sealed = std::mem::take(&mut store.data_mut().sealed);
+        if sealed.has_mounts() {
+            let id = self.id;
+            let commit = move || {
+                let mut sealed = sealed;
+                if let Err(e) = sealed.commit_all() {
+                    tracing::error!(
+                        target: "lamina::serve",
+                        "instance {id}: its last writes to a sealed directory could not be committed: {e}"
+                    );
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(commit)),
+                Err(_) => commit(),
+            }
         }
         if let Err(e) = result {
             let limiter = &store.data().limiter;
