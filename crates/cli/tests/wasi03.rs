@@ -119,6 +119,44 @@ fn a_component_on_wasi_03_filesystem_keeps_its_files_in_a_sealed_directory() {
     }
 }
 
+/// The differential test of WASI 0.3's own filesystem: `p3-fsops` runs the same operations
+/// (streams, listings, stat, times, renames, removals, trailing slashes, `..`, rights, long
+/// names, many entries, and the errors of each) in a plain directory, through wasmtime-wasi,
+/// and in a sealed one; both print the same.
+#[test]
+fn wasi_03_filesystem_in_a_sealed_directory_answers_as_in_a_plain_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).expect("plain dir");
+    let expected = output(
+        lamina()
+            .args(["run", "--no-cache", "--dir"])
+            .arg(format!("{}::/data", plain.display()))
+            .arg(component("p3-fsops"))
+            .arg("/data"),
+    );
+    assert_code(&expected, 0);
+    let expected = texts(&expected).0;
+    assert!(expected.contains("read with hole: ok \"hello WORLD, appended0000!\""), "{expected}");
+    assert!(expected.contains("list many: ok 42"), "{expected}");
+    assert!(!expected.contains("no preopen"), "{expected}");
+    let sealed = output(
+        lamina()
+            .args(["run", "--no-cache", "--platform", "sim", "--state"])
+            .arg(dir.path().join("state"))
+            .arg("--sealed-dir")
+            .arg(format!("{}::/data", dir.path().join("vol").display()))
+            .arg(component("p3-fsops"))
+            .arg("/data"),
+    );
+    assert_code(&sealed, 0);
+    let sealed = texts(&sealed).0;
+    for (line, (want, got)) in expected.lines().zip(sealed.lines()).enumerate() {
+        assert_eq!(want, got, "line {} differs", line + 1);
+    }
+    assert_eq!(expected.lines().count(), sealed.lines().count(), "{sealed}");
+}
+
 /// Paths through WASI 0.3's filesystem that climb out of a sealed directory are refused, and
 /// a directory is not read as a file.
 #[test]

@@ -35,7 +35,6 @@ pub(crate) const MAX_IO: usize = 16 << 20;
 /// them; `from_errno!` turns them into either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Errno {
-    Access,
     BadDescriptor,
     CrossDevice,
     Exist,
@@ -60,7 +59,6 @@ macro_rules! from_errno {
             fn from(e: $crate::component::Errno) -> Self {
                 use $crate::component::Errno as E;
                 match e {
-                    E::Access => Self::Access,
                     E::BadDescriptor => Self::BadDescriptor,
                     E::CrossDevice => Self::CrossDevice,
                     E::Exist => Self::Exist,
@@ -129,7 +127,10 @@ fn join(base: &str, relative: &str) -> Result<String> {
     if relative.len() > 4096 {
         return Err(Errno::NameTooLong);
     }
-    crate::join_path(base, relative).map_err(|crate::PathError::Escapes| Errno::NotPermitted)
+    crate::join_path(base, relative).map_err(|e| match e {
+        crate::PathError::Escapes => Errno::NotPermitted,
+        crate::PathError::NameTooLong => Errno::NameTooLong,
+    })
 }
 
 /// Reads up to `len` bytes (at most [`MAX_IO`]) at `offset`; fewer at the end of the file.
@@ -347,7 +348,9 @@ impl SealedComponentFs {
     fn file(&self, rep: u32) -> Result<(Shared, FileId, bool, bool)> {
         match self.handle(rep)? {
             Handle::File { mount, id, read, write } => Ok((self.mounts.mounts[*mount].1.clone(), *id, *read, *write)),
-            Handle::Dir { .. } => Err(Errno::IsDirectory),
+            // As wasmtime-wasi: a file operation on a directory is a bad descriptor (reading one
+            // through a stream is `is-directory`: see `reader`).
+            Handle::Dir { .. } => Err(Errno::BadDescriptor),
         }
     }
 
@@ -424,11 +427,12 @@ impl SealedComponentFs {
         })
     }
 
-    /// Truncates or extends a file opened for writing.
+    /// Truncates or extends a file opened for writing (of one opened only for reading:
+    /// `invalid`, as Linux's `ftruncate` says).
     pub(crate) fn set_size(&self, rep: u32, size: u64) -> Result<()> {
         let (volume, id, _, write) = self.file(rep)?;
         if !write {
-            return Err(Errno::BadDescriptor);
+            return Err(Errno::Invalid);
         }
         lock(&volume).set_len(&id, size).map_err(fail)
     }
@@ -446,7 +450,10 @@ impl SealedComponentFs {
     /// Reads up to `len` bytes at `offset` from a file opened for reading; whether the end was
     /// reached.
     pub(crate) fn read(&self, rep: u32, len: u64, offset: u64) -> Result<(Vec<u8>, bool)> {
-        let (volume, id) = self.reader(rep)?;
+        let (volume, id, read, _) = self.file(rep)?;
+        if !read {
+            return Err(Errno::BadDescriptor);
+        }
         let len = usize::try_from(len).unwrap_or(MAX_IO);
         let data = read_at(&volume, &id, offset, len).map_err(fail)?;
         let end = data.len() < len.min(MAX_IO);
@@ -460,8 +467,12 @@ impl SealedComponentFs {
         Ok(data.len() as u64)
     }
 
-    /// The volume and file of a descriptor opened for reading, for a stream.
+    /// The volume and file of a descriptor opened for reading, for a stream (of a directory:
+    /// `is-directory`).
     pub(crate) fn reader(&self, rep: u32) -> Result<(Shared, FileId)> {
+        if let Handle::Dir { .. } = self.handle(rep)? {
+            return Err(Errno::IsDirectory);
+        }
         let (volume, id, read, _) = self.file(rep)?;
         if !read {
             return Err(Errno::BadDescriptor);
@@ -518,9 +529,10 @@ impl SealedComponentFs {
         }
     }
 
-    /// A path's status.
-    pub(crate) fn stat_at(&self, rep: u32, path: &str) -> Result<Stat> {
-        let dir = crate::names_dir(path);
+    /// A path's status. As wasmtime-wasi: followed (`symlink-follow`), a path ending in `/`
+    /// names only a directory; not followed, the trailing `/` is ignored.
+    pub(crate) fn stat_at(&self, rep: u32, path: &str, follow: bool) -> Result<Stat> {
+        let dir = follow && crate::names_dir(path);
         let (mount, path) = self.resolve(rep, path)?;
         let volume = self.volume(mount);
         if dir {
@@ -542,14 +554,16 @@ impl SealedComponentFs {
     /// Opens a path in a sealed directory: the new descriptor's representation.
     pub(crate) fn open_at(&mut self, rep: u32, path: &str, request: OpenRequest) -> Result<u32> {
         let OpenRequest { flags, read, write } = request;
+        if flags.directory && (flags.create || flags.exclusive || flags.truncate) {
+            return Err(Errno::Invalid);
+        }
+        // As wasmtime-wasi: creating or truncating opens the file for writing, and a descriptor
+        // asked for neither reading nor writing reads.
+        let (read, write) = (read || !write, write || flags.create || flags.truncate);
         let dir = crate::names_dir(path);
         let (mount, path) = self.resolve(rep, path)?;
         if dir {
             crate::check_names_dir(&self.volume(mount), &path, flags.create).map_err(fail)?;
-        }
-        if (flags.create || flags.truncate) && !write && !flags.directory {
-            // As wasmtime-wasi: creating or truncating needs a writable descriptor.
-            return Err(Errno::Access);
         }
         let opened = self.volume(mount).open_path(&path, flags).map_err(fail)?;
         if matches!(opened, Opened::Dir) && write {
@@ -720,9 +734,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_stay_inside_the_volume() {
+    fn paths_stay_inside_the_directory_they_are_relative_to() {
         assert_eq!(join("db", "notes.db").ok(), Some("db/notes.db".into()));
         assert_eq!(join("", "a/./b/../c").ok(), Some("a/c".into()));
+        assert_eq!(join("db", "..").err(), Some(Errno::NotPermitted));
+        assert_eq!(join("", &"n".repeat(300)).err(), Some(Errno::NameTooLong));
         assert!(join("", "../etc").is_err());
         assert!(join("a", "/etc/passwd").is_err());
         assert!(join("", &"x".repeat(5000)).is_err());

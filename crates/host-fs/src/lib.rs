@@ -187,25 +187,36 @@ impl SealedFs {
 /// Why a guest path cannot be joined onto a directory of a volume.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum PathError {
-    /// Absolute, or `..` above the volume's root.
+    /// Absolute, or `..` above the directory it is relative to.
     Escapes,
+    /// A name longer than a Linux file system allows (255 bytes).
+    NameTooLong,
 }
 
-/// Joins a relative guest path onto a directory's path within a volume, refusing absolute
-/// paths and `..` above the volume's root. Shared by the preview 1 and preview 2 layers.
+/// The longest name of one file or directory, as Linux file systems allow.
+const NAME_MAX: usize = 255;
+
+/// Joins a relative guest path onto a directory's path within a volume, as a directory
+/// descriptor allows it through wasmtime-wasi: absolute paths and `..` above that directory
+/// (not only above the volume's root: a descriptor is a capability for what is under it) are
+/// refused, and so are names longer than [`NAME_MAX`]. Shared by the preview 1 and component
+/// layers.
 pub(crate) fn join_path(base: &str, relative: &str) -> std::result::Result<String, PathError> {
     if relative.starts_with('/') {
         return Err(PathError::Escapes);
     }
     let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    let floor = parts.len();
     for part in relative.split('/') {
         match part {
             "" | "." => {}
             ".." => {
-                if parts.pop().is_none() {
+                if parts.len() == floor {
                     return Err(PathError::Escapes);
                 }
+                parts.pop();
             }
+            name if name.len() > NAME_MAX => return Err(PathError::NameTooLong),
             name => parts.push(name),
         }
     }
@@ -229,7 +240,10 @@ pub(crate) fn check_names_dir(volume: &Volume, path: &str, creating: bool) -> st
 }
 
 fn join(base: &str, relative: &str) -> Result<String> {
-    join_path(base, relative).map_err(|PathError::Escapes| Errno::Perm.into())
+    join_path(base, relative).map_err(|e| match e {
+        PathError::Escapes => Errno::Perm.into(),
+        PathError::NameTooLong => Errno::Nametoolong.into(),
+    })
 }
 
 /// The error number a sealed-volume error becomes for the guest.
@@ -286,6 +300,24 @@ pub trait SealedView: Send {
     fn split(&mut self) -> (&mut WasiP1Ctx, &mut SealedFs);
 }
 
+/// Runs a shadowed preview 1 call on the guest's memory and both descriptor tables. wasmtime-wasi
+/// bounds what one call may copy by the store's hostcall fuel, handed over before each call as
+/// its own glue does.
+fn with_parts<T: SealedView>(
+    caller: &mut Caller<'_, T>,
+    call: impl FnOnce(&mut WasiP1Ctx, &mut SealedFs, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
+) -> wasmtime::Result<i32> {
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        wasmtime::bail!("missing required memory export");
+    };
+    let fuel = wasmtime::AsContextMut::as_context_mut(&mut *caller).hostcall_fuel();
+    let (bytes, data) = memory.data_and_store_mut(&mut *caller);
+    let mut memory = GuestMemory::Unshared(bytes);
+    let (wasi, sealed) = data.split();
+    wasi.set_hostcall_fuel(fuel);
+    call(wasi, sealed, &mut memory)
+}
+
 /// Shadows the filesystem functions of `wasi_snapshot_preview1` in a linker that already has
 /// wasmtime-wasi's (`wasmtime_wasi::p1::add_to_linker_sync`).
 ///
@@ -301,21 +333,13 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
                 "wasi_snapshot_preview1",
                 stringify!($name),
                 |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-                    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-                        wasmtime::bail!("missing required memory export");
-                    };
-                    // wasmtime-wasi bounds what one call may copy by the store's hostcall fuel,
-                    // handed over before each call as its own glue does.
-                    let fuel = wasmtime::AsContextMut::as_context_mut(&mut caller).hostcall_fuel();
-                    let (bytes, data) = memory.data_and_store_mut(&mut caller);
-                    let mut memory = GuestMemory::Unshared(bytes);
-                    let (wasi, sealed) = data.split();
-                    wasi.set_hostcall_fuel(fuel);
-                    if sealed.owns($fd as u32) {
-                        shadow!(@call $kind wsp1::$name(sealed, &mut memory, $($arg),*))
-                    } else {
-                        shadow!(@call $kind wsp1::$name(wasi, &mut memory, $($arg),*))
-                    }
+                    with_parts(&mut caller, |wasi, sealed, memory| {
+                        if sealed.owns($fd as u32) {
+                            shadow!(@call $kind wsp1::$name(sealed, memory, $($arg),*))
+                        } else {
+                            shadow!(@call $kind wsp1::$name(wasi, memory, $($arg),*))
+                        }
+                    })
                 },
             )?;
         };
@@ -330,23 +354,17 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
         "wasi_snapshot_preview1",
         "fd_close",
         |mut caller: Caller<'_, T>, fd: i32| -> wasmtime::Result<i32> {
-            let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-                wasmtime::bail!("missing required memory export");
-            };
-            let fuel = wasmtime::AsContextMut::as_context_mut(&mut caller).hostcall_fuel();
-            let (bytes, data) = memory.data_and_store_mut(&mut caller);
-            let mut memory = GuestMemory::Unshared(bytes);
-            let (wasi, sealed) = data.split();
-            wasi.set_hostcall_fuel(fuel);
-            if !sealed.owns(fd as u32) {
-                return wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, &mut memory, fd));
-            }
-            let preopen = sealed.preopens.contains(&(fd as u32));
-            let closed = wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(sealed, &mut memory, fd))?;
-            if preopen && closed == 0 {
-                wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, &mut memory, fd))?;
-            }
-            Ok(closed)
+            with_parts(&mut caller, |wasi, sealed, memory| {
+                if !sealed.owns(fd as u32) {
+                    return wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, memory, fd));
+                }
+                let preopen = sealed.preopens.contains(&(fd as u32));
+                let closed = wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(sealed, memory, fd))?;
+                if preopen && closed == 0 {
+                    wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, memory, fd))?;
+                }
+                Ok(closed)
+            })
         },
     )?;
     shadow!(async fd_datasync(fd: i32) by fd);
@@ -1094,8 +1112,11 @@ mod tests {
     fn paths_stay_inside_the_volume() {
         assert_eq!(join("", "a/b/../c").ok(), Some("a/c".into()));
         assert_eq!(join("a", "./b//c").ok(), Some("a/b/c".into()));
-        assert_eq!(join("a", "..").ok(), Some(String::new()));
+        assert!(join("a", "..").is_err(), "above the directory the path is relative to");
+        assert_eq!(join("a", "b/..").ok(), Some("a".into()));
         assert!(join("", "..").is_err());
+        assert!(join("", &"n".repeat(256)).is_err());
+        assert_eq!(join("", &"n".repeat(255)).ok(), Some("n".repeat(255)));
         assert!(join("a", "../../x").is_err());
         assert!(join("", "/etc/passwd").is_err());
     }

@@ -301,7 +301,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         path: String,
     ) -> FsResult<fs::DescriptorStat> {
         match owned(&fd) {
-            Some(rep) => Ok(stat(self.sealed.stat_at(rep, &path)?)),
+            Some(rep) => Ok(stat(self.sealed.stat_at(rep, &path, flags.contains(fs::PathFlags::SYMLINK_FOLLOW))?)),
             None => host!(self, fs::HostDescriptor::stat_at(fd, flags, path).await),
         }
     }
@@ -446,7 +446,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         path: String,
     ) -> FsResult<fs::MetadataHashValue> {
         match owned(&fd) {
-            Some(rep) => Ok(hash(&self.sealed.stat_at(rep, &path)?)),
+            Some(rep) => Ok(hash(&self.sealed.stat_at(rep, &path, flags.contains(fs::PathFlags::SYMLINK_FOLLOW))?)),
             None => host!(self, fs::HostDescriptor::metadata_hash_at(fd, flags, path).await),
         }
     }

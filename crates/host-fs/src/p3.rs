@@ -428,7 +428,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         path: String,
     ) -> FilesystemResult<DescriptorStat> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.stat_at(rep, &path)).map(stat),
+            Some(rep) => sealed(store, |s| s.stat_at(rep, &path, flags.contains(PathFlags::SYMLINK_FOLLOW))).map(stat),
             None => plain!(store, stat_at(fd, flags, path)),
         }
     }
@@ -555,7 +555,9 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         path: String,
     ) -> FilesystemResult<MetadataHashValue> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.stat_at(rep, &path)).map(|s| hash(&s)),
+            Some(rep) => {
+                sealed(store, |s| s.stat_at(rep, &path, flags.contains(PathFlags::SYMLINK_FOLLOW))).map(|s| hash(&s))
+            }
             None => plain!(store, metadata_hash_at(fd, flags, path)),
         }
     }

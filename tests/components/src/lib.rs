@@ -1,5 +1,6 @@
 //! What the test components share; the components themselves are the examples
-//! (`src/p3_command.rs`, `src/p3_service.rs`, `src/p3_lamina.rs`, `src/p2_proxy.rs`).
+//! (`src/p3_command.rs`, `src/p3_fsops.rs`, `src/p3_service.rs`, `src/p3_lamina.rs`,
+//! `src/p2_proxy.rs`).
 
 use wasip3::http::types::{ErrorCode, Fields, Request, Response, Scheme};
 use wasip3::{wit_bindgen, wit_future, wit_stream};
@@ -40,4 +41,14 @@ pub fn get_request(url: &str) -> Result<Request, ErrorCode> {
     request.set_authority(Some(authority)).map_err(bad)?;
     request.set_path_with_query(Some(path)).map_err(bad)?;
     Ok(request)
+}
+
+/// The WASI 0.3 preopened directory a guest path is under, and the rest of the path (`.` for
+/// the directory itself).
+pub fn preopen(path: &str) -> Option<(wasip3::filesystem::types::Descriptor, String)> {
+    wasip3::filesystem::preopens::get_directories().into_iter().find_map(|(dir, at)| {
+        let rest = path.strip_prefix(at.trim_end_matches('/'))?;
+        let rest = rest.trim_start_matches('/');
+        Some((dir, if rest.is_empty() { ".".to_owned() } else { rest.to_owned() }))
+    })
 }

@@ -7,6 +7,7 @@
 //! filesystem and its streams (`append3:PATH=TEXT`, `cat3:PATH`), or lists a directory with it
 //! (`ls3:PATH`).
 
+use lamina_test_components::preopen;
 use wasip3::cli::{environment, stdout};
 use wasip3::wit_stream;
 
@@ -61,15 +62,6 @@ fn append(path: &str, text: &str) -> String {
         Ok(()) => "appended\n".into(),
         Err(e) => format!("cannot append to {path}: {e}\n"),
     }
-}
-
-/// The preopened directory a guest path is under, and the rest of the path.
-fn preopen(path: &str) -> Option<(wasip3::filesystem::types::Descriptor, String)> {
-    wasip3::filesystem::preopens::get_directories().into_iter().find_map(|(dir, at)| {
-        let rest = path.strip_prefix(at.trim_end_matches('/'))?;
-        let rest = rest.trim_start_matches('/');
-        Some((dir, if rest.is_empty() { ".".to_owned() } else { rest.to_owned() }))
-    })
 }
 
 /// Appends a line to a file through WASI 0.3's `append-via-stream`.

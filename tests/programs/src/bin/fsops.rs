@@ -81,5 +81,11 @@ fn main() {
     show("remove b", fs::remove_file(p("b.txt")));
     show("remove missing", fs::remove_file(p("b.txt")));
     show("escape", fs::read(format!("{dir}/../etc/passwd")).map(|b| b.len()));
+    show("up and back", fs::create_dir(p("u")).and_then(|()| fs::write(p("u/../up.txt"), b"x")));
+    show("read up and back", fs::read(p("up.txt")).map(|b| b.len()));
+    show("remove up", fs::remove_file(p("up.txt")).and_then(|()| fs::remove_dir(p("u"))));
+    // Names longer than a Linux file system allows (255 bytes) are refused.
+    show("long name", fs::write(p(&"n".repeat(300)), b"x"));
+    show("longest name", fs::write(p(&"n".repeat(255)), b"x").and_then(|()| fs::remove_file(p(&"n".repeat(255)))));
     show("list end", Ok::<_, std::io::Error>(list(&dir)));
 }

@@ -1,0 +1,213 @@
+//! The WASI 0.3 counterpart of `tests/programs/src/bin/fsops.rs`: a fixed sequence of
+//! operations through `wasi:filesystem@0.3` itself (descriptors, streams, listings), each
+//! printed with its result, so a test can check that a sealed directory answers as a plain one.
+//! Usage: p3-fsops DIR. Symbolic and hard links are left out (sealed volumes have none);
+//! what differs between two directories by nature (inode numbers, access times, link counts)
+//! is compared, not printed.
+
+use lamina_test_components::preopen;
+use wasip3::cli::{environment, stdout};
+use wasip3::filesystem::types::{
+    Descriptor, DescriptorFlags, DescriptorType, ErrorCode, NewTimestamp, OpenFlags, PathFlags,
+};
+use wasip3::wit_stream;
+
+wasip3::cli::command::export!(Fsops);
+
+struct Fsops;
+
+/// What the run printed so far.
+#[derive(Default)]
+struct Log(String);
+
+impl Log {
+    fn show<T: std::fmt::Debug>(&mut self, what: &str, result: Result<T, ErrorCode>) {
+        let line = match result {
+            Ok(v) => format!("{what}: ok {v:?}\n"),
+            Err(e) => format!("{what}: error {e:?}\n"),
+        };
+        self.0.push_str(&line);
+    }
+}
+
+async fn open(
+    dir: &Descriptor,
+    path: &str,
+    oflags: OpenFlags,
+    flags: DescriptorFlags,
+) -> Result<Descriptor, ErrorCode> {
+    dir.open_at(PathFlags::empty(), path.to_owned(), oflags, flags).await
+}
+
+/// Writes all of `data` at `offset` (or appends, with `None`) through a stream.
+async fn write(file: &Descriptor, offset: Option<u64>, data: &[u8]) -> Result<usize, ErrorCode> {
+    let (mut tx, rx) = wit_stream::new();
+    let done = match offset {
+        Some(offset) => file.write_via_stream(rx, offset),
+        None => file.append_via_stream(rx),
+    };
+    let data = data.to_vec();
+    let n = data.len();
+    let ((), result) = futures::join!(
+        async {
+            tx.write_all(data).await;
+            drop(tx);
+        },
+        async { done.await }
+    );
+    result.map(|()| n)
+}
+
+/// Reads from `offset` to the end through a stream.
+async fn read(file: &Descriptor, offset: u64) -> Result<String, ErrorCode> {
+    let (rx, done) = file.read_via_stream(offset);
+    let (data, result) = futures::join!(rx.collect(), async { done.await });
+    result.map(|()| String::from_utf8_lossy(&data).into_owned())
+}
+
+/// A directory's entries, sorted, directories marked with `/`.
+async fn list(dir: &Descriptor) -> Result<Vec<String>, ErrorCode> {
+    let (rx, done) = dir.read_directory();
+    let (entries, result) = futures::join!(rx.collect(), async { done.await });
+    result?;
+    let mut names: Vec<String> = entries
+        .into_iter()
+        .map(|e| if matches!(e.type_, DescriptorType::Directory) { format!("{}/", e.name) } else { e.name })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A path's type and size (the size of files only: directories' differ by nature).
+async fn kind(dir: &Descriptor, path: &str) -> Result<(DescriptorType, Option<u64>), ErrorCode> {
+    let stat = dir.stat_at(PathFlags::empty(), path.to_owned()).await?;
+    let size = matches!(stat.type_, DescriptorType::RegularFile).then_some(stat.size);
+    Ok((stat.type_, size))
+}
+
+async fn run(dir: &Descriptor, log: &mut Log) {
+    use DescriptorFlags as F;
+    use OpenFlags as O;
+    let rw = F::READ | F::WRITE;
+    log.show("mkdir sub", dir.create_directory_at("sub".into()).await);
+    log.show("mkdir sub again", dir.create_directory_at("sub".into()).await);
+    log.show("type of sub", dir.stat_at(PathFlags::empty(), "sub".into()).await.map(|s| s.type_));
+    let a = open(dir, "sub/a.txt", O::CREATE, rw).await;
+    log.show("create a", a.as_ref().map(|_| ()).map_err(Clone::clone));
+    let Ok(a) = a else { return };
+    log.show("write a", write(&a, Some(0), b"hello world").await);
+    log.show("append", write(&a, None, b", appended").await);
+    log.show("read a", read(&a, 0).await);
+    log.show("overwrite", write(&a, Some(6), b"WORLD").await);
+    log.show("read from 6", read(&a, 6).await);
+    log.show("read past end", read(&a, 1000).await);
+    log.show("write past end", write(&a, Some(25), b"!").await);
+    log.show("read with hole", read(&a, 0).await.map(|s| s.replace('\0', "0")));
+    log.show("truncate", a.set_size(5).await);
+    log.show("read truncated", read(&a, 0).await);
+    log.show("extend", a.set_size(8).await);
+    log.show("size", a.stat().await.map(|s| (s.type_, s.size)));
+    log.show("sync", a.sync().await);
+    log.show("sync data", a.sync_data().await);
+    log.show("flags rw", a.get_flags().await.map(|f| f & (F::READ | F::WRITE)));
+    log.show("type", a.get_type().await);
+    log.show("advise", a.advise(0, 4, wasip3::filesystem::types::Advice::Sequential).await);
+    let when = wasip3::clocks::system_clock::Instant { seconds: 1_700_000_000, nanoseconds: 500 };
+    log.show("set mtime", a.set_times(NewTimestamp::NoChange, NewTimestamp::Timestamp(when)).await);
+    log.show("mtime", a.stat().await.map(|s| s.data_modification_timestamp.map(|t| (t.seconds, t.nanoseconds))));
+    log.show(
+        "set mtime at",
+        dir.set_times_at(PathFlags::empty(), "sub".into(), NewTimestamp::NoChange, NewTimestamp::Timestamp(when)).await,
+    );
+    let again = open(dir, "sub/a.txt", O::empty(), F::READ).await;
+    log.show("open again read-only", again.as_ref().map(|_| ()).map_err(Clone::clone));
+    if let Ok(again) = &again {
+        log.show("same object", Ok::<_, ErrorCode>(a.is_same_object(again).await));
+        let (h1, h2) = (a.metadata_hash().await, again.metadata_hash().await);
+        log.show("same hash", h1.and_then(|h1| h2.map(|h2| (h1.lower, h1.upper) == (h2.lower, h2.upper))));
+        log.show("write read-only", write(again, Some(0), b"x").await);
+        log.show("set size read-only", again.set_size(1).await);
+        log.show("flags read-only", again.get_flags().await.map(|f| f & (F::READ | F::WRITE)));
+    }
+    log.show("same object as dir", Ok::<_, ErrorCode>(a.is_same_object(dir).await));
+    drop(again);
+    drop(a);
+    log.show("hash at", dir.metadata_hash_at(PathFlags::empty(), "sub/a.txt".into()).await.map(|_| ()));
+    log.show("create exclusive existing", open(dir, "sub/a.txt", O::CREATE | O::EXCLUSIVE, rw).await.map(|_| ()));
+    log.show("create without write", open(dir, "new.txt", O::CREATE, F::READ).await.map(|_| ()));
+    log.show("open missing", open(dir, "missing.txt", O::empty(), F::READ).await.map(|_| ()));
+    log.show("open file as directory", open(dir, "sub/a.txt", O::DIRECTORY, F::READ).await.map(|_| ()));
+    log.show("open directory for writing", open(dir, "sub", O::empty(), rw).await.map(|_| ()));
+    log.show("open escaping", open(dir, "../outside.txt", O::CREATE, rw).await.map(|_| ()));
+    log.show("open absolute", open(dir, "/etc/passwd", O::empty(), F::READ).await.map(|_| ()));
+    let sub = open(dir, "sub", O::DIRECTORY, F::READ | F::MUTATE_DIRECTORY).await;
+    log.show("open sub", sub.as_ref().map(|_| ()).map_err(Clone::clone));
+    if let Ok(sub) = &sub {
+        log.show("list sub", list(sub).await);
+        log.show("read a directory", read(sub, 0).await);
+        log.show("write a directory", write(sub, Some(0), b"x").await);
+        log.show("stat dot", sub.stat_at(PathFlags::empty(), ".".into()).await.map(|s| s.type_));
+        log.show("open dotdot", open(sub, "..", O::DIRECTORY, F::READ).await.map(|_| ()));
+        log.show("open dotdot escaping", open(sub, "../..", O::DIRECTORY, F::READ).await.map(|_| ()));
+        log.show("rename across", sub.rename_at("a.txt".into(), dir, "b.txt".into()).await);
+    }
+    drop(sub);
+    log.show("kind of b", kind(dir, "b.txt").await);
+    log.show("kind of old name", kind(dir, "sub/a.txt").await);
+    log.show(
+        "big",
+        async {
+            let big = open(dir, "big.bin", O::CREATE | O::TRUNCATE, rw).await?;
+            write(&big, Some(0), &vec![7u8; 200_000]).await?;
+            let back = read(&big, 0).await?;
+            Ok((back.len(), back.bytes().all(|b| b == 7)))
+        }
+        .await,
+    );
+    log.show("rename over existing", dir.rename_at("big.bin".into(), dir, "b.txt".into()).await);
+    log.show("kind after rename over", kind(dir, "b.txt").await);
+    log.show("rename dir", dir.rename_at("sub".into(), dir, "moved".into()).await);
+    log.show("list root", list(dir).await);
+    log.show("mkdir moved/x", dir.create_directory_at("moved/x".into()).await);
+    log.show("remove non-empty", dir.remove_directory_at("moved".into()).await);
+    log.show("remove file as dir", dir.remove_directory_at("b.txt".into()).await);
+    log.show("unlink a directory", dir.unlink_file_at("moved/x".into()).await);
+    log.show("remove x", dir.remove_directory_at("moved/x".into()).await);
+    log.show("remove moved", dir.remove_directory_at("moved".into()).await);
+    log.show("remove missing", dir.remove_directory_at("moved".into()).await);
+    // Trailing slashes name directories: on a file they are errors, and change nothing.
+    log.show("open file/", open(dir, "b.txt/", O::empty(), F::READ).await.map(|_| ()));
+    log.show("create file/", open(dir, "c.txt/", O::CREATE, rw).await.map(|_| ()));
+    log.show("unlink file/", dir.unlink_file_at("b.txt/".into()).await);
+    log.show("stat file/", kind(dir, "b.txt/").await);
+    log.show("mkdir t", dir.create_directory_at("t".into()).await);
+    log.show("remove t/", dir.remove_directory_at("t/".into()).await);
+    log.show("stat dir/", kind(dir, "t/").await);
+    log.show("readlink of a file", dir.readlink_at("b.txt".into()).await);
+    log.show("unlink b", dir.unlink_file_at("b.txt".into()).await);
+    log.show("unlink b again", dir.unlink_file_at("b.txt".into()).await);
+    log.show("long name", open(dir, &"n".repeat(300), O::CREATE, rw).await.map(|_| ()));
+    for i in 0..40 {
+        if let Err(e) = open(dir, &format!("many-{i:02}"), O::CREATE, rw).await {
+            log.show("many", Err::<(), _>(e));
+        }
+    }
+    log.show("list many", list(dir).await.map(|names| names.len()));
+}
+
+impl wasip3::exports::cli::run::Guest for Fsops {
+    async fn run() -> Result<(), ()> {
+        let path = environment::get_arguments().get(1).cloned().unwrap_or_else(|| "/data".into());
+        let mut log = Log::default();
+        match preopen(&path) {
+            Some((dir, rest)) if rest == "." => run(&dir, &mut log).await,
+            _ => log.0.push_str(&format!("no preopen at {path}\n")),
+        }
+        let (mut tx, rx) = wit_stream::new();
+        futures::join!(async { stdout::write_via_stream(rx).await.expect("stdout") }, async {
+            tx.write_all(log.0.into_bytes()).await;
+            drop(tx);
+        });
+        Ok(())
+    }
+}
