@@ -137,19 +137,13 @@ fn enrol(plane: &Plane, dir: &Path, n: usize) -> (Vec<Sim>, Duration) {
                     let state = dir.join("nodes").join(&name);
                     let platform = lamina_tee::sim::SimPlatform::open(&state.join("sim")).expect("sim platform");
                     let options = lamina_node::NodeOptions {
-                        state: state.clone(),
-                        name: name.clone(),
-                        target: lamina_types::Target::host().expect("a supported host"),
-                        memory: "1GiB".parse().expect("size"),
-                        labels: Default::default(),
                         zone: if i.is_multiple_of(2) { "edge".into() } else { "cloud".into() },
                         heartbeat: HEARTBEAT,
-                        reattest: Duration::from_secs(240),
-                        control_verifier: None,
-                        nats: None,
-                        metrics: None,
-                        profile: lamina_types::Profile::Server,
-                        logs: lamina_node::LogLimits::default(),
+                        ..lamina_node::NodeOptions::new(
+                            state.clone(),
+                            name.clone(),
+                            lamina_types::Target::host().expect("a supported host"),
+                        )
                     };
                     let identity = lamina_node::enrol(token, &options, &platform).expect("enrols");
                     let tls = identity.tls_config(&platform, None).expect("TLS configuration");

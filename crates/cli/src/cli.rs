@@ -171,6 +171,13 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "PROFILE", default_value = "server", value_parser = parse_profile)]
     pub(crate) profile: lamina_types::Profile,
 
+    /// Where an instance's sealed directory or the node's own sealed state, seen before in
+    /// this state directory, is missing, empty or holds another volume, start over with that
+    /// instead of refusing (the instance, or the node, does not start). The data that was
+    /// there is lost.
+    #[arg(long)]
+    pub(crate) danger_sealed_start_over: bool,
+
     /// The largest an instance's log file grows before it is rotated (one rotated copy is
     /// kept, so an instance takes at most twice this on disk).
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
@@ -586,6 +593,12 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub(crate) sealed_quota: ByteSize,
 
+    /// Where a sealed directory or `--kv` store that this state directory has seen is missing,
+    /// empty or holds another volume, start over with that (a fresh, empty volume) instead of
+    /// refusing to run. The data that was there is lost.
+    #[arg(long)]
+    pub(crate) danger_sealed_start_over: bool,
+
     /// Give the guest a sealed key-value store (`wasi:keyvalue`, or the `lamina:keyvalue`
     /// imports), kept in DIR and sealed like `--sealed-dir`.
     #[arg(long, value_name = "DIR")]
@@ -738,7 +751,7 @@ pub(crate) struct ServeArgs {
     pub(crate) attested_tls_renew: Duration,
 
     /// Give every instance a sealed directory: each sees an ordinary directory at GUEST (through
-    /// WASI 0.2's filesystem), the host sees only ciphertext in HOST, sealed to this module on
+    /// WASI 0.2's and 0.3's filesystems), the host sees only ciphertext in HOST, sealed to this module on
     /// `--platform`. Instances share it as processes share a directory; what an instance writes
     /// is committed when it syncs and when it ends.
     #[arg(long = "sealed-dir", value_name = "HOST::GUEST", value_parser = parse_sealed_mount)]
@@ -756,6 +769,12 @@ pub(crate) struct ServeArgs {
     /// The most the `--kv` store may hold.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub(crate) kv_quota: ByteSize,
+
+    /// Where a sealed directory or `--kv` store that this state directory has seen is missing,
+    /// empty or holds another volume, start over with that (a fresh, empty volume) instead of
+    /// refusing to run. The data that was there is lost.
+    #[arg(long)]
+    pub(crate) danger_sealed_start_over: bool,
 
     /// Let instances attest themselves (`lamina:attestation`) on `--platform`.
     #[arg(long)]

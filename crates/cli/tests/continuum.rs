@@ -851,19 +851,12 @@ fn a_fleet_behind_one_address_enrolling_at_once_is_paced_not_refused() {
                     let node_state = dir.path().join("nodes").join(format!("n{i}"));
                     let platform = lamina_tee::sim::SimPlatform::open(&node_state.join("sim")).expect("sim platform");
                     let options = lamina_node::NodeOptions {
-                        state: node_state,
-                        name: format!("n{i}"),
-                        target: lamina_types::Target::host().expect("a supported host"),
-                        memory: "1GiB".parse().expect("size"),
-                        labels: Default::default(),
                         zone: "edge".into(),
-                        heartbeat: Duration::from_secs(2),
-                        reattest: Duration::from_secs(240),
-                        control_verifier: None,
-                        nats: None,
-                        metrics: None,
-                        profile: lamina_types::Profile::Server,
-                        logs: lamina_node::LogLimits::default(),
+                        ..lamina_node::NodeOptions::new(
+                            node_state,
+                            format!("n{i}"),
+                            lamina_types::Target::host().expect("a supported host"),
+                        )
                     };
                     lamina_node::enrol(token, &options, &platform).expect("every node of the fleet enrols");
                     enrolled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

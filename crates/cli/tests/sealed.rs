@@ -144,6 +144,29 @@ fn an_older_copy_is_refused_as_a_rollback_on_a_tpm() {
     assert!(stderr.contains("rollback detected") && stderr.contains("TPM NV counter"), "{stderr}");
 }
 
+/// The host deletes (or empties) a sealed directory between two runs: the next run is refused,
+/// naming the directory and the way to start over, rather than given a fresh, empty volume
+/// (which would silently reset the workload's state); the operator's explicit start-over works.
+#[test]
+fn a_sealed_directory_deleted_between_runs_is_refused_not_recreated_empty() {
+    let env = Env::sim();
+    assert_code(&env.notes(&["add", "/data/notes.db", "kept"]), 0);
+    std::fs::remove_dir_all(env.vol()).expect("the host deletes the directory");
+    let refused = env.notes(&["list", "/data/notes.db"]);
+    assert_code(&refused, 125);
+    let stderr = texts(&refused).1;
+    assert!(stderr.contains("is now missing or empty") && stderr.contains("--danger-sealed-start-over"), "{stderr}");
+
+    std::fs::create_dir_all(env.vol()).expect("an empty directory in its place");
+    assert_code(&env.notes(&["list", "/data/notes.db"]), 125);
+
+    let fresh =
+        env.run(&example("sqlite", "sqlite-notes"), &["list", "/data/notes.db"], &["--danger-sealed-start-over"]);
+    assert_code(&fresh, 0);
+    assert!(texts(&fresh).0.contains("0 notes"), "{:?}", texts(&fresh));
+    assert_code(&env.notes(&["add", "/data/notes.db", "again"]), 0);
+}
+
 #[test]
 fn the_quota_is_a_clear_error() {
     let env = Env::sim();

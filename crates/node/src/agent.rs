@@ -66,6 +66,35 @@ pub struct NodeOptions {
     pub profile: lamina_types::Profile,
     /// The bounds of each instance's output log.
     pub logs: crate::LogLimits,
+    /// Where an instance's sealed directory (or the node's own sealed state) that this state
+    /// directory has seen is missing, empty or holds another volume: refuse (the default) or
+    /// start over with that, losing the data that was there.
+    pub sealed_absent: lamina_seal::Absent,
+}
+
+impl NodeOptions {
+    /// A node named `name` for `target`, keeping its state in `state`, with `lamina node`'s
+    /// defaults for the rest: 1 GiB offered, zone `default`, no labels, a heartbeat every 2 s,
+    /// attestation every 4 minutes, the server profile, no metrics, its own NATS server or
+    /// none, sealed directories that must not go missing.
+    pub fn new(state: PathBuf, name: String, target: Target) -> Self {
+        NodeOptions {
+            state,
+            name,
+            target,
+            memory: ByteSize::gib(1),
+            labels: BTreeMap::new(),
+            zone: "default".into(),
+            heartbeat: Duration::from_secs(2),
+            reattest: Duration::from_secs(240),
+            control_verifier: None,
+            nats: None,
+            metrics: None,
+            profile: lamina_types::Profile::Server,
+            logs: crate::LogLimits::default(),
+            sealed_absent: lamina_seal::Absent::Refuse,
+        }
+    }
 }
 
 /// Why the agent stopped, or a step failed.
@@ -167,7 +196,7 @@ impl Agent {
             .map_err(|e| AgentError::State(format!("the saved artifact key: {e}")))?;
         let engine = Engine::new(lamina_runtime::EngineOptions::for_profile(options.profile))
             .map_err(|e| AgentError::State(format!("cannot start the engine: {e}")))?;
-        let floor = crate::floor::GenerationFloor::open(&options.state, platform.as_ref())
+        let floor = crate::floor::GenerationFloor::open(&options.state, platform.as_ref(), options.sealed_absent)
             .map_err(|e| AgentError::State(format!("the node's sealed state in {}: {e}", options.state.display())))?;
         let mut desired = load_desired(&options.state, &artifact_key, &identity.name);
         if desired.generation < floor.get() {
@@ -743,7 +772,8 @@ impl Agent {
                 .join("volumes")
                 .join(format!("{}-{}", a.placement.workload, a.placement.replica))
                 .join(i.to_string());
-            let volume = lamina_seal::Volume::open(&dir, sealing, &options)
+            let volume = lamina_seal::KnownVolumes::in_state_dir(&self.options.state)
+                .open(&dir, sealing, &options, self.options.sealed_absent)
                 .map_err(|e| AgentError::State(format!("sealed directory {guest} ({}): {e}", dir.display())))?;
             services.sealed.push(lamina_runtime::SealedMount { guest: guest.clone(), volume });
         }

@@ -7,7 +7,7 @@
 //! disk at start (an older `desired.json` put back while the control plane is out of reach) or
 //! an answer from the control plane.
 
-use lamina_seal::{OpenFlags, Opened, SealTo, Volume, VolumeOptions};
+use lamina_seal::{Absent, KnownVolumes, OpenFlags, Opened, SealTo, Volume, VolumeOptions};
 use lamina_tee::Platform;
 use lamina_types::ModuleHash;
 
@@ -28,7 +28,7 @@ impl std::fmt::Debug for GenerationFloor {
 
 impl GenerationFloor {
     /// Opens (or makes) the node's sealed state and reads the floor.
-    pub(crate) fn open(state: &std::path::Path, platform: &dyn Platform) -> Result<Self, String> {
+    pub(crate) fn open(state: &std::path::Path, platform: &dyn Platform, absent: Absent) -> Result<Self, String> {
         let options = VolumeOptions {
             // The node's own data: sealed to a fixed identity of the agent, not to a module.
             seal_to: SealTo::Module(ModuleHash::of(b"lamina node state v1")),
@@ -36,7 +36,8 @@ impl GenerationFloor {
             rollback_protection: true,
         };
         let dir = state.join("node-state");
-        let mut volume = Volume::open(&dir, platform, &options).map_err(|e| e.to_string())?;
+        let mut volume =
+            KnownVolumes::in_state_dir(state).open(&dir, platform, &options, absent).map_err(|e| e.to_string())?;
         let floor = match volume.open_path(FILE, OpenFlags::default()) {
             Ok(Opened::File(id)) => {
                 let mut buf = [0u8; 32];
@@ -86,13 +87,13 @@ mod tests {
     fn the_floor_only_rises_and_survives_a_restart() {
         let dir = tempfile::tempdir().expect("temp dir");
         let sim = lamina_tee::sim::SimPlatform::open(&dir.path().join("sim")).expect("sim");
-        let mut floor = GenerationFloor::open(dir.path(), &sim).expect("opens");
+        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
         assert_eq!(floor.get(), 0);
         floor.raise(7).expect("raises");
         floor.raise(3).expect("a lower one is ignored");
         assert_eq!(floor.get(), 7);
         drop(floor);
-        let floor = GenerationFloor::open(dir.path(), &sim).expect("opens again");
+        let floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens again");
         assert_eq!(floor.get(), 7, "kept across restarts");
     }
 
@@ -102,18 +103,34 @@ mod tests {
         // then put the copy back.
         let dir = tempfile::tempdir().expect("temp dir");
         let sim = lamina_tee::sim::SimPlatform::open(&dir.path().join("sim")).expect("sim");
-        let mut floor = GenerationFloor::open(dir.path(), &sim).expect("opens");
+        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
         floor.raise(1).expect("raises");
         drop(floor);
         let copy = dir.path().join("copy");
         copy_dir(&dir.path().join("node-state"), &copy);
-        let mut floor = GenerationFloor::open(dir.path(), &sim).expect("opens");
+        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
         floor.raise(2).expect("raises");
         drop(floor);
         std::fs::remove_dir_all(dir.path().join("node-state")).expect("remove");
         copy_dir(&copy, &dir.path().join("node-state"));
-        let e = GenerationFloor::open(dir.path(), &sim).expect_err("rolled back");
+        let e = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect_err("rolled back");
         assert!(e.to_lowercase().contains("roll"), "{e}");
+    }
+
+    #[test]
+    fn a_deleted_sealed_floor_is_refused_not_reset_to_zero() {
+        // The attack: delete the node's sealed state so that the floor starts again at 0 and
+        // an older desired state would be accepted.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = lamina_tee::sim::SimPlatform::open(&dir.path().join("sim")).expect("sim");
+        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
+        floor.raise(5).expect("raises");
+        drop(floor);
+        std::fs::remove_dir_all(dir.path().join("node-state")).expect("remove");
+        let e = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect_err("deleted");
+        assert!(e.contains("missing or empty"), "{e}");
+        let floor = GenerationFloor::open(dir.path(), &sim, Absent::StartOver).expect("the operator starts over");
+        assert_eq!(floor.get(), 0);
     }
 
     fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

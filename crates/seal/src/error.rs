@@ -65,6 +65,30 @@ pub enum SealError {
         /// Which counter.
         counter: String,
     },
+    /// A volume this state directory has recorded is missing, or its directory is empty.
+    #[error(
+        "{} held the sealed volume {volume} and is now missing or empty: its data was deleted or moved; restore the directory, or start over with an empty volume (its data lost) with --danger-sealed-start-over",
+        dir.display()
+    )]
+    Missing {
+        /// The volume's host directory.
+        dir: PathBuf,
+        /// The identifier recorded for it.
+        volume: String,
+    },
+    /// Another volume is where a recorded one was.
+    #[error(
+        "{} held the sealed volume {expected} and now holds {found}: another volume was put in its place; restore the right one, or adopt this one with --danger-sealed-start-over",
+        dir.display()
+    )]
+    Replaced {
+        /// The volume's host directory.
+        dir: PathBuf,
+        /// The identifier recorded for it.
+        expected: String,
+        /// The identifier of the volume there now.
+        found: String,
+    },
     /// The volume is sealed to another identity.
     #[error(
         "{} is sealed to {sealed_to}; this workload is {this}: another module cannot open it (run the module it is sealed to, or seal to a signer with --seal-to signer:KEYFILE so that signed upgrades can)",

@@ -15,10 +15,12 @@
 mod error;
 mod format;
 mod keys;
+mod known;
 mod volume;
 
 pub use error::SealError;
 pub use keys::SealTo;
+pub use known::{Absent, KnownVolumes};
 pub use volume::{CHUNK, DirEntry, FileId, Kind, OpenFlags, Opened, Stat, Volume, VolumeOptions};
 
 /// The decoders of a volume's host files, for the fuzz targets (`fuzz/`): the header is parsed

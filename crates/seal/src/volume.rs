@@ -220,6 +220,17 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 }
 
 impl Volume {
+    /// Whether `dir` holds a volume (its header), as opposed to nothing, an empty directory or
+    /// an unfinished creation.
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(HEADER_FILE).exists()
+    }
+
+    /// The volume's random identifier, fixed at creation.
+    pub fn id(&self) -> [u8; 16] {
+        self.header.volume_id
+    }
+
     /// Opens the sealed volume in `dir`, creating it if the directory is missing or empty.
     ///
     /// # Errors

@@ -500,6 +500,11 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
             rate: args.log_rate.bytes().max(1),
             burst: args.log_rate.bytes().saturating_mul(4).max(1),
         },
+        sealed_absent: if args.danger_sealed_start_over {
+            lamina_seal::Absent::StartOver
+        } else {
+            lamina_seal::Absent::Refuse
+        },
     };
     let platform = crate::commands::platform::open_platform(&args.platform, None, false)?;
     let identity = match lamina_node::Identity::load(&state)? {

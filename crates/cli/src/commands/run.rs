@@ -9,7 +9,7 @@ use lamina_runtime::{
     Attester, Broker, CacheKey, CacheStatus, CompileCache, Engine, EngineOptions, Exit, Identity, KvStore, Limits,
     LocalBus, Program, SealedMount, Secrets, Services, TrapReason, TrustedCode, WasiConfig,
 };
-use lamina_seal::{SealTo, Volume, VolumeOptions};
+use lamina_seal::{Absent, KnownVolumes, SealTo, Volume, VolumeOptions};
 use lamina_types::{ModuleHash, NetworkRules, Profile};
 use sha2::Digest as _;
 
@@ -214,9 +214,11 @@ fn platform_services(
             SealToArg::Signer(key) => SealTo::Signer(verify_signer(&args.file, bytes, key)?),
         };
         let options = VolumeOptions { seal_to, quota: args.sealed_quota.bytes(), rollback_protection: true };
-        services.sealed = sealed_mounts(&args.sealed_dirs, platform.as_ref(), &options)?;
+        let volumes = Volumes::new(platform.as_ref(), &args.platform, args.danger_sealed_start_over)?;
+        services.sealed = sealed_mounts(&args.sealed_dirs, &volumes, &options)?;
         if let Some(dir) = &args.kv {
-            let volume = Volume::open(dir, platform.as_ref(), &options)
+            let volume = volumes
+                .open(dir, &options)
                 .with_context(|| format!("cannot open the key-value store {}", dir.display()))?;
             services.keyvalue = Some(Arc::new(KvStore::new(volume)));
         }
@@ -370,15 +372,47 @@ fn spawn_watchdog(timeout: Duration) -> mpsc::Sender<()> {
     tx
 }
 
-/// Opens the `--sealed-dir` volumes with keys from the platform, bound as `--seal-to` says.
+/// Opens sealed volumes with keys from the platform, through the state directory's record of
+/// the volumes it has seen (a known one missing, emptied or swapped is refused unless the
+/// operator starts over).
+pub(crate) struct Volumes<'a> {
+    platform: &'a dyn lamina_tee::Platform,
+    known: KnownVolumes,
+    absent: Absent,
+}
+
+impl<'a> Volumes<'a> {
+    /// Volumes on this platform, recorded in `--state-dir`.
+    pub(crate) fn new(
+        platform: &'a dyn lamina_tee::Platform,
+        args: &crate::cli::PlatformArgs,
+        start_over: bool,
+    ) -> anyhow::Result<Self> {
+        let state = crate::commands::platform::state_dir(args)?;
+        let absent = if start_over { Absent::StartOver } else { Absent::Refuse };
+        Ok(Volumes { platform, known: KnownVolumes::in_state_dir(&state), absent })
+    }
+
+    /// Opens (or, where none was ever recorded, creates) the volume in `dir`.
+    pub(crate) fn open(
+        &self,
+        dir: &std::path::Path,
+        options: &VolumeOptions,
+    ) -> Result<Volume, lamina_seal::SealError> {
+        self.known.open(dir, self.platform, options, self.absent)
+    }
+}
+
+/// Opens the `--sealed-dir` volumes, bound as `--seal-to` says.
 pub(crate) fn sealed_mounts(
     dirs: &[SealedDirArg],
-    platform: &dyn lamina_tee::Platform,
+    volumes: &Volumes<'_>,
     options: &VolumeOptions,
 ) -> anyhow::Result<Vec<SealedMount>> {
     dirs.iter()
         .map(|dir| {
-            let volume = Volume::open(&dir.host, platform, options)
+            let volume = volumes
+                .open(&dir.host, options)
                 .with_context(|| format!("cannot open the sealed directory {}", dir.host.display()))?;
             Ok(SealedMount { guest: dir.guest.clone(), volume })
         })

@@ -9,12 +9,12 @@ use lamina_runtime::{
     Attester, Engine, EngineOptions, HttpConfig, HttpHandler, Identity, KvStore, Limits, Output, Reuse, Services,
     WasiConfig,
 };
-use lamina_seal::{SealTo, Volume, VolumeOptions};
+use lamina_seal::{SealTo, VolumeOptions};
 use lamina_serve::{AccessLog, Bounds, Metrics, Server};
 use lamina_types::Profile;
 
 use crate::cli::ServeArgs;
-use crate::commands::run::{cache, network_rules, read_secrets, sealed_mounts};
+use crate::commands::run::{Volumes, cache, network_rules, read_secrets, sealed_mounts};
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -82,10 +82,12 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             quota: args.sealed_quota.bytes(),
             rollback_protection: true,
         };
-        config.services.sealed = sealed_mounts(&args.sealed_dirs, platform.as_ref(), &options)?;
+        let volumes = Volumes::new(platform.as_ref(), &args.platform, args.danger_sealed_start_over)?;
+        config.services.sealed = sealed_mounts(&args.sealed_dirs, &volumes, &options)?;
         if let Some(dir) = &args.kv {
             let options = VolumeOptions { quota: args.kv_quota.bytes(), ..options };
-            let volume = Volume::open(dir, platform.as_ref(), &options)
+            let volume = volumes
+                .open(dir, &options)
                 .with_context(|| format!("cannot open the key-value store {}", dir.display()))?;
             config.services.keyvalue = Some(Arc::new(KvStore::new(volume)));
         }
