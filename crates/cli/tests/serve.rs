@@ -128,6 +128,15 @@ fn both_worlds_answer_over_http1_with_a_fresh_instance_per_request() {
     }
 }
 
+/// A WASI 0.3 service built as a Rust program with a `main` (as the WASI test suite builds its
+/// service tests) also exports the standard library's `wasi:cli/run@0.2`: it is served through
+/// its `wasi:http/handler@0.3`, not refused as a command.
+#[test]
+fn a_wasi_03_service_with_a_main_is_served_through_its_handler() {
+    let served = Served::start("p3-main-service", &[]);
+    assert_eq!(served.get("/anything"), (200, "served by the 0.3 handler\n".into()));
+}
+
 #[test]
 fn instance_reuse_when_asked_shares_one_instance_across_requests() {
     let served = Served::start("p3-service", &["--instance-reuse", "100", "--idle-instance-timeout", "30s"]);

@@ -23,6 +23,17 @@ fn a_wasi_03_command_runs_with_its_arguments_environment_and_exit_code() {
     assert_code(&out, 1);
 }
 
+/// A WASI 0.3 command built as a Rust program with a `main` (as the WASI test suite builds
+/// its tests) also exports the standard library's `wasi:cli/run@0.2`, a stub: the 0.3 entry
+/// point is the one that runs, with its exit code.
+#[test]
+fn a_wasi_03_program_with_a_main_runs_its_wasi_03_entry_point() {
+    let out = output(lamina().args(["run", "--no-cache"]).arg(component("p3-main-command")).args(["a", "exit:3"]));
+    assert_code(&out, 3);
+    assert_eq!(texts(&out).0, "the WASI 0.3 entry point ran: p3-main-command.wasm a exit:3\n");
+    assert!(!texts(&out).1.contains("unreachable"), "{}", texts(&out).1);
+}
+
 #[test]
 fn a_spinning_wasi_03_command_is_killed_at_its_timeout() {
     let started = std::time::Instant::now();

@@ -329,6 +329,21 @@ impl Engine {
         let exports: Vec<String> =
             component.component_type().exports(&self.inner).map(|(name, _)| name.to_owned()).collect();
         let exports_any = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+        // WASI 0.3's exports come first: a 0.3 component built from a Rust program with a
+        // `main` (as the WASI test suite's are) also exports the standard library's
+        // `wasi:cli/run@0.2`, a stub that is not its entry point.
+        if exports_any("wasi:http/handler@0.3") || exports_any("wasi:cli/run@0.3") {
+            let linker = self.async_linker()?;
+            let pre = pre_instantiate(&linker, component)?;
+            if exports_any("wasi:http/handler@0.3") {
+                let service = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+                    .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+                return Ok(Linked::Http(Box::new(ProxyPre::P3(service))));
+            }
+            let command = wasmtime_wasi::p3::bindings::CommandPre::new(pre)
+                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+            return Ok(Linked::CommandP3(Box::new(command)));
+        }
         if exports_any("wasi:cli/run@0.2") {
             let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
             // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or
@@ -342,18 +357,6 @@ impl Engine {
             return Ok(Linked::Command(Box::new(command)));
         }
         let linker = self.async_linker()?;
-        if exports_any("wasi:cli/run@0.3") {
-            let pre = pre_instantiate(&linker, component)?;
-            let command = wasmtime_wasi::p3::bindings::CommandPre::new(pre)
-                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
-            return Ok(Linked::CommandP3(Box::new(command)));
-        }
-        if exports_any("wasi:http/handler@0.3") {
-            let pre = pre_instantiate(&linker, component)?;
-            let service = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
-                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
-            return Ok(Linked::Http(Box::new(ProxyPre::P3(service))));
-        }
         if exports_any("wasi:http/incoming-handler@0.2") {
             let pre = pre_instantiate(&linker, component)?;
             let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)

@@ -78,10 +78,14 @@ pub fn component(name: &str) -> PathBuf {
             .arg(root.join("target/components"));
         run_build(cmd, "the test components");
     });
-    let file = format!("{}.wasm", name.replace('-', "_"));
-    let path = root.join("target/components/wasm32-wasip2/release/examples").join(file);
-    assert!(path.exists(), "component {} is missing", path.display());
-    path
+    // cargo names a library example's file with `_` (p3_command.wasm), a program's as the
+    // example is named (p3-main-command.wasm).
+    let dir = root.join("target/components/wasm32-wasip2/release/examples");
+    [name.replace('-', "_"), name.to_owned()]
+        .iter()
+        .map(|n| dir.join(format!("{n}.wasm")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("component {name} is missing from {}", dir.display()))
 }
 
 /// The JavaScript HTTP component (`examples/http-js`, componentize-js from the npm registry),
