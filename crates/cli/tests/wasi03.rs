@@ -34,6 +34,50 @@ fn a_wasi_03_program_with_a_main_runs_its_wasi_03_entry_point() {
     assert!(!texts(&out).1.contains("unreachable"), "{}", texts(&out).1);
 }
 
+/// The WASI test suite's runner asks `tests/wasi-testsuite/lamina.py` for each test's command
+/// line (docs/conformance.md). The line it gives for a command runs the program with its
+/// arguments, environment and directory, and lets outgoing HTTP reach the runner's loopback
+/// servers only; a `wasi:http/service` test is served on a port of the system's choosing.
+#[test]
+fn the_wasi_test_suite_adapter_gives_command_lines_that_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("adapter", sys.argv[1])
+adapter = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(adapter)
+env = {"K": "v", "HTTP_SERVER_MAIN": "127.0.0.1:9", "HTTP_SERVER_FAR": "far.invalid:80"}
+command = adapter.compute_argv(sys.argv[2], (["x", "exit:5"], env, [(sys.argv[3], "/d")]), ["http"],
+                               "wasi:cli/command", "wasm32-wasip3")
+service = adapter.compute_argv(sys.argv[2], ([], {}, None), [], "wasi:http/service", "wasm32-wasip3")
+print(json.dumps([adapter.get_name(), adapter.get_version(), command, service]))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(root.join("tests/wasi-testsuite/lamina.py"))
+        .arg(component("p3-main-command"))
+        .arg(dir.path())
+        .env("LAMINA", env!("CARGO_BIN_EXE_lamina"))
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (name, version, command, service): (String, String, Vec<String>, Vec<String>) =
+        serde_json::from_slice(&out.stdout).expect("the adapter's answer");
+    assert_eq!((name.as_str(), version.as_str()), ("lamina", env!("CARGO_PKG_VERSION")));
+    let joined = command.join(" ");
+    assert!(
+        joined.contains("--allow-http http://127.0.0.1:9") && !joined.contains("--allow-http http://far.invalid"),
+        "{joined}"
+    );
+    assert!(joined.contains(&format!("--dir {}::/d", dir.path().display())), "{joined}");
+    assert!(service[1..].starts_with(&["serve".into(), "--addr".into(), "127.0.0.1:0".into()]), "{service:?}");
+
+    let ran = output(std::process::Command::new(&command[0]).args(&command[1..]));
+    assert_code(&ran, 5);
+    assert_eq!(texts(&ran).0, "the WASI 0.3 entry point ran: p3-main-command.wasm x exit:5\n");
+}
+
 #[test]
 fn a_spinning_wasi_03_command_is_killed_at_its_timeout() {
     let started = std::time::Instant::now();
