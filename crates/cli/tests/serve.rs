@@ -68,6 +68,19 @@ impl Served {
         self.stderr.lock().expect("lock").clone()
     }
 
+    /// The log once it holds `needle` (a line written after the response may come a moment
+    /// after it), or as it is after ten seconds.
+    fn log_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// One HTTP/1.1 request on a fresh connection: status and body.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let mut stream = TcpStream::connect(self.addr).expect("connects");
@@ -210,7 +223,7 @@ fn a_guest_hoarding_memory_loses_its_instance_not_the_server() {
     let served = Served::start("p3-service", &["--max-memory", "32MiB"]);
     assert_eq!(served.get("/hoard").0, 500);
     assert_eq!(served.get("/").0, 200);
-    let log = served.log();
+    let log = served.log_with("out of memory");
     assert!(log.contains("out of memory"), "{log}");
 }
 
@@ -328,8 +341,9 @@ fn a_guest_trying_a_host_it_may_not_reach_gets_an_error_it_sees_and_the_log_name
         let (status, body) = served.get(&format!("/fetch?http://{target}/"));
         assert_eq!(status, 502, "{name}: {body}");
         assert!(body.contains("HttpRequestDenied"), "{name}: {body}");
-        let log = served.log();
-        assert!(log.contains(&format!("denied the guest's HTTP request to http://{target}")), "{log}");
+        let needle = format!("denied the guest's HTTP request to http://{target}");
+        let log = served.log_with(&needle);
+        assert!(log.contains(&needle), "{log}");
     }
     upstream.set_nonblocking(true).expect("nonblocking");
     assert!(upstream.accept().is_err(), "no connection reached the host");

@@ -206,12 +206,14 @@ impl Server {
                         }
                     }
                     Some(acceptor) => {
-                        match tokio::time::timeout(shared.bounds.header_timeout, acceptor.accept(stream)).await {
+                        let handshake = Box::pin(acceptor.accept(stream));
+                        match tokio::time::timeout(shared.bounds.header_timeout, handshake).await {
                             Ok(Ok(stream)) => {
                                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                                 let io =
                                     idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
-                                serve_io(io, h2, &builders, service, watcher).await
+                                // Boxed: a TLS connection's state stays out of every plain one's.
+                                Box::pin(serve_io(io, h2, &builders, service, watcher)).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
@@ -262,10 +264,12 @@ where
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Boxed: a connection's state is as large as its own protocol needs, not as the larger of
+    // HTTP/1's and HTTP/2's (kilobytes per connection).
     if h2 {
-        watcher.watch(builders.1.serve_connection(io, service)).await
+        Box::pin(watcher.watch(builders.1.serve_connection(io, service))).await
     } else {
-        watcher.watch(builders.0.serve_connection(io, service)).await
+        Box::pin(watcher.watch(builders.0.serve_connection(io, service))).await
     }
 }
 
