@@ -182,17 +182,51 @@ fn the_quota_is_a_clear_error() {
 
 #[test]
 fn a_guest_killed_mid_write_leaves_a_readable_database() {
+    killed_mid_write_leaves_a_readable_database(&[]);
+}
+
+/// The same with SQLite's write-ahead log: the next open recovers from the log the killed
+/// guest left in the sealed directory.
+#[test]
+fn a_guest_killed_mid_write_in_wal_mode_leaves_a_readable_database() {
+    killed_mid_write_leaves_a_readable_database(&["--wal"]);
+}
+
+fn killed_mid_write_leaves_a_readable_database(journal: &[&'static str]) {
     let env = Env::sim();
-    assert_code(&env.notes(&["add", "/data/kv.db", "before"]), 0);
+    let with = |args: &[&'static str]| -> Vec<&'static str> { [journal, args].concat() };
+    assert_code(&env.notes(&with(&["add", "/data/kv.db", "before"])), 0);
     let killed = env.run(
         &example("sqlite", "sqlite-notes"),
-        &["bench", "/data/kv.db", "--rows", "1000000"],
+        &with(&["bench", "/data/kv.db", "--rows", "1000000"]),
         &["--timeout", "1s"],
     );
     assert_code(&killed, 124);
-    let listed = env.notes(&["list", "/data/kv.db"]);
+    let listed = env.notes(&with(&["list", "/data/kv.db"]));
     assert_code(&listed, 0);
     assert!(texts(&listed).0.contains("1: before"), "{}", texts(&listed).0);
+}
+
+/// A second way of keeping state in files: SQLite in write-ahead-log mode (a log appended to
+/// and checkpointed into the database) keeps its notes across runs in a sealed directory, as
+/// ciphertext, and the database reads back in rollback-journal mode too.
+#[test]
+fn sqlite_in_wal_mode_keeps_its_notes_in_a_sealed_directory() {
+    let env = Env::sim();
+    assert_code(&env.notes(&["--wal", "add", "/data/wal.db", "wal-plaintext-7", "second"]), 0);
+    assert_code(&env.notes(&["--wal", "add", "/data/wal.db", "third"]), 0);
+    let listed = env.notes(&["--wal", "list", "/data/wal.db"]);
+    assert_code(&listed, 0);
+    assert!(texts(&listed).0.ends_with("1: wal-plaintext-7\n2: second\n3: third\n3 notes\n"), "{:?}", texts(&listed));
+    let rollback = env.notes(&["list", "/data/wal.db"]);
+    assert_code(&rollback, 0);
+    assert!(texts(&rollback).0.contains("3 notes"), "{:?}", texts(&rollback));
+    for file in host_files(&env.vol()) {
+        let bytes = std::fs::read(&file).expect("host file");
+        for needle in [&b"wal-plaintext"[..], b"wal.db"] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} shows {:?}", file.display(), needle);
+        }
+    }
 }
 
 #[test]

@@ -3,10 +3,13 @@
 //! `--dir` mapping and, encrypted on the host, in a `--sealed-dir` one.
 //!
 //! ```text
-//! sqlite-notes add <DB> <TEXT>...
-//! sqlite-notes list <DB>
-//! sqlite-notes bench <DB> [--rows 10000] [--batch 100] [--reads 10000] [--seed 1]
+//! sqlite-notes [--wal] add <DB> <TEXT>...
+//! sqlite-notes [--wal] list <DB>
+//! sqlite-notes [--wal] bench <DB> [--rows 10000] [--batch 100] [--reads 10000] [--seed 1]
 //! ```
+//!
+//! `--wal` keeps the database in write-ahead-log mode (`<DB>-wal` beside it) instead of the
+//! rollback journal.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,9 +18,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::{Connection, OpenFlags, params};
 
 const USAGE: &str = "usage:
-  sqlite-notes add <DB> <TEXT>...
-  sqlite-notes list <DB>
-  sqlite-notes bench <DB> [--rows 10000] [--batch 100] [--reads 10000] [--seed 1]";
+  sqlite-notes [--wal] add <DB> <TEXT>...
+  sqlite-notes [--wal] list <DB>
+  sqlite-notes [--wal] bench <DB> [--rows 10000] [--batch 100] [--reads 10000] [--seed 1]";
 
 /// SQLite's VFS without file locking. wasi-libc has no `fcntl` locks, and SQLite's WASI default
 /// (`unix-dotfile`) leaves a stale `<DB>.lock` directory behind whenever the guest is killed
@@ -36,7 +39,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// How the database keeps its transactions durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Journal {
+    /// A rollback journal (`<DB>-journal`), deleted at each commit.
+    Rollback,
+    /// A write-ahead log (`<DB>-wal`), checkpointed into the database.
+    Wal,
+}
+
 fn run(args: &[String]) -> Result<()> {
+    let (journal, args) = match args {
+        [flag, rest @ ..] if flag == "--wal" => (Journal::Wal, rest),
+        _ => (Journal::Rollback, args),
+    };
     let (cmd, db, rest) = match args {
         [cmd, db, rest @ ..] => (cmd.as_str(), db.as_str(), rest),
         [cmd] if cmd == "-h" || cmd == "--help" => {
@@ -46,10 +62,10 @@ fn run(args: &[String]) -> Result<()> {
         _ => bail!("missing arguments\n{USAGE}"),
     };
     let result = match cmd {
-        "add" => add(db, rest),
-        "list" if rest.is_empty() => list(db),
+        "add" => add(db, journal, rest),
+        "list" if rest.is_empty() => list(db, journal),
         "list" => bail!("list takes no arguments after <DB>\n{USAGE}"),
-        "bench" => bench(db, &BenchOptions::parse(rest)?),
+        "bench" => bench(db, journal, &BenchOptions::parse(rest)?),
         _ => bail!("unknown command {cmd:?}\n{USAGE}"),
     };
     result.with_context(|| format!("{cmd} {db}"))
@@ -69,28 +85,34 @@ fn sql<T>(result: rusqlite::Result<T>, doing: &str) -> Result<T> {
     })
 }
 
-/// Opens (creating if missing) the database at `path`, in rollback-journal mode: WAL needs
-/// shared memory, which WASI does not have.
-fn open(path: &str) -> Result<Connection> {
+/// Opens (creating if missing) the database at `path`, in the journal mode asked for. WAL needs
+/// shared memory for its index, which WASI does not have; in exclusive locking mode, set
+/// before the first access, SQLite keeps that index in the heap instead.
+fn open(path: &str, journal: Journal) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = sql(Connection::open_with_flags_and_vfs(path, flags, VFS), "opening the database")?;
-    let mode: String =
-        sql(conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0)), "setting journal_mode")?;
-    if !mode.eq_ignore_ascii_case("delete") {
-        bail!("setting journal_mode: SQLite kept {mode:?}");
-    }
-    // Keeps the page cache across transactions instead of re-reading the header before each one.
+    // Exclusive: also keeps the page cache across transactions instead of re-reading the
+    // header before each one.
     sql(conn.pragma_update(None, "locking_mode", "EXCLUSIVE"), "setting locking_mode")?;
+    let want = match journal {
+        Journal::Rollback => "delete",
+        Journal::Wal => "wal",
+    };
+    let mode: String =
+        sql(conn.pragma_update_and_check(None, "journal_mode", want, |r| r.get(0)), "setting journal_mode")?;
+    if !mode.eq_ignore_ascii_case(want) {
+        bail!("setting journal_mode to {want}: SQLite kept {mode:?}");
+    }
     // Sorts and statement journals in memory: a guest usually has no writable temporary directory.
     sql(conn.pragma_update(None, "temp_store", "MEMORY"), "setting temp_store")?;
     Ok(conn)
 }
 
-fn add(path: &str, texts: &[String]) -> Result<()> {
+fn add(path: &str, journal: Journal, texts: &[String]) -> Result<()> {
     if texts.is_empty() {
         bail!("nothing to add\n{USAGE}");
     }
-    let mut conn = open(path)?;
+    let mut conn = open(path, journal)?;
     let tx = sql(conn.transaction(), "beginning a transaction")?;
     sql(
         tx.execute("CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL)", []),
@@ -108,8 +130,8 @@ fn add(path: &str, texts: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn list(path: &str) -> Result<()> {
-    let conn = open(path)?;
+fn list(path: &str, journal: Journal) -> Result<()> {
+    let conn = open(path, journal)?;
     sql(
         conn.execute("CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL)", []),
         "creating table notes",
@@ -185,8 +207,8 @@ fn value_for(k: u64) -> String {
     v
 }
 
-fn bench(path: &str, o: &BenchOptions) -> Result<()> {
-    let mut conn = open(path)?;
+fn bench(path: &str, journal: Journal, o: &BenchOptions) -> Result<()> {
+    let mut conn = open(path, journal)?;
     sql(
         conn.execute_batch("DROP TABLE IF EXISTS kv; CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT)"),
         "creating table kv",
