@@ -120,6 +120,9 @@ impl Drop for Ticker {
     }
 }
 
+/// Core instances (and tables) the pool keeps per component instance slot.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+
 impl Engine {
     /// Builds an engine for the given options.
     ///
@@ -151,10 +154,14 @@ impl Engine {
         }
         if let Some(slots) = limits.pool_slots {
             let mut pool = PoolingAllocationConfig::new();
-            pool.total_core_instances(slots)
+            // A component instance is several core instances (its module, the shims and
+            // adapters wit-bindgen and wasm-component-ld put in), each with its tables: a
+            // burst of 1,000 requests to a WASI 0.3 service ran out of core instances at one
+            // per slot. Address space only, until used.
+            pool.total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
                 .total_component_instances(slots)
                 .total_memories(slots)
-                .total_tables(slots)
+                .total_tables(slots.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
                 // Fiber stacks for components on the async event loop (WASI 0.3 commands, HTTP
                 // handlers): several per instance for concurrent requests; address space only.
                 .total_stacks(slots.saturating_mul(4))

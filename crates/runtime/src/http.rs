@@ -392,6 +392,13 @@ impl WorkerState for Worker {
             }
         }
         if let Err(e) = result {
+            if !std::thread::panicking() && e.downcast_ref::<WasmTrap>().is_none() && e.to_string() == "worker panicked"
+            {
+                // wasmtime-wasi-http says so of any worker whose future was dropped unfinished,
+                // as every idle one is when the server stops; a real panic unwinds through here.
+                tracing::debug!(target: "lamina::serve", "instance {} dropped with the server", self.id);
+                return;
+            }
             let limiter = &store.data().limiter;
             match (limiter.refused, limiter.limit()) {
                 (Some(asked), Some(limit)) => tracing::warn!(
