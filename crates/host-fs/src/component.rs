@@ -146,6 +146,15 @@ pub(crate) fn read_at(
     Ok(buf)
 }
 
+/// Refuses an offset past what a file offset can be (`invalid`, as Linux's `pread` and
+/// `pwrite` say of a negative one).
+pub(crate) fn check_offset(offset: u64) -> Result<()> {
+    if offset > i64::MAX as u64 {
+        return Err(Errno::Invalid);
+    }
+    Ok(())
+}
+
 /// Fills `buf` from `offset` as far as the file goes; the count read.
 pub(crate) fn read_into(
     volume: &Shared,
@@ -205,8 +214,18 @@ pub(crate) fn hash(s: &Stat) -> (u64, u64) {
 
 #[derive(Debug)]
 enum Handle {
-    Dir { mount: usize, path: String },
-    File { mount: usize, id: FileId, read: bool, write: bool },
+    /// `mutate`: opened with `mutate-directory` (the preopens are).
+    Dir {
+        mount: usize,
+        path: String,
+        mutate: bool,
+    },
+    File {
+        mount: usize,
+        id: FileId,
+        read: bool,
+        write: bool,
+    },
 }
 
 /// What a sealed descriptor is and may do.
@@ -218,6 +237,8 @@ pub(crate) struct Access {
     pub read: bool,
     /// Opened for writing (directories: never).
     pub write: bool,
+    /// A directory opened with `mutate-directory`.
+    pub mutate: bool,
 }
 
 /// How a guest asks to open a path in a sealed directory.
@@ -229,6 +250,8 @@ pub(crate) struct OpenRequest {
     pub read: bool,
     /// Open for writing.
     pub write: bool,
+    /// A directory: open with `mutate-directory`.
+    pub mutate: bool,
 }
 
 /// The sealed side of a component's filesystem (WASI 0.2 and 0.3 alike): its sealed mounts,
@@ -354,10 +377,15 @@ impl SealedComponentFs {
         }
     }
 
-    /// The mount and the volume path of (directory descriptor, relative path).
+    /// The mount and the volume path of (directory descriptor, relative path). An empty path
+    /// names nothing (`no-entry`, as Linux's `*at` calls say), not the directory itself.
     fn resolve(&self, rep: u32, relative: &str) -> Result<(usize, String)> {
+        if relative.is_empty() {
+            self.handle(rep)?;
+            return Err(Errno::NoEntry);
+        }
         match self.handle(rep)? {
-            Handle::Dir { mount, path } => Ok((*mount, join(path, relative)?)),
+            Handle::Dir { mount, path, .. } => Ok((*mount, join(path, relative)?)),
             Handle::File { .. } => Err(Errno::NotDirectory),
         }
     }
@@ -400,7 +428,7 @@ impl SealedComponentFs {
         let mut all = Vec::with_capacity(self.mounts.mounts.len());
         for mount in 0..self.mounts.mounts.len() {
             let rep = self.allocate()?;
-            self.handles.insert(rep, Handle::Dir { mount, path: String::new() });
+            self.handles.insert(rep, Handle::Dir { mount, path: String::new(), mutate: true });
             all.push((rep, self.mounts.mounts[mount].0.clone()));
         }
         Ok(all)
@@ -422,8 +450,8 @@ impl SealedComponentFs {
     /// What the descriptor is and may do.
     pub(crate) fn access(&self, rep: u32) -> Result<Access> {
         Ok(match self.handle(rep)? {
-            Handle::Dir { .. } => Access { dir: true, read: true, write: false },
-            Handle::File { read, write, .. } => Access { dir: false, read: *read, write: *write },
+            Handle::Dir { mutate, .. } => Access { dir: true, read: true, write: false, mutate: *mutate },
+            Handle::File { read, write, .. } => Access { dir: false, read: *read, write: *write, mutate: false },
         })
     }
 
@@ -442,7 +470,7 @@ impl SealedComponentFs {
     pub(crate) fn set_mtime(&self, rep: u32, mtime: Option<i64>) -> Result<()> {
         let Some(t) = mtime else { return self.handle(rep).map(|_| ()) };
         match self.handle(rep)? {
-            Handle::Dir { mount, path } => self.volume(*mount).set_mtime(path, t).map_err(fail),
+            Handle::Dir { mount, path, .. } => self.volume(*mount).set_mtime(path, t).map_err(fail),
             Handle::File { mount, id, .. } => self.volume(*mount).set_file_mtime(id, t).map_err(fail),
         }
     }
@@ -450,6 +478,7 @@ impl SealedComponentFs {
     /// Reads up to `len` bytes at `offset` from a file opened for reading; whether the end was
     /// reached.
     pub(crate) fn read(&self, rep: u32, len: u64, offset: u64) -> Result<(Vec<u8>, bool)> {
+        check_offset(offset)?;
         let (volume, id, read, _) = self.file(rep)?;
         if !read {
             return Err(Errno::BadDescriptor);
@@ -462,6 +491,7 @@ impl SealedComponentFs {
 
     /// Writes all of `data` at `offset` to a file opened for writing.
     pub(crate) fn write(&self, rep: u32, data: &[u8], offset: u64) -> Result<u64> {
+        check_offset(offset)?;
         let (volume, id) = self.writer(rep)?;
         write_at(&volume, &id, offset, data).map_err(fail)?;
         Ok(data.len() as u64)
@@ -491,7 +521,7 @@ impl SealedComponentFs {
 
     /// A directory's entries, as (kind, name).
     pub(crate) fn list(&self, rep: u32) -> Result<Vec<(Kind, String)>> {
-        let Handle::Dir { mount, path } = self.handle(rep)? else {
+        let Handle::Dir { mount, path, .. } = self.handle(rep)? else {
             return Err(Errno::NotDirectory);
         };
         Ok(self.volume(*mount).readdir(path).map_err(fail)?.into_iter().map(|e| (e.kind, e.name)).collect())
@@ -524,7 +554,7 @@ impl SealedComponentFs {
     /// The descriptor's status.
     pub(crate) fn stat(&self, rep: u32) -> Result<Stat> {
         match self.handle(rep)? {
-            Handle::Dir { mount, path } => self.volume(*mount).stat(path).map_err(fail),
+            Handle::Dir { mount, path, .. } => self.volume(*mount).stat(path).map_err(fail),
             Handle::File { mount, id, .. } => Ok(self.volume(*mount).file_stat(id)),
         }
     }
@@ -553,7 +583,7 @@ impl SealedComponentFs {
 
     /// Opens a path in a sealed directory: the new descriptor's representation.
     pub(crate) fn open_at(&mut self, rep: u32, path: &str, request: OpenRequest) -> Result<u32> {
-        let OpenRequest { flags, read, write } = request;
+        let OpenRequest { flags, read, write, .. } = request;
         if flags.directory && (flags.create || flags.exclusive || flags.truncate) {
             return Err(Errno::Invalid);
         }
@@ -584,7 +614,7 @@ impl SealedComponentFs {
             }
         }
         let handle = match opened {
-            Opened::Dir => Handle::Dir { mount, path },
+            Opened::Dir => Handle::Dir { mount, path, mutate: request.mutate },
             Opened::File(id) => Handle::File { mount, id, read, write },
         };
         let new = match self.allocate() {
@@ -620,12 +650,13 @@ impl SealedComponentFs {
 
     /// Removes an empty directory.
     pub(crate) fn remove_directory_at(&self, rep: u32, path: &str) -> Result<()> {
+        let (mount, resolved) = self.resolve(rep, path)?;
         if crate::names_dir(path) {
-            // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused.
+            // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused (after a
+            // path leaving the directory is).
             return Err(Errno::Invalid);
         }
-        let (mount, path) = self.resolve(rep, path)?;
-        self.volume(mount).rmdir(&path).map_err(fail)
+        self.volume(mount).rmdir(&resolved).map_err(fail)
     }
 
     /// Renames within one sealed volume; from or to anywhere else is `cross-device`. One of the
@@ -653,10 +684,19 @@ impl SealedComponentFs {
         volume.unlink(&path).map_err(fail)
     }
 
+    /// Hard links: sealed files have one name each (`unsupported`); a directory is never
+    /// linked (`not-permitted`, as Linux says).
+    pub(crate) fn link_at(&self, rep: u32, path: &str) -> Result<()> {
+        if self.stat_at(rep, path, false)?.kind == Kind::Dir {
+            return Err(Errno::NotPermitted);
+        }
+        Err(Errno::Unsupported)
+    }
+
     /// Whether two descriptors, one of them at least sealed, are the same file or directory.
     pub(crate) fn is_same_object(&self, a: u32, b: u32) -> bool {
         let key = |h: &Handle| match h {
-            Handle::Dir { mount, path } => (*mount, Some(path.clone()), None),
+            Handle::Dir { mount, path, .. } => (*mount, Some(path.clone()), None),
             Handle::File { mount, id, .. } => (*mount, None, Some(*id)),
         };
         let ka = self.handles.get(&a).map(key);
@@ -759,6 +799,7 @@ mod tests {
         flags: OpenFlags { create: true, exclusive: false, truncate: false, directory: false },
         read: true,
         write: true,
+        mutate: false,
     };
 
     /// Many instances of a served component, each holding as many sealed files open as it

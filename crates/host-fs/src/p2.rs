@@ -78,6 +78,7 @@ fn open_request(oflags: fs::OpenFlags, flags: fs::DescriptorFlags) -> OpenReques
         },
         read: flags.contains(fs::DescriptorFlags::READ),
         write: flags.contains(fs::DescriptorFlags::WRITE),
+        mutate: flags.contains(fs::DescriptorFlags::MUTATE_DIRECTORY),
     }
 }
 
@@ -220,7 +221,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         if access.write {
             flags |= fs::DescriptorFlags::WRITE;
         }
-        if access.dir {
+        if access.mutate {
             flags |= fs::DescriptorFlags::MUTATE_DIRECTORY;
         }
         Ok(flags)
@@ -328,9 +329,10 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         new_fd: Resource<fs::Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
-        if owned(&fd).is_some() || owned(&new_fd).is_some() {
-            // Sealed files have one name each.
-            return Err(Code::Unsupported.into());
+        match (owned(&fd), owned(&new_fd)) {
+            (Some(rep), _) => return Ok(self.sealed.link_at(rep, &old_path)?),
+            (None, Some(_)) => return Err(Code::CrossDevice.into()),
+            (None, None) => {}
         }
         host!(self, fs::HostDescriptor::link_at(fd, flags, old_path, new_fd, new_path).await)
     }
@@ -402,6 +404,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
     fn read_via_stream(&mut self, fd: Resource<fs::Descriptor>, offset: u64) -> FsResult<Resource<DynInputStream>> {
         let Some(rep) = owned(&fd) else { return host!(self, fs::HostDescriptor::read_via_stream(fd, offset)) };
+        component::check_offset(offset)?;
         let (volume, id) = self.sealed.reader(rep)?;
         let stream: DynInputStream = Box::new(SealedStream { volume, id, position: offset, append: false });
         Ok(self.table.push(stream)?)
@@ -454,6 +457,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
 impl ShadowFs<'_> {
     fn sealed_writer(&mut self, rep: u32, offset: u64, append: bool) -> FsResult<Resource<DynOutputStream>> {
+        component::check_offset(offset)?;
         let (volume, id) = self.sealed.writer(rep)?;
         let stream: DynOutputStream = Box::new(SealedStream { volume, id, position: offset, append });
         Ok(self.table.push(stream)?)

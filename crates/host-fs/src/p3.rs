@@ -113,6 +113,7 @@ fn open_request(oflags: OpenFlags, flags: DescriptorFlags) -> OpenRequest {
         },
         read: flags.contains(DescriptorFlags::READ),
         write: flags.contains(DescriptorFlags::WRITE),
+        mutate: flags.contains(DescriptorFlags::MUTATE_DIRECTORY),
     }
 }
 
@@ -284,7 +285,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
             let store = Access::<U, WasiFilesystem>::new(store.as_context_mut(), plain::<U>);
             return <WasiFilesystem as types::HostDescriptorWithStore<U>>::read_via_stream(store, fd, offset);
         };
-        match store.get().sealed.reader(rep) {
+        match component::check_offset(offset).and_then(|()| store.get().sealed.reader(rep)) {
             Ok((volume, id)) => {
                 let (tx, rx) = oneshot::channel();
                 let stream = StreamReader::new(&mut store, SealedReader { volume, id, offset, outcome: Some(tx) })?;
@@ -341,7 +342,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         if access.write {
             flags |= DescriptorFlags::WRITE;
         }
-        if access.dir {
+        if access.mutate {
             flags |= DescriptorFlags::MUTATE_DIRECTORY;
         }
         Ok(flags)
@@ -455,9 +456,10 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> FilesystemResult<()> {
-        if owned(&fd).is_some() || owned(&new_fd).is_some() {
-            // Sealed files have one name each.
-            return Err(Errno::Unsupported.into());
+        match (owned(&fd), owned(&new_fd)) {
+            (Some(rep), _) => return sealed(store, |s| s.link_at(rep, &old_path)),
+            (None, Some(_)) => return Err(Errno::CrossDevice.into()),
+            (None, None) => {}
         }
         plain!(store, link_at(fd, flags, old_path, new_fd, new_path))
     }
@@ -577,7 +579,7 @@ fn write<U: SealedComponentView + 'static>(
             None => types::HostDescriptorWithStore::append_via_stream(store, fd, data),
         };
     };
-    match store.get().sealed.writer(rep) {
+    match offset.map_or(Ok(()), component::check_offset).and_then(|()| store.get().sealed.writer(rep)) {
         Ok((volume, id)) => {
             let (tx, rx) = oneshot::channel();
             data.pipe(&mut store, SealedWriter { volume, id, offset, outcome: Some(tx) })?;

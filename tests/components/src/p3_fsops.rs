@@ -89,6 +89,17 @@ async fn run(dir: &Descriptor, log: &mut Log) {
     use DescriptorFlags as F;
     use OpenFlags as O;
     let rw = F::READ | F::WRITE;
+    log.show("mkdir empty path", dir.create_directory_at(String::new()).await);
+    log.show("open empty path", open(dir, "", O::empty(), F::READ).await.map(|_| ()));
+    log.show("stat empty path", kind(dir, "").await);
+    log.show("unlink empty path", dir.unlink_file_at(String::new()).await);
+    log.show("mkdir dot", dir.create_directory_at(".".into()).await);
+    log.show("remove dotdot", dir.remove_directory_at("..".into()).await);
+    log.show("flags of the preopen", dir.get_flags().await);
+    log.show(
+        "flags of dot opened without flags",
+        async { open(dir, ".", O::empty(), F::empty()).await?.get_flags().await }.await,
+    );
     log.show("mkdir sub", dir.create_directory_at("sub".into()).await);
     log.show("mkdir sub again", dir.create_directory_at("sub".into()).await);
     log.show("type of sub", dir.stat_at(PathFlags::empty(), "sub".into()).await.map(|s| s.type_));
@@ -101,6 +112,8 @@ async fn run(dir: &Descriptor, log: &mut Log) {
     log.show("overwrite", write(&a, Some(6), b"WORLD").await);
     log.show("read from 6", read(&a, 6).await);
     log.show("read past end", read(&a, 1000).await);
+    log.show("read at the largest offset", read(&a, u64::MAX).await);
+    log.show("write at the largest offset", write(&a, Some(u64::MAX), b"x").await);
     log.show("write past end", write(&a, Some(25), b"!").await);
     log.show("read with hole", read(&a, 0).await.map(|s| s.replace('\0', "0")));
     log.show("truncate", a.set_size(5).await);
