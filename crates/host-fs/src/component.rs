@@ -87,6 +87,52 @@ macro_rules! from_errno {
 }
 pub(crate) use from_errno;
 
+/// The conversions from the sealed side's terms to one binding's types (`$fs`: its
+/// `wasi:filesystem/types` module), which WASI 0.2 and 0.3 name alike but for their time
+/// type (`$time` makes one from nanoseconds since the epoch).
+macro_rules! binding_conversions {
+    ($fs:ident, $time:ident) => {
+        fn descriptor_type(kind: lamina_seal::Kind) -> $fs::DescriptorType {
+            match kind {
+                lamina_seal::Kind::File => $fs::DescriptorType::RegularFile,
+                lamina_seal::Kind::Dir => $fs::DescriptorType::Directory,
+            }
+        }
+
+        fn stat(s: lamina_seal::Stat) -> $fs::DescriptorStat {
+            let time = Some($time(s.mtime));
+            $fs::DescriptorStat {
+                type_: descriptor_type(s.kind),
+                link_count: 1,
+                size: s.size,
+                data_access_timestamp: time,
+                data_modification_timestamp: time,
+                status_change_timestamp: time,
+            }
+        }
+
+        fn hash(s: &lamina_seal::Stat) -> $fs::MetadataHashValue {
+            let (lower, upper) = $crate::component::hash(s);
+            $fs::MetadataHashValue { lower, upper }
+        }
+
+        fn open_request(oflags: $fs::OpenFlags, flags: $fs::DescriptorFlags) -> $crate::component::OpenRequest {
+            $crate::component::OpenRequest {
+                flags: lamina_seal::OpenFlags {
+                    create: oflags.contains($fs::OpenFlags::CREATE),
+                    exclusive: oflags.contains($fs::OpenFlags::EXCLUSIVE),
+                    truncate: oflags.contains($fs::OpenFlags::TRUNCATE),
+                    directory: oflags.contains($fs::OpenFlags::DIRECTORY),
+                },
+                read: flags.contains($fs::DescriptorFlags::READ),
+                write: flags.contains($fs::DescriptorFlags::WRITE),
+                mutate: flags.contains($fs::DescriptorFlags::MUTATE_DIRECTORY),
+            }
+        }
+    };
+}
+pub(crate) use binding_conversions;
+
 type Result<T> = std::result::Result<T, Errno>;
 
 /// A volume shared by the descriptors and streams that use it.

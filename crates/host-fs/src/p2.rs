@@ -23,39 +23,16 @@ use wasmtime_wasi::p2::{
 use wasmtime_wasi::runtime::in_tokio;
 
 use crate::component::{
-    self, MAX_IO, OpenRequest, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, from_errno, host,
-    shadow,
+    self, MAX_IO, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, binding_conversions, from_errno,
+    host, shadow,
 };
 
 from_errno!(Code, FsError);
+binding_conversions!(fs, datetime);
 
 fn datetime(ns: i64) -> Datetime {
     let (seconds, nanoseconds) = component::split_ns(ns);
     Datetime { seconds, nanoseconds }
-}
-
-fn descriptor_type(kind: Kind) -> fs::DescriptorType {
-    match kind {
-        Kind::File => fs::DescriptorType::RegularFile,
-        Kind::Dir => fs::DescriptorType::Directory,
-    }
-}
-
-fn stat(s: lamina_seal::Stat) -> fs::DescriptorStat {
-    let time = Some(datetime(s.mtime));
-    fs::DescriptorStat {
-        type_: descriptor_type(s.kind),
-        link_count: 1,
-        size: s.size,
-        data_access_timestamp: time,
-        data_modification_timestamp: time,
-        status_change_timestamp: time,
-    }
-}
-
-fn hash(s: &lamina_seal::Stat) -> fs::MetadataHashValue {
-    let (lower, upper) = component::hash(s);
-    fs::MetadataHashValue { lower, upper }
 }
 
 fn new_mtime(t: fs::NewTimestamp) -> Option<i64> {
@@ -65,20 +42,6 @@ fn new_mtime(t: fs::NewTimestamp) -> Option<i64> {
         fs::NewTimestamp::Timestamp(d) => {
             Some(component::now_or(Some((i64::try_from(d.seconds).unwrap_or(i64::MAX), d.nanoseconds))))
         }
-    }
-}
-
-fn open_request(oflags: fs::OpenFlags, flags: fs::DescriptorFlags) -> OpenRequest {
-    OpenRequest {
-        flags: lamina_seal::OpenFlags {
-            create: oflags.contains(fs::OpenFlags::CREATE),
-            exclusive: oflags.contains(fs::OpenFlags::EXCLUSIVE),
-            truncate: oflags.contains(fs::OpenFlags::TRUNCATE),
-            directory: oflags.contains(fs::OpenFlags::DIRECTORY),
-        },
-        read: flags.contains(fs::DescriptorFlags::READ),
-        write: flags.contains(fs::DescriptorFlags::WRITE),
-        mutate: flags.contains(fs::DescriptorFlags::MUTATE_DIRECTORY),
     }
 }
 

@@ -30,8 +30,8 @@ use wasmtime_wasi::p3::bindings::filesystem::{preopens, types};
 use wasmtime_wasi::p3::filesystem::{FilesystemError, FilesystemResult};
 
 use crate::component::{
-    self, Errno, OpenRequest, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, from_errno, host,
-    shadow,
+    self, Errno, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, binding_conversions, from_errno,
+    host, shadow,
 };
 
 use types::{
@@ -40,6 +40,7 @@ use types::{
 };
 
 from_errno!(ErrorCode, FilesystemError);
+binding_conversions!(types, instant);
 
 /// The most bytes one step of a sealed stream moves.
 const CHUNK: usize = 64 << 10;
@@ -66,33 +67,9 @@ fn owned(fd: &Resource<Descriptor>) -> Option<u32> {
     SealedComponentFs::owns(fd.rep()).then(|| fd.rep())
 }
 
-fn descriptor_type(kind: Kind) -> DescriptorType {
-    match kind {
-        Kind::File => DescriptorType::RegularFile,
-        Kind::Dir => DescriptorType::Directory,
-    }
-}
-
 fn instant(ns: i64) -> Instant {
     let (seconds, nanoseconds) = component::split_ns(ns);
     Instant { seconds: i64::try_from(seconds).unwrap_or(i64::MAX), nanoseconds }
-}
-
-fn stat(s: lamina_seal::Stat) -> DescriptorStat {
-    let time = Some(instant(s.mtime));
-    DescriptorStat {
-        type_: descriptor_type(s.kind),
-        link_count: 1,
-        size: s.size,
-        data_access_timestamp: time,
-        data_modification_timestamp: time,
-        status_change_timestamp: time,
-    }
-}
-
-fn hash(s: &lamina_seal::Stat) -> MetadataHashValue {
-    let (lower, upper) = component::hash(s);
-    MetadataHashValue { lower, upper }
 }
 
 fn new_mtime(t: NewTimestamp) -> Option<i64> {
@@ -103,26 +80,32 @@ fn new_mtime(t: NewTimestamp) -> Option<i64> {
     }
 }
 
-fn open_request(oflags: OpenFlags, flags: DescriptorFlags) -> OpenRequest {
-    OpenRequest {
-        flags: lamina_seal::OpenFlags {
-            create: oflags.contains(OpenFlags::CREATE),
-            exclusive: oflags.contains(OpenFlags::EXCLUSIVE),
-            truncate: oflags.contains(OpenFlags::TRUNCATE),
-            directory: oflags.contains(OpenFlags::DIRECTORY),
-        },
-        read: flags.contains(DescriptorFlags::READ),
-        write: flags.contains(DescriptorFlags::WRITE),
-        mutate: flags.contains(DescriptorFlags::MUTATE_DIRECTORY),
+/// How a sealed stream ended, told once to the future beside it: an error when the volume
+/// refused, else success when the stream is done with (or dropped).
+struct Outcome(Option<oneshot::Sender<Result<(), ErrorCode>>>);
+
+impl Outcome {
+    fn new() -> (Self, oneshot::Receiver<Result<(), ErrorCode>>) {
+        let (tx, rx) = oneshot::channel();
+        (Outcome(Some(tx)), rx)
+    }
+
+    fn tell(&mut self, result: Result<(), ErrorCode>) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(result);
+        }
+    }
+
+    /// Ends the stream with the volume's error.
+    fn failed(&mut self, e: lamina_seal::SealError) -> Poll<wasmtime::Result<StreamResult>> {
+        self.tell(Err(component::fail(e).into()));
+        Poll::Ready(Ok(StreamResult::Dropped))
     }
 }
 
-/// How a sealed stream ended, for the future beside it.
-type Outcome = oneshot::Sender<Result<(), ErrorCode>>;
-
-fn finish(outcome: &mut Option<Outcome>, result: Result<(), ErrorCode>) {
-    if let Some(tx) = outcome.take() {
-        let _ = tx.send(result);
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        self.tell(Ok(()));
     }
 }
 
@@ -131,7 +114,7 @@ struct SealedReader {
     volume: Shared,
     id: FileId,
     offset: u64,
-    outcome: Option<Outcome>,
+    outcome: Outcome,
 }
 
 impl<D> StreamProducer<D> for SealedReader {
@@ -151,10 +134,9 @@ impl<D> StreamProducer<D> for SealedReader {
             return Poll::Ready(Ok(StreamResult::Completed));
         }
         let end = buf.len().min(CHUNK);
-        let (volume, id, offset) = (self.volume.clone(), self.id, self.offset);
-        match component::read_into(&volume, &id, offset, &mut buf[..end]) {
+        match component::read_into(&self.volume, &self.id, self.offset, &mut buf[..end]) {
             Ok(0) => {
-                finish(&mut self.outcome, Ok(()));
+                self.outcome.tell(Ok(()));
                 Poll::Ready(Ok(StreamResult::Dropped))
             }
             Ok(n) => {
@@ -162,17 +144,8 @@ impl<D> StreamProducer<D> for SealedReader {
                 self.offset += n as u64;
                 Poll::Ready(Ok(StreamResult::Completed))
             }
-            Err(e) => {
-                finish(&mut self.outcome, Err(component::fail(e).into()));
-                Poll::Ready(Ok(StreamResult::Dropped))
-            }
+            Err(e) => self.outcome.failed(e),
         }
-    }
-}
-
-impl Drop for SealedReader {
-    fn drop(&mut self) {
-        finish(&mut self.outcome, Ok(()));
     }
 }
 
@@ -182,7 +155,7 @@ struct SealedWriter {
     id: FileId,
     /// Where the next write goes; `None` appends.
     offset: Option<u64>,
-    outcome: Option<Outcome>,
+    outcome: Outcome,
 }
 
 impl<D> StreamConsumer<D> for SealedWriter {
@@ -207,17 +180,8 @@ impl<D> StreamConsumer<D> for SealedWriter {
                 }
                 Poll::Ready(Ok(StreamResult::Completed))
             }
-            Err(e) => {
-                finish(&mut self.outcome, Err(component::fail(e).into()));
-                Poll::Ready(Ok(StreamResult::Dropped))
-            }
+            Err(e) => self.outcome.failed(e),
         }
-    }
-}
-
-impl Drop for SealedWriter {
-    fn drop(&mut self) {
-        finish(&mut self.outcome, Ok(()));
     }
 }
 
@@ -287,8 +251,8 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         };
         match component::check_offset(offset).and_then(|()| store.get().sealed.reader(rep)) {
             Ok((volume, id)) => {
-                let (tx, rx) = oneshot::channel();
-                let stream = StreamReader::new(&mut store, SealedReader { volume, id, offset, outcome: Some(tx) })?;
+                let (outcome, rx) = Outcome::new();
+                let stream = StreamReader::new(&mut store, SealedReader { volume, id, offset, outcome })?;
                 Ok((stream, FutureReader::new(&mut store, rx)?))
             }
             Err(e) => Ok((StreamReader::new(&mut store, std::iter::empty())?, ready(&mut store, Err(e.into()))?)),
@@ -581,8 +545,8 @@ fn write<U: SealedComponentView + 'static>(
     };
     match offset.map_or(Ok(()), component::check_offset).and_then(|()| store.get().sealed.writer(rep)) {
         Ok((volume, id)) => {
-            let (tx, rx) = oneshot::channel();
-            data.pipe(&mut store, SealedWriter { volume, id, offset, outcome: Some(tx) })?;
+            let (outcome, rx) = Outcome::new();
+            data.pipe(&mut store, SealedWriter { volume, id, offset, outcome })?;
             FutureReader::new(&mut store, rx)
         }
         Err(e) => {
