@@ -246,27 +246,28 @@ fn join(base: &str, relative: &str) -> Result<String> {
     })
 }
 
-/// The error number a sealed-volume error becomes for the guest.
-fn errno(e: &SealError) -> Errno {
-    match e {
-        SealError::NotFound(_) => Errno::Noent,
-        SealError::Exists(_) => Errno::Exist,
-        SealError::NotADirectory(_) => Errno::Notdir,
-        SealError::IsADirectory(_) => Errno::Isdir,
-        SealError::NotEmpty(_) => Errno::Notempty,
-        SealError::InvalidPath { .. } => Errno::Inval,
-        SealError::QuotaExceeded { .. } => Errno::Dquot,
-        SealError::TooLarge(_) => Errno::Fbig,
-        _ => Errno::Io,
-    }
-}
-
+/// A sealed-volume error as the guest's error number: the component layers' classification
+/// (`component::fail`, which logs what is not logged where it was detected), in preview 1's
+/// names.
 fn fail(e: SealError) -> types::Error {
-    if !matches!(e, SealError::Integrity { .. } | SealError::QuotaExceeded { .. }) {
-        // Integrity and quota failures are logged where they are detected.
-        tracing::debug!("sealed filesystem: {e}");
-    }
-    errno(&e).into()
+    let errno = match component::fail(e) {
+        component::Errno::BadDescriptor => Errno::Badf,
+        component::Errno::CrossDevice => Errno::Xdev,
+        component::Errno::Exist => Errno::Exist,
+        component::Errno::FileTooLarge => Errno::Fbig,
+        component::Errno::InsufficientMemory => Errno::Nomem,
+        component::Errno::Invalid => Errno::Inval,
+        component::Errno::Io => Errno::Io,
+        component::Errno::IsDirectory => Errno::Isdir,
+        component::Errno::NameTooLong => Errno::Nametoolong,
+        component::Errno::NoEntry => Errno::Noent,
+        component::Errno::NotDirectory => Errno::Notdir,
+        component::Errno::NotEmpty => Errno::Notempty,
+        component::Errno::NotPermitted => Errno::Perm,
+        component::Errno::Quota => Errno::Dquot,
+        component::Errno::Unsupported => Errno::Notsup,
+    };
+    errno.into()
 }
 
 fn filetype(kind: Kind) -> types::Filetype {
