@@ -83,6 +83,15 @@ impl GenerationFloor {
 mod tests {
     use super::*;
 
+    /// A node's state directory and its sim platform, with the floor raised to `generation`.
+    fn raised_to(generation: u64) -> (tempfile::TempDir, lamina_tee::sim::SimPlatform) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sim = lamina_tee::sim::SimPlatform::open(&dir.path().join("sim")).expect("sim");
+        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
+        floor.raise(generation).expect("raises");
+        (dir, sim)
+    }
+
     #[test]
     fn the_floor_only_rises_and_survives_a_restart() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -101,11 +110,7 @@ mod tests {
     fn an_older_copy_of_the_sealed_floor_is_refused() {
         // The attack: keep a copy of the node's sealed state at generation 1, let it reach 2,
         // then put the copy back.
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sim = lamina_tee::sim::SimPlatform::open(&dir.path().join("sim")).expect("sim");
-        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
-        floor.raise(1).expect("raises");
-        drop(floor);
+        let (dir, sim) = raised_to(1);
         let copy = dir.path().join("copy");
         copy_dir(&dir.path().join("node-state"), &copy);
         let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
@@ -121,11 +126,7 @@ mod tests {
     fn a_deleted_sealed_floor_is_refused_not_reset_to_zero() {
         // The attack: delete the node's sealed state so that the floor starts again at 0 and
         // an older desired state would be accepted.
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sim = lamina_tee::sim::SimPlatform::open(&dir.path().join("sim")).expect("sim");
-        let mut floor = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect("opens");
-        floor.raise(5).expect("raises");
-        drop(floor);
+        let (dir, sim) = raised_to(5);
         std::fs::remove_dir_all(dir.path().join("node-state")).expect("remove");
         let e = GenerationFloor::open(dir.path(), &sim, Absent::Refuse).expect_err("deleted");
         assert!(e.contains("missing or empty"), "{e}");
