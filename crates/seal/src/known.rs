@@ -175,4 +175,21 @@ mod tests {
         let Err(e) = open(&f, &f.dir, Absent::Refuse) else { panic!("opened") };
         assert!(matches!(e, SealError::Replaced { .. }), "{e}");
     }
+
+    /// Failing I/O: the record cannot be written (here its directory is a file, as a full or
+    /// read-only state directory would refuse it too). The open fails, naming the record's
+    /// path, rather than running a volume nothing would miss; once the record can be written,
+    /// the next open records the volume it made.
+    #[test]
+    fn a_record_that_cannot_be_written_fails_the_open_and_the_next_one_records_it() {
+        let f = fixture();
+        let records = f.state.join("sealed-volumes");
+        std::fs::write(&records, b"not a directory").expect("a file in the way");
+        let Err(e) = open(&f, &f.dir, Absent::Refuse) else { panic!("opened without a record") };
+        assert!(matches!(e, SealError::Io { .. }) && e.to_string().contains("sealed-volumes"), "{e}");
+        std::fs::remove_file(&records).expect("the way cleared");
+        let id = open(&f, &f.dir, Absent::Refuse).expect("opens and records").id();
+        std::fs::remove_dir_all(&f.dir).expect("delete");
+        assert!(matches!(open(&f, &f.dir, Absent::Refuse), Err(SealError::Missing { .. })), "recorded: {id:?}");
+    }
 }
