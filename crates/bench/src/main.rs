@@ -226,7 +226,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         bar.set_length(bar.length().unwrap_or(0) + estimate_compute_runs(&config)?);
         let c = compute::run(&config, &progress)?;
         for e in &c.errors {
-            bar.println(format!("error: {e}"));
+            bar.suspend(|| eprintln!("lamina-bench: error: {e}"));
         }
         results.compute = Some(c);
     }
@@ -252,19 +252,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let logs = out.join("logs");
         let criterion = out.join("criterion");
         for suite in suites {
-            progress(
-                &format!(
-                    "{}: {} (log: {})",
-                    suite.name,
-                    suite.what,
-                    logs.join(format!("{}.log", suite.name)).display()
-                ),
-                0,
-            );
+            let shown =
+                format!("{}: {} (log: {})", suite.name, suite.what, logs.join(format!("{}.log", suite.name)).display());
+            if bar.is_hidden() {
+                // No terminal (CI): a line per suite instead of the bar's message.
+                eprintln!("lamina-bench: {shown}");
+            }
+            progress(&shown, 0);
             match suites::run(suite, quick, &args.cargo_profile, &records, &logs, &criterion)? {
                 Ok(record) => results.records.push(record),
                 Err(failure) => {
-                    bar.println(format!("error: {}: {} (log: {})", failure.suite, failure.error, failure.log));
+                    bar.suspend(|| eprintln!("lamina-bench: error: {}: {}", failure.suite, failure.error));
                     results.failures.push(failure);
                 }
             }
@@ -289,6 +287,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| if quick { out.join("benchmarks.md") } else { "docs/benchmarks.md".into() });
     write_report(&results, &docs)?;
 
+    for failure in &results.failures {
+        eprintln!(
+            "lamina-bench: {} did not finish: {}\n  command: {}\n  the last lines of {}:\n{}",
+            failure.suite,
+            failure.error,
+            failure.command,
+            failure.log,
+            log_tail(Path::new(&failure.log), FAILURE_TAIL_LINES)
+        );
+    }
     let compute_errors = results.compute.as_ref().map_or(0, |c| c.errors.len());
     if compute_errors > 0 || !results.failures.is_empty() {
         bail!(
@@ -298,6 +306,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// How many lines of a failed suite's log the harness prints.
+const FAILURE_TAIL_LINES: usize = 40;
+
+/// The last `lines` lines of a log, indented, or why it cannot be read.
+fn log_tail(log: &Path, lines: usize) -> String {
+    match std::fs::read(log) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].iter().map(|l| format!("    {l}\n")).collect()
+        }
+        Err(e) => format!("    (cannot read it: {e})\n"),
+    }
 }
 
 /// How many kernel runs the compute suite makes, for the progress bar.
@@ -317,4 +340,21 @@ fn estimate_compute_runs(config: &compute::Config) -> anyhow::Result<u64> {
         * (config.sizes.len() as u64 * runners
             + config.pulley_sizes.iter().filter(|s| config.sizes.contains(s)).count() as u64 * pulley);
     Ok(per_rep * u64::from(config.reps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_suite_shows_the_end_of_its_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("suite.log");
+        let text: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&log, text).expect("log");
+        let tail = log_tail(&log, 3);
+        assert_eq!(tail, "    line 48\n    line 49\n    line 50\n");
+        let missing = log_tail(&dir.path().join("none.log"), 3);
+        assert!(missing.contains("cannot read it"), "{missing}");
+    }
 }
