@@ -304,6 +304,21 @@ fn ten_thousand_idle_connections_are_bounded_and_the_server_answers_after_they_t
 }
 
 #[test]
+fn an_idle_http1_keep_alive_connection_is_closed_at_the_header_timeout() {
+    let served = Served::start("p3-service", &["--header-timeout", "1s"]);
+    let mut stream = TcpStream::connect(served.addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    // Keep-alive: the server answers, then waits for the next request, which never comes.
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").expect("writes");
+    let started = Instant::now();
+    let (status, _) = read_response(&mut stream);
+    assert_eq!(status, 200);
+    let held = started.elapsed();
+    assert!(held < Duration::from_secs(5), "an idle keep-alive connection was held for {held:?}");
+    assert!(held >= Duration::from_millis(900), "closed after {held:?}, before the header timeout");
+}
+
+#[test]
 fn malformed_requests_get_a_clear_4xx_and_nothing_else_breaks() {
     let served = Served::start("p3-service", &[]);
     for garbage in [

@@ -4,8 +4,8 @@
 //! frames do not count as activity; requests do.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,15 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 #[derive(Debug)]
 pub(crate) struct Activity {
     open: AtomicUsize,
-    last: Mutex<Instant>,
+    /// When the connection was accepted.
+    born: Instant,
+    /// When the last request ended, in nanoseconds after `born`.
+    last: AtomicU64,
 }
 
 impl Activity {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { open: AtomicUsize::new(0), last: Mutex::new(Instant::now()) })
+        Arc::new(Self { open: AtomicUsize::new(0), born: Instant::now(), last: AtomicU64::new(0) })
     }
 
     /// Counts a request as in progress until the returned guard is dropped.
@@ -31,8 +34,12 @@ impl Activity {
 
     /// When the connection became idle, or `None` while a request is in progress.
     fn idle_since(&self) -> Option<Instant> {
-        let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        (self.open.load(Ordering::Relaxed) == 0).then_some(last)
+        // `open` first, with Acquire: a request that ended before it dropped to zero has
+        // already moved `last` (its Release below).
+        if self.open.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        Some(self.born + Duration::from_nanos(self.last.load(Ordering::Relaxed)))
     }
 }
 
@@ -41,8 +48,10 @@ pub(crate) struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        *self.0.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        // Over 584 years the count saturates; the connection then never reads as idle early.
+        let since = u64::try_from(self.0.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.last.fetch_max(since, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Release);
     }
 }
 

@@ -197,10 +197,15 @@ impl Server {
                         // A client that connects and says nothing is dropped at the header
                         // timeout; HTTP/2 by prior knowledge starts with its preface (`PRI`).
                         match tokio::time::timeout(shared.bounds.header_timeout, sniff_h2(&stream)).await {
-                            Ok(Ok(Some(h2))) => {
+                            Ok(Ok(Some(true))) => {
                                 let io =
                                     idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
-                                serve_io(io, h2, &builders, service, watcher).await
+                                serve_io(io, true, &builders, service, watcher).await
+                            }
+                            // HTTP/1.1's header timeout runs from when the server waits for the
+                            // next request, so it also ends idle keep-alive connections.
+                            Ok(Ok(Some(false))) => {
+                                serve_io(TokioIo::new(stream), false, &builders, service, watcher).await
                             }
                             _ => Ok(()),
                         }
@@ -209,11 +214,14 @@ impl Server {
                         let handshake = Box::pin(acceptor.accept(stream));
                         match tokio::time::timeout(shared.bounds.header_timeout, handshake).await {
                             Ok(Ok(stream)) => {
-                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                                let io =
-                                    idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
+                                let io = TokioIo::new(stream);
                                 // Boxed: a TLS connection's state stays out of every plain one's.
-                                Box::pin(serve_io(io, h2, &builders, service, watcher)).await
+                                if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+                                    let io = idle::IdleIo::new(io, activity, shared.bounds.header_timeout);
+                                    Box::pin(serve_io(io, true, &builders, service, watcher)).await
+                                } else {
+                                    Box::pin(serve_io(io, false, &builders, service, watcher)).await
+                                }
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
