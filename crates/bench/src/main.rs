@@ -311,9 +311,22 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 /// How many lines of a failed suite's log the harness prints.
 const FAILURE_TAIL_LINES: usize = 40;
 
-/// The last `lines` lines of a log, indented, or why it cannot be read.
+/// How much of a failed suite's log the harness reads, from its end.
+const FAILURE_TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `lines` lines of a log (within its last [`FAILURE_TAIL_BYTES`]), indented, or why
+/// it cannot be read.
 fn log_tail(log: &Path, lines: usize) -> String {
-    match std::fs::read(log) {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(log)?;
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(FAILURE_TAIL_BYTES)))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    match read() {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
             let all: Vec<&str> = text.lines().collect();
@@ -354,6 +367,12 @@ mod tests {
         std::fs::write(&log, text).expect("log");
         let tail = log_tail(&log, 3);
         assert_eq!(tail, "    line 48\n    line 49\n    line 50\n");
+        // A huge log: only its end is read, and its last lines still come out.
+        let big = dir.path().join("big.log");
+        let mut text = "x".repeat(usize::try_from(FAILURE_TAIL_BYTES).expect("fits") * 4);
+        text.push_str("\nthe end\n");
+        std::fs::write(&big, text).expect("big log");
+        assert!(log_tail(&big, 1).ends_with("    the end\n"));
         let missing = log_tail(&dir.path().join("none.log"), 3);
         assert!(missing.contains("cannot read it"), "{missing}");
     }
