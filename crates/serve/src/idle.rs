@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,17 +19,29 @@ pub(crate) struct Activity {
     born: Instant,
     /// When the last request ended, in nanoseconds after `born`.
     last: AtomicU64,
+    /// Whether an [`IdleIo`] reads it; requests are not counted otherwise (HTTP/1.1, whose
+    /// header timeout ends idle connections).
+    watched: AtomicBool,
 }
 
 impl Activity {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self { open: AtomicUsize::new(0), born: Instant::now(), last: AtomicU64::new(0) })
+        Arc::new(Self {
+            open: AtomicUsize::new(0),
+            born: Instant::now(),
+            last: AtomicU64::new(0),
+            watched: AtomicBool::new(false),
+        })
     }
 
-    /// Counts a request as in progress until the returned guard is dropped.
-    pub(crate) fn start(this: &Arc<Self>) -> Busy {
+    /// Counts a request as in progress until the returned guard is dropped, on a connection an
+    /// [`IdleIo`] watches (`None` on others: nothing reads the count).
+    pub(crate) fn start(this: &Arc<Self>) -> Option<Busy> {
+        if !this.watched.load(Ordering::Relaxed) {
+            return None;
+        }
         this.open.fetch_add(1, Ordering::Relaxed);
-        Busy(Arc::clone(this))
+        Some(Busy(Arc::clone(this)))
     }
 
     /// When the connection became idle, or `None` while a request is in progress.
@@ -65,6 +77,8 @@ pub(crate) struct IdleIo<I> {
 
 impl<I> IdleIo<I> {
     pub(crate) fn new(io: I, activity: Arc<Activity>, idle: Duration) -> Self {
+        // Before the connection is served: every request on it is counted.
+        activity.watched.store(true, Ordering::Relaxed);
         Self { io, activity, idle, timer: Box::pin(tokio::time::sleep(idle)) }
     }
 }

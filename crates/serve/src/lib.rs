@@ -317,7 +317,7 @@ async fn respond(
     shared: Arc<Shared>,
     peer: SocketAddr,
     request: http::Request<Incoming>,
-    busy: idle::Busy,
+    busy: Option<idle::Busy>,
 ) -> Result<http::Response<HttpBody>, Infallible> {
     let started = Instant::now();
     let in_flight = shared.metrics.request_started();
@@ -335,7 +335,7 @@ async fn respond(
 async fn answer(
     shared: &Shared,
     request: http::Request<Incoming>,
-    in_flight: (metrics::InFlight, idle::Busy),
+    in_flight: (metrics::InFlight, Option<idle::Busy>),
 ) -> http::Response<HttpBody> {
     let max_body = shared.bounds.max_body_bytes;
     let declared = request
@@ -398,7 +398,7 @@ async fn answer(
 /// guest, its in-flight count) until the body ends or is dropped.
 struct Held<B> {
     body: B,
-    _held: (tokio::sync::OwnedSemaphorePermit, (metrics::InFlight, idle::Busy)),
+    _held: (tokio::sync::OwnedSemaphorePermit, (metrics::InFlight, Option<idle::Busy>)),
 }
 
 impl<B: hyper::body::Body + Unpin> hyper::body::Body for Held<B> {
