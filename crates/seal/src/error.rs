@@ -13,6 +13,23 @@ pub enum SealError {
     /// A path to create already exists.
     #[error("{0}: already exists")]
     Exists(String),
+    /// A path names a symbolic link where the operation does not follow one (an open without
+    /// following, as `O_NOFOLLOW`).
+    #[error("{0}: is a symbolic link")]
+    IsASymlink(String),
+    /// A path names something other than a symbolic link where one is required (`readlink`).
+    #[error("{0}: not a symbolic link")]
+    NotASymlink(String),
+    /// Resolving a path followed more symbolic links than allowed (a loop, most likely).
+    #[error("{0}: too many levels of symbolic links")]
+    TooManyLinks(String),
+    /// A path, or a symbolic link on its way, leads outside the directory it is relative to
+    /// (an absolute path, or `..` above that directory).
+    #[error("{0}: leads outside the directory it is relative to")]
+    Escapes(String),
+    /// A path's component is longer than a name may be (255 bytes).
+    #[error("{0}: a name is longer than 255 bytes")]
+    NameTooLong(String),
     /// A directory was expected.
     #[error("{0}: not a directory")]
     NotADirectory(String),

@@ -9,7 +9,8 @@
 //! write leaves the other intact): `nonce (12) | AES-256-GCM(plaintext) | tag (16)`, with the
 //! volume id in the associated data; plaintext `"LMSM" | 1 | version u64 | entries u32 |
 //! entry*`, an entry `path (len u16, UTF-8) | kind u8 | mtime i64 ns | [file: id (16) | size
-//! u64 | chunks u32 | (slot u8, tag (16))*]`. Integers are little endian.
+//! u64 | chunks u32 | (slot u8, tag (16))*] | [symbolic link: target (len u16, UTF-8)]`, kind 0
+//! a directory, 1 a file, 2 a symbolic link (format 3 on). Integers are little endian.
 
 use ring::aead::{self, Aad, Nonce};
 use ring::hmac;
@@ -19,8 +20,9 @@ const HEADER_MAGIC: &[u8; 4] = b"LMSV";
 /// The manifest's magic bytes.
 const MANIFEST_MAGIC: &[u8; 4] = b"LMSM";
 const VERSION: u8 = 1;
-/// Manifest format: 1 had no journal; 2 carries the chunks written since the last checkpoint.
-const MANIFEST_VERSION: u8 = 2;
+/// Manifest format: 1 had no journal; 2 carries the chunks written since the last checkpoint;
+/// 3 may hold symbolic links.
+const MANIFEST_VERSION: u8 = 3;
 /// The size of a stored chunk slot: nonce, ciphertext, tag.
 pub(crate) const SLOT_BYTES: usize = 12 + 4096 + 16;
 /// A slot number meaning "no data: reads as zeros".
@@ -111,6 +113,7 @@ impl ChunkRef {
 pub(crate) enum Node {
     Dir,
     File { id: [u8; 16], size: u64, chunks: Vec<ChunkRef> },
+    Symlink { target: String },
 }
 
 /// A manifest entry.
@@ -172,6 +175,12 @@ pub(crate) fn encode_manifest<'a>(
                     out.extend_from_slice(&chunk.tag);
                 }
             }
+            Node::Symlink { target } => {
+                out.push(2);
+                out.extend_from_slice(&entry.mtime.to_le_bytes());
+                out.extend_from_slice(&(target.len() as u16).to_le_bytes());
+                out.extend_from_slice(target.as_bytes());
+            }
         }
     }
     out.extend_from_slice(&(journal.len() as u32).to_le_bytes());
@@ -191,8 +200,8 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
         return Err("not a Lamina manifest".into());
     }
     let format = r.u8()?;
-    if format != 1 && format != MANIFEST_VERSION {
-        return Err(format!("manifest format version {format}; this Lamina reads versions 1 and {MANIFEST_VERSION}"));
+    if !(1..=MANIFEST_VERSION).contains(&format) {
+        return Err(format!("manifest format version {format}; this Lamina reads versions 1 to {MANIFEST_VERSION}"));
     }
     let counter = r.u64()?;
     let count = r.u32()? as usize;
@@ -221,6 +230,11 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
                     chunks.push(ChunkRef { slot, tag: r.array()? });
                 }
                 Node::File { id, size, chunks }
+            }
+            2 if format >= 3 => {
+                let len = r.u16()? as usize;
+                let target = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| "a link target is not UTF-8")?;
+                Node::Symlink { target }
             }
             other => return Err(format!("entry kind {other}")),
         };
@@ -369,6 +383,7 @@ mod tests {
                     chunks: vec![ChunkRef { slot: 1, tag: [4; 16] }, ChunkRef::HOLE],
                 },
             },
+            Entry { path: "d/l".into(), mtime: 7, node: Node::Symlink { target: "../d/f".into() } },
         ];
         let journal = JournalEntry { id: [3; 16], index: 0, slot: 1, bytes: Box::new([9; SLOT_BYTES]) };
         let plain = encode_manifest(42, entries.clone().into_iter(), &[&journal]);
@@ -380,6 +395,14 @@ mod tests {
         let stored = seal_manifest(&key, &[1; 16], [0; 12], plain.clone());
         assert_eq!(open_manifest(&key, &[1; 16], &stored), Some(plain));
         assert_eq!(open_manifest(&key, &[2; 16], &stored), None, "bound to the volume");
+    }
+
+    #[test]
+    fn a_symbolic_link_in_a_format_2_manifest_is_refused() {
+        let entries = vec![Entry { path: "l".into(), mtime: 1, node: Node::Symlink { target: "t".into() } }];
+        let mut plain = encode_manifest(1, entries.into_iter(), &[]);
+        plain[4] = 2;
+        assert_eq!(decode_manifest(&plain).err().as_deref(), Some("entry kind 2"));
     }
 
     proptest! {

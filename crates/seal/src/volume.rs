@@ -57,6 +57,12 @@ const MAX_PATH_BYTES: usize = 4096;
 /// The most files and directories a volume holds.
 const MAX_ENTRIES: usize = 1 << 20;
 
+/// The most symbolic links one path's resolution follows, as Linux allows (`ELOOP` beyond).
+const MAX_LINKS_FOLLOWED: u32 = 40;
+
+/// The longest name of one file, directory or link, as Linux file systems allow.
+const NAME_MAX: usize = 255;
+
 /// The most chunks a manifest's journal carries (64 KiB); a commit with more is a checkpoint.
 const JOURNAL_MAX_CHUNKS: usize = 16;
 
@@ -85,18 +91,21 @@ pub enum Kind {
     File,
     /// A directory.
     Dir,
+    /// A symbolic link: a path, relative to the directory holding the link, that resolution
+    /// follows within the volume.
+    Symlink,
 }
 
 /// What `stat` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
-    /// File or directory.
+    /// File, directory or symbolic link.
     pub kind: Kind,
-    /// Content bytes (0 for directories).
+    /// Content bytes (0 for directories; a link's is the length of its target).
     pub size: u64,
     /// Last modification, nanoseconds since the Unix epoch.
     pub mtime: i64,
-    /// A stable number for the file (from its id), or for a directory (from its path).
+    /// A stable number for the file (from its id), or for a directory or link (from its path).
     pub ino: u64,
 }
 
@@ -105,7 +114,7 @@ pub struct Stat {
 pub struct DirEntry {
     /// The name within the directory.
     pub name: String,
-    /// File or directory.
+    /// File, directory or symbolic link.
     pub kind: Kind,
     /// As [`Stat::ino`].
     pub ino: u64,
@@ -133,9 +142,21 @@ pub struct OpenFlags {
     pub directory: bool,
 }
 
+/// A path a guest gave, resolved within a volume by [`Volume::resolve`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The path within the volume (`""` is its root), free of `.`, `..` and links, except that
+    /// its last component may be a link that was not followed.
+    pub path: String,
+    /// The path can name only a directory: it ended with `/`, `.` or `..` (`file/` names
+    /// nothing; POSIX answers it with `ENOTDIR`).
+    pub dir_only: bool,
+}
+
 enum Item {
     Dir { mtime: i64 },
     File { id: FileId },
+    Symlink { target: String, mtime: i64 },
 }
 
 /// The one decrypted chunk a file keeps, so small sequential reads and writes do not decrypt
@@ -450,6 +471,7 @@ impl Volume {
         for entry in manifest.entries {
             let item = match entry.node {
                 Node::Dir => Item::Dir { mtime: entry.mtime },
+                Node::Symlink { target } => Item::Symlink { target, mtime: entry.mtime },
                 Node::File { id, size, chunks } => {
                     let committed = chunks.iter().map(|c| c.slot).collect();
                     self.used += size;
@@ -542,6 +564,114 @@ impl Volume {
             None => Err(SealError::NotFound(path.into())),
             Some(Item::Dir { mtime }) => Ok(Stat { kind: Kind::Dir, size: 0, mtime: *mtime, ino: dir_ino(path) }),
             Some(Item::File { id }) => Ok(self.file_stat(id)),
+            Some(Item::Symlink { target, mtime }) => {
+                Ok(Stat { kind: Kind::Symlink, size: target.len() as u64, mtime: *mtime, ino: dir_ino(path) })
+            }
+        }
+    }
+
+    /// Resolves a guest path relative to a directory of the volume, as a directory descriptor
+    /// allows it through wasmtime-wasi: component by component, following symbolic links
+    /// (every one on the way; the last one too when `follow`, or when the path ends with `/`),
+    /// with `..` going to the parent of where resolution is, never above `base`. An absolute
+    /// path or link target, or `..` above `base`, [`SealError::Escapes`]: a descriptor is a
+    /// capability for what is under it, and a link cannot widen it.
+    ///
+    /// # Errors
+    /// [`SealError::Escapes`], [`SealError::NameTooLong`], [`SealError::TooManyLinks`] (more than
+    /// 40 links followed), [`SealError::NotFound`] and [`SealError::NotADirectory`] for a
+    /// component on the way that is missing or not a directory.
+    pub fn resolve(&self, base: &str, relative: &str, follow: bool) -> Result<Resolved, SealError> {
+        if relative.starts_with('/') {
+            return Err(SealError::Escapes(relative.into()));
+        }
+        let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+        let floor = parts.len();
+        // Components still to resolve, in reverse order, so that a link's target is pushed in
+        // front of what follows it. They borrow the relative path or the targets of links in
+        // the volume, which resolution does not change.
+        let mut queue: Vec<&str> = relative.split('/').rev().collect();
+        let mut followed = 0;
+        let mut dir_only = false;
+        while let Some(component) = queue.pop() {
+            // The last component; `trailing` when `/` follows it.
+            let last = queue.iter().all(|c| c.is_empty());
+            let trailing = last && !queue.is_empty();
+            match component {
+                "" => {}
+                "." => dir_only |= last,
+                ".." => {
+                    if parts.len() == floor {
+                        return Err(SealError::Escapes(relative.into()));
+                    }
+                    parts.pop();
+                    dir_only |= last;
+                }
+                name if name.len() > NAME_MAX => return Err(SealError::NameTooLong(relative.into())),
+                name => {
+                    parts.push(name);
+                    let path = parts.join("/");
+                    match self.items.get(&path) {
+                        Some(Item::Symlink { target, .. }) if !last || follow || trailing => {
+                            followed += 1;
+                            if followed > MAX_LINKS_FOLLOWED {
+                                return Err(SealError::TooManyLinks(relative.into()));
+                            }
+                            if target.starts_with('/') {
+                                return Err(SealError::Escapes(relative.into()));
+                            }
+                            parts.pop();
+                            queue.extend(target.split('/').rev());
+                        }
+                        Some(Item::File { .. }) if !last => return Err(SealError::NotADirectory(path)),
+                        None if !last => return Err(SealError::NotFound(path)),
+                        _ => dir_only |= trailing,
+                    }
+                }
+            }
+        }
+        Ok(Resolved { path: parts.join("/"), dir_only })
+    }
+
+    /// Creates a symbolic link at `path` holding `target`, a path relative to the link's
+    /// directory (it need not exist). An absolute target is refused: it could name nothing
+    /// inside the volume.
+    ///
+    /// # Errors
+    /// [`SealError::Exists`], [`SealError::NotFound`] (no parent), [`SealError::Escapes`] (an
+    /// absolute target), [`SealError::InvalidPath`] (an empty or over-long target).
+    pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), SealError> {
+        if path.is_empty() || self.items.contains_key(path) {
+            return Err(SealError::Exists(path.into()));
+        }
+        if target.starts_with('/') {
+            return Err(SealError::Escapes(target.into()));
+        }
+        if target.is_empty() {
+            return Err(SealError::NotFound(target.into()));
+        }
+        if target.len() > MAX_PATH_BYTES {
+            return Err(SealError::InvalidPath {
+                path: path.into(),
+                reason: "the link's target is longer than 4096 bytes",
+            });
+        }
+        self.check_new(path)?;
+        self.items.insert(path.into(), Item::Symlink { target: target.into(), mtime: now() });
+        self.changed = true;
+        Ok(())
+    }
+
+    /// The target of the symbolic link at `path`.
+    ///
+    /// # Errors
+    /// [`SealError::NotFound`], [`SealError::NotASymlink`].
+    pub fn readlink(&self, path: &str) -> Result<&str, SealError> {
+        match self.items.get(path) {
+            Some(Item::Symlink { target, .. }) => Ok(target),
+            Some(_) => Err(SealError::NotASymlink(path.into())),
+            None if path.is_empty() => Err(SealError::NotASymlink(path.into())),
+            None => Err(SealError::NotFound(path.into())),
         }
     }
 
@@ -571,17 +701,18 @@ impl Volume {
             None => Ok(()),
             Some((parent, _)) => match self.items.get(parent) {
                 Some(Item::Dir { .. }) => Ok(()),
-                Some(Item::File { .. }) => Err(SealError::NotADirectory(parent.into())),
+                Some(Item::File { .. } | Item::Symlink { .. }) => Err(SealError::NotADirectory(parent.into())),
                 None => Err(SealError::NotFound(parent.into())),
             },
         }
     }
 
-    /// Opens (or creates) a path.
+    /// Opens (or creates) a path, resolved by [`Volume::resolve`]: a symbolic link there is not
+    /// followed.
     ///
     /// # Errors
     /// [`SealError::NotFound`], [`SealError::Exists`], [`SealError::IsADirectory`],
-    /// [`SealError::NotADirectory`].
+    /// [`SealError::NotADirectory`], [`SealError::IsASymlink`].
     pub fn open_path(&mut self, path: &str, flags: OpenFlags) -> Result<Opened, SealError> {
         if path.is_empty() {
             return if flags.create && flags.exclusive {
@@ -616,6 +747,8 @@ impl Volume {
                 }
                 Ok(Opened::File(id))
             }
+            Some(Item::Symlink { .. }) if flags.create && flags.exclusive => Err(SealError::Exists(path.into())),
+            Some(Item::Symlink { .. }) => Err(SealError::IsASymlink(path.into())),
             None if flags.create && !flags.directory => {
                 self.check_new(path)?;
                 let mut id = [0u8; 16];
@@ -944,13 +1077,13 @@ impl Volume {
         Ok(())
     }
 
-    /// Sets a path's modification time.
+    /// Sets a path's modification time (a symbolic link's own).
     ///
     /// # Errors
     /// [`SealError::NotFound`].
     pub fn set_mtime(&mut self, path: &str, mtime: i64) -> Result<(), SealError> {
         match self.items.get_mut(path) {
-            Some(Item::Dir { mtime: m }) => *m = mtime,
+            Some(Item::Dir { mtime: m } | Item::Symlink { mtime: m, .. }) => *m = mtime,
             Some(Item::File { id }) => {
                 let id = *id;
                 self.file_mut(&id)?.mtime = mtime;
@@ -982,7 +1115,7 @@ impl Volume {
     pub fn rmdir(&mut self, path: &str) -> Result<(), SealError> {
         match self.items.get(path) {
             None => return Err(SealError::NotFound(path.into())),
-            Some(Item::File { .. }) => return Err(SealError::NotADirectory(path.into())),
+            Some(Item::File { .. } | Item::Symlink { .. }) => return Err(SealError::NotADirectory(path.into())),
             Some(Item::Dir { .. }) => {}
         }
         if self.children(path).next().is_some() {
@@ -993,7 +1126,7 @@ impl Volume {
         Ok(())
     }
 
-    /// Removes a file; its data goes once the last open handle closes.
+    /// Removes a file (its data goes once the last open handle closes) or a symbolic link.
     ///
     /// # Errors
     /// [`SealError::NotFound`], [`SealError::IsADirectory`].
@@ -1005,6 +1138,11 @@ impl Volume {
                 let id = *id;
                 self.items.remove(path);
                 self.drop_file(&id);
+                self.changed = true;
+                Ok(())
+            }
+            Some(Item::Symlink { .. }) => {
+                self.items.remove(path);
                 self.changed = true;
                 Ok(())
             }
@@ -1025,7 +1163,8 @@ impl Volume {
         }
     }
 
-    /// Renames a file or directory, replacing a file (or empty directory) at the target.
+    /// Renames a file, directory or symbolic link (the link itself), replacing a file or link (or
+    /// an empty directory) at the target.
     ///
     /// # Errors
     /// [`SealError::NotFound`], [`SealError::IsADirectory`], [`SealError::NotADirectory`],
@@ -1037,7 +1176,7 @@ impl Volume {
         let source_is_dir = match self.items.get(from) {
             None => return Err(SealError::NotFound(from.into())),
             Some(Item::Dir { .. }) => true,
-            Some(Item::File { .. }) => false,
+            Some(Item::File { .. } | Item::Symlink { .. }) => false,
         };
         if from.is_empty() || to.is_empty() || to.starts_with(&format!("{from}/")) {
             return Err(SealError::InvalidPath { path: to.into(), reason: "cannot move a directory into itself" });
@@ -1059,7 +1198,9 @@ impl Volume {
         }
         match self.items.get(to) {
             Some(Item::Dir { .. }) if !source_is_dir => return Err(SealError::IsADirectory(to.into())),
-            Some(Item::File { .. }) if source_is_dir => return Err(SealError::NotADirectory(to.into())),
+            Some(Item::File { .. } | Item::Symlink { .. }) if source_is_dir => {
+                return Err(SealError::NotADirectory(to.into()));
+            }
             Some(Item::Dir { .. }) if self.children(to).next().is_some() => {
                 return Err(SealError::NotEmpty(to.into()));
             }
@@ -1117,6 +1258,7 @@ impl Volume {
             .map(|(k, item)| match item {
                 Item::Dir { .. } => DirEntry { name: k[skip..].to_owned(), kind: Kind::Dir, ino: dir_ino(k) },
                 Item::File { id } => DirEntry { name: k[skip..].to_owned(), kind: Kind::File, ino: file_ino(id) },
+                Item::Symlink { .. } => DirEntry { name: k[skip..].to_owned(), kind: Kind::Symlink, ino: dir_ino(k) },
             })
             .collect())
     }
@@ -1273,6 +1415,9 @@ impl Volume {
                         (f.size, f.mtime, f.chunks.iter().take(keep).copied().collect())
                     });
                     Entry { path: path.clone(), mtime, node: Node::File { id: *id, size, chunks } }
+                }
+                Item::Symlink { target, mtime } => {
+                    Entry { path: path.clone(), mtime: *mtime, node: Node::Symlink { target: target.clone() } }
                 }
             })
             .collect()

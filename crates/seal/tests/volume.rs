@@ -564,3 +564,121 @@ fn a_store_that_a_full_disk_refuses_keeps_the_data_for_the_next_commit() {
     let mut v = Volume::open(&dir, &sim, &options(b"app")).expect("reopens");
     assert_eq!(read_file(&mut v, "greeting").expect("reads"), b"hello world");
 }
+
+fn resolved(v: &Volume, base: &str, path: &str, follow: bool) -> Result<String, SealError> {
+    v.resolve(base, path, follow).map(|r| r.path)
+}
+
+#[test]
+fn symbolic_links_persist_and_resolve_within_the_volume() {
+    let f = fixture();
+    {
+        let mut v = open(&f).expect("creates");
+        v.mkdir("d").expect("mkdir");
+        v.mkdir("d/e").expect("mkdir");
+        write_file(&mut v, "d/e/f", b"content");
+        v.symlink("d/to-e", "e").expect("a link to a directory");
+        v.symlink("d/e/up", "../e/f").expect("a link up and down again");
+        v.symlink("top", "d/to-e/up").expect("a link through links");
+        v.symlink("dangling", "nowhere").expect("a dangling link");
+        v.commit().expect("commits");
+    }
+    let mut v = open(&f).expect("reopens");
+    assert_eq!(v.readlink("d/to-e").expect("a link"), "e");
+    let link = v.stat("top").expect("stat");
+    assert_eq!((link.kind, link.size), (Kind::Symlink, "d/to-e/up".len() as u64));
+    assert_eq!(resolved(&v, "", "top", true).expect("follows"), "d/e/f");
+    assert_eq!(resolved(&v, "", "top", false).expect("does not follow the last"), "top");
+    assert_eq!(resolved(&v, "", "d/to-e/f", false).expect("follows on the way"), "d/e/f");
+    assert_eq!(resolved(&v, "", "d/to-e/..", false).expect("physical parent"), "d");
+    assert_eq!(resolved(&v, "", "dangling", true).expect("a dangling link resolves to its target"), "nowhere");
+    let trailing = v.resolve("", "d/to-e/", false).expect("a trailing slash follows the last link");
+    assert_eq!((trailing.path.as_str(), trailing.dir_only), ("d/e", true));
+    let opened = v.open_path(&resolved(&v, "", "top", true).expect("follows"), OpenFlags::default()).expect("opens");
+    assert!(matches!(opened, Opened::File(_)));
+    if let Opened::File(id) = opened {
+        v.close(&id).expect("closes");
+    }
+    assert!(matches!(v.open_path("top", OpenFlags::default()), Err(SealError::IsASymlink(_))), "not followed");
+    assert!(matches!(v.readlink("d"), Err(SealError::NotASymlink(_))));
+    assert!(matches!(v.readlink("missing"), Err(SealError::NotFound(_))));
+    let names: Vec<(String, Kind)> = v.readdir("d").expect("lists").into_iter().map(|e| (e.name, e.kind)).collect();
+    assert_eq!(names, [("e".to_owned(), Kind::Dir), ("to-e".to_owned(), Kind::Symlink)]);
+    // A link is renamed and removed itself, never its target.
+    v.rename("top", "d/top").expect("renames the link");
+    assert_eq!(v.readlink("d/top").expect("moved"), "d/to-e/up");
+    v.unlink("d/top").expect("unlinks the link");
+    assert!(read_file(&mut v, "d/e/f").is_ok_and(|c| c == b"content"));
+    assert!(matches!(v.rmdir("d/to-e"), Err(SealError::NotADirectory(_))));
+    assert!(matches!(v.symlink("d/to-e", "x"), Err(SealError::Exists(_))));
+    assert!(matches!(v.mkdir("d/to-e"), Err(SealError::Exists(_))));
+}
+
+#[test]
+fn a_symbolic_link_cannot_lead_outside_the_directory_it_is_resolved_in() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    v.mkdir("d").expect("mkdir");
+    assert!(matches!(v.symlink("abs", "/etc/passwd"), Err(SealError::Escapes(_))), "absolute target");
+    v.symlink("up", "..").expect("a relative target is stored as given");
+    v.symlink("d/up", "..").expect("a link to the root");
+    v.symlink("d/up2", "../..").expect("a link above the root");
+    assert!(matches!(v.resolve("", "up", true), Err(SealError::Escapes(_))), "above the volume");
+    assert!(matches!(v.resolve("", "d/up2/x", false), Err(SealError::Escapes(_))));
+    assert_eq!(resolved(&v, "", "d/up", true).expect("within the volume"), "");
+    assert!(matches!(v.resolve("d", "up", true), Err(SealError::Escapes(_))), "above the descriptor's directory");
+    assert!(matches!(v.resolve("d", "../d", false), Err(SealError::Escapes(_))));
+    assert!(matches!(v.resolve("", "/d", false), Err(SealError::Escapes(_))));
+}
+
+#[test]
+fn symbolic_link_loops_end_with_too_many_links() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    v.symlink("self", "self").expect("a link to itself");
+    v.symlink("a", "b").expect("link");
+    v.symlink("b", "a").expect("link");
+    assert!(matches!(v.resolve("", "self", true), Err(SealError::TooManyLinks(_))));
+    assert!(matches!(v.resolve("", "a/x", false), Err(SealError::TooManyLinks(_))));
+    assert_eq!(resolved(&v, "", "self", false).expect("the link itself"), "self");
+    // A chain of 40 links resolves; 41 do not.
+    write_file(&mut v, "l0", b"end");
+    for n in 1..=41 {
+        v.symlink(&format!("l{n}"), &format!("l{}", n - 1)).expect("link");
+    }
+    assert_eq!(resolved(&v, "", "l40", true).expect("40 links"), "l0");
+    assert!(matches!(v.resolve("", "l41", true), Err(SealError::TooManyLinks(_))));
+}
+
+#[test]
+fn resolution_checks_each_component_on_the_way() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    write_file(&mut v, "file", b"x");
+    assert!(matches!(v.resolve("", "file/x", false), Err(SealError::NotADirectory(_))));
+    assert!(matches!(v.resolve("", "missing/..", false), Err(SealError::NotFound(_))));
+    assert!(matches!(v.resolve("", &"n".repeat(256), false), Err(SealError::NameTooLong(_))));
+    assert_eq!(resolved(&v, "", "./file", false).expect("dot"), "file");
+    let dir = v.resolve("", "file/", false).expect("resolves; the caller refuses a file");
+    assert!(dir.dir_only);
+}
+
+proptest! {
+    /// Whatever links a guest makes and whatever path it resolves, resolution ends (no hang, no
+    /// panic) and never names anything above the base directory.
+    #[test]
+    fn resolution_of_any_links_ends_inside_the_base(
+        links in proptest::collection::vec(("[abd]{1,2}", "(\\.\\./|[abd]{1,2}/|\\./){0,4}[abd.]{0,2}"), 0..8),
+        path in "(\\.\\./|[abd]{1,2}/|\\./){0,6}[abd]{0,2}/?",
+    ) {
+        let f = fixture();
+        let mut v = open(&f).expect("creates");
+        v.mkdir("d").expect("mkdir");
+        for (at, target) in &links {
+            let _ = v.symlink(&format!("d/{at}"), target);
+        }
+        if let Ok(r) = v.resolve("d", &path, true) {
+            prop_assert!(r.path == "d" || r.path.starts_with("d/"), "{path} resolved to {}", r.path);
+        }
+    }
+}
