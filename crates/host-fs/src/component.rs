@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use lamina_seal::{FileId, Kind, OpenFlags, Opened, SealError, Stat, Volume};
+use lamina_seal::{FileId, Kind, OpenFlags, Opened, Resolved, SealError, Stat, Volume};
 use wasmtime::component::{HasData, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -43,6 +43,7 @@ pub(crate) enum Errno {
     Invalid,
     Io,
     IsDirectory,
+    Loop,
     NameTooLong,
     NoEntry,
     NotDirectory,
@@ -67,6 +68,7 @@ macro_rules! from_errno {
                     E::Invalid => Self::Invalid,
                     E::Io => Self::Io,
                     E::IsDirectory => Self::IsDirectory,
+                    E::Loop => Self::Loop,
                     E::NameTooLong => Self::NameTooLong,
                     E::NoEntry => Self::NoEntry,
                     E::NotDirectory => Self::NotDirectory,
@@ -96,6 +98,7 @@ macro_rules! binding_conversions {
             match kind {
                 lamina_seal::Kind::File => $fs::DescriptorType::RegularFile,
                 lamina_seal::Kind::Dir => $fs::DescriptorType::Directory,
+                lamina_seal::Kind::Symlink => $fs::DescriptorType::SymbolicLink,
             }
         }
 
@@ -152,7 +155,10 @@ pub(crate) fn code(e: &SealError) -> Errno {
         SealError::NotADirectory(_) => Errno::NotDirectory,
         SealError::IsADirectory(_) => Errno::IsDirectory,
         SealError::NotEmpty(_) => Errno::NotEmpty,
-        SealError::InvalidPath { .. } => Errno::Invalid,
+        SealError::InvalidPath { .. } | SealError::NotASymlink(_) => Errno::Invalid,
+        SealError::IsASymlink(_) | SealError::TooManyLinks(_) => Errno::Loop,
+        SealError::Escapes(_) => Errno::NotPermitted,
+        SealError::NameTooLong(_) => Errno::NameTooLong,
         SealError::QuotaExceeded { .. } => Errno::Quota,
         SealError::TooLarge(_) => Errno::FileTooLarge,
         _ => Errno::Io,
@@ -166,17 +172,6 @@ pub(crate) fn fail(e: SealError) -> Errno {
         tracing::debug!("sealed filesystem: {e}");
     }
     code(&e)
-}
-
-/// [`crate::join_path`], with a bound on the path's length.
-fn join(base: &str, relative: &str) -> Result<String> {
-    if relative.len() > 4096 {
-        return Err(Errno::NameTooLong);
-    }
-    crate::join_path(base, relative).map_err(|e| match e {
-        crate::PathError::Escapes => Errno::NotPermitted,
-        crate::PathError::NameTooLong => Errno::NameTooLong,
-    })
 }
 
 /// Reads up to `len` bytes (at most [`MAX_IO`]) at `offset`; fewer at the end of the file.
@@ -423,17 +418,31 @@ impl SealedComponentFs {
         }
     }
 
-    /// The mount and the volume path of (directory descriptor, relative path). An empty path
-    /// names nothing (`no-entry`, as Linux's `*at` calls say), not the directory itself.
-    fn resolve(&self, rep: u32, relative: &str) -> Result<(usize, String)> {
+    /// The mount, the volume (locked) and the resolved path of (directory descriptor, relative
+    /// path), by [`Volume::resolve`]: links on the way followed, the last one when `follow`.
+    /// An empty path names nothing (`no-entry`, as Linux's `*at` calls say), not the directory
+    /// itself.
+    fn at(&self, rep: u32, relative: &str, follow: bool) -> Result<(usize, MutexGuard<'_, Volume>, Resolved)> {
+        if relative.len() > crate::MAX_PATH as usize {
+            return Err(Errno::NameTooLong);
+        }
         if relative.is_empty() {
             self.handle(rep)?;
             return Err(Errno::NoEntry);
         }
         match self.handle(rep)? {
-            Handle::Dir { mount, path, .. } => Ok((*mount, join(path, relative)?)),
+            Handle::Dir { mount, path, .. } => {
+                let volume = self.volume(*mount);
+                let resolved = volume.resolve(path, relative, follow).map_err(fail)?;
+                Ok((*mount, volume, resolved))
+            }
             Handle::File { .. } => Err(Errno::NotDirectory),
         }
+    }
+
+    /// [`Self::at`], without holding the volume.
+    fn resolve(&self, rep: u32, relative: &str, follow: bool) -> Result<(usize, String)> {
+        self.at(rep, relative, follow).map(|(mount, _, resolved)| (mount, resolved.path))
     }
 
     fn volume(&self, mount: usize) -> MutexGuard<'_, Volume> {
@@ -593,8 +602,8 @@ impl SealedComponentFs {
 
     /// Creates a directory.
     pub(crate) fn create_directory_at(&self, rep: u32, path: &str) -> Result<()> {
-        let (mount, path) = self.resolve(rep, path)?;
-        self.volume(mount).mkdir(&path).map_err(fail)
+        let (_, mut volume, resolved) = self.at(rep, path, false)?;
+        volume.mkdir(&resolved.path).map_err(fail)
     }
 
     /// The descriptor's status.
@@ -606,29 +615,29 @@ impl SealedComponentFs {
     }
 
     /// A path's status. As wasmtime-wasi: followed (`symlink-follow`), a path ending in `/`
-    /// names only a directory; not followed, the trailing `/` is ignored.
+    /// names only a directory; not followed, the trailing `/` is ignored (and a link there is
+    /// the link's own status).
     pub(crate) fn stat_at(&self, rep: u32, path: &str, follow: bool) -> Result<Stat> {
-        let dir = follow && crate::names_dir(path);
-        let (mount, path) = self.resolve(rep, path)?;
-        let volume = self.volume(mount);
-        if dir {
-            crate::check_names_dir(&volume, &path, false).map_err(fail)?;
+        let path = if follow { path } else { strip_trailing_slashes(path) };
+        let (_, volume, resolved) = self.at(rep, path, follow)?;
+        if resolved.dir_only {
+            crate::check_names_dir(&volume, &resolved.path, false).map_err(fail)?;
         }
-        volume.stat(&path).map_err(fail)
+        volume.stat(&resolved.path).map_err(fail)
     }
 
-    /// Sets a path's modification time; `None` only checks that it exists.
-    pub(crate) fn set_mtime_at(&self, rep: u32, path: &str, mtime: Option<i64>) -> Result<()> {
-        let (mount, path) = self.resolve(rep, path)?;
-        let mut volume = self.volume(mount);
+    /// Sets a path's modification time (a link's own unless `follow`); `None` only checks that
+    /// it exists.
+    pub(crate) fn set_mtime_at(&self, rep: u32, path: &str, follow: bool, mtime: Option<i64>) -> Result<()> {
+        let (_, mut volume, resolved) = self.at(rep, path, follow)?;
         match mtime {
-            Some(t) => volume.set_mtime(&path, t).map_err(fail),
-            None => volume.stat(&path).map(|_| ()).map_err(fail),
+            Some(t) => volume.set_mtime(&resolved.path, t).map_err(fail),
+            None => volume.stat(&resolved.path).map(|_| ()).map_err(fail),
         }
     }
 
     /// Opens a path in a sealed directory: the new descriptor's representation.
-    pub(crate) fn open_at(&mut self, rep: u32, path: &str, request: OpenRequest) -> Result<u32> {
+    pub(crate) fn open_at(&mut self, rep: u32, path: &str, follow: bool, request: OpenRequest) -> Result<u32> {
         let OpenRequest { flags, read, write, .. } = request;
         if flags.directory && (flags.create || flags.exclusive || flags.truncate) {
             return Err(Errno::Invalid);
@@ -636,12 +645,13 @@ impl SealedComponentFs {
         // As wasmtime-wasi: creating or truncating opens the file for writing, and a descriptor
         // asked for neither reading nor writing reads.
         let (read, write) = (read || !write, write || flags.create || flags.truncate);
-        let dir = crate::names_dir(path);
-        let (mount, path) = self.resolve(rep, path)?;
-        if dir {
-            crate::check_names_dir(&self.volume(mount), &path, flags.create).map_err(fail)?;
+        let (mount, mut volume, resolved) = self.at(rep, path, follow)?;
+        if resolved.dir_only {
+            crate::check_names_dir(&volume, &resolved.path, flags.create).map_err(fail)?;
         }
-        let opened = self.volume(mount).open_path(&path, flags).map_err(fail)?;
+        let opened = volume.open_path(&resolved.path, flags).map_err(fail)?;
+        drop(volume);
+        let path = resolved.path;
         if matches!(opened, Opened::Dir) && write {
             // As wasmtime-wasi: a directory is not opened for writing.
             return Err(Errno::IsDirectory);
@@ -687,22 +697,36 @@ impl SealedComponentFs {
         }
     }
 
-    /// Nothing in a sealed volume is a symbolic link: `invalid` for what exists.
+    /// A symbolic link's target; `invalid` for anything else that exists.
     pub(crate) fn readlink_at(&self, rep: u32, path: &str) -> Result<String> {
-        let (mount, path) = self.resolve(rep, path)?;
-        self.volume(mount).stat(&path).map_err(fail)?;
-        Err(Errno::Invalid)
+        let (_, volume, resolved) = self.at(rep, path, false)?;
+        volume.readlink(&resolved.path).map(str::to_owned).map_err(fail)
+    }
+
+    /// Makes a symbolic link at `path` to `target`. As a plain directory through wasmtime-wasi:
+    /// an absolute target is `not-permitted`, and `path` ending in `/` names a directory to
+    /// create, which a link is not.
+    pub(crate) fn symlink_at(&self, rep: u32, target: &str, path: &str) -> Result<()> {
+        let (_, mut volume, resolved) = self.at(rep, path, false)?;
+        if resolved.dir_only {
+            return Err(match volume.stat(&resolved.path) {
+                Ok(stat) if stat.kind == Kind::File => Errno::NotDirectory,
+                Ok(_) => Errno::Exist,
+                Err(_) => Errno::NoEntry,
+            });
+        }
+        volume.symlink(&resolved.path, target).map_err(fail)
     }
 
     /// Removes an empty directory.
     pub(crate) fn remove_directory_at(&self, rep: u32, path: &str) -> Result<()> {
-        let (mount, resolved) = self.resolve(rep, path)?;
-        if crate::names_dir(path) {
+        let (_, mut volume, resolved) = self.at(rep, path, false)?;
+        if resolved.dir_only {
             // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused (after a
             // path leaving the directory is).
             return Err(Errno::Invalid);
         }
-        self.volume(mount).rmdir(&resolved).map_err(fail)
+        volume.rmdir(&resolved.path).map_err(fail)
     }
 
     /// Renames within one sealed volume; from or to anywhere else is `cross-device`. One of the
@@ -711,8 +735,8 @@ impl SealedComponentFs {
         if !(Self::owns(from) && Self::owns(to)) {
             return Err(Errno::CrossDevice);
         }
-        let (from_mount, old) = self.resolve(from, old)?;
-        let (to_mount, new) = self.resolve(to, new)?;
+        let (from_mount, old) = self.resolve(from, old, false)?;
+        let (to_mount, new) = self.resolve(to, new, false)?;
         if from_mount != to_mount {
             return Err(Errno::CrossDevice);
         }
@@ -721,13 +745,11 @@ impl SealedComponentFs {
 
     /// Removes a file.
     pub(crate) fn unlink_file_at(&self, rep: u32, path: &str) -> Result<()> {
-        let dir = crate::names_dir(path);
-        let (mount, path) = self.resolve(rep, path)?;
-        let mut volume = self.volume(mount);
-        if dir {
-            crate::check_names_dir(&volume, &path, false).map_err(fail)?;
+        let (_, mut volume, resolved) = self.at(rep, path, false)?;
+        if resolved.dir_only {
+            crate::check_names_dir(&volume, &resolved.path, false).map_err(fail)?;
         }
-        volume.unlink(&path).map_err(fail)
+        volume.unlink(&resolved.path).map_err(fail)
     }
 
     /// Hard links: sealed files have one name each (`unsupported`); a directory is never
@@ -810,6 +832,14 @@ pub(crate) fn now_or(seconds: Option<(i64, u32)>) -> i64 {
 }
 
 /// A time in nanoseconds since the epoch as (seconds, nanoseconds), never before the epoch.
+/// A path without the `/`s it ends with (`/` alone stays).
+pub(crate) fn strip_trailing_slashes(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => path,
+        stripped => stripped,
+    }
+}
+
 pub(crate) fn split_ns(ns: i64) -> (u64, u32) {
     let ns = u64::try_from(ns).unwrap_or(0);
     (ns / 1_000_000_000, (ns % 1_000_000_000) as u32)
@@ -818,17 +848,6 @@ pub(crate) fn split_ns(ns: i64) -> (u64, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_stay_inside_the_directory_they_are_relative_to() {
-        assert_eq!(join("db", "notes.db").ok(), Some("db/notes.db".into()));
-        assert_eq!(join("", "a/./b/../c").ok(), Some("a/c".into()));
-        assert_eq!(join("db", "..").err(), Some(Errno::NotPermitted));
-        assert_eq!(join("", &"n".repeat(300)).err(), Some(Errno::NameTooLong));
-        assert!(join("", "../etc").is_err());
-        assert!(join("a", "/etc/passwd").is_err());
-        assert!(join("", &"x".repeat(5000)).is_err());
-    }
 
     fn mounts(dir: &std::path::Path) -> SharedMounts {
         let sim = lamina_tee::sim::SimPlatform::open(&dir.join("state")).expect("sim platform");
@@ -862,7 +881,7 @@ mod tests {
             let mut fs = SealedComponentFs::shared(&shared);
             let (root, _) = fs.preopens().expect("preopens")[0].clone();
             for j in 0..crate::MAX_OPEN_FILES {
-                match fs.open_at(root, &format!("f{i}-{j}"), CREATE) {
+                match fs.open_at(root, &format!("f{i}-{j}"), true, CREATE) {
                     Ok(_) => opened += 1,
                     Err(e) => {
                         assert_eq!(e, Errno::InsufficientMemory);
@@ -878,9 +897,9 @@ mod tests {
 
         let mut last = instances.pop().expect("an instance");
         let (root, _) = last.preopens().expect("preopens")[0].clone();
-        assert_eq!(last.open_at(root, "late", CREATE), Err(Errno::InsufficientMemory));
+        assert_eq!(last.open_at(root, "late", true, CREATE), Err(Errno::InsufficientMemory));
         instances[0].commit_all().expect("commits");
-        let late = last.open_at(root, "late", CREATE).expect("a file given back is open to others");
+        let late = last.open_at(root, "late", true, CREATE).expect("a file given back is open to others");
         last.close(late);
         assert_eq!(shared.open_files(), MAX_SHARED_OPEN_FILES - crate::MAX_OPEN_FILES);
         drop(instances);

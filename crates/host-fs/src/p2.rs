@@ -279,7 +279,12 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         mtim: fs::NewTimestamp,
     ) -> FsResult<()> {
         match owned(&fd) {
-            Some(rep) => Ok(self.sealed.set_mtime_at(rep, &path, new_mtime(mtim))?),
+            Some(rep) => Ok(self.sealed.set_mtime_at(
+                rep,
+                &path,
+                flags.contains(fs::PathFlags::SYMLINK_FOLLOW),
+                new_mtime(mtim),
+            )?),
             None => host!(self, fs::HostDescriptor::set_times_at(fd, flags, path, atim, mtim).await),
         }
     }
@@ -309,7 +314,12 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         flags: fs::DescriptorFlags,
     ) -> FsResult<Resource<fs::Descriptor>> {
         match owned(&fd) {
-            Some(rep) => Ok(Resource::new_own(self.sealed.open_at(rep, &path, open_request(oflags, flags))?)),
+            Some(rep) => Ok(Resource::new_own(self.sealed.open_at(
+                rep,
+                &path,
+                path_flags.contains(fs::PathFlags::SYMLINK_FOLLOW),
+                open_request(oflags, flags),
+            )?)),
             None => host!(self, fs::HostDescriptor::open_at(fd, path_flags, path, oflags, flags).await),
         }
     }
@@ -353,7 +363,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
 
     async fn symlink_at(&mut self, fd: Resource<fs::Descriptor>, src: String, dest: String) -> FsResult<()> {
         match owned(&fd) {
-            Some(_) => Err(Code::Unsupported.into()),
+            Some(rep) => Ok(self.sealed.symlink_at(rep, &src, &dest)?),
             None => host!(self, fs::HostDescriptor::symlink_at(fd, src, dest).await),
         }
     }

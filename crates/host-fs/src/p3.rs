@@ -407,7 +407,9 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         mtim: NewTimestamp,
     ) -> FilesystemResult<()> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.set_mtime_at(rep, &path, new_mtime(mtim))),
+            Some(rep) => sealed(store, |s| {
+                s.set_mtime_at(rep, &path, flags.contains(PathFlags::SYMLINK_FOLLOW), new_mtime(mtim))
+            }),
             None => plain!(store, set_times_at(fd, flags, path, atim, mtim)),
         }
     }
@@ -437,7 +439,10 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         flags: DescriptorFlags,
     ) -> FilesystemResult<Resource<Descriptor>> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.open_at(rep, &path, open_request(oflags, flags))).map(Resource::new_own),
+            Some(rep) => sealed(store, |s| {
+                s.open_at(rep, &path, path_flags.contains(PathFlags::SYMLINK_FOLLOW), open_request(oflags, flags))
+            })
+            .map(Resource::new_own),
             None => plain!(store, open_at(fd, path_flags, path, oflags, flags)),
         }
     }
@@ -484,7 +489,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         new_path: String,
     ) -> FilesystemResult<()> {
         match owned(&fd) {
-            Some(_) => Err(Errno::Unsupported.into()),
+            Some(rep) => sealed(store, |s| s.symlink_at(rep, &old_path, &new_path)),
             None => plain!(store, symlink_at(fd, old_path, new_path)),
         }
     }

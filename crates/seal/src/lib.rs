@@ -21,7 +21,7 @@ mod volume;
 pub use error::SealError;
 pub use keys::SealTo;
 pub use known::{Absent, KnownVolumes};
-pub use volume::{CHUNK, DirEntry, FileId, Kind, OpenFlags, Opened, Stat, Volume, VolumeOptions};
+pub use volume::{CHUNK, DirEntry, FileId, Kind, OpenFlags, Opened, Resolved, Stat, Volume, VolumeOptions};
 
 /// The decoders of a volume's host files, for the fuzz targets (`fuzz/`): the header is parsed
 /// before its MAC can be checked, so its decoder meets untrusted bytes first.

@@ -682,3 +682,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn paths_stay_inside_the_directory_they_are_resolved_in() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    v.mkdir("a").expect("mkdir");
+    v.mkdir("a/b").expect("mkdir");
+    assert_eq!(resolved(&v, "", "a/b/../c", false).expect("resolves"), "a/c");
+    assert_eq!(resolved(&v, "a", "./b//c", false).expect("resolves"), "a/b/c");
+    assert_eq!(resolved(&v, "a", "b/..", false).expect("resolves"), "a");
+    assert!(matches!(v.resolve("a", "..", false), Err(SealError::Escapes(_))), "above the directory");
+    assert!(matches!(v.resolve("", "..", false), Err(SealError::Escapes(_))));
+    assert!(matches!(v.resolve("a", "../../x", false), Err(SealError::Escapes(_))));
+    assert!(matches!(v.resolve("", "/etc/passwd", false), Err(SealError::Escapes(_))));
+    assert_eq!(resolved(&v, "", &"n".repeat(255), false).expect("the longest name"), "n".repeat(255));
+    for dir in ["a/", "a/b/", ".", "a/.", "a/b/..", "./"] {
+        assert!(v.resolve("", dir, false).expect("resolves").dir_only, "{dir} names only a directory");
+    }
+    for file in ["a", "a/b", "a.b", "a/.b"] {
+        assert!(!v.resolve("", file, false).expect("resolves").dir_only, "{file}");
+    }
+}

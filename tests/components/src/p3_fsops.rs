@@ -1,8 +1,7 @@
 //! The WASI 0.3 counterpart of `tests/programs/src/bin/fsops.rs`: a fixed sequence of
 //! operations through `wasi:filesystem@0.3` itself (descriptors, streams, listings), each
 //! printed with its result, so a test can check that a sealed directory answers as a plain one.
-//! Usage: p3-fsops DIR. Symbolic and hard links are left out (sealed volumes have none);
-//! what differs between two directories by nature (inode numbers, access times, link counts)
+//! Usage: p3-fsops DIR. Hard links are left out (sealed volumes have none); what differs between two directories by nature (inode numbers, access times, link counts)
 //! is compared, not printed.
 
 use lamina_test_components::preopen;
@@ -72,7 +71,11 @@ async fn list(dir: &Descriptor) -> Result<Vec<String>, ErrorCode> {
     result?;
     let mut names: Vec<String> = entries
         .into_iter()
-        .map(|e| if matches!(e.type_, DescriptorType::Directory) { format!("{}/", e.name) } else { e.name })
+        .map(|e| match e.type_ {
+            DescriptorType::Directory => format!("{}/", e.name),
+            DescriptorType::SymbolicLink => format!("{}@", e.name),
+            _ => e.name,
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -206,6 +209,72 @@ async fn run(dir: &Descriptor, log: &mut Log) {
         }
     }
     log.show("list many", list(dir).await.map(|names| names.len()));
+    links(dir, log).await;
+}
+
+/// Symbolic links through `symlink-at`, `readlink-at`, and the `symlink-follow` path flag of
+/// `open-at`, `stat-at` and `set-times-at`; links that lead above the directory, loops.
+async fn links(dir: &Descriptor, log: &mut Log) {
+    use DescriptorFlags as F;
+    use OpenFlags as O;
+    let follow = PathFlags::SYMLINK_FOLLOW;
+    let link = |target: &str, at: &str| dir.symlink_at(target.to_owned(), at.to_owned());
+    let open_via = |flags: PathFlags, path: &str, oflags: O| dir.open_at(flags, path.to_owned(), oflags, F::READ);
+    log.show("mkdir l", dir.create_directory_at("l".into()).await);
+    log.show("create l/t", open(dir, "l/t.txt", O::CREATE, F::READ | F::WRITE).await.map(|_| ()));
+    log.show("link to a file", link("t.txt", "l/to-file").await);
+    log.show("link to a directory", link("l", "to-dir").await);
+    log.show("dangling link", link("nowhere", "l/dangling").await);
+    log.show("link to an absolute path", link("/etc", "abs").await);
+    log.show("link above", link("../..", "l/up").await);
+    log.show("link over a file", link("t.txt", "l/t.txt").await);
+    log.show("link at name/", link("t.txt", "l/new/").await);
+    log.show("link at a directory/", link("t.txt", "l/").await);
+    log.show("empty target", link("", "l/empty").await);
+    log.show("readlink", dir.readlink_at("l/to-file".into()).await);
+    log.show("readlink missing", dir.readlink_at("l/missing".into()).await);
+    log.show("readlink of a directory", dir.readlink_at("l".into()).await);
+    log.show("stat a link", kind(dir, "l/to-file").await);
+    log.show("stat a link/", kind(dir, "to-dir/").await);
+    log.show("stat followed", dir.stat_at(follow, "l/to-file".into()).await.map(|s| (s.type_, s.size)));
+    log.show("stat a dangling link followed", dir.stat_at(follow, "l/dangling".into()).await.map(|s| s.type_));
+    log.show("open not following", open_via(PathFlags::empty(), "l/to-file", O::empty()).await.map(|_| ()));
+    log.show("open a directory not following", open_via(PathFlags::empty(), "to-dir", O::DIRECTORY).await.map(|_| ()));
+    log.show("open following", open_via(follow, "l/to-file", O::empty()).await.map(|_| ()));
+    let through = open_via(follow, "to-dir", O::DIRECTORY).await;
+    log.show("open a directory through a link", through.as_ref().map(|_| ()).map_err(Clone::clone));
+    if let Ok(through) = &through {
+        log.show("list through a link", list(through).await);
+        log.show("dotdot from there", open(through, "..", O::DIRECTORY, F::READ).await.map(|_| ()));
+    }
+    log.show("on the way", kind(dir, "to-dir/t.txt").await);
+    log.show("dotdot after a link", kind(dir, "to-dir/../l/t.txt").await);
+    log.show("through a link above", kind(dir, "l/up/x").await);
+    log.show("open a link above", open_via(follow, "l/up", O::DIRECTORY).await.map(|_| ()));
+    let when = wasip3::clocks::system_clock::Instant { seconds: 1_000_000_000, nanoseconds: 0 };
+    let set = |flags: PathFlags, path: &str| {
+        dir.set_times_at(flags, path.to_owned(), NewTimestamp::NoChange, NewTimestamp::Timestamp(when))
+    };
+    log.show("set a link's own time", set(PathFlags::empty(), "l/to-file").await);
+    let seconds = |flags: PathFlags, path: &'static str| async move {
+        dir.stat_at(flags, path.to_owned()).await.map(|s| s.data_modification_timestamp.map(|t| t.seconds))
+    };
+    log.show("the link's time", seconds(PathFlags::empty(), "l/to-file").await);
+    log.show("set the target's time", set(follow, "l/to-file").await);
+    log.show("the target's time", seconds(PathFlags::empty(), "l/t.txt").await);
+    log.show("self loop", link("self", "self").await);
+    log.show("open a loop", open_via(follow, "self", O::empty()).await.map(|_| ()));
+    log.show("stat a loop followed", dir.stat_at(follow, "self".into()).await.map(|s| s.type_));
+    log.show("list with links", list(dir).await);
+    log.show("rename a link", dir.rename_at("l/to-file".into(), dir, "l/renamed".into()).await);
+    log.show("readlink renamed", dir.readlink_at("l/renamed".into()).await);
+    log.show("remove a directory link as a directory", dir.remove_directory_at("to-dir".into()).await);
+    log.show("unlink a directory link", dir.unlink_file_at("to-dir".into()).await);
+    log.show("hash of a link", dir.metadata_hash_at(PathFlags::empty(), "l/renamed".into()).await.map(|_| ()));
+    for name in ["l/t.txt", "l/renamed", "l/dangling", "l/up", "self"] {
+        log.show(&format!("unlink {name}"), dir.unlink_file_at(name.into()).await);
+    }
+    log.show("remove l", dir.remove_directory_at("l".into()).await);
 }
 
 impl wasip3::exports::cli::run::Guest for Fsops {

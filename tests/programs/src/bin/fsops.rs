@@ -1,6 +1,7 @@
 //! Runs a fixed sequence of file operations in a directory and prints what it saw, so a test can
 //! check that a sealed directory behaves like a plain one: create, append, seek and overwrite,
-//! truncate, rename (files and directories), list, stat, remove, and the errors of each.
+//! truncate, rename (files and directories), list, stat, remove, symbolic links, and the errors
+//! of each.
 //! Usage: fsops DIR.
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,6 +19,82 @@ fn list(dir: &str) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// A directory's entries with what each is (`/` a directory, `@` a symbolic link), sorted.
+fn list_kinds(dir: &str) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let mark = if kind.is_dir() {
+            "/"
+        } else if kind.is_symlink() {
+            "@"
+        } else {
+            ""
+        };
+        names.push(format!("{}{mark}", entry.file_name().to_string_lossy()));
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Symbolic links: made, read, followed within the directory (on the way and at the end),
+/// renamed and removed themselves, never leading out of the directory; loops end.
+#[allow(deprecated, reason = "`soft_link` is the one standard way to make a link on WASI")]
+fn links(p: &dyn Fn(&str) -> String) {
+    use fs::soft_link;
+    show("mkdir l", fs::create_dir(p("l")));
+    show("write l/t", fs::write(p("l/t.txt"), b"target"));
+    show("link to a file", soft_link("t.txt", p("l/to-file")));
+    show("link to a directory", soft_link("l", p("to-dir")));
+    show("dangling link", soft_link("nowhere", p("l/dangling")));
+    show("link to an absolute path", soft_link("/etc/passwd", p("abs")));
+    show("link above the directory", soft_link("../..", p("l/up")));
+    show("link over a file", soft_link("t.txt", p("l/t.txt")));
+    show("link over a link", soft_link("t.txt", p("l/to-file")));
+    show("link at name/", soft_link("t.txt", p("l/new/")));
+    show("read_link", fs::read_link(p("l/to-file")));
+    show("read_link of a file", fs::read_link(p("l/t.txt")));
+    show("read_link missing", fs::read_link(p("l/missing")));
+    show("read through a link", fs::read_to_string(p("l/to-file")));
+    show("read through a directory link", fs::read_to_string(p("to-dir/t.txt")));
+    show("dotdot after a directory link", fs::read_to_string(p("to-dir/../l/t.txt")));
+    show("list through a directory link", list_kinds(&p("to-dir")));
+    show("write through a link", fs::write(p("l/to-file"), b"changed"));
+    show("read the target", fs::read_to_string(p("l/t.txt")));
+    show("open a dangling link", fs::read(p("l/dangling")).map(|b| b.len()));
+    show("create through a dangling link", fs::write(p("l/dangling"), b"made"));
+    show("what it made", fs::read_to_string(p("l/nowhere")));
+    show(
+        "create exclusive at a link",
+        OpenOptions::new().write(true).create_new(true).open(p("l/dangling")).map(|_| ()),
+    );
+    show("link metadata", fs::symlink_metadata(p("l/to-file")).map(|m| (m.file_type().is_symlink(), m.len())));
+    show("followed metadata", fs::metadata(p("l/to-file")).map(|m| (m.is_file(), m.len())));
+    show("directory link metadata", fs::metadata(p("to-dir")).map(|m| m.is_dir()));
+    show("through a link above", fs::read(p("l/up/etc/passwd")).map(|b| b.len()));
+    show("metadata of a link above", fs::metadata(p("l/up")).map(|m| m.is_dir()));
+    show("self loop", soft_link("self", p("self")).and_then(|()| fs::read(p("self")).map(|b| b.len())));
+    show("two-link loop", soft_link("b-loop", p("a-loop")).and_then(|()| soft_link("a-loop", p("b-loop"))));
+    show("open a loop", fs::read(p("a-loop/x")).map(|b| b.len()));
+    show("list l", list_kinds(&p("l")));
+    show("rename a link", fs::rename(p("l/to-file"), p("l/renamed")));
+    show("read renamed", fs::read_to_string(p("l/renamed")));
+    show(
+        "rename a file over a link",
+        fs::write(p("l/f2"), b"two").and_then(|()| fs::rename(p("l/f2"), p("l/renamed"))),
+    );
+    show("renamed is a file", fs::symlink_metadata(p("l/renamed")).map(|m| m.is_file()));
+    show("mkdir over a link", fs::create_dir(p("to-dir")));
+    show("remove_dir of a link", fs::remove_dir(p("to-dir")));
+    show("remove_file of a directory link", fs::remove_file(p("to-dir")));
+    show("directory kept", fs::metadata(p("l")).map(|m| m.is_dir()));
+    for name in ["l/t.txt", "l/renamed", "l/dangling", "l/nowhere", "l/up", "self", "a-loop", "b-loop"] {
+        show(&format!("remove {name}"), fs::remove_file(p(name)));
+    }
+    show("remove l", fs::remove_dir(p("l")));
 }
 
 fn main() {
@@ -87,5 +164,6 @@ fn main() {
     // Names longer than a Linux file system allows (255 bytes) are refused.
     show("long name", fs::write(p(&"n".repeat(300)), b"x"));
     show("longest name", fs::write(p(&"n".repeat(255)), b"x").and_then(|()| fs::remove_file(p(&"n".repeat(255)))));
+    links(&p);
     show("list end", Ok::<_, std::io::Error>(list(&dir)));
 }
