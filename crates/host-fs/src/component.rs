@@ -108,7 +108,7 @@ macro_rules! binding_conversions {
                 type_: descriptor_type(s.kind),
                 link_count: 1,
                 size: s.size,
-                data_access_timestamp: time,
+                data_access_timestamp: Some($time(s.atime)),
                 data_modification_timestamp: time,
                 status_change_timestamp: time,
             }
@@ -520,13 +520,15 @@ impl SealedComponentFs {
         lock(&volume).set_len(&id, size).map_err(fail)
     }
 
-    /// Sets the modification time (nanoseconds since the epoch); `None` changes nothing.
-    /// Sealed volumes keep no access times.
-    pub(crate) fn set_mtime(&self, rep: u32, mtime: Option<i64>) -> Result<()> {
-        let Some(t) = mtime else { return self.handle(rep).map(|_| ()) };
+    /// Sets the access and modification times (nanoseconds since the epoch); `None` leaves one
+    /// as it is.
+    pub(crate) fn set_times(&self, rep: u32, atime: Option<i64>, mtime: Option<i64>) -> Result<()> {
+        if (atime, mtime) == (None, None) {
+            return self.handle(rep).map(|_| ());
+        }
         match self.handle(rep)? {
-            Handle::Dir { mount, path, .. } => self.volume(*mount).set_mtime(path, t).map_err(fail),
-            Handle::File { mount, id, .. } => self.volume(*mount).set_file_mtime(id, t).map_err(fail),
+            Handle::Dir { mount, path, .. } => self.volume(*mount).set_times(path, atime, mtime).map_err(fail),
+            Handle::File { mount, id, .. } => self.volume(*mount).set_file_times(id, atime, mtime).map_err(fail),
         }
     }
 
@@ -626,13 +628,20 @@ impl SealedComponentFs {
         volume.stat(&resolved.path).map_err(fail)
     }
 
-    /// Sets a path's modification time (a link's own unless `follow`); `None` only checks that
-    /// it exists.
-    pub(crate) fn set_mtime_at(&self, rep: u32, path: &str, follow: bool, mtime: Option<i64>) -> Result<()> {
+    /// Sets a path's access and modification times (a link's own unless `follow`); with
+    /// neither, only checks that it exists.
+    pub(crate) fn set_times_at(
+        &self,
+        rep: u32,
+        path: &str,
+        follow: bool,
+        atime: Option<i64>,
+        mtime: Option<i64>,
+    ) -> Result<()> {
         let (_, mut volume, resolved) = self.at(rep, path, follow)?;
-        match mtime {
-            Some(t) => volume.set_mtime(&resolved.path, t).map_err(fail),
-            None => volume.stat(&resolved.path).map(|_| ()).map_err(fail),
+        match (atime, mtime) {
+            (None, None) => volume.stat(&resolved.path).map(|_| ()).map_err(fail),
+            _ => volume.set_times(&resolved.path, atime, mtime).map_err(fail),
         }
     }
 

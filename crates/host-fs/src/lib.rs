@@ -242,7 +242,7 @@ fn filestat(stat: lamina_seal::Stat) -> types::Filestat {
         filetype: filetype(stat.kind),
         nlink: 1,
         size: stat.size,
-        atim: time,
+        atim: u64::try_from(stat.atime).unwrap_or(0),
         mtim: time,
         ctim: time,
     }
@@ -433,20 +433,26 @@ fn write_from(
     Ok(total)
 }
 
-fn set_times(fst: types::Fstflags, mtim: types::Timestamp) -> Result<Option<i64>> {
+/// The access and modification times `fd_filestat_set_times` and `path_filestat_set_times`
+/// ask for; `None` for one to leave as it is.
+type NewTimes = (Option<i64>, Option<i64>);
+
+fn set_times(fst: types::Fstflags, atim: types::Timestamp, mtim: types::Timestamp) -> Result<NewTimes> {
+    use types::Fstflags as F;
     // A time and "now" at once is a contradiction (EINVAL), for either time.
-    if fst.contains(types::Fstflags::MTIM | types::Fstflags::MTIM_NOW)
-        || fst.contains(types::Fstflags::ATIM | types::Fstflags::ATIM_NOW)
-    {
+    if fst.contains(F::MTIM | F::MTIM_NOW) || fst.contains(F::ATIM | F::ATIM_NOW) {
         return Err(Errno::Inval.into());
     }
-    Ok(if fst.contains(types::Fstflags::MTIM_NOW) {
-        Some(now_ns())
-    } else if fst.contains(types::Fstflags::MTIM) {
-        Some(i64::try_from(mtim).unwrap_or(i64::MAX))
-    } else {
-        None
-    })
+    let one = |given: F, now: F, t: types::Timestamp| {
+        if fst.contains(now) {
+            Some(now_ns())
+        } else if fst.contains(given) {
+            Some(i64::try_from(t).unwrap_or(i64::MAX))
+        } else {
+            None
+        }
+    };
+    Ok((one(F::ATIM, F::ATIM_NOW, atim), one(F::MTIM, F::MTIM_NOW, mtim)))
 }
 
 /// Called for descriptors [`SealedFs`] owns; the functions it does not shadow are never called.
@@ -653,19 +659,22 @@ impl WasiSnapshotPreview1 for SealedFs {
         &mut self,
         _: &mut GuestMemory<'_>,
         fd: types::Fd,
-        _: types::Timestamp,
+        atim: types::Timestamp,
         mtim: types::Timestamp,
         fst: types::Fstflags,
     ) -> Result<()> {
-        let Some(mtime) = set_times(fst, mtim)? else { return Ok(()) };
+        let (atime, mtime) = set_times(fst, atim, mtim)?;
+        if (atime, mtime) == (None, None) {
+            return self.handle(fd).map(|_| ());
+        }
         match self.handle(fd)? {
             Handle::Dir { mount, path } => {
                 let (mount, path) = (*mount, path.clone());
-                self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail)
+                self.mounts[mount].volume.set_times(&path, atime, mtime).map_err(fail)
             }
             Handle::File { mount, id, .. } => {
                 let (mount, id) = (*mount, *id);
-                self.mounts[mount].volume.set_file_mtime(&id, mtime).map_err(fail)
+                self.mounts[mount].volume.set_file_times(&id, atime, mtime).map_err(fail)
             }
         }
     }
@@ -845,15 +854,15 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         flags: types::Lookupflags,
         path: GuestPtr<str>,
-        _: types::Timestamp,
+        atim: types::Timestamp,
         mtim: types::Timestamp,
         fst: types::Fstflags,
     ) -> Result<()> {
         let follow = flags.contains(types::Lookupflags::SYMLINK_FOLLOW);
         let (mount, path, _) = self.resolve(memory, fd, path, follow)?;
-        match set_times(fst, mtim)? {
-            Some(mtime) => self.mounts[mount].volume.set_mtime(&path, mtime).map_err(fail),
-            None => self.mounts[mount].volume.stat(&path).map(|_| ()).map_err(fail),
+        match set_times(fst, atim, mtim)? {
+            (None, None) => self.mounts[mount].volume.stat(&path).map(|_| ()).map_err(fail),
+            (atime, mtime) => self.mounts[mount].volume.set_times(&path, atime, mtime).map_err(fail),
         }
     }
 
@@ -1089,10 +1098,11 @@ mod tests {
     #[test]
     fn a_time_and_now_at_once_is_invalid() {
         use types::Fstflags as F;
-        assert!(set_times(F::MTIM | F::MTIM_NOW, 5).is_err());
-        assert!(set_times(F::ATIM | F::ATIM_NOW, 5).is_err());
-        assert_eq!(set_times(F::MTIM, 5).ok(), Some(Some(5)));
-        assert_eq!(set_times(F::ATIM, 5).ok(), Some(None));
-        assert!(matches!(set_times(F::MTIM_NOW, 5), Ok(Some(t)) if t > 5));
+        assert!(set_times(F::MTIM | F::MTIM_NOW, 4, 5).is_err());
+        assert!(set_times(F::ATIM | F::ATIM_NOW, 4, 5).is_err());
+        assert_eq!(set_times(F::MTIM, 4, 5).ok(), Some((None, Some(5))));
+        assert_eq!(set_times(F::ATIM, 4, 5).ok(), Some((Some(4), None)));
+        assert!(matches!(set_times(F::MTIM_NOW, 4, 5), Ok((None, Some(t))) if t > 5));
+        assert!(matches!(set_times(F::ATIM_NOW | F::MTIM, 4, 5), Ok((Some(t), Some(5))) if t > 5));
     }
 }

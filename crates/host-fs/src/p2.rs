@@ -35,7 +35,7 @@ fn datetime(ns: i64) -> Datetime {
     Datetime { seconds, nanoseconds }
 }
 
-fn new_mtime(t: fs::NewTimestamp) -> Option<i64> {
+fn new_time(t: fs::NewTimestamp) -> Option<i64> {
     match t {
         fs::NewTimestamp::NoChange => None,
         fs::NewTimestamp::Now => Some(component::now_or(None)),
@@ -211,7 +211,7 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         mtim: fs::NewTimestamp,
     ) -> FsResult<()> {
         match owned(&fd) {
-            Some(rep) => Ok(self.sealed.set_mtime(rep, new_mtime(mtim))?),
+            Some(rep) => Ok(self.sealed.set_times(rep, new_time(atim), new_time(mtim))?),
             None => host!(self, fs::HostDescriptor::set_times(fd, atim, mtim).await),
         }
     }
@@ -279,11 +279,12 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         mtim: fs::NewTimestamp,
     ) -> FsResult<()> {
         match owned(&fd) {
-            Some(rep) => Ok(self.sealed.set_mtime_at(
+            Some(rep) => Ok(self.sealed.set_times_at(
                 rep,
                 &path,
                 flags.contains(fs::PathFlags::SYMLINK_FOLLOW),
-                new_mtime(mtim),
+                new_time(atim),
+                new_time(mtim),
             )?),
             None => host!(self, fs::HostDescriptor::set_times_at(fd, flags, path, atim, mtim).await),
         }

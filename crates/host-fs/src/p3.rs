@@ -72,7 +72,7 @@ fn instant(ns: i64) -> Instant {
     Instant { seconds: i64::try_from(seconds).unwrap_or(i64::MAX), nanoseconds }
 }
 
-fn new_mtime(t: NewTimestamp) -> Option<i64> {
+fn new_time(t: NewTimestamp) -> Option<i64> {
     match t {
         NewTimestamp::NoChange => None,
         NewTimestamp::Now => Some(component::now_or(None)),
@@ -336,7 +336,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         mtim: NewTimestamp,
     ) -> FilesystemResult<()> {
         match owned(&fd) {
-            Some(rep) => sealed(store, |s| s.set_mtime(rep, new_mtime(mtim))),
+            Some(rep) => sealed(store, |s| s.set_times(rep, new_time(atim), new_time(mtim))),
             None => plain!(store, set_times(fd, atim, mtim)),
         }
     }
@@ -408,7 +408,7 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
     ) -> FilesystemResult<()> {
         match owned(&fd) {
             Some(rep) => sealed(store, |s| {
-                s.set_mtime_at(rep, &path, flags.contains(PathFlags::SYMLINK_FOLLOW), new_mtime(mtim))
+                s.set_times_at(rep, &path, flags.contains(PathFlags::SYMLINK_FOLLOW), new_time(atim), new_time(mtim))
             }),
             None => plain!(store, set_times_at(fd, flags, path, atim, mtim)),
         }

@@ -8,9 +8,10 @@
 //! Manifest `manifest.0` / `manifest.1` (the older is overwritten at each commit, so a torn
 //! write leaves the other intact): `nonce (12) | AES-256-GCM(plaintext) | tag (16)`, with the
 //! volume id in the associated data; plaintext `"LMSM" | 1 | version u64 | entries u32 |
-//! entry*`, an entry `path (len u16, UTF-8) | kind u8 | mtime i64 ns | [file: id (16) | size
-//! u64 | chunks u32 | (slot u8, tag (16))*] | [symbolic link: target (len u16, UTF-8)]`, kind 0
-//! a directory, 1 a file, 2 a symbolic link (format 3 on). Integers are little endian.
+//! entry*`, an entry `path (len u16, UTF-8) | kind u8 | mtime i64 ns | atime i64 ns (format 3
+//! on) | [file: id (16) | size u64 | chunks u32 | (slot u8, tag (16))*] | [symbolic link: target
+//! (len u16, UTF-8)]`, kind 0 a directory, 1 a file, 2 a symbolic link (format 3 on). Integers
+//! are little endian.
 
 use ring::aead::{self, Aad, Nonce};
 use ring::hmac;
@@ -21,7 +22,7 @@ const HEADER_MAGIC: &[u8; 4] = b"LMSV";
 const MANIFEST_MAGIC: &[u8; 4] = b"LMSM";
 const VERSION: u8 = 1;
 /// Manifest format: 1 had no journal; 2 carries the chunks written since the last checkpoint;
-/// 3 may hold symbolic links.
+/// 3 keeps access times and may hold symbolic links.
 const MANIFEST_VERSION: u8 = 3;
 /// The size of a stored chunk slot: nonce, ciphertext, tag.
 pub(crate) const SLOT_BYTES: usize = 12 + 4096 + 16;
@@ -121,6 +122,8 @@ pub(crate) enum Node {
 pub(crate) struct Entry {
     pub(crate) path: String,
     pub(crate) mtime: i64,
+    /// The access time (format 3 on; the modification time in older formats).
+    pub(crate) atime: i64,
     pub(crate) node: Node,
 }
 
@@ -159,14 +162,16 @@ pub(crate) fn encode_manifest<'a>(
     for entry in entries {
         out.extend_from_slice(&(entry.path.len() as u16).to_le_bytes());
         out.extend_from_slice(entry.path.as_bytes());
+        out.push(match &entry.node {
+            Node::Dir => 0,
+            Node::File { .. } => 1,
+            Node::Symlink { .. } => 2,
+        });
+        out.extend_from_slice(&entry.mtime.to_le_bytes());
+        out.extend_from_slice(&entry.atime.to_le_bytes());
         match &entry.node {
-            Node::Dir => {
-                out.push(0);
-                out.extend_from_slice(&entry.mtime.to_le_bytes());
-            }
+            Node::Dir => {}
             Node::File { id, size, chunks } => {
-                out.push(1);
-                out.extend_from_slice(&entry.mtime.to_le_bytes());
                 out.extend_from_slice(id);
                 out.extend_from_slice(&size.to_le_bytes());
                 out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
@@ -176,8 +181,6 @@ pub(crate) fn encode_manifest<'a>(
                 }
             }
             Node::Symlink { target } => {
-                out.push(2);
-                out.extend_from_slice(&entry.mtime.to_le_bytes());
                 out.extend_from_slice(&(target.len() as u16).to_le_bytes());
                 out.extend_from_slice(target.as_bytes());
             }
@@ -212,6 +215,7 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
         let path = String::from_utf8(r.take(len)?.to_vec()).map_err(|_| "a path is not UTF-8")?;
         let kind = r.u8()?;
         let mtime = r.u64()? as i64;
+        let atime = if format >= 3 { r.u64()? as i64 } else { mtime };
         let node = match kind {
             0 => Node::Dir,
             1 => {
@@ -238,7 +242,7 @@ pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
             }
             other => return Err(format!("entry kind {other}")),
         };
-        entries.push(Entry { path, mtime, node });
+        entries.push(Entry { path, mtime, atime, node });
     }
     let mut journal = Vec::new();
     if format >= 2 {
@@ -373,17 +377,18 @@ mod tests {
     #[test]
     fn manifest_round_trips() {
         let entries = vec![
-            Entry { path: "d".into(), mtime: 5, node: Node::Dir },
+            Entry { path: "d".into(), mtime: 5, atime: 6, node: Node::Dir },
             Entry {
                 path: "d/f".into(),
                 mtime: -1,
+                atime: 3,
                 node: Node::File {
                     id: [3; 16],
                     size: 5000,
                     chunks: vec![ChunkRef { slot: 1, tag: [4; 16] }, ChunkRef::HOLE],
                 },
             },
-            Entry { path: "d/l".into(), mtime: 7, node: Node::Symlink { target: "../d/f".into() } },
+            Entry { path: "d/l".into(), mtime: 7, atime: 8, node: Node::Symlink { target: "../d/f".into() } },
         ];
         let journal = JournalEntry { id: [3; 16], index: 0, slot: 1, bytes: Box::new([9; SLOT_BYTES]) };
         let plain = encode_manifest(42, entries.clone().into_iter(), &[&journal]);
@@ -398,10 +403,22 @@ mod tests {
     }
 
     #[test]
-    fn a_symbolic_link_in_a_format_2_manifest_is_refused() {
-        let entries = vec![Entry { path: "l".into(), mtime: 1, node: Node::Symlink { target: "t".into() } }];
+    fn a_format_2_entry_has_its_modification_time_as_its_access_time() {
+        let entries = vec![Entry { path: "d".into(), mtime: 9, atime: 4, node: Node::Dir }];
         let mut plain = encode_manifest(1, entries.into_iter(), &[]);
         plain[4] = 2;
+        plain.drain(4 + 1 + 8 + 4 + 2 + 1 + 1 + 8..4 + 1 + 8 + 4 + 2 + 1 + 1 + 16);
+        let decoded = decode_manifest(&plain).expect("decodes");
+        assert_eq!(decoded.entries, [Entry { path: "d".into(), mtime: 9, atime: 9, node: Node::Dir }]);
+    }
+
+    #[test]
+    fn a_symbolic_link_in_a_format_2_manifest_is_refused() {
+        let entries = vec![Entry { path: "l".into(), mtime: 1, atime: 1, node: Node::Symlink { target: "t".into() } }];
+        let mut plain = encode_manifest(1, entries.into_iter(), &[]);
+        plain[4] = 2;
+        // Format 2 has no access time: drop it, so that only the kind is wrong.
+        plain.drain(4 + 1 + 8 + 4 + 2 + 1 + 1 + 8..4 + 1 + 8 + 4 + 2 + 1 + 1 + 16);
         assert_eq!(decode_manifest(&plain).err().as_deref(), Some("entry kind 2"));
     }
 

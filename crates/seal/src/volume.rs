@@ -105,6 +105,9 @@ pub struct Stat {
     pub size: u64,
     /// Last modification, nanoseconds since the Unix epoch.
     pub mtime: i64,
+    /// Last access as set through `set_times` (reads do not change it, as on a file system
+    /// mounted `noatime`), nanoseconds since the Unix epoch.
+    pub atime: i64,
     /// A stable number for the file (from its id), or for a directory or link (from its path).
     pub ino: u64,
 }
@@ -153,10 +156,33 @@ pub struct Resolved {
     pub dir_only: bool,
 }
 
+/// A path's times, nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug)]
+struct Times {
+    mtime: i64,
+    atime: i64,
+}
+
+impl Times {
+    fn now() -> Self {
+        let t = now();
+        Self { mtime: t, atime: t }
+    }
+
+    fn set(&mut self, atime: Option<i64>, mtime: Option<i64>) {
+        if let Some(t) = atime {
+            self.atime = t;
+        }
+        if let Some(t) = mtime {
+            self.mtime = t;
+        }
+    }
+}
+
 enum Item {
-    Dir { mtime: i64 },
+    Dir { times: Times },
     File { id: FileId },
-    Symlink { target: String, mtime: i64 },
+    Symlink { target: String, times: Times },
 }
 
 /// The one decrypted chunk a file keeps, so small sequential reads and writes do not decrypt
@@ -171,7 +197,7 @@ struct FileState {
     /// The guest path, for messages (the last one, if unlinked).
     path: String,
     size: u64,
-    mtime: i64,
+    times: Times,
     /// Current chunk table (may include chunks beyond `size` after a shrink, until the next
     /// commit, so that their committed slots are not overwritten).
     chunks: Vec<ChunkRef>,
@@ -470,8 +496,10 @@ impl Volume {
         self.current_manifest = n;
         for entry in manifest.entries {
             let item = match entry.node {
-                Node::Dir => Item::Dir { mtime: entry.mtime },
-                Node::Symlink { target } => Item::Symlink { target, mtime: entry.mtime },
+                Node::Dir => Item::Dir { times: Times { mtime: entry.mtime, atime: entry.atime } },
+                Node::Symlink { target } => {
+                    Item::Symlink { target, times: Times { mtime: entry.mtime, atime: entry.atime } }
+                }
                 Node::File { id, size, chunks } => {
                     let committed = chunks.iter().map(|c| c.slot).collect();
                     self.used += size;
@@ -480,7 +508,7 @@ impl Volume {
                         FileState {
                             path: entry.path.clone(),
                             size,
-                            mtime: entry.mtime,
+                            times: Times { mtime: entry.mtime, atime: entry.atime },
                             chunks,
                             committed,
                             key: self.keys.file(&id)?,
@@ -558,15 +586,21 @@ impl Volume {
     /// [`SealError::NotFound`].
     pub fn stat(&self, path: &str) -> Result<Stat, SealError> {
         if path.is_empty() {
-            return Ok(Stat { kind: Kind::Dir, size: 0, mtime: 0, ino: dir_ino("") });
+            return Ok(Stat { kind: Kind::Dir, size: 0, mtime: 0, atime: 0, ino: dir_ino("") });
         }
         match self.items.get(path) {
             None => Err(SealError::NotFound(path.into())),
-            Some(Item::Dir { mtime }) => Ok(Stat { kind: Kind::Dir, size: 0, mtime: *mtime, ino: dir_ino(path) }),
-            Some(Item::File { id }) => Ok(self.file_stat(id)),
-            Some(Item::Symlink { target, mtime }) => {
-                Ok(Stat { kind: Kind::Symlink, size: target.len() as u64, mtime: *mtime, ino: dir_ino(path) })
+            Some(Item::Dir { times }) => {
+                Ok(Stat { kind: Kind::Dir, size: 0, mtime: times.mtime, atime: times.atime, ino: dir_ino(path) })
             }
+            Some(Item::File { id }) => Ok(self.file_stat(id)),
+            Some(Item::Symlink { target, times }) => Ok(Stat {
+                kind: Kind::Symlink,
+                size: target.len() as u64,
+                mtime: times.mtime,
+                atime: times.atime,
+                ino: dir_ino(path),
+            }),
         }
     }
 
@@ -657,7 +691,7 @@ impl Volume {
             });
         }
         self.check_new(path)?;
-        self.items.insert(path.into(), Item::Symlink { target: target.into(), mtime: now() });
+        self.items.insert(path.into(), Item::Symlink { target: target.into(), times: Times::now() });
         self.changed = true;
         Ok(())
     }
@@ -677,8 +711,8 @@ impl Volume {
 
     /// What an open file is.
     pub fn file_stat(&self, id: &FileId) -> Stat {
-        let (size, mtime) = self.files.get(id).map_or((0, 0), |f| (f.size, f.mtime));
-        Stat { kind: Kind::File, size, mtime, ino: file_ino(id) }
+        let (size, times) = self.files.get(id).map_or((0, Times { mtime: 0, atime: 0 }), |f| (f.size, f.times));
+        Stat { kind: Kind::File, size, mtime: times.mtime, atime: times.atime, ino: file_ino(id) }
     }
 
     /// Checks a path about to be created: bounded in length and in number (the manifest holds
@@ -756,7 +790,7 @@ impl Volume {
                 let file = FileState {
                     path: path.into(),
                     size: 0,
-                    mtime: now(),
+                    times: Times::now(),
                     chunks: Vec::new(),
                     committed: Vec::new(),
                     key: self.keys.file(&id)?,
@@ -997,7 +1031,7 @@ impl Volume {
         }
         let file = self.file_mut(id)?;
         file.size = file.size.max(end);
-        file.mtime = now();
+        file.times.mtime = now();
         self.used += grow;
         self.changed = true;
         Ok(data.len())
@@ -1061,33 +1095,36 @@ impl Volume {
         }
         let file = self.file_mut(id)?;
         file.size = len;
-        file.mtime = now();
+        file.times.mtime = now();
         file.pending = true;
         self.changed = true;
         Ok(())
     }
 
-    /// Sets an open file's modification time (nanoseconds since the Unix epoch).
+    /// Sets an open file's access and modification times (nanoseconds since the Unix epoch);
+    /// `None` leaves one as it is.
     ///
     /// # Errors
     /// [`SealError::NotFound`] for a file that is not open.
-    pub fn set_file_mtime(&mut self, id: &FileId, mtime: i64) -> Result<(), SealError> {
-        self.file_mut(id)?.mtime = mtime;
+    pub fn set_file_times(&mut self, id: &FileId, atime: Option<i64>, mtime: Option<i64>) -> Result<(), SealError> {
+        self.file_mut(id)?.times.set(atime, mtime);
         self.changed = true;
         Ok(())
     }
 
-    /// Sets a path's modification time (a symbolic link's own).
+    /// Sets a path's access and modification times (a symbolic link's own); `None` leaves one
+    /// as it is.
     ///
     /// # Errors
     /// [`SealError::NotFound`].
-    pub fn set_mtime(&mut self, path: &str, mtime: i64) -> Result<(), SealError> {
+    pub fn set_times(&mut self, path: &str, atime: Option<i64>, mtime: Option<i64>) -> Result<(), SealError> {
         match self.items.get_mut(path) {
-            Some(Item::Dir { mtime: m } | Item::Symlink { mtime: m, .. }) => *m = mtime,
+            Some(Item::Dir { times } | Item::Symlink { times, .. }) => times.set(atime, mtime),
             Some(Item::File { id }) => {
                 let id = *id;
-                self.file_mut(&id)?.mtime = mtime;
+                self.file_mut(&id)?.times.set(atime, mtime);
             }
+            None if path.is_empty() => {}
             None => return Err(SealError::NotFound(path.into())),
         }
         self.changed = true;
@@ -1103,7 +1140,7 @@ impl Volume {
             return Err(SealError::Exists(path.into()));
         }
         self.check_new(path)?;
-        self.items.insert(path.into(), Item::Dir { mtime: now() });
+        self.items.insert(path.into(), Item::Dir { times: Times::now() });
         self.changed = true;
         Ok(())
     }
@@ -1408,17 +1445,24 @@ impl Volume {
         self.items
             .iter()
             .map(|(path, item)| match item {
-                Item::Dir { mtime } => Entry { path: path.clone(), mtime: *mtime, node: Node::Dir },
+                Item::Dir { times } => {
+                    Entry { path: path.clone(), mtime: times.mtime, atime: times.atime, node: Node::Dir }
+                }
                 Item::File { id } => {
-                    let (size, mtime, chunks) = self.files.get(id).map_or((0, 0, Vec::new()), |f| {
-                        let keep = f.size.div_ceil(CHUNK as u64) as usize;
-                        (f.size, f.mtime, f.chunks.iter().take(keep).copied().collect())
-                    });
-                    Entry { path: path.clone(), mtime, node: Node::File { id: *id, size, chunks } }
+                    let (size, times, chunks) =
+                        self.files.get(id).map_or((0, Times { mtime: 0, atime: 0 }, Vec::new()), |f| {
+                            let keep = f.size.div_ceil(CHUNK as u64) as usize;
+                            (f.size, f.times, f.chunks.iter().take(keep).copied().collect())
+                        });
+                    let node = Node::File { id: *id, size, chunks };
+                    Entry { path: path.clone(), mtime: times.mtime, atime: times.atime, node }
                 }
-                Item::Symlink { target, mtime } => {
-                    Entry { path: path.clone(), mtime: *mtime, node: Node::Symlink { target: target.clone() } }
-                }
+                Item::Symlink { target, times } => Entry {
+                    path: path.clone(),
+                    mtime: times.mtime,
+                    atime: times.atime,
+                    node: Node::Symlink { target: target.clone() },
+                },
             })
             .collect()
     }

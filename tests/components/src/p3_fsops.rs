@@ -131,6 +131,13 @@ async fn run(dir: &Descriptor, log: &mut Log) {
     let when = wasip3::clocks::system_clock::Instant { seconds: 1_700_000_000, nanoseconds: 500 };
     log.show("set mtime", a.set_times(NewTimestamp::NoChange, NewTimestamp::Timestamp(when)).await);
     log.show("mtime", a.stat().await.map(|s| s.data_modification_timestamp.map(|t| (t.seconds, t.nanoseconds))));
+    let earlier = wasip3::clocks::system_clock::Instant { seconds: 1_600_000_000, nanoseconds: 7 };
+    log.show("set atime only", a.set_times(NewTimestamp::Timestamp(earlier), NewTimestamp::NoChange).await);
+    let seconds = |t: Option<wasip3::clocks::system_clock::Instant>| t.map(|t| (t.seconds, t.nanoseconds));
+    log.show(
+        "times",
+        a.stat().await.map(|s| (seconds(s.data_access_timestamp), seconds(s.data_modification_timestamp))),
+    );
     log.show(
         "set mtime at",
         dir.set_times_at(PathFlags::empty(), "sub".into(), NewTimestamp::NoChange, NewTimestamp::Timestamp(when)).await,

@@ -154,6 +154,15 @@ fn main() {
             .and_then(|m| m.modified())
             .map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).ok()),
     );
+    // An access time set alone leaves the modification time; neither is changed by a stat.
+    let f = OpenOptions::new().write(true).open(p("b.txt")).expect("open b");
+    let accessed = std::time::UNIX_EPOCH + std::time::Duration::from_secs(900_000_000);
+    show("set atime only", f.set_times(fs::FileTimes::new().set_accessed(accessed)));
+    drop(f);
+    let secs = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs())
+    };
+    show("times kept", fs::metadata(p("b.txt")).map(|m| (secs(m.accessed()), secs(m.modified()))));
     show("remove d", fs::remove_dir(p("d")));
     show("remove b", fs::remove_file(p("b.txt")));
     show("remove missing", fs::remove_file(p("b.txt")));
