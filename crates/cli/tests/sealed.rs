@@ -245,6 +245,33 @@ fn a_sealed_directory_behaves_like_a_plain_one_for_modules_and_components() {
     }
 }
 
+/// `fd_renumber` between standard I/O and sealed files answers as between standard I/O and
+/// plain files: standard input moved onto a file's number, files onto files, a file onto
+/// standard output (what the program prints lands in the file), numbers that name nothing; the
+/// renumbered-away number is closed, and nothing a failed renumber named is lost.
+#[test]
+fn renumbering_between_standard_io_and_sealed_files_works_as_with_plain_ones() {
+    let env = Env::sim();
+    let program = common::guest("renumber", common::Wasi::P1);
+    let plain = env.dir.path().join("plain");
+    std::fs::create_dir(&plain).expect("mkdir");
+    let expected =
+        output(lamina().arg("run").arg("--dir").arg(format!("{}::/data", plain.display())).arg(&program).arg("/data"));
+    assert_code(&expected, 0);
+    let expected = texts(&expected).1;
+    assert!(expected.contains("c.txt holds: Ok(\"printed into c.txt\\n\")"), "{expected}");
+    let sealed = env.run(&program, &["/data"], &[]);
+    assert_code(&sealed, 0);
+    // What the program printed, without Lamina's log lines (a timestamp first).
+    let program_lines = |text: &str| {
+        text.lines()
+            .filter(|l| !l.split(' ').next().is_some_and(|w| w.len() > 20 && w.ends_with('Z') && w.contains('T')))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(program_lines(&texts(&sealed).1), program_lines(&expected), "the sealed directory differs");
+}
+
 /// A guest that creates sealed files and keeps them all open is refused past
 /// `MAX_OPEN_FILES` (256) with a clear error, under both ABIs, and may open another once it
 /// closes one: it cannot take the host's file descriptors.

@@ -31,7 +31,7 @@ pub use component::{MAX_SHARED_OPEN_FILES, SealedComponentFs, SealedComponentVie
 pub use p2::{add_to_async_component_linker, add_to_component_linker};
 pub use p3::add_to_p3_linker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use lamina_seal::{FileId, Kind, OpenFlags, Opened, SealError, Volume};
 use wasmtime::{Caller, Extern, Linker};
@@ -69,6 +69,8 @@ enum Handle {
     Dir {
         mount: usize,
         path: String,
+        /// A mount's root as preopened (it stays one when renumbered, as in wasmtime-wasi).
+        preopen: bool,
     },
     File {
         mount: usize,
@@ -83,13 +85,37 @@ enum Handle {
     },
 }
 
-/// The sealed side of a guest's descriptor table.
+/// The sealed side of a guest's descriptor table, and where it and wasmtime-wasi's meet.
+///
+/// A guest sees one table of numbers. Most name either a sealed handle (`fds`) or one of
+/// wasmtime-wasi's descriptors under the same number. `fd_renumber` can move one kind onto a
+/// number of the other, as a program redirecting its standard output into a sealed file does:
+/// a sealed handle moved onto one of wasmtime-wasi's numbers sits above that descriptor
+/// (`under`), which stays open, so that wasmtime-wasi never hands the number out again, until
+/// the guest closes the number; one of wasmtime-wasi's descriptors moved onto a sealed number is
+/// an alias (`aliases`: the guest's number, wasmtime-wasi's), and its own number is `hidden`
+/// (EBADF) while the alias lasts.
 #[derive(Debug, Default)]
 pub struct SealedFs {
     mounts: Vec<SealedMount>,
-    preopens: Vec<u32>,
     fds: HashMap<u32, Handle>,
+    /// Numbers with a sealed handle above a wasmtime-wasi descriptor: the sealed preopens'
+    /// placeholders, and what `fd_renumber` moved a sealed handle onto.
+    under: HashSet<u32>,
+    /// Guest numbers that stand for a wasmtime-wasi descriptor of another number.
+    aliases: HashMap<u32, u32>,
+    /// wasmtime-wasi numbers an alias stands for: the guest cannot name them itself.
+    hidden: HashSet<u32>,
     next_fd: u32,
+}
+
+/// Who serves a call on a descriptor number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The sealed filesystem (which answers EBADF for a hidden number).
+    Sealed,
+    /// wasmtime-wasi, under this number.
+    Host(u32),
 }
 
 impl SealedFs {
@@ -98,18 +124,27 @@ impl SealedFs {
     /// preopens before them).
     pub fn new(mounts: Vec<SealedMount>, first_preopen: u32) -> Self {
         let mut fds = HashMap::new();
-        let mut preopens = Vec::new();
+        let mut under = HashSet::new();
         for (i, _) in mounts.iter().enumerate() {
             let fd = first_preopen + i as u32;
-            fds.insert(fd, Handle::Dir { mount: i, path: String::new() });
-            preopens.push(fd);
+            fds.insert(fd, Handle::Dir { mount: i, path: String::new(), preopen: true });
+            under.insert(fd);
         }
-        Self { mounts, preopens, fds, next_fd: FIRST_FILE_FD }
+        Self { mounts, fds, under, aliases: HashMap::new(), hidden: HashSet::new(), next_fd: FIRST_FILE_FD }
     }
 
-    /// Whether a descriptor is served here.
+    /// Whether a descriptor is served here (a sealed handle, or a number `fd_renumber` hid).
     pub fn owns(&self, fd: u32) -> bool {
-        self.fds.contains_key(&fd)
+        self.fds.contains_key(&fd) || self.hidden.contains(&fd)
+    }
+
+    /// Who serves a call on `fd`.
+    fn route(&self, fd: u32) -> Route {
+        match self.aliases.get(&fd) {
+            Some(real) => Route::Host(*real),
+            None if self.owns(fd) => Route::Sealed,
+            None => Route::Host(fd),
+        }
     }
 
     /// Commits every volume (the guest ended): what it wrote becomes durable.
@@ -138,6 +173,39 @@ impl SealedFs {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// The mount whose root `fd` is as preopened.
+    fn preopen(&self, fd: types::Fd) -> Result<usize> {
+        match self.fds.get(&u32::from(fd)) {
+            Some(Handle::Dir { mount, preopen: true, .. }) => Ok(*mount),
+            _ => Err(Errno::Badf.into()),
+        }
+    }
+
+    /// Closes the sealed handle at `fd` (a preopen too: the volume stays mounted for the commit
+    /// at exit).
+    fn close_sealed(&mut self, fd: u32) -> std::result::Result<(), Errno> {
+        match self.fds.remove(&fd) {
+            Some(Handle::File { mount, id, .. }) => self.mounts[mount].volume.close(&id).map_err(errno_of),
+            Some(Handle::Dir { .. }) => Ok(()),
+            None => Err(Errno::Badf),
+        }
+    }
+
+    /// Closes what the guest's number `fd` names (a sealed handle or an alias), leaving what lies
+    /// under it, for something else to take the number.
+    fn release(
+        &mut self,
+        wasi: &mut WasiP1Ctx,
+        memory: &mut GuestMemory<'_>,
+        fd: u32,
+    ) -> std::result::Result<(), Errno> {
+        if let Some(real) = self.aliases.remove(&fd) {
+            self.hidden.remove(&real);
+            return close_host(wasi, memory, real);
+        }
+        self.close_sealed(fd)
     }
 
     fn handle(&mut self, fd: types::Fd) -> Result<&mut Handle> {
@@ -169,7 +237,7 @@ impl SealedFs {
             return Err(Errno::Nametoolong.into());
         }
         let relative = memory.as_cow_str(path)?.into_owned();
-        let Some(Handle::Dir { mount, path: base }) = self.fds.get(&u32::from(fd)) else {
+        let Some(Handle::Dir { mount, path: base, .. }) = self.fds.get(&u32::from(fd)) else {
             return Err(if self.fds.contains_key(&u32::from(fd)) { Errno::Notdir } else { Errno::Badf }.into());
         };
         let resolved = self.mounts[*mount].volume.resolve(base, &relative, follow).map_err(fail)?;
@@ -205,7 +273,12 @@ pub(crate) fn check_names_dir(volume: &Volume, path: &str, creating: bool) -> st
 /// (`component::fail`, which logs what is not logged where it was detected), in preview 1's
 /// names.
 fn fail(e: SealError) -> types::Error {
-    let errno = match component::fail(e) {
+    errno_of(e).into()
+}
+
+/// [`fail`]'s error number.
+fn errno_of(e: SealError) -> Errno {
+    match component::fail(e) {
         component::Errno::BadDescriptor => Errno::Badf,
         component::Errno::CrossDevice => Errno::Xdev,
         component::Errno::Exist => Errno::Exist,
@@ -221,9 +294,7 @@ fn fail(e: SealError) -> types::Error {
         component::Errno::NotEmpty => Errno::Notempty,
         component::Errno::NotPermitted => Errno::Perm,
         component::Errno::Quota => Errno::Dquot,
-        component::Errno::Unsupported => Errno::Notsup,
-    };
-    errno.into()
+    }
 }
 
 fn filetype(kind: Kind) -> types::Filetype {
@@ -240,7 +311,7 @@ fn filestat(stat: lamina_seal::Stat) -> types::Filestat {
         dev: 0,
         ino: stat.ino,
         filetype: filetype(stat.kind),
-        nlink: 1,
+        nlink: stat.links,
         size: stat.size,
         atim: u64::try_from(stat.atime).unwrap_or(0),
         mtim: time,
@@ -291,10 +362,10 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
                 "wasi_snapshot_preview1",
                 stringify!($name),
                 |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-                    with_parts(&mut caller, |wasi, sealed, memory| {
-                        if sealed.owns($fd as u32) {
-                            shadow!(@call $kind wsp1::$name(sealed, memory, $($arg),*))
-                        } else {
+                    with_parts(&mut caller, |wasi, sealed, memory| match sealed.route($fd as u32) {
+                        Route::Sealed => shadow!(@call $kind wsp1::$name(sealed, memory, $($arg),*)),
+                        Route::Host(real) => {
+                            let $fd = real as i32;
                             shadow!(@call $kind wsp1::$name(wasi, memory, $($arg),*))
                         }
                     })
@@ -306,22 +377,22 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
     }
     shadow!(async fd_advise(fd: i32, offset: i64, len: i64, advice: i32) by fd);
     shadow!(sync fd_allocate(fd: i32, offset: i64, len: i64) by fd);
-    // Closing a sealed preopen closes wasmtime-wasi's placeholder at that number too, so the
-    // descriptor is gone (EBADF from then on) rather than left pointing at the placeholder.
+    // Closing a number closes whatever it names, and what lies under it: a sealed preopen's
+    // placeholder is closed with it, so the descriptor is gone (EBADF from then on) rather than
+    // left pointing at the placeholder.
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "fd_close",
         |mut caller: Caller<'_, T>, fd: i32| -> wasmtime::Result<i32> {
+            with_parts(&mut caller, |wasi, sealed, memory| Ok(errno(close(wasi, sealed, memory, fd as u32))))
+        },
+    )?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_renumber",
+        |mut caller: Caller<'_, T>, from: i32, to: i32| -> wasmtime::Result<i32> {
             with_parts(&mut caller, |wasi, sealed, memory| {
-                if !sealed.owns(fd as u32) {
-                    return wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, memory, fd));
-                }
-                let preopen = sealed.preopens.contains(&(fd as u32));
-                let closed = wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(sealed, memory, fd))?;
-                if preopen && closed == 0 {
-                    wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, memory, fd))?;
-                }
-                Ok(closed)
+                Ok(errno(renumber(wasi, sealed, memory, from as u32, to as u32)))
             })
         },
     )?;
@@ -338,7 +409,6 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
     shadow!(async fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, out: i32) by fd);
     shadow!(async fd_read(fd: i32, iovs: i32, iovs_len: i32, out: i32) by fd);
     shadow!(async fd_readdir(fd: i32, buf: i32, len: i32, cookie: i64, out: i32) by fd);
-    shadow!(async fd_renumber(fd: i32, to: i32) by fd);
     shadow!(async fd_seek(fd: i32, offset: i64, whence: i32, out: i32) by fd);
     shadow!(async fd_sync(fd: i32) by fd);
     shadow!(sync fd_tell(fd: i32, out: i32) by fd);
@@ -354,6 +424,128 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
     shadow!(async path_symlink(path: i32, len: i32, fd: i32, to: i32, to_len: i32) by fd);
     shadow!(async path_unlink_file(fd: i32, path: i32, len: i32) by fd);
     Ok(())
+}
+
+/// A preview 1 call's result as the number the guest gets.
+fn errno(result: std::result::Result<(), Errno>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => e as i32,
+    }
+}
+
+/// One of wasmtime-wasi's calls that returns nothing, as a result: its number, or the trap it
+/// raised (a trap is the guest's end, so it is reported as an I/O error only to the guest that
+/// is being torn down).
+fn host_call(code: wasmtime::Result<i32>) -> std::result::Result<(), Errno> {
+    match code {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(Errno::try_from(n).unwrap_or(Errno::Io)),
+        Err(e) => {
+            tracing::debug!("sealed filesystem: a wasmtime-wasi call failed: {e:#}");
+            Err(Errno::Io)
+        }
+    }
+}
+
+/// Closes wasmtime-wasi's descriptor `fd`.
+fn close_host(wasi: &mut WasiP1Ctx, memory: &mut GuestMemory<'_>, fd: u32) -> std::result::Result<(), Errno> {
+    host_call(wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, memory, fd as i32)))
+}
+
+/// `fd_close` across both tables.
+fn close(
+    wasi: &mut WasiP1Ctx,
+    sealed: &mut SealedFs,
+    memory: &mut GuestMemory<'_>,
+    fd: u32,
+) -> std::result::Result<(), Errno> {
+    if let Some(real) = sealed.aliases.remove(&fd) {
+        sealed.hidden.remove(&real);
+        let closed = close_host(wasi, memory, real);
+        if sealed.under.remove(&fd) {
+            close_host(wasi, memory, fd)?;
+        }
+        return closed;
+    }
+    if !sealed.owns(fd) {
+        return close_host(wasi, memory, fd);
+    }
+    sealed.close_sealed(fd)?;
+    if sealed.under.remove(&fd) {
+        close_host(wasi, memory, fd)?;
+    }
+    Ok(())
+}
+
+/// `fd_renumber` across both tables: `to` comes to name what `from` names, whatever `to` named
+/// before is closed, and `from` is free.
+fn renumber(
+    wasi: &mut WasiP1Ctx,
+    sealed: &mut SealedFs,
+    memory: &mut GuestMemory<'_>,
+    from: u32,
+    to: u32,
+) -> std::result::Result<(), Errno> {
+    let from_route = sealed.route(from);
+    let to_route = sealed.route(to);
+    if from_route == Route::Sealed && !sealed.fds.contains_key(&from) {
+        return Err(Errno::Badf);
+    }
+    if to_route == Route::Sealed && !sealed.fds.contains_key(&to) {
+        return Err(Errno::Badf);
+    }
+    if let (Route::Host(real_from), Route::Host(real_to)) = (from_route, to_route)
+        && !sealed.aliases.contains_key(&from)
+        && !sealed.aliases.contains_key(&to)
+    {
+        // Both are wasmtime-wasi's own.
+        return host_call(wasmtime_wasi::runtime::in_tokio(wsp1::fd_renumber(
+            wasi,
+            memory,
+            real_from as i32,
+            real_to as i32,
+        )));
+    }
+    if from == to {
+        return Ok(());
+    }
+    if from_route == Route::Host(from) && !sealed.aliases.contains_key(&from) && !host_open(wasi, memory, from) {
+        // Nothing is closed for a number that names nothing.
+        return Err(Errno::Badf);
+    }
+    if let Route::Host(real_to) = to_route
+        && !sealed.aliases.contains_key(&to)
+    {
+        // `to` is wasmtime-wasi's own: it must be open, and what comes onto it sits above it.
+        if !host_open(wasi, memory, real_to) {
+            return Err(Errno::Badf);
+        }
+        sealed.under.insert(to);
+    } else {
+        // Whatever `to` named is closed; what lies under it stays under the newcomer.
+        sealed.release(wasi, memory, to)?;
+    }
+    // Move what `from` names onto `to`, and free `from`.
+    if let Some(real) = sealed.aliases.remove(&from) {
+        sealed.aliases.insert(to, real);
+    } else if let Some(handle) = sealed.fds.remove(&from) {
+        sealed.fds.insert(to, handle);
+    } else {
+        // One of wasmtime-wasi's own descriptors: `to` stands for it, and its number is hidden.
+        sealed.aliases.insert(to, from);
+        sealed.hidden.insert(from);
+        return Ok(());
+    }
+    if sealed.under.remove(&from) {
+        close_host(wasi, memory, from)?;
+    }
+    Ok(())
+}
+
+/// Whether wasmtime-wasi has a descriptor open under `fd`.
+fn host_open(wasi: &mut WasiP1Ctx, memory: &mut GuestMemory<'_>, fd: u32) -> bool {
+    wasmtime_wasi::runtime::in_tokio(WasiSnapshotPreview1::fd_fdstat_get(wasi, memory, types::Fd::from(fd))).is_ok()
 }
 
 /// Reads from a file into the guest's buffers; `offset` is `None` to use and advance the
@@ -515,17 +707,8 @@ impl WasiSnapshotPreview1 for SealedFs {
     }
 
     async fn fd_close(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<()> {
-        let raw = u32::from(fd);
-        if self.preopens.contains(&raw) {
-            // Closing a preopen is allowed; the volume stays mounted for the commit at exit.
-            self.fds.remove(&raw);
-            return Ok(());
-        }
-        match self.fds.remove(&raw) {
-            Some(Handle::File { mount, id, .. }) => self.mounts[mount].volume.close(&id).map_err(fail),
-            Some(Handle::Dir { .. }) => Ok(()),
-            None => Err(Errno::Badf.into()),
-        }
+        // `close` serves it across both tables, with what lies under the number.
+        Ok(self.close_sealed(u32::from(fd))?)
     }
 
     async fn fd_datasync(&mut self, m: &mut GuestMemory<'_>, fd: types::Fd) -> Result<()> {
@@ -535,8 +718,7 @@ impl WasiSnapshotPreview1 for SealedFs {
     async fn fd_fdstat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat> {
         use types::Rights as R;
         // What wasmtime-wasi reports for the same descriptor of a plain directory.
-        if self.preopens.contains(&u32::from(fd)) {
-            self.handle(fd)?;
+        if let Handle::Dir { preopen: true, .. } = self.handle(fd)? {
             let base = R::PATH_CREATE_DIRECTORY
                 | R::PATH_CREATE_FILE
                 | R::PATH_LINK_SOURCE
@@ -630,7 +812,7 @@ impl WasiSnapshotPreview1 for SealedFs {
 
     async fn fd_filestat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filestat> {
         let stat = match self.handle(fd)? {
-            Handle::Dir { mount, path } => {
+            Handle::Dir { mount, path, .. } => {
                 let (mount, path) = (*mount, path.clone());
                 self.mounts[mount].volume.stat(&path).map_err(fail)?
             }
@@ -668,7 +850,7 @@ impl WasiSnapshotPreview1 for SealedFs {
             return self.handle(fd).map(|_| ());
         }
         match self.handle(fd)? {
-            Handle::Dir { mount, path } => {
+            Handle::Dir { mount, path, .. } => {
                 let (mount, path) = (*mount, path.clone());
                 self.mounts[mount].volume.set_times(&path, atime, mtime).map_err(fail)
             }
@@ -718,8 +900,7 @@ impl WasiSnapshotPreview1 for SealedFs {
     }
 
     fn fd_prestat_get(&mut self, _: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Prestat> {
-        let raw = u32::from(fd);
-        let index = self.preopens.iter().position(|p| *p == raw).ok_or(Errno::Badf)?;
+        let index = self.preopen(fd)?;
         let len = self.mounts[index].guest.len() as u32;
         Ok(types::Prestat::Dir(types::PrestatDir { pr_name_len: len }))
     }
@@ -731,8 +912,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         path: GuestPtr<u8>,
         max: types::Size,
     ) -> Result<()> {
-        let raw = u32::from(fd);
-        let index = self.preopens.iter().position(|p| *p == raw).ok_or(Errno::Badf)?;
+        let index = self.preopen(fd)?;
         let name = self.mounts[index].guest.as_bytes();
         if name.len() > max as usize {
             return Err(Errno::Nametoolong.into());
@@ -741,20 +921,9 @@ impl WasiSnapshotPreview1 for SealedFs {
         Ok(())
     }
 
-    async fn fd_renumber(&mut self, _: &mut GuestMemory<'_>, from: types::Fd, to: types::Fd) -> Result<()> {
-        let (from, to) = (u32::from(from), u32::from(to));
-        if !self.fds.contains_key(&to) {
-            // Moving a sealed descriptor over one of wasmtime-wasi's is not supported.
-            return Err(Errno::Badf.into());
-        }
-        if from == to {
-            return Ok(());
-        }
-        let handle = self.fds.remove(&from).ok_or(Errno::Badf)?;
-        if let Some(Handle::File { mount, id, .. }) = self.fds.insert(to, handle) {
-            self.mounts[mount].volume.close(&id).map_err(fail)?;
-        }
-        Ok(())
+    async fn fd_renumber(&mut self, _: &mut GuestMemory<'_>, _: types::Fd, _: types::Fd) -> Result<()> {
+        // `renumber` serves it across both tables.
+        Err(Errno::Nosys.into())
     }
 
     async fn fd_seek(
@@ -798,7 +967,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         buf_len: types::Size,
         cookie: types::Dircookie,
     ) -> Result<types::Size> {
-        let Handle::Dir { mount, path } = self.handle(fd)? else { return Err(Errno::Notdir.into()) };
+        let Handle::Dir { mount, path, .. } = self.handle(fd)? else { return Err(Errno::Notdir.into()) };
         let (mount, path) = (*mount, path.clone());
         let volume = &self.mounts[mount].volume;
         let own = volume.stat(&path).map_err(fail)?.ino;
@@ -868,15 +1037,35 @@ impl WasiSnapshotPreview1 for SealedFs {
 
     async fn path_link(
         &mut self,
-        _: &mut GuestMemory<'_>,
-        _: types::Fd,
-        _: types::Lookupflags,
-        _: GuestPtr<str>,
-        _: types::Fd,
-        _: GuestPtr<str>,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        flags: types::Lookupflags,
+        old: GuestPtr<str>,
+        to_fd: types::Fd,
+        new: GuestPtr<str>,
     ) -> Result<()> {
-        // Sealed files have one name each.
-        Err(Errno::Notsup.into())
+        if flags.contains(types::Lookupflags::SYMLINK_FOLLOW) {
+            // As wasmtime-wasi: a link is made to what the path names itself.
+            return Err(Errno::Inval.into());
+        }
+        if !self.fds.contains_key(&u32::from(to_fd)) {
+            return Err(Errno::Xdev.into());
+        }
+        let (mount, old, _) = self.resolve(memory, fd, old, false)?;
+        let (to_mount, new, dir) = self.resolve(memory, to_fd, new, false)?;
+        if mount != to_mount {
+            return Err(Errno::Xdev.into());
+        }
+        let volume = &mut self.mounts[mount].volume;
+        if volume.stat(&old).map_err(fail)?.kind == Kind::Dir {
+            // As Linux: a directory is never linked.
+            return Err(Errno::Perm.into());
+        }
+        if dir {
+            // `name/` names a directory to create, which a link is not.
+            return Err(if volume.stat(&new).is_ok() { Errno::Exist } else { Errno::Noent }.into());
+        }
+        volume.link(&old, &new).map_err(fail)
     }
 
     async fn path_open(
@@ -924,7 +1113,7 @@ impl WasiSnapshotPreview1 for SealedFs {
             return Err(Errno::Mfile.into());
         }
         let handle = match opened {
-            Opened::Dir => Handle::Dir { mount, path },
+            Opened::Dir => Handle::Dir { mount, path, preopen: false },
             Opened::File(id) => Handle::File {
                 mount,
                 id,
