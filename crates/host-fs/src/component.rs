@@ -50,7 +50,6 @@ pub(crate) enum Errno {
     NotEmpty,
     NotPermitted,
     Quota,
-    Unsupported,
 }
 
 /// Implements `From<Errno>` for a binding's error code and its trappable error.
@@ -75,7 +74,6 @@ macro_rules! from_errno {
                     E::NotEmpty => Self::NotEmpty,
                     E::NotPermitted => Self::NotPermitted,
                     E::Quota => Self::Quota,
-                    E::Unsupported => Self::Unsupported,
                 }
             }
         }
@@ -106,7 +104,7 @@ macro_rules! binding_conversions {
             let time = Some($time(s.mtime));
             $fs::DescriptorStat {
                 type_: descriptor_type(s.kind),
-                link_count: 1,
+                link_count: s.links,
                 size: s.size,
                 data_access_timestamp: Some($time(s.atime)),
                 data_modification_timestamp: time,
@@ -761,13 +759,32 @@ impl SealedComponentFs {
         volume.unlink(&resolved.path).map_err(fail)
     }
 
-    /// Hard links: sealed files have one name each (`unsupported`); a directory is never
-    /// linked (`not-permitted`, as Linux says).
-    pub(crate) fn link_at(&self, rep: u32, path: &str) -> Result<()> {
-        if self.stat_at(rep, path, false)?.kind == Kind::Dir {
+    /// Gives the file at `old` another name, `new`, in the same volume (following a link at
+    /// `old` is `invalid`, as in wasmtime-wasi): elsewhere is `cross-device`, a directory is never linked (`not-permitted`, as
+    /// Linux says), and `new` ending in `/` names a directory to create, which a link is not.
+    pub(crate) fn link_at(&self, rep: u32, old: &str, follow: bool, new_rep: u32, new: &str) -> Result<()> {
+        if follow {
+            // As wasmtime-wasi: a link is made to what the path names itself.
+            return Err(Errno::Invalid);
+        }
+        if !Self::owns(new_rep) {
+            return Err(Errno::CrossDevice);
+        }
+        let (from_mount, old) = self.resolve(rep, old, follow)?;
+        let (to_mount, mut volume, new) = self.at(new_rep, new, false)?;
+        if from_mount != to_mount {
+            return Err(Errno::CrossDevice);
+        }
+        if volume.stat(&old).map_err(fail)?.kind == Kind::Dir {
             return Err(Errno::NotPermitted);
         }
-        Err(Errno::Unsupported)
+        if new.dir_only {
+            return Err(match volume.stat(&new.path) {
+                Ok(_) => Errno::Exist,
+                Err(_) => Errno::NoEntry,
+            });
+        }
+        volume.link(&old, &new.path).map_err(fail)
     }
 
     /// Whether two descriptors, one of them at least sealed, are the same file or directory.

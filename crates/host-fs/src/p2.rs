@@ -299,7 +299,10 @@ impl fs::HostDescriptor for ShadowFs<'_> {
         new_path: String,
     ) -> FsResult<()> {
         match (owned(&fd), owned(&new_fd)) {
-            (Some(rep), _) => return Ok(self.sealed.link_at(rep, &old_path)?),
+            (Some(rep), _) => {
+                let follow = flags.contains(fs::PathFlags::SYMLINK_FOLLOW);
+                return Ok(self.sealed.link_at(rep, &old_path, follow, new_fd.rep(), &new_path)?);
+            }
             (None, Some(_)) => return Err(Code::CrossDevice.into()),
             (None, None) => {}
         }

@@ -423,7 +423,10 @@ impl<U: SealedComponentView + 'static> types::HostDescriptorWithStore<U> for Sha
         new_path: String,
     ) -> FilesystemResult<()> {
         match (owned(&fd), owned(&new_fd)) {
-            (Some(rep), _) => return sealed(store, |s| s.link_at(rep, &old_path)),
+            (Some(rep), _) => {
+                let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+                return sealed(store, |s| s.link_at(rep, &old_path, follow, new_fd.rep(), &new_path));
+            }
             (None, Some(_)) => return Err(Errno::CrossDevice.into()),
             (None, None) => {}
         }

@@ -110,6 +110,8 @@ pub struct Stat {
     pub atime: i64,
     /// A stable number for the file (from its id), or for a directory or link (from its path).
     pub ino: u64,
+    /// How many names the file has (hard links); 1 for a directory or a symbolic link.
+    pub links: u64,
 }
 
 /// One entry of a directory listing.
@@ -194,7 +196,7 @@ struct Cached {
 }
 
 struct FileState {
-    /// The guest path, for messages (the last one, if unlinked).
+    /// A guest path of the file, for messages (the last one, if unlinked).
     path: String,
     size: u64,
     times: Times,
@@ -209,7 +211,9 @@ struct FileState {
     /// Written since the last commit.
     pending: bool,
     opens: u32,
-    linked: bool,
+    /// The names (hard links) the file has; it goes when the last is removed and the last
+    /// handle closed.
+    links: u32,
 }
 
 /// An open sealed volume.
@@ -501,6 +505,19 @@ impl Volume {
                     Item::Symlink { target, times: Times { mtime: entry.mtime, atime: entry.atime } }
                 }
                 Node::File { id, size, chunks } => {
+                    if let Some(file) = self.files.get_mut(&id) {
+                        // Another name of a file already loaded: both entries must agree.
+                        if file.size != size || file.chunks != chunks {
+                            return Err(SealError::Integrity {
+                                dir: self.dir.clone(),
+                                file: "manifest".into(),
+                                reason: format!("two names of one file disagree: {} and {}", file.path, entry.path),
+                            });
+                        }
+                        file.links += 1;
+                        self.items.insert(entry.path, Item::File { id });
+                        continue;
+                    }
                     let committed = chunks.iter().map(|c| c.slot).collect();
                     self.used += size;
                     self.files.insert(
@@ -516,7 +533,7 @@ impl Volume {
                             cache: None,
                             pending: false,
                             opens: 0,
-                            linked: true,
+                            links: 1,
                         },
                     );
                     Item::File { id }
@@ -586,13 +603,18 @@ impl Volume {
     /// [`SealError::NotFound`].
     pub fn stat(&self, path: &str) -> Result<Stat, SealError> {
         if path.is_empty() {
-            return Ok(Stat { kind: Kind::Dir, size: 0, mtime: 0, atime: 0, ino: dir_ino("") });
+            return Ok(Stat { kind: Kind::Dir, size: 0, mtime: 0, atime: 0, ino: dir_ino(""), links: 1 });
         }
         match self.items.get(path) {
             None => Err(SealError::NotFound(path.into())),
-            Some(Item::Dir { times }) => {
-                Ok(Stat { kind: Kind::Dir, size: 0, mtime: times.mtime, atime: times.atime, ino: dir_ino(path) })
-            }
+            Some(Item::Dir { times }) => Ok(Stat {
+                kind: Kind::Dir,
+                size: 0,
+                mtime: times.mtime,
+                atime: times.atime,
+                ino: dir_ino(path),
+                links: 1,
+            }),
             Some(Item::File { id }) => Ok(self.file_stat(id)),
             Some(Item::Symlink { target, times }) => Ok(Stat {
                 kind: Kind::Symlink,
@@ -600,6 +622,7 @@ impl Volume {
                 mtime: times.mtime,
                 atime: times.atime,
                 ino: dir_ino(path),
+                links: 1,
             }),
         }
     }
@@ -696,6 +719,38 @@ impl Volume {
         Ok(())
     }
 
+    /// Gives the file at `existing` another name, `new` (a hard link): both name the same data
+    /// from then on, and it goes when both are removed. A symbolic link at `existing` is copied
+    /// (the link, not what it points to).
+    ///
+    /// # Errors
+    /// [`SealError::NotFound`], [`SealError::Exists`], [`SealError::IsADirectory`] (a directory
+    /// is never linked), [`SealError::NotADirectory`] and [`SealError::NotFound`] for `new`'s
+    /// parent.
+    pub fn link(&mut self, existing: &str, new: &str) -> Result<(), SealError> {
+        let item = match self.items.get(existing) {
+            None if existing.is_empty() => return Err(SealError::IsADirectory(existing.into())),
+            None => return Err(SealError::NotFound(existing.into())),
+            Some(Item::Dir { .. }) => return Err(SealError::IsADirectory(existing.into())),
+            Some(Item::File { id }) => Item::File { id: *id },
+            Some(Item::Symlink { target, times }) => Item::Symlink { target: target.clone(), times: *times },
+        };
+        if new.is_empty() || self.items.contains_key(new) {
+            return Err(SealError::Exists(new.into()));
+        }
+        self.check_new(new)?;
+        if let Item::File { id } = &item {
+            let file = self.file_mut(id)?;
+            file.links = file.links.checked_add(1).ok_or_else(|| SealError::InvalidPath {
+                path: new.into(),
+                reason: "the file has as many names as it may",
+            })?;
+        }
+        self.items.insert(new.into(), item);
+        self.changed = true;
+        Ok(())
+    }
+
     /// The target of the symbolic link at `path`.
     ///
     /// # Errors
@@ -711,8 +766,9 @@ impl Volume {
 
     /// What an open file is.
     pub fn file_stat(&self, id: &FileId) -> Stat {
-        let (size, times) = self.files.get(id).map_or((0, Times { mtime: 0, atime: 0 }), |f| (f.size, f.times));
-        Stat { kind: Kind::File, size, mtime: times.mtime, atime: times.atime, ino: file_ino(id) }
+        let (size, times, links) =
+            self.files.get(id).map_or((0, Times { mtime: 0, atime: 0 }, 0), |f| (f.size, f.times, f.links));
+        Stat { kind: Kind::File, size, mtime: times.mtime, atime: times.atime, ino: file_ino(id), links: links.into() }
     }
 
     /// Checks a path about to be created: bounded in length and in number (the manifest holds
@@ -798,7 +854,7 @@ impl Volume {
                     cache: None,
                     pending: false,
                     opens: 1,
-                    linked: true,
+                    links: 1,
                 };
                 self.files.insert(id, file);
                 self.created.insert(id);
@@ -821,7 +877,7 @@ impl Volume {
         let Some(file) = self.files.get_mut(id) else { return flushed };
         if file.opens == 0 {
             file.host = None;
-            if !file.linked {
+            if file.links == 0 {
                 let size = file.size;
                 self.files.remove(id);
                 self.garbage.push(*id);
@@ -1186,12 +1242,12 @@ impl Volume {
         }
     }
 
-    /// Unlinks a file. Its content counts against the quota until it is gone: now, or when the
-    /// last open handle closes.
+    /// Removes one name of a file. Its content counts against the quota until it is gone: when
+    /// its last name goes, now, or when the last open handle closes.
     fn drop_file(&mut self, id: &FileId) {
         if let Some(file) = self.files.get_mut(id) {
-            file.linked = false;
-            if file.opens == 0 {
+            file.links = file.links.saturating_sub(1);
+            if file.links == 0 && file.opens == 0 {
                 let size = file.size;
                 self.files.remove(id);
                 self.garbage.push(*id);
@@ -1243,6 +1299,10 @@ impl Volume {
             }
             Some(Item::File { id }) => {
                 let id = *id;
+                if matches!(self.items.get(from), Some(Item::File { id: source }) if *source == id) {
+                    // Two names of one file: POSIX leaves both.
+                    return Ok(());
+                }
                 self.drop_file(&id);
             }
             _ => {}
@@ -1351,7 +1411,7 @@ impl Volume {
                     host.sync_data().map_err(io("sync", &dir.join(OBJECTS).join(hex::encode(id))))?;
                 }
             }
-            if self.created.iter().any(|id| self.files.get(id).is_some_and(|f| f.linked)) {
+            if self.created.iter().any(|id| self.files.get(id).is_some_and(|f| f.links > 0)) {
                 // Files created since the last checkpoint that still exist: their object files'
                 // names must be durable too. (A journal file created and removed between two
                 // checkpoints needs nothing.)
@@ -1435,7 +1495,7 @@ impl Volume {
     /// Whether the state being committed refers to this journal entry's slot.
     fn references(&self, e: &JournalEntry) -> bool {
         self.files.get(&e.id).is_some_and(|f| {
-            f.linked
+            f.links > 0
                 && e.index < f.size.div_ceil(CHUNK as u64)
                 && f.chunks.get(e.index as usize).is_some_and(|c| c.slot == e.slot)
         })

@@ -704,3 +704,36 @@ fn paths_stay_inside_the_directory_they_are_resolved_in() {
         assert!(!v.resolve("", file, false).expect("resolves").dir_only, "{file}");
     }
 }
+
+#[test]
+fn hard_links_share_one_file_until_the_last_name_goes() {
+    let f = fixture();
+    {
+        let mut v = open(&f).expect("creates");
+        v.mkdir("d").expect("mkdir");
+        write_file(&mut v, "a", b"shared");
+        v.link("a", "d/b").expect("a second name");
+        assert!(matches!(v.link("a", "d/b"), Err(SealError::Exists(_))));
+        assert!(matches!(v.link("d", "e"), Err(SealError::IsADirectory(_))), "no directory is linked");
+        assert!(matches!(v.link("missing", "e"), Err(SealError::NotFound(_))));
+        let (a, b) = (v.stat("a").expect("a"), v.stat("d/b").expect("b"));
+        assert_eq!((a.ino, a.links), (b.ino, 2), "one file, two names");
+        write_file(&mut v, "d/b", b"changed");
+        assert_eq!(v.used(), 7, "counted once");
+        v.commit().expect("commits");
+    }
+    let mut v = open(&f).expect("reopens");
+    assert_eq!(read_file(&mut v, "a").expect("reads"), b"changed", "the names still share the file");
+    assert_eq!(v.stat("a").expect("a").links, 2);
+    assert_eq!(v.used(), 7, "counted once when loaded");
+    v.rename("a", "d/b").expect("one name over the other changes nothing");
+    assert!(v.stat("a").is_ok() && v.stat("d/b").is_ok());
+    v.unlink("a").expect("unlinks one name");
+    assert_eq!(read_file(&mut v, "d/b").expect("the other name keeps it"), b"changed");
+    assert_eq!(v.stat("d/b").expect("b").links, 1);
+    assert_eq!(object_files(&f.dir).len(), 1);
+    v.unlink("d/b").expect("unlinks the last name");
+    v.commit().expect("commits");
+    assert_eq!(object_files(&f.dir).len(), 0, "the data goes with the last name");
+    assert_eq!(v.used(), 0);
+}

@@ -278,7 +278,16 @@ async fn links(dir: &Descriptor, log: &mut Log) {
     log.show("remove a directory link as a directory", dir.remove_directory_at("to-dir".into()).await);
     log.show("unlink a directory link", dir.unlink_file_at("to-dir".into()).await);
     log.show("hash of a link", dir.metadata_hash_at(PathFlags::empty(), "l/renamed".into()).await.map(|_| ()));
-    for name in ["l/t.txt", "l/renamed", "l/dangling", "l/up", "self"] {
+    log.show("hard link a link", dir.link_at(PathFlags::empty(), "l/renamed".into(), dir, "l/hard".into()).await);
+    log.show("readlink the copy", dir.readlink_at("l/hard".into()).await);
+    log.show("hard link a file", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/t2".into()).await);
+    log.show("link count", dir.stat_at(PathFlags::empty(), "l/t2".into()).await.map(|s| s.link_count));
+    log.show("hard link through a link", dir.link_at(follow, "l/renamed".into(), dir, "l/t3".into()).await);
+    log.show("link count now", dir.stat_at(PathFlags::empty(), "l/t.txt".into()).await.map(|s| s.link_count));
+    log.show("hard link a directory", dir.link_at(PathFlags::empty(), "l".into(), dir, "l2".into()).await);
+    log.show("hard link over a file", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/t2".into()).await);
+    log.show("hard link at name/", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/t4/".into()).await);
+    for name in ["l/t.txt", "l/t2", "l/t3", "l/hard", "l/renamed", "l/dangling", "l/up", "self"] {
         log.show(&format!("unlink {name}"), dir.unlink_file_at(name.into()).await);
     }
     log.show("remove l", dir.remove_directory_at("l".into()).await);

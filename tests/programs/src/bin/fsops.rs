@@ -95,6 +95,32 @@ fn links(p: &dyn Fn(&str) -> String) {
         show(&format!("remove {name}"), fs::remove_file(p(name)));
     }
     show("remove l", fs::remove_dir(p("l")));
+    hard_links(p);
+}
+
+/// Hard links: two names of one file, each removable alone; never to a directory.
+fn hard_links(p: &dyn Fn(&str) -> String) {
+    show("write h", fs::write(p("h.txt"), b"shared"));
+    show("mkdir hd", fs::create_dir(p("hd")));
+    show("hard link", fs::hard_link(p("h.txt"), p("hd/h2.txt")));
+    show("size after linking", fs::metadata(p("h.txt")).map(|m| m.len()));
+    show("write through one name", fs::write(p("hd/h2.txt"), b"changed via h2"));
+    show("read the other", fs::read_to_string(p("h.txt")));
+    show("hard link over a file", fs::hard_link(p("h.txt"), p("hd/h2.txt")));
+    show("hard link to itself", fs::hard_link(p("h.txt"), p("h.txt")));
+    show("hard link to a directory", fs::hard_link(p("hd"), p("hd-link")));
+    show("hard link at name/", fs::hard_link(p("h.txt"), p("new/")));
+    show("hard link of a missing file", fs::hard_link(p("missing"), p("m2")));
+    show("hard link outside", fs::hard_link(p("h.txt"), p("../h3")));
+    show("rename one name over the other", fs::rename(p("h.txt"), p("hd/h2.txt")));
+    show(
+        "both still there",
+        Ok::<_, std::io::Error>((fs::metadata(p("h.txt")).is_ok(), fs::metadata(p("hd/h2.txt")).is_ok())),
+    );
+    show("remove one name", fs::remove_file(p("h.txt")));
+    show("the other keeps the data", fs::read_to_string(p("hd/h2.txt")));
+    show("remove the other", fs::remove_file(p("hd/h2.txt")));
+    show("remove hd", fs::remove_dir(p("hd")));
 }
 
 fn main() {
