@@ -5,7 +5,9 @@
 # run. The guest times its own work (insert_ms, read_ms), so process start and compilation are
 # left out. Results: bench/out/sealed-sqlite.txt and a summary on stdout, and with
 # LAMINA_BENCH_RECORDS set the `sealed-sqlite` record (bench/record.sh). LAMINA_BENCH_QUICK=1: a
-# brief run, one round unless ROUNDS is set, its results in bench/out/quick.
+# brief run, one round unless ROUNDS is set, its results in bench/out/quick. LAMINA_BEFORE=PATH:
+# also the sealed run of another lamina build (an older commit's, built in a worktree), in the
+# same alternation, and the ratio of this build's sealed figures to that one's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -32,12 +34,21 @@ export LAMINA_CACHE_DIR="$WORK/cache"
 "$LAMINA" keygen "$WORK/signer.key" 2>/dev/null
 "$LAMINA" compile --sign "$WORK/signer.key" "$WASM" -o "$WORK/sqlite.lamart" 2>/dev/null
 TRUST=(--trust-signer "$WORK/signer.key.pub")
+BEFORE=${LAMINA_BEFORE:-}
+KINDS=(plain sealed)
+if [ -n "$BEFORE" ]; then
+    "$BEFORE" compile --sign "$WORK/signer.key" "$WASM" -o "$WORK/sqlite-before.lamart" 2>/dev/null
+    KINDS+=(before)
+fi
 
 run_one() { # run_one plain|sealed round
     local dir="$WORK/$1-$2"
     mkdir -p "$dir"
     if [ "$1" = plain ]; then
         "$LAMINA" run "${TRUST[@]}" --dir "$dir::/data" "$WORK/sqlite.lamart" -- bench /data/kv.db
+    elif [ "$1" = before ]; then
+        "$BEFORE" run "${TRUST[@]}" --platform sim --state "$WORK/state-before" --sealed-dir "$dir::/data" \
+            "$WORK/sqlite-before.lamart" -- bench /data/kv.db
     else
         "$LAMINA" run "${TRUST[@]}" --platform sim --state "$WORK/state" --sealed-dir "$dir::/data" "$WORK/sqlite.lamart" -- bench /data/kv.db
     fi
@@ -46,7 +57,7 @@ run_one() { # run_one plain|sealed round
 say "timing $ROUNDS rounds of each, alternating"
 : >"$OUT/sealed-sqlite.txt"
 for round in $(seq 1 "$ROUNDS"); do
-    for kind in plain sealed; do
+    for kind in "${KINDS[@]}"; do
         printf '%s %s\n' "$kind" "$(run_one "$kind" "$round")" | tee -a "$OUT/sealed-sqlite.txt"
     done
 done
@@ -81,6 +92,14 @@ END {
     row("inserts")
     row("reads")
     row("total")
+    if (count["before"] > 0) {
+        for (i = 1; i <= 3; i++) {
+            part = i == 1 ? "inserts" : i == 2 ? "reads" : "total"
+            b = median("before", part)
+            s = median("sealed", part)
+            printf "%-8s sealed before %8.1f ms  now %8.1f ms  ratio %.2fx\n", part, b, s, s / b
+        }
+    }
     printf "%.3f %.3f %.4f %.4f %.4f\n", median("sealed", "total"), median("plain", "total"), ratio["total"],
         ratio["inserts"], ratio["reads"] >figures
 }' "$OUT/sealed-sqlite.txt"

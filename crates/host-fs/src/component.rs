@@ -36,6 +36,7 @@ pub(crate) const MAX_IO: usize = 16 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Errno {
     BadDescriptor,
+    Busy,
     CrossDevice,
     Exist,
     FileTooLarge,
@@ -60,6 +61,7 @@ macro_rules! from_errno {
                 use $crate::component::Errno as E;
                 match e {
                     E::BadDescriptor => Self::BadDescriptor,
+                    E::Busy => Self::Busy,
                     E::CrossDevice => Self::CrossDevice,
                     E::Exist => Self::Exist,
                     E::FileTooLarge => Self::FileTooLarge,
@@ -742,12 +744,16 @@ impl SealedComponentFs {
         if !(Self::owns(from) && Self::owns(to)) {
             return Err(Errno::CrossDevice);
         }
-        let (from_mount, old) = self.resolve(from, old, false)?;
-        let (to_mount, new) = self.resolve(to, new, false)?;
+        let (from_mount, old_path) = self.resolve(from, old, false)?;
+        let (to_mount, new_path) = self.resolve(to, new, false)?;
+        if crate::ends_in_dot(old) || crate::ends_in_dot(new) {
+            // As Linux: `.` and `..` are in use by the path itself.
+            return Err(Errno::Busy);
+        }
         if from_mount != to_mount {
             return Err(Errno::CrossDevice);
         }
-        self.volume(from_mount).rename(&old, &new).map_err(fail)
+        self.volume(from_mount).rename(&old_path, &new_path).map_err(fail)
     }
 
     /// Removes a file.

@@ -258,6 +258,12 @@ impl SealedFs {
     }
 }
 
+/// Whether a path's last component is `.` or `..` (whatever `/`s follow): what names the
+/// directory a path is in, which cannot be renamed through it.
+pub(crate) fn ends_in_dot(path: &str) -> bool {
+    matches!(path.trim_end_matches('/').rsplit('/').next(), Some("." | ".."))
+}
+
 /// Refuses a path that can name only a directory ([`lamina_seal::Resolved::dir_only`]) when it
 /// names a file (ENOTDIR), or, when `creating`, nothing yet (EISDIR: a file cannot be created
 /// as `name/`).
@@ -280,6 +286,7 @@ fn fail(e: SealError) -> types::Error {
 fn errno_of(e: SealError) -> Errno {
     match component::fail(e) {
         component::Errno::BadDescriptor => Errno::Badf,
+        component::Errno::Busy => Errno::Busy,
         component::Errno::CrossDevice => Errno::Xdev,
         component::Errno::Exist => Errno::Exist,
         component::Errno::FileTooLarge => Errno::Fbig,
@@ -1176,11 +1183,16 @@ impl WasiSnapshotPreview1 for SealedFs {
         to_fd: types::Fd,
         to: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, from, _) = self.resolve(memory, fd, from, false)?;
+        let (mount, from_path, _) = self.resolve(memory, fd, from, false)?;
         if !self.owns(u32::from(to_fd)) {
             return Err(Errno::Xdev.into());
         }
-        let (to_mount, to, _) = self.resolve(memory, to_fd, to, false)?;
+        let (to_mount, to_path, _) = self.resolve(memory, to_fd, to, false)?;
+        if ends_in_dot(&memory.as_cow_str(from)?) || ends_in_dot(&memory.as_cow_str(to)?) {
+            // As Linux: `.` and `..` are in use by the path itself.
+            return Err(Errno::Busy.into());
+        }
+        let (from, to) = (from_path, to_path);
         if mount != to_mount {
             return Err(Errno::Xdev.into());
         }

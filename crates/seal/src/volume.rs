@@ -1225,6 +1225,7 @@ impl Volume {
     /// [`SealError::NotFound`], [`SealError::IsADirectory`].
     pub fn unlink(&mut self, path: &str) -> Result<(), SealError> {
         match self.items.get(path) {
+            None if path.is_empty() => Err(SealError::IsADirectory(path.into())),
             None => Err(SealError::NotFound(path.into())),
             Some(Item::Dir { .. }) => Err(SealError::IsADirectory(path.into())),
             Some(Item::File { id }) => {

@@ -207,6 +207,11 @@ async fn run(dir: &Descriptor, log: &mut Log) {
     log.show("remove t/", dir.remove_directory_at("t/".into()).await);
     log.show("stat dir/", kind(dir, "t/").await);
     log.show("readlink of a file", dir.readlink_at("b.txt".into()).await);
+    log.show("unlink .", dir.unlink_file_at(".".into()).await);
+    log.show("unlink ./", dir.unlink_file_at("./".into()).await);
+    log.show("rename . away", dir.rename_at(".".into(), dir, "q.txt".into()).await);
+    log.show("rename onto .", dir.rename_at("b.txt".into(), dir, ".".into()).await);
+    log.show("rename onto t/..", dir.rename_at("b.txt".into(), dir, "t/..".into()).await);
     log.show("unlink b", dir.unlink_file_at("b.txt".into()).await);
     log.show("unlink b again", dir.unlink_file_at("b.txt".into()).await);
     log.show("long name", open(dir, &"n".repeat(300), O::CREATE, rw).await.map(|_| ()));

@@ -196,6 +196,12 @@ fn main() {
     show("up and back", fs::create_dir(p("u")).and_then(|()| fs::write(p("u/../up.txt"), b"x")));
     show("read up and back", fs::read(p("up.txt")).map(|b| b.len()));
     show("remove up", fs::remove_file(p("up.txt")).and_then(|()| fs::remove_dir(p("u"))));
+    // `.` and `..` name the directory a path is in: not a file to remove, not a name to rename.
+    show("remove_file .", fs::remove_file(p(".")));
+    show("rename . away", fs::rename(p("."), p("dot")));
+    show("rename onto .", fs::write(p("r.txt"), b"r").and_then(|()| fs::rename(p("r.txt"), p("."))));
+    show("rename onto sub/..", fs::create_dir(p("sub2")).and_then(|()| fs::rename(p("r.txt"), p("sub2/.."))));
+    show("clean up", fs::remove_file(p("r.txt")).and_then(|()| fs::remove_dir(p("sub2"))));
     // Names longer than a Linux file system allows (255 bytes) are refused.
     show("long name", fs::write(p(&"n".repeat(300)), b"x"));
     show("longest name", fs::write(p(&"n".repeat(255)), b"x").and_then(|()| fs::remove_file(p(&"n".repeat(255)))));
