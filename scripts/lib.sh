@@ -27,16 +27,18 @@ build_components() {
         --target-dir "$ROOT/target/components")
 }
 
-# build_examples: the example guests (examples/*) into target/examples: the SQLite one for
-# wasm32-wasip1 and wasm32-wasip2, the Rust SDK ones for wasm32-wasip2, the C one with clang and
+# build_examples: the example guests (examples/*) into target/examples: the SQLite and kvlog ones
+# for wasm32-wasip1 and wasm32-wasip2, the Rust SDK ones for wasm32-wasip2, the C one with clang and
 # wasi-libc. Each
 # Rust one is a workspace of its own, built from its directory so that cargo reads its
 # .cargo/config.toml (how clang compiles the C in it).
 build_examples() {
     say "building example guests (wasm32-wasip1, wasm32-wasip2, C)"
     for t in wasm32-wasip1 wasm32-wasip2; do
-        (cd "$ROOT/examples/sqlite" && guest_cargo build --release --quiet --target "$t" \
-            --target-dir "$ROOT/target/examples")
+        for example in sqlite kvlog; do
+            (cd "$ROOT/examples/$example" && guest_cargo build --release --quiet --target "$t" \
+                --target-dir "$ROOT/target/examples")
+        done
     done
     (cd "$ROOT/examples/services" && guest_cargo build --release --quiet --target wasm32-wasip2 \
         --target-dir "$ROOT/target/examples")
