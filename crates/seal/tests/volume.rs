@@ -737,3 +737,53 @@ fn hard_links_share_one_file_until_the_last_name_goes() {
     assert_eq!(object_files(&f.dir).len(), 0, "the data goes with the last name");
     assert_eq!(v.used(), 0);
 }
+
+/// The attack of exhausted file descriptors: a store that cannot open the volume's files keeps
+/// what the guest wrote for the next commit, and a commit is never acknowledged for it. The
+/// test runs itself in a child process limited to 64 descriptors (`prlimit`), which uses them
+/// all up before the commit.
+#[test]
+fn a_store_without_file_descriptors_keeps_the_data_for_the_next_commit() {
+    if let Some(dir) = std::env::var_os("LAMINA_SEAL_FD_CHILD") {
+        fd_child(Path::new(&dir));
+        return;
+    }
+    let f = fixture();
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=64:64")
+        .arg("--")
+        .arg(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "a_store_without_file_descriptors_keeps_the_data_for_the_next_commit", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env("LAMINA_SEAL_FD_CHILD", &f.dir)
+        .env("LAMINA_SEAL_FD_STATE", &f.state)
+        .output()
+        .expect("the child runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("refused while out of descriptors"), "the commit was refused: {said}");
+    let mut v = open(&f).expect("reopens");
+    assert_eq!(read_file(&mut v, "greeting").expect("reads"), b"hello world");
+}
+
+/// The child's side: writes, takes every descriptor left, fails to commit, gives them back,
+/// commits.
+fn fd_child(dir: &Path) {
+    let state = std::env::var_os("LAMINA_SEAL_FD_STATE").expect("state");
+    let sim = SimPlatform::open(Path::new(&state)).expect("sim platform");
+    let mut v = Volume::open(dir, &sim, &options(b"app")).expect("creates");
+    v.commit().expect("commits");
+    let Opened::File(id) = v.open_path("greeting", CREATE).expect("opens") else { panic!("a directory") };
+    v.write_at(&id, 0, b"hello world").expect("buffered");
+    let mut hoard = Vec::new();
+    while let Ok(file) = std::fs::File::open("/dev/null") {
+        hoard.push(file);
+    }
+    match v.commit() {
+        Err(e) => println!("refused while out of descriptors: {e}"),
+        Ok(()) => panic!("a commit succeeded with no descriptor to store the data with"),
+    }
+    drop(hoard);
+    v.commit().expect("commits once descriptors are back");
+    v.close(&id).expect("closes");
+}
