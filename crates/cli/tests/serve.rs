@@ -218,6 +218,33 @@ fn a_guest_spinning_on_one_request_gets_504_at_its_time_while_others_are_answere
     }
 }
 
+/// In a reused instance a request's time limit is kept by the instance's one timer: a request
+/// waiting in the guest past its time gets 504 at its own time, one that came later at its own
+/// (not at the first one's), and the instance goes on answering.
+#[test]
+fn waiting_requests_in_a_reused_instance_each_get_504_at_their_own_time() {
+    let served = Served::start("p3-service", &["--timeout", "400ms", "--instance-reuse", "100"]);
+    let addr = served.addr;
+    let sleeper = move || {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr).expect("connects");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        stream.write_all(b"GET /sleep HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+        (read_response(&mut stream).0, started.elapsed())
+    };
+    let first = std::thread::spawn(sleeper);
+    std::thread::sleep(Duration::from_millis(200));
+    let second = std::thread::spawn(sleeper);
+    assert_eq!(served.get("/").0, 200, "answered beside the waiting ones");
+    for (which, waiter) in [("first", first), ("second", second)] {
+        let (status, took) = waiter.join().expect("waiter");
+        assert_eq!(status, 504, "{which}");
+        assert!(took >= Duration::from_millis(380), "{which} ended early, after {took:?}");
+        assert!(took < Duration::from_millis(950), "{which} ended at the guest's answer, not its time: {took:?}");
+    }
+    assert_eq!(served.get("/").0, 200);
+}
+
 #[test]
 fn a_guest_hoarding_memory_loses_its_instance_not_the_server() {
     let served = Served::start("p3-service", &["--max-memory", "32MiB"]);
