@@ -14,9 +14,11 @@
 //! - Memory: the server's resident memory with 1,000 requests in flight (each waiting a second
 //!   in the guest), less its resident memory idle.
 //!
-//! `cargo bench -p lamina-cli --bench serve` (SECONDS per run, 5 by default; WASMTIME names the
-//! wasmtime binary, else `target/bench-tools/bin/wasmtime`; without one its runs are left out
-//! and the record says so). With `LAMINA_BENCH_RECORDS` set it writes the `http-serve` record;
+//! `cargo bench -p lamina-cli --bench serve` (SECONDS per run, 5 by default; ROUNDS pairs of
+//! runs per case, 1 by default, the case's ratio the median pair's; CASES=WORD only the cases
+//! whose label has it; WASMTIME names the wasmtime binary, else
+//! `target/bench-tools/bin/wasmtime`; without one its runs are left out and the record says
+//! so). With `LAMINA_BENCH_RECORDS` set it writes the `http-serve` record;
 //! `LAMINA_BENCH_QUICK=1` makes it brief. Run by `cargo test` it is a smoke run.
 
 #[path = "../tests/common/mod.rs"]
@@ -175,6 +177,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Several runs as one: their requests over their time together.
+    fn merged(runs: Vec<Outcome>) -> Outcome {
+        runs.into_iter().fold(Outcome::default(), |mut all, run| {
+            all.ok += run.ok;
+            all.failed += run.failed;
+            all.latencies_us.extend(run.latencies_us);
+            all.elapsed += run.elapsed;
+            all
+        })
+    }
+
     fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -298,6 +311,9 @@ fn main() {
     let duration = Duration::from_secs_f64(seconds);
     let warmup = Duration::from_secs_f64((seconds / 5.0).min(1.0));
     let conn_counts: &[usize] = if measuring && !quick { &[1, 16, 256] } else { &[1, 16] };
+    // ROUNDS=N: N pairs of runs for each case (a case's ratio is the median pair's). One pair
+    // spreads by about ±10% on two cores: Lamina against itself gave 0.87 to 1.03.
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     let wasmtime = std::env::var_os("WASMTIME")
         .map(PathBuf::from)
         .or_else(|| Some(common_root().join("target/bench-tools/bin/wasmtime")))
@@ -326,20 +342,33 @@ fn main() {
                     continue;
                 }
                 let id = format!("p{}_{mode_name}_{shape_name}_c{conns}", &version[2..]);
-                // Alternate which server goes first, so that drift in the machine is shared.
-                let lamina_first = round % 2 == 0;
-                let mut lamina_out = None;
-                let mut wasmtime_out = None;
-                for turn in 0..2 {
-                    if (turn == 0) == lamina_first {
-                        let server = lamina_serve(file, mode, &[]);
-                        lamina_out = Some(drive(server.addr, None, &shape, conns, warmup, duration));
-                    } else if let Some(w) = &wasmtime {
-                        let server = wasmtime_serve(w, file, mode);
-                        wasmtime_out = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                // ROUNDS pairs of runs, alternating which server goes first, so that drift in
+                // the machine is shared; each pair's ratio is of two runs next to each other.
+                let mut lamina_runs = Vec::new();
+                let mut wasmtime_runs = Vec::new();
+                let mut pair_ratios = Vec::new();
+                for pair in 0..rounds {
+                    let lamina_first = (round + pair) % 2 == 0;
+                    let (mut l, mut w) = (None, None);
+                    for turn in 0..2 {
+                        if (turn == 0) == lamina_first {
+                            let server = lamina_serve(file, mode, &[]);
+                            l = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                        } else if let Some(binary) = &wasmtime {
+                            let server = wasmtime_serve(binary, file, mode);
+                            w = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                        }
                     }
+                    let l = l.expect("lamina ran");
+                    if let Some(w) = w {
+                        pair_ratios.push(l.rps() / w.rps());
+                        wasmtime_runs.push(w);
+                    }
+                    lamina_runs.push(l);
                 }
-                let l = lamina_out.expect("lamina ran");
+                let l = Outcome::merged(lamina_runs);
+                let wasmtime_out = (!wasmtime_runs.is_empty()).then(|| Outcome::merged(wasmtime_runs));
+                pair_ratios.sort_by(f64::total_cmp);
                 let label = format!("WASI {version}, {mode_name}, {shape_name}");
                 record.metric(
                     &format!("{id}.lamina_rps"),
@@ -361,7 +390,8 @@ fn main() {
                 );
                 match wasmtime_out {
                     Some(w) => {
-                        let ratio = l.rps() / w.rps();
+                        // The median pair's ratio (of one pair, its own).
+                        let ratio = pair_ratios[pair_ratios.len() / 2];
                         ratios.push(ratio);
                         record.metric(
                             &format!("{id}.wasmtime_rps"),
@@ -410,6 +440,10 @@ fn main() {
                         l.quantile_ms(0.5),
                         l.quantile_ms(0.99)
                     ),
+                }
+                if pair_ratios.len() > 1 {
+                    let shown: Vec<String> = pair_ratios.iter().map(|r| format!("{r:.2}")).collect();
+                    println!("    ratio of each pair, sorted: {}", shown.join(" "));
                 }
                 if l.failed > 0 {
                     println!("    ({} lamina requests failed)", l.failed);
