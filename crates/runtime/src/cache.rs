@@ -86,6 +86,17 @@ impl CacheKey {
         Err(io("create the compile-cache key", std::io::Error::from(std::io::ErrorKind::AlreadyExists)))
     }
 
+    /// A public name for the key (a PRF output under it, which tells nothing of it): entries of
+    /// different keys sharing a cache directory are filed apart, so that two state directories
+    /// (two users, or a test's) do not take each other's entries for forgeries and replace them
+    /// by turns.
+    fn id(&self) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts a key of any length"));
+        mac.update(b"lamina-compile-cache-key-id\0");
+        mac.finalize().into_bytes().into()
+    }
+
     fn tag(&self, module: &ModuleHash, fingerprint: &[u8; 32], header: &[u8]) -> Hmac<Sha256> {
         // HMAC takes keys of any length; 32 bytes is always accepted.
         let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref())
@@ -142,11 +153,13 @@ impl CompileCache {
         &self.dir
     }
 
-    /// The entry path for a module compiled by an engine with this fingerprint.
+    /// The entry path for a module compiled by an engine with this fingerprint, under this
+    /// cache's key.
     pub fn entry_path(&self, module: &ModuleHash, fingerprint: &[u8; 32]) -> PathBuf {
         let mut h = Sha256::new();
         h.update(module.as_bytes());
         h.update(fingerprint);
+        h.update(self.key.id());
         self.dir.join(format!("{}.lamart", hex::encode(h.finalize())))
     }
 
