@@ -60,6 +60,10 @@ const MAX_ENTRIES: usize = 1 << 20;
 /// The most symbolic links one path's resolution follows, as Linux allows (`ELOOP` beyond).
 const MAX_LINKS_FOLLOWED: u32 = 40;
 
+/// The most names one path's resolution walks through, its links' targets included: a path
+/// alone has at most 2,048; beyond this bound links make the walk long on purpose (`ELOOP`).
+const MAX_COMPONENTS_WALKED: usize = 8192;
+
 /// The longest name of one file, directory or link, as Linux file systems allow.
 const NAME_MAX: usize = 255;
 
@@ -642,32 +646,55 @@ impl Volume {
         if relative.starts_with('/') {
             return Err(SealError::Escapes(relative.into()));
         }
-        let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
-        let floor = parts.len();
+        // The path resolved so far, and where each of its components starts (to go up a level).
+        let mut path = String::with_capacity(base.len() + relative.len() + 1);
+        let mut starts: Vec<usize> = Vec::new();
+        let push = |path: &mut String, starts: &mut Vec<usize>, name: &str| {
+            starts.push(path.len());
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(name);
+        };
+        for name in base.split('/').filter(|p| !p.is_empty()) {
+            push(&mut path, &mut starts, name);
+        }
+        let floor = starts.len();
         // Components still to resolve, in reverse order, so that a link's target is pushed in
         // front of what follows it. They borrow the relative path or the targets of links in
-        // the volume, which resolution does not change.
+        // the volume, which resolution does not change. `names` counts the non-empty ones, so
+        // that whether a component is the last costs nothing.
         let mut queue: Vec<&str> = relative.split('/').rev().collect();
+        let mut names = queue.iter().filter(|c| !c.is_empty()).count();
+        let mut walked = 0usize;
         let mut followed = 0;
         let mut dir_only = false;
         while let Some(component) = queue.pop() {
+            if component.is_empty() {
+                continue;
+            }
+            names -= 1;
+            walked += 1;
+            if walked > MAX_COMPONENTS_WALKED {
+                // Links whose targets are long walks, one after another: a guest's host call
+                // must not take unbounded time.
+                return Err(SealError::TooManyLinks(relative.into()));
+            }
             // The last component; `trailing` when `/` follows it.
-            let last = queue.iter().all(|c| c.is_empty());
+            let last = names == 0;
             let trailing = last && !queue.is_empty();
             match component {
-                "" => {}
                 "." => dir_only |= last,
                 ".." => {
-                    if parts.len() == floor {
+                    let Some(start) = starts.pop().filter(|_| starts.len() >= floor) else {
                         return Err(SealError::Escapes(relative.into()));
-                    }
-                    parts.pop();
+                    };
+                    path.truncate(start);
                     dir_only |= last;
                 }
                 name if name.len() > NAME_MAX => return Err(SealError::NameTooLong(relative.into())),
                 name => {
-                    parts.push(name);
-                    let path = parts.join("/");
+                    push(&mut path, &mut starts, name);
                     match self.items.get(&path) {
                         Some(Item::Symlink { target, .. }) if !last || follow || trailing => {
                             followed += 1;
@@ -677,8 +704,12 @@ impl Volume {
                             if target.starts_with('/') {
                                 return Err(SealError::Escapes(relative.into()));
                             }
-                            parts.pop();
+                            if let Some(start) = starts.pop() {
+                                path.truncate(start);
+                            }
+                            let before = queue.len();
                             queue.extend(target.split('/').rev());
+                            names += queue[before..].iter().filter(|c| !c.is_empty()).count();
                         }
                         Some(Item::File { .. }) if !last => return Err(SealError::NotADirectory(path)),
                         None if !last => return Err(SealError::NotFound(path)),
@@ -687,7 +718,7 @@ impl Volume {
                 }
             }
         }
-        Ok(Resolved { path: parts.join("/"), dir_only })
+        Ok(Resolved { path, dir_only })
     }
 
     /// Creates a symbolic link at `path` holding `target`, a path relative to the link's

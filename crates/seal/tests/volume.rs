@@ -787,3 +787,21 @@ fn fd_child(dir: &Path) {
     v.commit().expect("commits once descriptors are back");
     v.close(&id).expect("closes");
 }
+
+/// The attack of a guest making resolution slow: links whose targets are long walks
+/// (`d/../d/../…`), named again and again in one path. Resolution stops at its bound on names
+/// walked (ELOOP), well before 40 links' worth of 4 KiB targets.
+#[test]
+fn a_resolution_walking_too_far_through_links_ends() {
+    let f = fixture();
+    let mut v = open(&f).expect("creates");
+    v.mkdir("d").expect("mkdir");
+    let walk = "d/../".repeat(800);
+    v.symlink("w", &walk).expect("a link that walks");
+    let started = std::time::Instant::now();
+    let path = "w/".repeat(30);
+    assert!(matches!(v.resolve("", &path, true), Err(SealError::TooManyLinks(_))));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "took {:?}", started.elapsed());
+    // Fewer walks are fine: 5 links of 1,600 names each.
+    assert_eq!(resolved(&v, "", &"w/".repeat(5), true).expect("resolves"), "");
+}
