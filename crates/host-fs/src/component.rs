@@ -713,16 +713,12 @@ impl SealedComponentFs {
     }
 
     /// Makes a symbolic link at `path` to `target`. As a plain directory through wasmtime-wasi:
-    /// an absolute target is `not-permitted`, and `path` ending in `/` names a directory to
-    /// create, which a link is not.
+    /// an absolute target is `not-permitted`, and `path` ending in `/` is refused as by
+    /// [`crate::dir_only_link_error`].
     pub(crate) fn symlink_at(&self, rep: u32, target: &str, path: &str) -> Result<()> {
         let (_, mut volume, resolved) = self.at(rep, path, false)?;
         if resolved.dir_only {
-            return Err(match volume.stat(&resolved.path) {
-                Ok(stat) if stat.kind == Kind::File => Errno::NotDirectory,
-                Ok(_) => Errno::Exist,
-                Err(_) => Errno::NoEntry,
-            });
+            return Err(fail(crate::dir_only_link_error(&volume, &resolved.path)));
         }
         volume.symlink(&resolved.path, target).map_err(fail)
     }
@@ -766,8 +762,9 @@ impl SealedComponentFs {
     }
 
     /// Gives the file at `old` another name, `new`, in the same volume (following a link at
-    /// `old` is `invalid`, as in wasmtime-wasi): elsewhere is `cross-device`, a directory is never linked (`not-permitted`, as
-    /// Linux says), and `new` ending in `/` names a directory to create, which a link is not.
+    /// `old` is `invalid`, as in wasmtime-wasi): elsewhere is `cross-device`, a directory is
+    /// never linked (`not-permitted`, as Linux says), and `new` ending in `/` is refused as by
+    /// [`crate::dir_only_link_error`].
     pub(crate) fn link_at(&self, rep: u32, old: &str, follow: bool, new_rep: u32, new: &str) -> Result<()> {
         if follow {
             // As wasmtime-wasi: a link is made to what the path names itself.
@@ -776,7 +773,7 @@ impl SealedComponentFs {
         if !Self::owns(new_rep) {
             return Err(Errno::CrossDevice);
         }
-        let (from_mount, old) = self.resolve(rep, old, follow)?;
+        let (from_mount, old) = self.resolve(rep, old, false)?;
         let (to_mount, mut volume, new) = self.at(new_rep, new, false)?;
         if from_mount != to_mount {
             return Err(Errno::CrossDevice);
@@ -785,10 +782,7 @@ impl SealedComponentFs {
             return Err(Errno::NotPermitted);
         }
         if new.dir_only {
-            return Err(match volume.stat(&new.path) {
-                Ok(_) => Errno::Exist,
-                Err(_) => Errno::NoEntry,
-            });
+            return Err(fail(crate::dir_only_link_error(&volume, &new.path)));
         }
         volume.link(&old, &new.path).map_err(fail)
     }

@@ -109,13 +109,17 @@ pub struct SealedFs {
     next_fd: u32,
 }
 
-/// Who serves a call on a descriptor number.
+/// What a guest's descriptor number names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    /// The sealed filesystem (which answers EBADF for a hidden number).
+enum Slot {
+    /// A sealed handle.
     Sealed,
-    /// wasmtime-wasi, under this number.
-    Host(u32),
+    /// One of wasmtime-wasi's descriptors, under another number.
+    Alias(u32),
+    /// Nothing: an alias stands for wasmtime-wasi's descriptor of this number (EBADF).
+    Hidden,
+    /// wasmtime-wasi's own descriptor of this number, or nothing (wasmtime-wasi says which).
+    Host,
 }
 
 impl SealedFs {
@@ -138,12 +142,16 @@ impl SealedFs {
         self.fds.contains_key(&fd) || self.hidden.contains(&fd)
     }
 
-    /// Who serves a call on `fd`.
-    fn route(&self, fd: u32) -> Route {
-        match self.aliases.get(&fd) {
-            Some(real) => Route::Host(*real),
-            None if self.owns(fd) => Route::Sealed,
-            None => Route::Host(fd),
+    /// What `fd` names.
+    fn slot(&self, fd: u32) -> Slot {
+        if let Some(real) = self.aliases.get(&fd) {
+            Slot::Alias(*real)
+        } else if self.fds.contains_key(&fd) {
+            Slot::Sealed
+        } else if self.hidden.contains(&fd) {
+            Slot::Hidden
+        } else {
+            Slot::Host
         }
     }
 
@@ -195,17 +203,12 @@ impl SealedFs {
 
     /// Closes what the guest's number `fd` names (a sealed handle or an alias), leaving what lies
     /// under it, for something else to take the number.
-    fn release(
-        &mut self,
-        wasi: &mut WasiP1Ctx,
-        memory: &mut GuestMemory<'_>,
-        fd: u32,
-    ) -> std::result::Result<(), Errno> {
+    fn release(&mut self, wasi: &mut WasiP1Ctx, memory: &mut GuestMemory<'_>, fd: u32) -> Call {
         if let Some(real) = self.aliases.remove(&fd) {
             self.hidden.remove(&real);
             return close_host(wasi, memory, real);
         }
-        self.close_sealed(fd)
+        Ok(self.close_sealed(fd))
     }
 
     fn handle(&mut self, fd: types::Fd) -> Result<&mut Handle> {
@@ -262,6 +265,18 @@ impl SealedFs {
 /// directory a path is in, which cannot be renamed through it.
 pub(crate) fn ends_in_dot(path: &str) -> bool {
     matches!(path.trim_end_matches('/').rsplit('/').next(), Some("." | ".."))
+}
+
+/// Why a link (symbolic or hard) cannot be made at a path that can name only a directory
+/// (`name/`, a directory to create, which a link is not): as in a plain directory through
+/// wasmtime-wasi, ENOTDIR where a file is, EEXIST where something else is, ENOENT where nothing
+/// is.
+pub(crate) fn dir_only_link_error(volume: &Volume, path: &str) -> SealError {
+    match volume.stat(path) {
+        Ok(stat) if stat.kind == Kind::File => SealError::NotADirectory(path.into()),
+        Ok(_) => SealError::Exists(path.into()),
+        Err(_) => SealError::NotFound(path.into()),
+    }
 }
 
 /// Refuses a path that can name only a directory ([`lamina_seal::Resolved::dir_only`]) when it
@@ -369,12 +384,14 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
                 "wasi_snapshot_preview1",
                 stringify!($name),
                 |mut caller: Caller<'_, T>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-                    with_parts(&mut caller, |wasi, sealed, memory| match sealed.route($fd as u32) {
-                        Route::Sealed => shadow!(@call $kind wsp1::$name(sealed, memory, $($arg),*)),
-                        Route::Host(real) => {
+                    with_parts(&mut caller, |wasi, sealed, memory| match sealed.slot($fd as u32) {
+                        // The sealed side answers EBADF for a hidden number.
+                        Slot::Sealed | Slot::Hidden => shadow!(@call $kind wsp1::$name(sealed, memory, $($arg),*)),
+                        Slot::Alias(real) => {
                             let $fd = real as i32;
                             shadow!(@call $kind wsp1::$name(wasi, memory, $($arg),*))
                         }
+                        Slot::Host => shadow!(@call $kind wsp1::$name(wasi, memory, $($arg),*)),
                     })
                 },
             )?;
@@ -391,7 +408,7 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
         "wasi_snapshot_preview1",
         "fd_close",
         |mut caller: Caller<'_, T>, fd: i32| -> wasmtime::Result<i32> {
-            with_parts(&mut caller, |wasi, sealed, memory| Ok(errno(close(wasi, sealed, memory, fd as u32))))
+            with_parts(&mut caller, |wasi, sealed, memory| Ok(errno(close(wasi, sealed, memory, fd as u32)?)))
         },
     )?;
     linker.func_wrap(
@@ -399,7 +416,7 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
         "fd_renumber",
         |mut caller: Caller<'_, T>, from: i32, to: i32| -> wasmtime::Result<i32> {
             with_parts(&mut caller, |wasi, sealed, memory| {
-                Ok(errno(renumber(wasi, sealed, memory, from as u32, to as u32)))
+                Ok(errno(renumber(wasi, sealed, memory, from as u32, to as u32)?))
             })
         },
     )?;
@@ -441,113 +458,88 @@ fn errno(result: std::result::Result<(), Errno>) -> i32 {
     }
 }
 
-/// One of wasmtime-wasi's calls that returns nothing, as a result: its number, or the trap it
-/// raised (a trap is the guest's end, so it is reported as an I/O error only to the guest that
-/// is being torn down).
-fn host_call(code: wasmtime::Result<i32>) -> std::result::Result<(), Errno> {
-    match code {
-        Ok(0) => Ok(()),
-        Ok(n) => Err(Errno::try_from(n).unwrap_or(Errno::Io)),
-        Err(e) => {
-            tracing::debug!("sealed filesystem: a wasmtime-wasi call failed: {e:#}");
-            Err(Errno::Io)
-        }
-    }
+/// The outcome of a call that spans both tables: the guest's error number, or a trap of
+/// wasmtime-wasi's, which ends the guest.
+type Call = wasmtime::Result<std::result::Result<(), Errno>>;
+
+/// One of wasmtime-wasi's calls that returns nothing, by its error number.
+fn host_call(code: wasmtime::Result<i32>) -> Call {
+    Ok(match code? {
+        0 => Ok(()),
+        n => Err(Errno::try_from(n).unwrap_or(Errno::Io)),
+    })
 }
 
 /// Closes wasmtime-wasi's descriptor `fd`.
-fn close_host(wasi: &mut WasiP1Ctx, memory: &mut GuestMemory<'_>, fd: u32) -> std::result::Result<(), Errno> {
+fn close_host(wasi: &mut WasiP1Ctx, memory: &mut GuestMemory<'_>, fd: u32) -> Call {
     host_call(wasmtime_wasi::runtime::in_tokio(wsp1::fd_close(wasi, memory, fd as i32)))
 }
 
-/// `fd_close` across both tables.
-fn close(
-    wasi: &mut WasiP1Ctx,
-    sealed: &mut SealedFs,
-    memory: &mut GuestMemory<'_>,
-    fd: u32,
-) -> std::result::Result<(), Errno> {
-    if let Some(real) = sealed.aliases.remove(&fd) {
-        sealed.hidden.remove(&real);
-        let closed = close_host(wasi, memory, real);
-        if sealed.under.remove(&fd) {
-            close_host(wasi, memory, fd)?;
-        }
-        return closed;
-    }
-    if !sealed.owns(fd) {
-        return close_host(wasi, memory, fd);
-    }
-    sealed.close_sealed(fd)?;
+/// `fd_close` across both tables: what the number names, then what lies under it.
+fn close(wasi: &mut WasiP1Ctx, sealed: &mut SealedFs, memory: &mut GuestMemory<'_>, fd: u32) -> Call {
+    let closed = match sealed.slot(fd) {
+        Slot::Host => return close_host(wasi, memory, fd),
+        Slot::Hidden => return Ok(Err(Errno::Badf)),
+        Slot::Sealed | Slot::Alias(_) => sealed.release(wasi, memory, fd)?,
+    };
     if sealed.under.remove(&fd) {
-        close_host(wasi, memory, fd)?;
+        let under = close_host(wasi, memory, fd)?;
+        return Ok(closed.and(under));
     }
-    Ok(())
+    Ok(closed)
 }
 
 /// `fd_renumber` across both tables: `to` comes to name what `from` names, whatever `to` named
-/// before is closed, and `from` is free.
-fn renumber(
-    wasi: &mut WasiP1Ctx,
-    sealed: &mut SealedFs,
-    memory: &mut GuestMemory<'_>,
-    from: u32,
-    to: u32,
-) -> std::result::Result<(), Errno> {
-    let from_route = sealed.route(from);
-    let to_route = sealed.route(to);
-    if from_route == Route::Sealed && !sealed.fds.contains_key(&from) {
-        return Err(Errno::Badf);
-    }
-    if to_route == Route::Sealed && !sealed.fds.contains_key(&to) {
-        return Err(Errno::Badf);
-    }
-    if let (Route::Host(real_from), Route::Host(real_to)) = (from_route, to_route)
-        && !sealed.aliases.contains_key(&from)
-        && !sealed.aliases.contains_key(&to)
-    {
-        // Both are wasmtime-wasi's own.
-        return host_call(wasmtime_wasi::runtime::in_tokio(wsp1::fd_renumber(
-            wasi,
-            memory,
-            real_from as i32,
-            real_to as i32,
-        )));
-    }
-    if from == to {
-        return Ok(());
-    }
-    if from_route == Route::Host(from) && !sealed.aliases.contains_key(&from) && !host_open(wasi, memory, from) {
-        // Nothing is closed for a number that names nothing.
-        return Err(Errno::Badf);
-    }
-    if let Route::Host(real_to) = to_route
-        && !sealed.aliases.contains_key(&to)
-    {
-        // `to` is wasmtime-wasi's own: it must be open, and what comes onto it sits above it.
-        if !host_open(wasi, memory, real_to) {
-            return Err(Errno::Badf);
+/// before is closed, and `from` is free. A renumber that fails closes nothing.
+fn renumber(wasi: &mut WasiP1Ctx, sealed: &mut SealedFs, memory: &mut GuestMemory<'_>, from: u32, to: u32) -> Call {
+    let (from_slot, to_slot) = (sealed.slot(from), sealed.slot(to));
+    match (from_slot, to_slot) {
+        (Slot::Hidden, _) | (_, Slot::Hidden) => return Ok(Err(Errno::Badf)),
+        // Both wasmtime-wasi's own: it checks both and moves its descriptor.
+        (Slot::Host, Slot::Host) => {
+            return host_call(wasmtime_wasi::runtime::in_tokio(wsp1::fd_renumber(
+                wasi,
+                memory,
+                from as i32,
+                to as i32,
+            )));
         }
-        sealed.under.insert(to);
-    } else {
-        // Whatever `to` named is closed; what lies under it stays under the newcomer.
-        sealed.release(wasi, memory, to)?;
+        _ if from == to => return Ok(Ok(())),
+        _ => {}
     }
-    // Move what `from` names onto `to`, and free `from`.
-    if let Some(real) = sealed.aliases.remove(&from) {
-        sealed.aliases.insert(to, real);
-    } else if let Some(handle) = sealed.fds.remove(&from) {
-        sealed.fds.insert(to, handle);
-    } else {
-        // One of wasmtime-wasi's own descriptors: `to` stands for it, and its number is hidden.
-        sealed.aliases.insert(to, from);
-        sealed.hidden.insert(from);
-        return Ok(());
+    if (from_slot == Slot::Host && !host_open(wasi, memory, from))
+        || (to_slot == Slot::Host && !host_open(wasi, memory, to))
+    {
+        return Ok(Err(Errno::Badf));
+    }
+    if to_slot == Slot::Host {
+        // What comes onto one of wasmtime-wasi's numbers sits above its descriptor.
+        sealed.under.insert(to);
+    } else if let Err(e) = sealed.release(wasi, memory, to)? {
+        // Whatever `to` named is closed; what lies under it stays under the newcomer.
+        return Ok(Err(e));
+    }
+    match from_slot {
+        Slot::Alias(real) => {
+            sealed.aliases.remove(&from);
+            sealed.aliases.insert(to, real);
+        }
+        Slot::Sealed => {
+            if let Some(handle) = sealed.fds.remove(&from) {
+                sealed.fds.insert(to, handle);
+            }
+        }
+        Slot::Host | Slot::Hidden => {
+            // One of wasmtime-wasi's own descriptors: `to` stands for it, its number hidden.
+            sealed.aliases.insert(to, from);
+            sealed.hidden.insert(from);
+            return Ok(Ok(()));
+        }
     }
     if sealed.under.remove(&from) {
-        close_host(wasi, memory, from)?;
+        return close_host(wasi, memory, from);
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Whether wasmtime-wasi has a descriptor open under `fd`.
@@ -1069,8 +1061,7 @@ impl WasiSnapshotPreview1 for SealedFs {
             return Err(Errno::Perm.into());
         }
         if dir {
-            // `name/` names a directory to create, which a link is not.
-            return Err(if volume.stat(&new).is_ok() { Errno::Exist } else { Errno::Noent }.into());
+            return Err(fail(dir_only_link_error(volume, &new)));
         }
         volume.link(&old, &new).map_err(fail)
     }
@@ -1213,13 +1204,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         let (mount, path, dir) = self.resolve(memory, fd, path, false)?;
         let volume = &mut self.mounts[mount].volume;
         if dir {
-            // `name/` names a directory to create, which a link is not.
-            return Err(match volume.stat(&path) {
-                Ok(stat) if stat.kind == Kind::File => Errno::Notdir,
-                Ok(_) => Errno::Exist,
-                Err(_) => Errno::Noent,
-            }
-            .into());
+            return Err(fail(dir_only_link_error(volume, &path)));
         }
         volume.symlink(&path, &target).map_err(fail)
     }

@@ -292,6 +292,9 @@ async fn links(dir: &Descriptor, log: &mut Log) {
     log.show("hard link a directory", dir.link_at(PathFlags::empty(), "l".into(), dir, "l2".into()).await);
     log.show("hard link over a file", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/t2".into()).await);
     log.show("hard link at name/", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/t4/".into()).await);
+    log.show("hard link at file/", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/t2/".into()).await);
+    log.show("hard link at dir/", dir.link_at(PathFlags::empty(), "l/t.txt".into(), dir, "l/".into()).await);
+    log.show("link at file/", link("t.txt", "l/t2/").await);
     for name in ["l/t.txt", "l/t2", "l/t3", "l/hard", "l/renamed", "l/dangling", "l/up", "self"] {
         log.show(&format!("unlink {name}"), dir.unlink_file_at(name.into()).await);
     }
