@@ -229,23 +229,12 @@ impl SealedFs {
     /// The mount and the volume path a (directory descriptor, relative path) pair names, by
     /// [`Volume::resolve`]: links on the way followed, the last one when `follow`; and whether
     /// the path can name only a directory (a trailing `/`, `.` or `..`).
-    fn resolve(
-        &mut self,
-        memory: &GuestMemory<'_>,
-        fd: types::Fd,
-        path: GuestPtr<str>,
-        follow: bool,
-    ) -> Result<(usize, String, bool)> {
-        if path.len() > MAX_PATH {
-            return Err(Errno::Nametoolong.into());
-        }
-        let relative = memory.as_cow_str(path)?.into_owned();
+    fn resolve(&self, fd: types::Fd, relative: &str, follow: bool) -> Result<(usize, String, bool)> {
         let Some(Handle::Dir { mount, path: base, .. }) = self.fds.get(&u32::from(fd)) else {
             return Err(if self.fds.contains_key(&u32::from(fd)) { Errno::Notdir } else { Errno::Badf }.into());
         };
-        let resolved = self.mounts[*mount].volume.resolve(base, &relative, follow).map_err(fail)?;
-        let mount = *mount;
-        Ok((mount, resolved.path, resolved.dir_only))
+        let resolved = self.mounts[*mount].volume.resolve(base, relative, follow).map_err(fail)?;
+        Ok((*mount, resolved.path, resolved.dir_only))
     }
 
     fn allocate_fd(&mut self, handle: Handle) -> Result<types::Fd> {
@@ -448,6 +437,14 @@ pub fn add_to_linker<T: SealedView + 'static>(linker: &mut Linker<T>) -> wasmtim
     shadow!(async path_symlink(path: i32, len: i32, fd: i32, to: i32, to_len: i32) by fd);
     shadow!(async path_unlink_file(fd: i32, path: i32, len: i32) by fd);
     Ok(())
+}
+
+/// A path the guest passed, bounded in length.
+fn path_str(memory: &GuestMemory<'_>, path: GuestPtr<str>) -> Result<String> {
+    if path.len() > MAX_PATH {
+        return Err(Errno::Nametoolong.into());
+    }
+    Ok(memory.as_cow_str(path)?.into_owned())
 }
 
 /// A preview 1 call's result as the number the guest gets.
@@ -997,7 +994,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, path, _) = self.resolve(memory, fd, path, false)?;
+        let (mount, path, _) = self.resolve(fd, &path_str(memory, path)?, false)?;
         self.mounts[mount].volume.mkdir(&path).map_err(fail)
     }
 
@@ -1009,7 +1006,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         path: GuestPtr<str>,
     ) -> Result<types::Filestat> {
         let follow = flags.contains(types::Lookupflags::SYMLINK_FOLLOW);
-        let (mount, path, dir) = self.resolve(memory, fd, path, follow)?;
+        let (mount, path, dir) = self.resolve(fd, &path_str(memory, path)?, follow)?;
         if dir {
             check_names_dir(&self.mounts[mount].volume, &path, false).map_err(fail)?;
         }
@@ -1027,7 +1024,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         fst: types::Fstflags,
     ) -> Result<()> {
         let follow = flags.contains(types::Lookupflags::SYMLINK_FOLLOW);
-        let (mount, path, _) = self.resolve(memory, fd, path, follow)?;
+        let (mount, path, _) = self.resolve(fd, &path_str(memory, path)?, follow)?;
         match set_times(fst, atim, mtim)? {
             (None, None) => self.mounts[mount].volume.stat(&path).map(|_| ()).map_err(fail),
             (atime, mtime) => self.mounts[mount].volume.set_times(&path, atime, mtime).map_err(fail),
@@ -1050,8 +1047,8 @@ impl WasiSnapshotPreview1 for SealedFs {
         if !self.fds.contains_key(&u32::from(to_fd)) {
             return Err(Errno::Xdev.into());
         }
-        let (mount, old, _) = self.resolve(memory, fd, old, false)?;
-        let (to_mount, new, dir) = self.resolve(memory, to_fd, new, false)?;
+        let (mount, old, _) = self.resolve(fd, &path_str(memory, old)?, false)?;
+        let (to_mount, new, dir) = self.resolve(to_fd, &path_str(memory, new)?, false)?;
         if mount != to_mount {
             return Err(Errno::Xdev.into());
         }
@@ -1083,7 +1080,7 @@ impl WasiSnapshotPreview1 for SealedFs {
             return Err(Errno::Notsup.into());
         }
         let follow = lookup.contains(types::Lookupflags::SYMLINK_FOLLOW);
-        let (mount, path, dir) = self.resolve(memory, fd, path, follow)?;
+        let (mount, path, dir) = self.resolve(fd, &path_str(memory, path)?, follow)?;
         if dir {
             check_names_dir(&self.mounts[mount].volume, &path, oflags.contains(types::Oflags::CREAT)).map_err(fail)?;
         }
@@ -1144,7 +1141,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         buf: GuestPtr<u8>,
         buf_len: types::Size,
     ) -> Result<types::Size> {
-        let (mount, path, _) = self.resolve(memory, fd, path, false)?;
+        let (mount, path, _) = self.resolve(fd, &path_str(memory, path)?, false)?;
         let target = self.mounts[mount].volume.readlink(&path).map_err(fail)?;
         // As wasmtime-wasi: what fits of the target, unterminated.
         let bytes = &target.as_bytes()[..target.len().min(buf_len as usize)];
@@ -1158,7 +1155,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, path, dir) = self.resolve(memory, fd, path, false)?;
+        let (mount, path, dir) = self.resolve(fd, &path_str(memory, path)?, false)?;
         if dir {
             // As a plain directory through wasmtime-wasi: `rmdir("d/")` is refused.
             return Err(Errno::Inval.into());
@@ -1174,12 +1171,13 @@ impl WasiSnapshotPreview1 for SealedFs {
         to_fd: types::Fd,
         to: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, from_path, _) = self.resolve(memory, fd, from, false)?;
+        let (from, to) = (path_str(memory, from)?, path_str(memory, to)?);
+        let (mount, from_path, _) = self.resolve(fd, &from, false)?;
         if !self.owns(u32::from(to_fd)) {
             return Err(Errno::Xdev.into());
         }
-        let (to_mount, to_path, _) = self.resolve(memory, to_fd, to, false)?;
-        if ends_in_dot(&memory.as_cow_str(from)?) || ends_in_dot(&memory.as_cow_str(to)?) {
+        let (to_mount, to_path, _) = self.resolve(to_fd, &to, false)?;
+        if ends_in_dot(&from) || ends_in_dot(&to) {
             // As Linux: `.` and `..` are in use by the path itself.
             return Err(Errno::Busy.into());
         }
@@ -1197,11 +1195,8 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        if target.len() > MAX_PATH {
-            return Err(Errno::Nametoolong.into());
-        }
-        let target = memory.as_cow_str(target)?.into_owned();
-        let (mount, path, dir) = self.resolve(memory, fd, path, false)?;
+        let target = path_str(memory, target)?;
+        let (mount, path, dir) = self.resolve(fd, &path_str(memory, path)?, false)?;
         let volume = &mut self.mounts[mount].volume;
         if dir {
             return Err(fail(dir_only_link_error(volume, &path)));
@@ -1215,7 +1210,7 @@ impl WasiSnapshotPreview1 for SealedFs {
         fd: types::Fd,
         path: GuestPtr<str>,
     ) -> Result<()> {
-        let (mount, path, dir) = self.resolve(memory, fd, path, false)?;
+        let (mount, path, dir) = self.resolve(fd, &path_str(memory, path)?, false)?;
         if dir {
             check_names_dir(&self.mounts[mount].volume, &path, false).map_err(fail)?;
         }
