@@ -140,12 +140,17 @@ impl Cached {
     }
 
     fn run(&self, wasm: &Path) -> std::process::Output {
+        self.run_with_state("state", wasm)
+    }
+
+    /// A run with the state directory `state` (its own cache key), sharing the cache directory.
+    fn run_with_state(&self, state: &str, wasm: &Path) -> std::process::Output {
         output(
             lamina()
                 .args(["run", "-v", "--cache-dir"])
                 .arg(self.cache())
                 .arg("--state-dir")
-                .arg(self.dir.path().join("state"))
+                .arg(self.dir.path().join(state))
                 .arg(wasm),
         )
     }
@@ -197,16 +202,7 @@ fn forged_compile_cache_entry_without_the_runtimes_key_is_not_run() {
     // Another user's key (another state directory) sharing the cache directory does not open
     // this user's entries: it files its own apart (a miss, not a forgery to repair), and the
     // two do not replace each other's by turns.
-    let other = || {
-        output(
-            lamina()
-                .args(["run", "-v", "--cache-dir"])
-                .arg(c.cache())
-                .arg("--state-dir")
-                .arg(c.dir.path().join("other-state"))
-                .arg(&a),
-        )
-    };
+    let other = || c.run_with_state("other-state", &a);
     let first = other();
     assert_code(&first, 0);
     assert!(texts(&first).1.contains("compile cache: miss"), "{}", texts(&first).1);
