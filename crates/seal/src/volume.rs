@@ -506,6 +506,7 @@ impl Volume {
             let item = match entry.node {
                 Node::Dir => Item::Dir { times: Times { mtime: entry.mtime, atime: entry.atime } },
                 Node::Symlink { target } => {
+                    self.used += target.len() as u64;
                     Item::Symlink { target, times: Times { mtime: entry.mtime, atime: entry.atime } }
                 }
                 Node::File { id, size, chunks } => {
@@ -745,6 +746,7 @@ impl Volume {
             });
         }
         self.check_new(path)?;
+        self.charge_link(path, target)?;
         self.items.insert(path.into(), Item::Symlink { target: target.into(), times: Times::now() });
         self.changed = true;
         Ok(())
@@ -770,6 +772,9 @@ impl Volume {
             return Err(SealError::Exists(new.into()));
         }
         self.check_new(new)?;
+        if let Item::Symlink { target, .. } = &item {
+            self.charge_link(new, target)?;
+        }
         if let Item::File { id } = &item {
             let file = self.file_mut(id)?;
             file.links = file.links.checked_add(1).ok_or_else(|| SealError::InvalidPath {
@@ -779,6 +784,18 @@ impl Volume {
         }
         self.items.insert(new.into(), item);
         self.changed = true;
+        Ok(())
+    }
+
+    /// Counts a link's target against the quota, as file content is: links must not be a way to
+    /// store more than the quota allows (in the manifest, rewritten at every commit).
+    fn charge_link(&mut self, path: &str, target: &str) -> Result<(), SealError> {
+        let len = target.len() as u64;
+        if self.used + len > self.quota {
+            tracing::warn!(volume = %self.dir.display(), link = %path, "link refused: quota of {} bytes", self.quota);
+            return Err(SealError::QuotaExceeded { path: path.into(), quota: self.quota, used: self.used });
+        }
+        self.used += len;
         Ok(())
     }
 
@@ -1266,7 +1283,8 @@ impl Volume {
                 self.changed = true;
                 Ok(())
             }
-            Some(Item::Symlink { .. }) => {
+            Some(Item::Symlink { target, .. }) => {
+                self.used = self.used.saturating_sub(target.len() as u64);
                 self.items.remove(path);
                 self.changed = true;
                 Ok(())
@@ -1336,6 +1354,10 @@ impl Volume {
                     return Ok(());
                 }
                 self.drop_file(&id);
+            }
+            Some(Item::Symlink { target, .. }) => {
+                // The link replaced goes, and its target's bytes with it.
+                self.used = self.used.saturating_sub(target.len() as u64);
             }
             _ => {}
         }

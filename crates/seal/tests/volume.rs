@@ -805,3 +805,28 @@ fn a_resolution_walking_too_far_through_links_ends() {
     // Fewer walks are fine: 5 links of 1,600 names each.
     assert_eq!(resolved(&v, "", &"w/".repeat(5), true).expect("resolves"), "");
 }
+
+/// The attack of storing data in link targets, which the manifest holds and every commit
+/// rewrites: targets count against the quota as file content does, and give it back when the
+/// link goes (removed, renamed over) or reopened.
+#[test]
+fn link_targets_count_against_the_quota() {
+    let f = fixture();
+    let sim = SimPlatform::open(&f.state).expect("sim platform");
+    let options = VolumeOptions { quota: 10_000, ..options(b"app") };
+    let mut v = Volume::open(&f.dir, &sim, &options).expect("creates");
+    let target = "t".repeat(4000);
+    v.symlink("a", &target).expect("within the quota");
+    v.link("a", "b").expect("a copy of the link, within the quota");
+    assert_eq!(v.used(), 8000);
+    assert!(matches!(v.symlink("c", &target), Err(SealError::QuotaExceeded { .. })), "past the quota");
+    assert!(matches!(v.link("a", "c"), Err(SealError::QuotaExceeded { .. })), "a copy past the quota too");
+    v.commit().expect("commits");
+    drop(v);
+    let mut v = Volume::open(&f.dir, &sim, &options).expect("reopens");
+    assert_eq!(v.used(), 8000, "counted when loaded");
+    v.rename("a", "b").expect("one link over the other");
+    assert_eq!(v.used(), 4000);
+    v.unlink("b").expect("unlinks");
+    assert_eq!(v.used(), 0);
+}
