@@ -16,7 +16,7 @@
 //!
 //! `cargo bench -p lamina-cli --bench serve` (SECONDS per run, 5 by default; ROUNDS pairs of
 //! runs per case, 1 by default, the case's ratio the median pair's; CASES=WORD only the cases
-//! whose label has it; WASMTIME names the wasmtime binary, else
+//! whose label has it; CONNS=16,256 only these connection counts; WASMTIME names the wasmtime binary, else
 //! `target/bench-tools/bin/wasmtime`; without one its runs are left out and the record says
 //! so). With `LAMINA_BENCH_RECORDS` set it writes the `http-serve` record;
 //! `LAMINA_BENCH_QUICK=1` makes it brief. Run by `cargo test` it is a smoke run.
@@ -91,6 +91,11 @@ impl Server {
         Self { child, addr }
     }
 
+    /// CPU time the server has used so far, user and system, over all its threads.
+    fn cpu(&self) -> Option<Duration> {
+        cpu_time(self.child.id())
+    }
+
     /// Resident memory (VmRSS), bytes.
     fn rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
@@ -100,6 +105,27 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
     }
+}
+
+/// A process's CPU time (user and system, its threads' included, those that ended too), from
+/// `/proc/PID/stat`, in clock ticks of `getconf CLK_TCK`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    static TICK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let hz = *TICK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's name, which ends at the last `)`: state is the first,
+    // utime the 12th and stime the 13th.
+    let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+    let ticks = rest.next()?.parse::<u64>().ok()? + rest.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz.max(1)))
 }
 
 fn free_addr() -> SocketAddr {
@@ -174,18 +200,30 @@ struct Outcome {
     failed: u64,
     latencies_us: Vec<u64>,
     elapsed: Duration,
+    /// The server's CPU time over the measured window, when known.
+    cpu: Option<Duration>,
 }
 
 impl Outcome {
     /// Several runs as one: their requests over their time together.
     fn merged(runs: Vec<Outcome>) -> Outcome {
-        runs.into_iter().fold(Outcome::default(), |mut all, run| {
+        // Known only when known for every run.
+        let cpu = runs.iter().map(|run| run.cpu).sum::<Option<Duration>>();
+        let mut all = runs.into_iter().fold(Outcome::default(), |mut all, run| {
             all.ok += run.ok;
             all.failed += run.failed;
             all.latencies_us.extend(run.latencies_us);
             all.elapsed += run.elapsed;
             all
-        })
+        });
+        all.cpu = cpu;
+        all
+    }
+
+    /// The server's CPU time per answered request, microseconds.
+    fn cpu_per_request_us(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.ok > 0).then(|| cpu.as_secs_f64() * 1e6 / self.ok as f64)
     }
 
     fn rps(&self) -> f64 {
@@ -231,11 +269,20 @@ async fn connect(
 
 /// Drives `conns` connections for `duration` (after `warmup`), each sending its next request
 /// when the last is answered.
-fn drive(addr: SocketAddr, tls: Tls, shape: &Shape, conns: usize, warmup: Duration, duration: Duration) -> Outcome {
+fn drive(server: &Server, tls: Tls, shape: &Shape, conns: usize, warmup: Duration, duration: Duration) -> Outcome {
+    let addr = server.addr;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let start = Instant::now() + warmup;
         let end = start + duration;
+        // The server's CPU time over the measured window (the warm-up left out).
+        let cpu_at_start = {
+            let pid = server.child.id();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(start)).await;
+                cpu_time(pid)
+            })
+        };
         let mut tasks = Vec::new();
         for _ in 0..conns {
             let tls = tls.clone();
@@ -292,6 +339,12 @@ fn drive(addr: SocketAddr, tls: Tls, shape: &Shape, conns: usize, warmup: Durati
             total.failed += out.failed;
             total.latencies_us.extend(out.latencies_us);
         }
+        // Requests sent before the end may be answered after it: the window ends here.
+        let cpu_at_end = server.cpu();
+        total.cpu = match (cpu_at_start.await.ok().flatten(), cpu_at_end) {
+            (Some(a), Some(b)) => b.checked_sub(a),
+            _ => None,
+        };
         total
     })
 }
@@ -310,7 +363,12 @@ fn main() {
     });
     let duration = Duration::from_secs_f64(seconds);
     let warmup = Duration::from_secs_f64((seconds / 5.0).min(1.0));
-    let conn_counts: &[usize] = if measuring && !quick { &[1, 16, 256] } else { &[1, 16] };
+    // CONNS=16,256: only these connection counts.
+    let conn_counts: Vec<usize> = match std::env::var("CONNS") {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) if measuring && !quick => vec![1, 16, 256],
+        Err(_) => vec![1, 16],
+    };
     // ROUNDS=N: N pairs of runs for each case (a case's ratio is the median pair's). One pair
     // spreads by about ±10% on two cores: Lamina against itself gave 0.87 to 1.03.
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
@@ -353,10 +411,10 @@ fn main() {
                     for turn in 0..2 {
                         if (turn == 0) == lamina_first {
                             let server = lamina_serve(file, mode, &[]);
-                            l = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                            l = Some(drive(&server, None, &shape, conns, warmup, duration));
                         } else if let Some(binary) = &wasmtime {
                             let server = wasmtime_serve(binary, file, mode);
-                            w = Some(drive(server.addr, None, &shape, conns, warmup, duration));
+                            w = Some(drive(&server, None, &shape, conns, warmup, duration));
                         }
                     }
                     let l = l.expect("lamina ran");
@@ -388,7 +446,7 @@ fn main() {
                     l.quantile_ms(0.99),
                     "ms",
                 );
-                match wasmtime_out {
+                match &wasmtime_out {
                     Some(w) => {
                         // The median pair's ratio (of one pair, its own).
                         let ratio = pair_ratios[pair_ratios.len() / 2];
@@ -440,6 +498,31 @@ fn main() {
                         l.quantile_ms(0.5),
                         l.quantile_ms(0.99)
                     ),
+                }
+                // CPU per request is steadier than requests per second where the load generator
+                // shares the cores: it says whether a server does more work, not who got the CPU.
+                if let Some(lc) = l.cpu_per_request_us() {
+                    record.metric(
+                        &format!("{id}.lamina_cpu_us"),
+                        &format!("{label}, {conns} conns: lamina CPU per request"),
+                        lc,
+                        "us",
+                    );
+                    match wasmtime_out.as_ref().and_then(Outcome::cpu_per_request_us) {
+                        Some(wc) => {
+                            record.metric(
+                                &format!("{id}.wasmtime_cpu_us"),
+                                &format!("{label}, {conns} conns: wasmtime CPU per request"),
+                                wc,
+                                "us",
+                            );
+                            println!(
+                                "    server CPU per request: lamina {lc:.1} µs, wasmtime {wc:.1} µs ({:.2}x)",
+                                lc / wc
+                            );
+                        }
+                        None => println!("    server CPU per request: lamina {lc:.1} µs"),
+                    }
                 }
                 if pair_ratios.len() > 1 {
                     let shown: Vec<String> = pair_ratios.iter().map(|r| format!("{r:.2}")).collect();
@@ -574,7 +657,7 @@ fn attested_against_plain(p3: &Path, record: &mut Record, warmup: Duration, dura
     );
     let mut rps = [0.0; 2];
     for (k, (name, server, config)) in configs.iter().enumerate() {
-        let out = drive(server.addr, Some((Arc::clone(config), "bench.lamina")), &hello(), 16, warmup, duration);
+        let out = drive(server, Some((Arc::clone(config), "bench.lamina")), &hello(), 16, warmup, duration);
         rps[k] = out.rps();
         record.metric(
             &format!("tls.{name}_rps"),
@@ -599,7 +682,7 @@ fn memory_in_flight(p3: &Path, wasmtime: Option<&Path>, record: &mut Record, mea
     }
     for (name, server) in &servers {
         // Warm: one round of requests, so that code and pools are resident.
-        let _ = drive(server.addr, None, &hello(), 16, Duration::ZERO, Duration::from_millis(300));
+        let _ = drive(server, None, &hello(), 16, Duration::ZERO, Duration::from_millis(300));
         let idle = server.rss();
         let addr = server.addr;
         let clients: Vec<_> = (0..in_flight)
