@@ -16,8 +16,10 @@
 
 mod access;
 mod cert;
+mod drain;
 mod idle;
 mod metrics;
+mod slots;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -46,7 +48,8 @@ pub struct Bounds {
     pub max_connections: usize,
     /// Requests in the guest at once, over all connections.
     pub max_requests: usize,
-    /// Time for a client to send a request's headers (HTTP/1.1) or finish the TLS handshake.
+    /// Time for a client to send a request's headers (HTTP/1.1) or finish the TLS handshake,
+    /// and how long a connection may stay idle between requests (HTTP/1.1 and HTTP/2).
     pub header_timeout: Duration,
     /// The largest header section accepted, in bytes.
     pub max_header_bytes: usize,
@@ -88,7 +91,7 @@ impl std::fmt::Debug for Server {
 struct Shared {
     handler: HttpHandler,
     bounds: Bounds,
-    requests: Arc<Semaphore>,
+    requests: Arc<slots::Slots>,
     metrics: Arc<Metrics>,
     access: Option<AccessLog>,
     scheme: http::uri::Scheme,
@@ -115,7 +118,7 @@ impl Server {
         let scheme = if tls.is_some() { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
         let shared = Arc::new(Shared {
             handler,
-            requests: Arc::new(Semaphore::new(bounds.max_requests)),
+            requests: slots::Slots::new(bounds.max_requests),
             bounds,
             metrics,
             access,
@@ -140,13 +143,11 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Server { listener, tls, shared } = self;
         let connections = Arc::new(Semaphore::new(shared.bounds.max_connections));
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let drain = Arc::new(drain::Drain::default());
         let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(shared.bounds.header_timeout)
-            .max_buf_size(shared.bounds.max_header_bytes.max(8192))
-            .keep_alive(true);
+        // The header-read bound is the connection's idle bound (`idle::IdleIo`): a request
+        // starts once its headers are read, so a client sending them slowly is idle all along.
+        http1.header_read_timeout(None).max_buf_size(shared.bounds.max_header_bytes.max(8192)).keep_alive(true);
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
@@ -187,7 +188,7 @@ impl Server {
                 })
             };
             let builders = Arc::clone(&builders);
-            let watcher = graceful.watcher();
+            let drain = Arc::clone(&drain);
             let shared = Arc::clone(&shared);
             let tls = tls.clone();
             tokio::spawn(async move {
@@ -197,15 +198,10 @@ impl Server {
                         // A client that connects and says nothing is dropped at the header
                         // timeout; HTTP/2 by prior knowledge starts with its preface (`PRI`).
                         match tokio::time::timeout(shared.bounds.header_timeout, sniff_h2(&stream)).await {
-                            Ok(Ok(Some(true))) => {
+                            Ok(Ok(Some(h2))) => {
                                 let io =
                                     idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
-                                serve_io(io, true, &builders, service, watcher).await
-                            }
-                            // HTTP/1.1's header timeout runs from when the server waits for the
-                            // next request, so it also ends idle keep-alive connections.
-                            Ok(Ok(Some(false))) => {
-                                serve_io(TokioIo::new(stream), false, &builders, service, watcher).await
+                                serve_io(io, h2, &builders, service, &drain).await
                             }
                             _ => Ok(()),
                         }
@@ -214,14 +210,11 @@ impl Server {
                         let handshake = Box::pin(acceptor.accept(stream));
                         match tokio::time::timeout(shared.bounds.header_timeout, handshake).await {
                             Ok(Ok(stream)) => {
-                                let io = TokioIo::new(stream);
+                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                                let io =
+                                    idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
                                 // Boxed: a TLS connection's state stays out of every plain one's.
-                                if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
-                                    let io = idle::IdleIo::new(io, activity, shared.bounds.header_timeout);
-                                    Box::pin(serve_io(io, true, &builders, service, watcher)).await
-                                } else {
-                                    Box::pin(serve_io(io, false, &builders, service, watcher)).await
-                                }
+                                Box::pin(serve_io(io, h2, &builders, service, &drain)).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
@@ -242,7 +235,7 @@ impl Server {
         }
         drop(listener);
         tracing::info!(target: LOG_TARGET, "shutting down: finishing the requests in flight");
-        if tokio::time::timeout(shared.bounds.drain_timeout, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(shared.bounds.drain_timeout, drain.shutdown()).await.is_err() {
             tracing::warn!(
                 target: LOG_TARGET,
                 "requests were still in flight after {}; stopping anyway",
@@ -264,7 +257,7 @@ async fn serve_io<I, S>(
     h2: bool,
     builders: &Builders,
     service: S,
-    watcher: hyper_util::server::graceful::Watcher,
+    drain: &drain::Drain,
 ) -> Result<(), hyper::Error>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -272,12 +265,12 @@ where
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Boxed: a connection's state is as large as its own protocol needs, not as the larger of
-    // HTTP/1's and HTTP/2's (kilobytes per connection).
+    // The connection is boxed by the drain: its state is as large as its own protocol needs,
+    // not as the larger of HTTP/1's and HTTP/2's (kilobytes per connection).
     if h2 {
-        Box::pin(watcher.watch(builders.1.serve_connection(io, service))).await
+        drain.watch(builders.1.serve_connection(io, service)).await
     } else {
-        Box::pin(watcher.watch(builders.0.serve_connection(io, service))).await
+        drain.watch(builders.0.serve_connection(io, service)).await
     }
 }
 
@@ -317,7 +310,7 @@ async fn respond(
     shared: Arc<Shared>,
     peer: SocketAddr,
     request: http::Request<Incoming>,
-    busy: Option<idle::Busy>,
+    busy: idle::Busy,
 ) -> Result<http::Response<HttpBody>, Infallible> {
     let started = Instant::now();
     let in_flight = shared.metrics.request_started();
@@ -335,7 +328,7 @@ async fn respond(
 async fn answer(
     shared: &Shared,
     request: http::Request<Incoming>,
-    in_flight: (metrics::InFlight, Option<idle::Busy>),
+    in_flight: (metrics::InFlight, idle::Busy),
 ) -> http::Response<HttpBody> {
     let max_body = shared.bounds.max_body_bytes;
     let declared = request
@@ -347,7 +340,7 @@ async fn answer(
         shared.metrics.refused("body_too_large");
         return plain(413, &format!("the request body is larger than this server takes ({max_body} bytes)"));
     }
-    let Ok(permit) = Arc::clone(&shared.requests).try_acquire_owned() else {
+    let Some(permit) = slots::Slots::try_take(&shared.requests) else {
         shared.metrics.refused("overloaded");
         let mut response = plain(503, "too many requests in flight; try again shortly");
         response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
@@ -398,7 +391,7 @@ async fn answer(
 /// guest, its in-flight count) until the body ends or is dropped.
 struct Held<B> {
     body: B,
-    _held: (tokio::sync::OwnedSemaphorePermit, (metrics::InFlight, Option<idle::Busy>)),
+    _held: (slots::Slot, (metrics::InFlight, idle::Busy)),
 }
 
 impl<B: hyper::body::Body + Unpin> hyper::body::Body for Held<B> {

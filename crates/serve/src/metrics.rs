@@ -18,6 +18,8 @@ pub struct Metrics {
     registry: Registry,
     /// By status code: a label set that costs no allocation per request.
     requests: Family<[(&'static str, u16); 1], Counter>,
+    /// The family's counter of status 200, kept: most requests count there without a lookup.
+    ok: Counter,
     duration: Histogram,
     in_flight: Gauge<i64, AtomicI64>,
     connections: Gauge<i64, AtomicI64>,
@@ -59,7 +61,8 @@ impl Metrics {
         registry.register("guest_timeouts", "Requests the guest did not answer in time", timeouts.clone());
         let refused = CounterFamily::default();
         registry.register("refused", "Requests refused before the guest saw them, by reason", refused.clone());
-        Self { registry, requests, duration, in_flight, connections, traps, timeouts, refused }
+        let ok = requests.get_or_create_owned(&[("status", 200)]);
+        Self { registry, requests, ok, duration, in_flight, connections, traps, timeouts, refused }
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -73,7 +76,11 @@ impl Metrics {
     }
 
     pub(crate) fn request_finished(&self, status: u16, took: Duration) {
-        self.requests.get_or_create(&[("status", status)]).inc();
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            self.requests.get_or_create(&[("status", status)]).inc();
+        }
         self.duration.observe(took.as_secs_f64());
     }
 
