@@ -16,7 +16,7 @@ use wasmtime::Caller;
 use zeroize::Zeroizing;
 
 /// The longest secret name.
-pub const MAX_NAME: usize = 128;
+pub const MAX_NAME: usize = lamina_types::SecretName::MAX_LEN;
 
 /// The set of secrets given to a workload.
 #[derive(Default, Clone)]
@@ -57,21 +57,12 @@ impl std::fmt::Display for SecretsError {
 
 impl std::error::Error for SecretsError {}
 
-/// Checks a secret name: 1 to 128 of `A-Z a-z 0-9 _ - .`.
+/// Checks a secret name: [`lamina_types::SecretName`]'s rule, the same everywhere.
 ///
 /// # Errors
 /// Why the name is not one.
 pub fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("it is empty".into());
-    }
-    if name.len() > MAX_NAME {
-        return Err(format!("it is {} bytes long; the most is {MAX_NAME}", name.len()));
-    }
-    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-        Some(c) => Err(format!("{c:?} is not allowed (use letters, digits, `_`, `-` and `.`)")),
-        None => Ok(()),
-    }
+    lamina_types::SecretName::check(name).map_err(|e| e.to_string())
 }
 
 impl Secrets {
@@ -234,6 +225,9 @@ mod tests {
         assert!(matches!(s.insert("a/b", Zeroizing::default()), Err(SecretsError::InvalidName { .. })));
         assert!(matches!(s.insert("", Zeroizing::default()), Err(SecretsError::InvalidName { .. })));
         assert!(matches!(s.insert(&"x".repeat(129), Zeroizing::default()), Err(SecretsError::InvalidName { .. })));
+        // The manifest and the control plane refuse a leading dot; so does `--secret` (it was
+        // the one place that took one).
+        assert!(matches!(s.insert(".env", Zeroizing::default()), Err(SecretsError::InvalidName { .. })));
         assert_eq!(s.insert("db-password", Zeroizing::default()), Err(SecretsError::Duplicate("db-password".into())));
     }
 

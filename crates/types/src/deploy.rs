@@ -179,20 +179,15 @@ impl Resolver<'_> {
     }
 }
 
-/// Checks a secret name: 1 to 128 of `A-Z a-z 0-9 _ - .`, not starting with a dot.
+/// Checks a secret name ([`SecretName`](crate::SecretName)'s rule: 1 to 128 of
+/// `A-Z a-z 0-9 _ - .`, not starting with a dot).
 ///
 /// # Errors
 /// Why it is not one.
 pub fn check_secret_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{name}` is not a secret name (1 to 128 of A-Z a-z 0-9 _ - ., not starting with a dot)"))
-    }
+    crate::SecretName::check(name).map_err(|e| {
+        format!("`{name}` is not a secret name: {e} (use 1 to 128 of A-Z a-z 0-9 _ - ., not starting with a dot)")
+    })
 }
 
 /// Checks a workload (or node) name: 1 to 63 of `a-z 0-9 -`, starting with a letter, not

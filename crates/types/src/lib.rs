@@ -14,6 +14,7 @@ pub mod deploy;
 mod envelope;
 mod hash;
 mod mount;
+mod names;
 pub mod network;
 mod profile;
 pub mod sim_evidence;
@@ -28,6 +29,7 @@ pub use deploy::{Constraints, Deployment, ManifestError, ModuleRef, WorkloadSpec
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use hash::{ModuleHash, ParseHashError};
 pub use mount::{DirMount, ParseMountError};
+pub use names::{SecretName, SecretNameError};
 pub use network::{NetworkRules, OutboundRule, RuleError, SocketProtocol};
 pub use profile::{ParseProfileError, Profile};
 pub use size::{ByteSize, MAX_DURATION, MAX_SIZE, ParseDurationError, ParseSizeError, parse_duration};
