@@ -21,7 +21,11 @@
 //! ```
 
 /// The raw bindings generated from `wit/` (for what the wrappers do not cover).
-#[allow(missing_docs, unsafe_code)]
+#[allow(
+    missing_docs,
+    unsafe_code,
+    reason = "wit-bindgen's generated bindings: undocumented, and unsafe at the ABI they implement"
+)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",

@@ -14,7 +14,7 @@ wasip3::http::service::export!(Service);
 struct Service;
 
 /// Lamina's services, bound from the repository's WIT.
-#[allow(missing_docs, clippy::all)]
+#[allow(missing_docs, clippy::all, reason = "wit-bindgen's generated bindings")]
 mod lamina {
     wit_bindgen::generate!({ path: "../../wit", world: "lamina:sdk/guest", generate_all });
 }

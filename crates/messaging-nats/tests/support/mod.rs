@@ -1,7 +1,6 @@
 //! nats-server processes for the tests and the benchmark (Debian's `nats-server`, installed by
 //! scripts/setup.sh), on loopback, stopped when dropped.
-// Each test file and the benchmark use a part of it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file and the benchmark use a part of it")]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
