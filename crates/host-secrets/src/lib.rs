@@ -49,7 +49,10 @@ pub enum SecretsError {
 impl std::fmt::Display for SecretsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SecretsError::InvalidName { name, reason } => write!(f, "`{name}` is not a secret name: {reason}"),
+            // Escaped: the name is whatever was typed, control characters included.
+            SecretsError::InvalidName { name, reason } => {
+                write!(f, "`{}` is not a secret name: {reason}", name.escape_debug())
+            }
             SecretsError::Duplicate(name) => write!(f, "the secret `{name}` is given twice"),
         }
     }
@@ -228,6 +231,8 @@ mod tests {
         // The manifest and the control plane refuse a leading dot; so does `--secret` (it was
         // the one place that took one).
         assert!(matches!(s.insert(".env", Zeroizing::default()), Err(SecretsError::InvalidName { .. })));
+        let shown = s.insert("a\u{1b}[2Jb", Zeroizing::default()).expect_err("refused").to_string();
+        assert!(shown.contains("`a\\u{1b}[2Jb` is not a secret name"), "{shown}");
         assert_eq!(s.insert("db-password", Zeroizing::default()), Err(SecretsError::Duplicate("db-password".into())));
     }
 

@@ -186,7 +186,10 @@ impl Resolver<'_> {
 /// Why it is not one.
 pub fn check_secret_name(name: &str) -> Result<(), String> {
     crate::SecretName::check(name).map_err(|e| {
-        format!("`{name}` is not a secret name: {e} (use 1 to 128 of A-Z a-z 0-9 _ - ., not starting with a dot)")
+        format!(
+            "`{}` is not a secret name: {e} (use 1 to 128 of A-Z a-z 0-9 _ - ., not starting with a dot)",
+            name.escape_debug()
+        )
     })
 }
 
