@@ -145,20 +145,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_moves_the_idle_deadline_and_the_connection_ends_an_idle_time_after_it() {
         let idle = Duration::from_millis(400);
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        let activity = Activity::new();
-        let service = {
-            let activity = Arc::clone(&activity);
-            hyper::service::service_fn(move |_request| {
-                let busy = Activity::start(&activity);
-                async move {
-                    drop(busy);
-                    Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new()))
-                }
-            })
-        };
-        let io = IdleIo::new(TokioIo::new(server), activity, idle);
-        let served = tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        let (client, served_task) = served(idle);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client)).await.expect("client");
         let closed = tokio::spawn(conn);
         let started = Instant::now();
@@ -178,7 +165,70 @@ mod tests {
             closed_at - answered_at
         );
         assert!(closed_at - started < idle * 4, "closed too late: {:?}", closed_at - started);
-        served.await.expect("task").expect("served");
+        served_task.await.expect("task").expect("served");
+    }
+
+    /// Serves HTTP/1.1 behind an [`IdleIo`] over an in-memory pipe; the client end is returned.
+    fn served(idle: Duration) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<Result<(), hyper::Error>>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let activity = Activity::new();
+        let service = {
+            let activity = Arc::clone(&activity);
+            hyper::service::service_fn(move |_request| {
+                let busy = Activity::start(&activity);
+                async move {
+                    drop(busy);
+                    Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new()))
+                }
+            })
+        };
+        let io = IdleIo::new(TokioIo::new(server), activity, idle);
+        (client, tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service)))
+    }
+
+    /// Sends `head` a byte every 100 ms and says how long until the server ended the
+    /// connection (or `None` if the whole head went through).
+    async fn trickle(client: &mut tokio::io::DuplexStream, head: &[u8]) -> Option<Duration> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let started = Instant::now();
+        for byte in head {
+            if client.write_all(&[*byte]).await.is_err() {
+                return Some(started.elapsed());
+            }
+            let mut seen = [0u8; 256];
+            // End of stream (or a broken pipe) is the cut; a timeout is the server still waiting.
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(100), client.read(&mut seen)).await {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    }
+
+    /// The slowloris attack: request headers a byte at a time are cut at the idle time,
+    /// on a new connection and on a kept-alive one after a request was answered.
+    #[tokio::test]
+    async fn headers_sent_a_byte_at_a_time_are_cut_at_the_idle_time() {
+        let idle = Duration::from_millis(500);
+        let head = b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+        let (mut client, served_task) = served(idle);
+        let cut = trickle(&mut client, head).await.expect("the slow client was cut");
+        assert!(cut >= idle * 9 / 10 && cut < idle * 4, "cut after {cut:?}");
+        drop(client);
+        let _ = served_task.await.expect("task");
+
+        let (mut client, served_task) = served(idle);
+        {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("writes");
+            let mut answer = [0u8; 256];
+            let n = client.read(&mut answer).await.expect("answered");
+            assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+        }
+        let cut = trickle(&mut client, head).await.expect("the slow second request was cut");
+        assert!(cut < idle * 4, "cut after {cut:?}");
+        drop(client);
+        let _ = served_task.await.expect("task");
     }
 
     #[tokio::test]
