@@ -23,8 +23,8 @@ use wasmtime_wasi::p2::{
 use wasmtime_wasi::runtime::in_tokio;
 
 use crate::component::{
-    self, MAX_IO, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, binding_conversions, from_errno,
-    host, shadow,
+    self, MAX_IO, Place, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, binding_conversions,
+    from_errno, host, shadow,
 };
 
 from_errno!(Code, FsError);
@@ -79,11 +79,9 @@ impl InputStream for SealedStream {
 #[wasmtime_wasi::async_trait]
 impl OutputStream for SealedStream {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        if self.append {
-            self.position = component::end_of(&self.volume, &self.id);
-        }
-        component::write_at(&self.volume, &self.id, self.position, &bytes).map_err(stream_error)?;
-        self.position += bytes.len() as u64;
+        let place = if self.append { Place::End } else { Place::At(self.position) };
+        let at = component::write_at(&self.volume, &self.id, place, &bytes).map_err(stream_error)?;
+        self.position = at + bytes.len() as u64;
         Ok(())
     }
 

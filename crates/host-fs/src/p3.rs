@@ -30,8 +30,8 @@ use wasmtime_wasi::p3::bindings::filesystem::{preopens, types};
 use wasmtime_wasi::p3::filesystem::{FilesystemError, FilesystemResult};
 
 use crate::component::{
-    self, Errno, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, binding_conversions, from_errno,
-    host, shadow,
+    self, Errno, Place, SealedComponentFs, SealedComponentView, Shadow, ShadowFs, Shared, binding_conversions,
+    from_errno, host, shadow,
 };
 
 use types::{
@@ -171,9 +171,9 @@ impl<D> StreamConsumer<D> for SealedWriter {
         let mut src = src.as_direct(store);
         let data = src.remaining();
         let n = data.len().min(CHUNK);
-        let at = self.offset.unwrap_or_else(|| component::end_of(&self.volume, &self.id));
-        match component::write_at(&self.volume, &self.id, at, &data[..n]) {
-            Ok(()) => {
+        let place = self.offset.map_or(Place::End, Place::At);
+        match component::write_at(&self.volume, &self.id, place, &data[..n]) {
+            Ok(_) => {
                 src.mark_read(n);
                 if let Some(offset) = &mut self.offset {
                     *offset += n as u64;
