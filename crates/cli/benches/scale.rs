@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use lamina_bench_record::Record;
-use lamina_control::{ControlClient, DesiredState, InstanceReport, InstanceState, SignedDesired};
+use lamina_wire::{ControlClient, DesiredState, InstanceReport, InstanceState, SignedDesired};
 use serde_json::{Value, json};
 
 const HEARTBEAT: Duration = Duration::from_secs(2);

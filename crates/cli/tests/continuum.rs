@@ -495,7 +495,7 @@ fn unauthenticated_huge_uploads_are_refused_after_their_headers_in_bounded_memor
             .try_into()
             .expect("32 bytes");
     // Warm up (the first TLS handshakes, the first requests), then take the baseline.
-    let tls = lamina_control::tls_config(&address, fingerprint, None, None).expect("tls");
+    let tls = lamina_wire::tls_config(&address, fingerprint, None, None).expect("tls");
     let client = reqwest::blocking::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(Duration::from_secs(60))
@@ -526,7 +526,7 @@ fn unauthenticated_huge_uploads_are_refused_after_their_headers_in_bounded_memor
 
     // The refusal comes after the headers, without waiting for the body: a client that
     // announces 250 MiB and sends none of it gets its 401 at once.
-    let config = std::sync::Arc::new(lamina_control::tls_config(&address, fingerprint, None, None).expect("tls"));
+    let config = std::sync::Arc::new(lamina_wire::tls_config(&address, fingerprint, None, None).expect("tls"));
     let host = address.trim_start_matches("https://");
     let tcp = std::net::TcpStream::connect(host).expect("connects");
     tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
@@ -833,7 +833,7 @@ fn a_fleet_behind_one_address_enrolling_at_once_is_paced_not_refused() {
     let read = |file: &str| std::fs::read_to_string(state.join(file)).expect("state file").trim().to_owned();
     let fingerprint: [u8; 32] = hex::decode(read("fingerprint")).expect("hex").try_into().expect("32 bytes");
     let operator =
-        lamina_control::ControlClient::new(&read("address"), fingerprint, Some(read("admin.token"))).expect("client");
+        lamina_wire::ControlClient::new(&read("address"), fingerprint, Some(read("admin.token"))).expect("client");
     let tokens: Vec<lamina_types::JoinToken> = (0..FLEET)
         .map(|_| {
             let made: serde_json::Value = operator.post("/v1/tokens", &serde_json::json!({})).expect("a join token");

@@ -19,8 +19,9 @@ use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::wire::{LOG_CHUNK, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH};
-use crate::{DesiredState, Event, Registry, Store, StoreError, TokenBook};
+use crate::{Event, Registry, Store, StoreError, TokenBook};
+use lamina_wire::DesiredState;
+use lamina_wire::{LOG_CHUNK, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH};
 
 /// The largest module `POST /v1/modules` takes.
 const MAX_MODULE: usize = 256 << 20;
@@ -83,7 +84,7 @@ pub struct Control {
     /// The replicas' addresses, when the control plane is replicated.
     replicas: Vec<String>,
     /// Each node's desired state as last signed, with its generation.
-    signed: BTreeMap<String, (u64, crate::SignedDesired)>,
+    signed: BTreeMap<String, (u64, lamina_wire::SignedDesired)>,
 }
 
 impl std::fmt::Debug for Control {
@@ -262,7 +263,7 @@ impl Control {
 
     /// A node's desired state, signed, with the messaging server and the replicas: signed once
     /// per generation (heartbeats and long polls return the same copy).
-    fn signed_desired(&mut self, name: &str) -> Result<crate::SignedDesired, ApiError> {
+    fn signed_desired(&mut self, name: &str) -> Result<lamina_wire::SignedDesired, ApiError> {
         let generation = self.registry.desired.get(name).map_or(0, |d| d.generation);
         if let Some((g, signed)) = self.signed.get(name)
             && *g == generation
@@ -277,8 +278,8 @@ impl Control {
             .unwrap_or_else(|| DesiredState { node: name.to_owned(), ..DesiredState::default() });
         desired.messaging.clone_from(&self.messaging);
         desired.control_planes.clone_from(&self.replicas);
-        let signed =
-            crate::SignedDesired::sign(&desired, &self.artifact_key).map_err(|e| ApiError::internal(e.to_string()))?;
+        let signed = lamina_wire::SignedDesired::sign(&desired, &self.artifact_key)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         self.signed.insert(name.to_owned(), (generation, signed.clone()));
         Ok(signed)
     }
@@ -790,13 +791,13 @@ async fn status(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<s
     })))
 }
 
-pub use crate::wire::EnrolRequest;
+pub use lamina_wire::EnrolRequest;
 
 async fn enroll(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Json(req): Json<EnrolRequest>,
-) -> ApiResult<Json<crate::wire::EnrolResponse>> {
+) -> ApiResult<Json<lamina_wire::EnrolResponse>> {
     let mut c = lock(&c);
     let (Some(key), Some(key_hash)) = (peer.key.clone(), peer.key_hash.clone()) else {
         return Err(ApiError::new(
@@ -838,7 +839,7 @@ async fn enroll(
     c.persist()?;
     tracing::info!(node = %req.name, "enrolled");
     let nats_seed = c.nats_user(&req.name)?.map(|u| u.seed.to_string());
-    Ok(Json(crate::wire::EnrolResponse { artifact_key: c.artifact_key_pem(), nats_seed }))
+    Ok(Json(lamina_wire::EnrolResponse { artifact_key: c.artifact_key_pem(), nats_seed }))
 }
 
 /// Removes an enrolled node (admin): its credentials (TLS and NATS) stop working, its
@@ -873,8 +874,8 @@ async fn remove_node(
 async fn release_cluster_key(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
-    Json(req): Json<crate::wire::ClusterKeyRequest>,
-) -> ApiResult<Json<crate::wire::ClusterKeyResponse>> {
+    Json(req): Json<lamina_wire::ClusterKeyRequest>,
+) -> ApiResult<Json<lamina_wire::ClusterKeyResponse>> {
     let mut c = lock(&c);
     let Some(key) = peer.key.clone() else {
         return Err(ApiError::new(
@@ -890,7 +891,7 @@ async fn release_cluster_key(
         return Err(e);
     }
     tracing::info!(source = ?peer.source, "released the cluster key to a replica that attested");
-    Ok(Json(crate::wire::ClusterKeyResponse { cluster_key: hex::encode(cluster_key.as_ref()) }))
+    Ok(Json(lamina_wire::ClusterKeyResponse { cluster_key: hex::encode(cluster_key.as_ref()) }))
 }
 
 /// A node's fresh evidence.
@@ -923,7 +924,7 @@ async fn attest(
     Ok(Json(serde_json::json!({ "verified": passed, "reason": reason })))
 }
 
-pub use crate::wire::HeartbeatRequest;
+pub use lamina_wire::HeartbeatRequest;
 
 /// How much recent output the control plane keeps per instance (in memory).
 const LOG_KEEP: usize = 256 << 10;
@@ -933,7 +934,7 @@ async fn heartbeat(
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     Json(req): Json<HeartbeatRequest>,
-) -> ApiResult<Json<crate::SignedDesired>> {
+) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let mut c = lock(&c);
     c.node(&peer, &name)?;
     for chunk in req.logs {
@@ -986,7 +987,7 @@ async fn desired(
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     axum::extract::Query(q): axum::extract::Query<DesiredQuery>,
-) -> ApiResult<Json<crate::SignedDesired>> {
+) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let wait =
         std::time::Duration::from_millis(q.wait_ms.unwrap_or(0)).min(std::time::Duration::from_secs(MAX_WAIT_SECS));
     let until = tokio::time::Instant::now() + wait;
@@ -1028,7 +1029,7 @@ impl Control {
                 format!("secret `{name}` is not set; set it with `lamina secret set {name} FILE`"),
             )
         })?;
-        crate::release::decrypt_at_rest(&*self.secrets_key()?, name.as_bytes(), &sealed).map_err(|_| {
+        lamina_wire::release::decrypt_at_rest(&*self.secrets_key()?, name.as_bytes(), &sealed).map_err(|_| {
             ApiError::internal(format!(
                 "secret `{name}` does not open with this control plane's key (its platform's sealing root changed?)"
             ))
@@ -1105,7 +1106,7 @@ async fn set_secret(
 ) -> ApiResult<StatusCode> {
     let c = lock(&c);
     check_secret_name(&name)?;
-    let sealed = crate::release::encrypt_at_rest(&*c.secrets_key()?, name.as_bytes(), &body)
+    let sealed = lamina_wire::release::encrypt_at_rest(&*c.secrets_key()?, name.as_bytes(), &body)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     c.store.write(&[(&Control::secret_name(&name), &sealed)], &[])?;
     tracing::info!(secret = %name, "secret set");
@@ -1155,7 +1156,7 @@ async fn release(
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     Json(req): Json<ReleaseRequest>,
-) -> ApiResult<Json<crate::release::Released>> {
+) -> ApiResult<Json<lamina_wire::release::Released>> {
     let result = release_once(&c, &peer, &name, &req);
     lock(&c).metrics.released("secrets", result.is_ok());
     result
@@ -1166,7 +1167,7 @@ fn release_once(
     peer: &Peer,
     name: &str,
     req: &ReleaseRequest,
-) -> ApiResult<Json<crate::release::Released>> {
+) -> ApiResult<Json<lamina_wire::release::Released>> {
     let mut c = lock(c);
     c.node(peer, name)?;
     c.passing(name)?;
@@ -1184,9 +1185,9 @@ fn release_once(
     let Some(instance_key) = claims.instance_key else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "the evidence binds no instance key to encrypt to"));
     };
-    let mut bundle = crate::release::Bundle {
+    let mut bundle = lamina_wire::release::Bundle {
         sealing_root: hex::encode(*c.sealing_root(&req.workload)?),
-        ..crate::release::Bundle::default()
+        ..lamina_wire::release::Bundle::default()
     };
     use base64::Engine as _;
     for secret in &spec.secrets {
@@ -1194,7 +1195,7 @@ fn release_once(
         bundle.secrets.insert(secret.clone(), base64::engine::general_purpose::STANDARD.encode(&*value));
     }
     let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
-    let released = crate::release::seal(&bundle, &instance_key, &nonce, &module)
+    let released = lamina_wire::release::seal(&bundle, &instance_key, &nonce, &module)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
     c.attested(name, &req.workload, req.replica, &instance_key)?;
     tracing::info!(node = %name, workload = %req.workload, replica = req.replica, "released {} secret(s)", spec.secrets.len());
@@ -1226,7 +1227,7 @@ async fn topic_keys(
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     Json(req): Json<TopicKeysRequest>,
-) -> ApiResult<Json<crate::release::Released>> {
+) -> ApiResult<Json<lamina_wire::release::Released>> {
     let result = topic_keys_once(&c, &peer, &name, &req);
     lock(&c).metrics.released("topic-keys", result.is_ok());
     result
@@ -1237,7 +1238,7 @@ fn topic_keys_once(
     peer: &Peer,
     name: &str,
     req: &TopicKeysRequest,
-) -> ApiResult<Json<crate::release::Released>> {
+) -> ApiResult<Json<lamina_wire::release::Released>> {
     let c = lock(c);
     c.node(peer, name)?;
     c.passing(name)?;
@@ -1263,7 +1264,7 @@ fn topic_keys_once(
         .map(|t| lamina_types::topic::Pattern::parse(t))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::internal(format!("a topic pattern of workload {}: {e}", req.workload)))?;
-    let mut bundle = crate::release::Bundle { epoch: TOPIC_EPOCH, ..crate::release::Bundle::default() };
+    let mut bundle = lamina_wire::release::Bundle { epoch: TOPIC_EPOCH, ..lamina_wire::release::Bundle::default() };
     for topic in &req.topics {
         lamina_types::topic::check_topic(topic).map_err(ApiError::bad)?;
         if !patterns.iter().any(|p| p.matches(topic)) {
@@ -1282,7 +1283,7 @@ fn topic_keys_once(
     let lamina_types::ModuleRef::Hash(module) = spec.module else {
         return Err(ApiError::internal("an assignment names a module by path"));
     };
-    let released = crate::release::seal(&bundle, &key, &nonce, &module)
+    let released = lamina_wire::release::seal(&bundle, &key, &nonce, &module)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
     tracing::debug!(node = %name, workload = %req.workload, replica = req.replica, "released {} topic key(s)", req.topics.len());
     Ok(Json(released))

@@ -6,8 +6,9 @@
 //! the continuum must survive (a lost node, a restarted control plane, a node that stops passing
 //! the policy) is a unit test. The HTTP API, the store and the attested TLS wrap it.
 //!
-//! Without the `server` feature (on by default) the crate is what a node needs: the client,
-//! the registry's types, the wire types and the release scheme; no HTTP server and no compiler.
+//! What crosses the network (bodies, the signed desired state, the release scheme, the client)
+//! is in `lamina-wire`, which node agents link instead of this crate. Without the `server`
+//! feature (on by default) this crate is the registry alone: no HTTP server and no compiler.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -16,16 +17,13 @@
 pub mod api;
 #[cfg(feature = "server")]
 pub mod challenge;
-mod client;
 #[cfg(feature = "server")]
 pub mod etcd;
-pub mod evidence;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod nats;
 mod registry;
-pub mod release;
 #[cfg(feature = "server")]
 pub mod replicas;
 #[cfg(feature = "server")]
@@ -34,13 +32,8 @@ mod server;
 mod store;
 #[cfg(feature = "server")]
 mod tokens;
-pub mod wire;
 
-pub use client::{ClientError, ControlClient, spki_fingerprint, tls_config};
-pub use registry::{
-    Assignment, DesiredState, Event, InstanceReport, InstanceState, NodeRecord, NodeState, Registry, Settings,
-    SignedDesired, StepError,
-};
+pub use registry::{Event, NodeRecord, NodeState, Registry, Settings, StepError};
 #[cfg(feature = "server")]
 pub use server::{Running, ServeError, ServeOptions, admin_token, serve};
 #[cfg(feature = "server")]

@@ -11,8 +11,9 @@ use lamina_metrics::prometheus_client::metrics::histogram::Histogram;
 use lamina_metrics::prometheus_client::registry::Registry;
 use lamina_metrics::{CounterFamily, Labels, encode_values, label};
 
+use crate::NodeState;
 use crate::api::Control;
-use crate::{InstanceState, NodeState};
+use lamina_wire::InstanceState;
 
 /// What the control plane counts as it serves.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use crate::registry::{NodeState, Registry};
 
-use crate::wire::MESSAGING_PREFIX as PREFIX;
+use lamina_wire::MESSAGING_PREFIX as PREFIX;
 
 /// Where the users are written and how nats-server is told.
 #[derive(Clone, Debug)]

@@ -25,7 +25,7 @@ use lamina_tee::Platform;
 use zeroize::Zeroizing;
 
 use crate::etcd::EtcdStore;
-use crate::wire::{ClusterKeyRequest, ClusterKeyResponse};
+use lamina_wire::{ClusterKeyRequest, ClusterKeyResponse};
 
 /// The name of the check the first replica leaves in etcd: a known value encrypted under the
 /// cluster key.
@@ -79,12 +79,12 @@ fn seal_key(platform: &dyn Platform) -> Result<Zeroizing<[u8; 32]>, JoinError> {
 }
 
 fn opens_check(etcd: &EtcdStore, key: &[u8; 32]) -> Result<Option<bool>, JoinError> {
-    Ok(etcd.get(CHECK)?.map(|sealed| crate::release::decrypt_at_rest(key, CHECK.as_bytes(), &sealed).is_ok()))
+    Ok(etcd.get(CHECK)?.map(|sealed| lamina_wire::release::decrypt_at_rest(key, CHECK.as_bytes(), &sealed).is_ok()))
 }
 
 fn keep(state: &Path, platform: &dyn Platform, key: &[u8; 32]) -> Result<(), JoinError> {
     let path = state.join(SEALED);
-    let sealed = crate::release::encrypt_at_rest(&*seal_key(platform)?, SEALED.as_bytes(), key)
+    let sealed = lamina_wire::release::encrypt_at_rest(&*seal_key(platform)?, SEALED.as_bytes(), key)
         .map_err(|e| JoinError::NoSealing(e.to_string()))?;
     crate::store::write_private(&path, &sealed)?;
     Ok(())
@@ -107,7 +107,7 @@ pub fn cluster_key(
     std::fs::create_dir_all(state).map_err(|source| JoinError::Io { path: state.to_path_buf(), source })?;
     let path = state.join(SEALED);
     if let Ok(sealed) = std::fs::read(&path) {
-        let plain = crate::release::decrypt_at_rest(&*seal_key(platform)?, SEALED.as_bytes(), &sealed)
+        let plain = lamina_wire::release::decrypt_at_rest(&*seal_key(platform)?, SEALED.as_bytes(), &sealed)
             .map_err(|_| JoinError::Sealed { path: path.clone() })?;
         let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| JoinError::Sealed { path: path.clone() })?;
         return match opens_check(etcd, &key)? {
@@ -118,7 +118,7 @@ pub fn cluster_key(
     if etcd.get(CHECK)?.is_none() {
         let mut key = Zeroizing::new([0u8; 32]);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, key.as_mut());
-        let check = crate::release::encrypt_at_rest(&key, CHECK.as_bytes(), b"lamina")
+        let check = lamina_wire::release::encrypt_at_rest(&key, CHECK.as_bytes(), b"lamina")
             .map_err(|e| JoinError::NoSealing(e.to_string()))?;
         etcd.put_if_absent(CHECK, &check)?;
         // Of two first replicas, the one whose check is in etcd made the cluster's key.
@@ -174,23 +174,23 @@ fn ask(etcd: &EtcdStore, platform: &dyn Platform, policy: Arc<Verifier>) -> Resu
     // A fresh key for this request: the evidence binds it, the TLS handshake proves it.
     let secret = p256::SecretKey::random(&mut rand_core::OsRng);
     let key = secret.to_pkcs8_der().map_err(|e| Ask::Refused(e.to_string()))?;
-    let spki = crate::evidence::spki(key.as_bytes()).map_err(|e| Ask::Refused(e.to_string()))?;
-    let cert =
-        crate::evidence::attested_certificate(platform, key.as_bytes()).map_err(|e| Ask::Refused(e.to_string()))?;
+    let spki = lamina_wire::evidence::spki(key.as_bytes()).map_err(|e| Ask::Refused(e.to_string()))?;
+    let cert = lamina_wire::evidence::attested_certificate(platform, key.as_bytes())
+        .map_err(|e| Ask::Refused(e.to_string()))?;
     let mut last = Ask::Unavailable("no replica is announced in etcd".into());
     for address in etcd.members().map_err(|e| unavailable(&e))? {
-        let client = crate::ControlClient::attested(&address, fingerprint, Some(policy.clone()), &cert)
+        let client = lamina_wire::ControlClient::attested(&address, fingerprint, Some(policy.clone()), &cert)
             .map_err(|e| Ask::Refused(e.to_string()))?;
         let challenge: serde_json::Value = match client.post("/v1/challenge", &serde_json::json!({})) {
             Ok(c) => c,
             // The serving replica's evidence failed this replica's policy (or its key is not
             // the published one): a verdict, not worth waiting for.
-            Err(crate::ClientError::Unreachable { reason, .. })
+            Err(lamina_wire::ClientError::Unreachable { reason, .. })
                 if reason.contains("does not pass this client's policy") || reason.contains("not the expected") =>
             {
                 return Err(Ask::Refused(format!("the replica at {address} is not trusted: {reason}")));
             }
-            Err(e @ crate::ClientError::Unreachable { .. }) => {
+            Err(e @ lamina_wire::ClientError::Unreachable { .. }) => {
                 // A replica that stands by does not listen.
                 last = Ask::Unavailable(e.to_string());
                 continue;
@@ -198,12 +198,12 @@ fn ask(etcd: &EtcdStore, platform: &dyn Platform, policy: Arc<Verifier>) -> Resu
             Err(e) => return Err(Ask::Refused(e.to_string())),
         };
         let nonce = challenge["nonce"].as_str().ok_or_else(|| Ask::Refused("no challenge nonce".into()))?;
-        let evidence =
-            crate::evidence::challenge_evidence(platform, nonce, &spki).map_err(|e| Ask::Refused(e.to_string()))?;
+        let evidence = lamina_wire::evidence::challenge_evidence(platform, nonce, &spki)
+            .map_err(|e| Ask::Refused(e.to_string()))?;
         let request = ClusterKeyRequest { nonce: nonce.to_owned(), evidence };
         let answer: ClusterKeyResponse = match client.post("/v1/replicas/cluster-key", &request) {
             Ok(a) => a,
-            Err(e @ crate::ClientError::Unreachable { .. }) => {
+            Err(e @ lamina_wire::ClientError::Unreachable { .. }) => {
                 last = Ask::Unavailable(e.to_string());
                 continue;
             }

@@ -325,7 +325,7 @@ pub async fn serve(
     };
     let key = tls_key(&store)?;
     let first = issue(platform.as_ref(), &key, &options.names)?;
-    let fingerprint = crate::client::spki_fingerprint(&first.cert_der).map_err(ServeError::Tls)?;
+    let fingerprint = lamina_wire::spki_fingerprint(&first.cert_der).map_err(ServeError::Tls)?;
     std::fs::write(store.dir().join("fingerprint"), hex::encode(fingerprint))
         .map_err(|e| ServeError::Tls(format!("cannot write the fingerprint file: {e}")))?;
     if let Some(etcd) = store.etcd() {

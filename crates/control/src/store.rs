@@ -152,12 +152,12 @@ impl Store {
             Some(sealed) => sealed,
             None => {
                 let bytes = zeroize::Zeroizing::new(make()?);
-                let sealed = crate::release::encrypt_at_rest(key, name.as_bytes(), &bytes)
+                let sealed = lamina_wire::release::encrypt_at_rest(key, name.as_bytes(), &bytes)
                     .map_err(|e| damaged(e.to_string()))?;
                 etcd.put_if_absent(name, &sealed)?
             }
         };
-        crate::release::decrypt_at_rest(key, name.as_bytes(), &sealed).map_err(|_| {
+        lamina_wire::release::decrypt_at_rest(key, name.as_bytes(), &sealed).map_err(|_| {
             damaged(
                 "it does not open with this replica's cluster key: another cluster's (a different --cluster-key file, or a sealed cluster-key.sealed of another cluster in the state directory)".into(),
             )

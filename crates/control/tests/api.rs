@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use lamina_attest::ratls::CertificateRequest;
 use lamina_attest::{Policy, TrustAnchors, Verifier};
-use lamina_control::{ClientError, ControlClient, Running, ServeOptions, Store, serve};
+use lamina_control::{Running, ServeOptions, Store, serve};
 use lamina_types::{Claims, PlatformKind};
+use lamina_wire::{ClientError, ControlClient};
 use serde_json::{Value, json};
 
 fn verifier() -> Verifier {
@@ -276,7 +277,7 @@ fn enrol_deploy_heartbeat_and_restart() {
         p256::ecdsa::VerifyingKey::from_public_key_pem(pem).expect("a P-256 key")
     };
     // Signed by the control plane, for this node: a copy the node can trust offline.
-    let signed: lamina_control::SignedDesired = node.post(path, &json!({})).expect("heartbeat");
+    let signed: lamina_wire::SignedDesired = node.post(path, &json!({})).expect("heartbeat");
     let desired = signed.verify(&artifact_key, "edge-1").expect("signed");
     assert_eq!(desired.assignments[0].placement.workload, "filter");
     let generation = desired.generation;
@@ -305,25 +306,25 @@ fn enrol_deploy_heartbeat_and_restart() {
     assert_eq!(code, 403);
     assert!(message.contains("has not attested"), "{message}");
     let nonce = challenge();
-    let released: lamina_control::release::Released =
+    let released: lamina_wire::release::Released =
         node.post("/v1/nodes/edge-1/release", &release(&nonce, module, 0)).expect("released");
-    let bundle = lamina_control::release::open(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
+    let bundle = lamina_wire::release::open(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
         .expect("opens with the instance key");
     assert_eq!(bundle.values().expect("values")[0].1.as_slice(), b"hunter2-hunter2");
     assert!(!released.ciphertext.contains("hunter2"));
     // Now it attested: the keys of its topics, encrypted to its key, one per topic, the same
     // on every request; not for topics outside its patterns, nor through another node's key.
-    let released: lamina_control::release::Released = node
+    let released: lamina_wire::release::Released = node
         .post("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius", "sensors.b.celsius"]))
         .expect("topic keys");
-    let keys = lamina_control::release::open(&released, &instance, &[7u8; 32], &module).expect("opens");
+    let keys = lamina_wire::release::open(&released, &instance, &[7u8; 32], &module).expect("opens");
     let (a, b) = (keys.topic_key("sensors.a.celsius").expect("hex"), keys.topic_key("sensors.b.celsius").expect("hex"));
     let (a, b) = (a.expect("key a"), b.expect("key b"));
     assert_ne!(*a, *b, "one key per topic");
-    assert_eq!(keys.epoch, lamina_control::wire::TOPIC_EPOCH);
-    let again: lamina_control::release::Released =
+    assert_eq!(keys.epoch, lamina_wire::TOPIC_EPOCH);
+    let again: lamina_wire::release::Released =
         node.post("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius"])).expect("topic keys");
-    let again = lamina_control::release::open(&again, &instance, &[7u8; 32], &module).expect("opens");
+    let again = lamina_wire::release::open(&again, &instance, &[7u8; 32], &module).expect("opens");
     assert_eq!(*again.topic_key("sensors.a.celsius").expect("hex").expect("key"), *a);
     let (code, message) =
         refused(node.post::<_, Value>("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.kelvin"])));
@@ -414,7 +415,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(server.running().fingerprint, fingerprint, "the same key: tokens stay valid");
     let node = key.client(&server, &node_state, Some(verifier()));
-    let signed: lamina_control::SignedDesired = node.post(path, &json!({})).expect("heartbeat after a restart");
+    let signed: lamina_wire::SignedDesired = node.post(path, &json!({})).expect("heartbeat after a restart");
     assert_eq!(signed.verify(&artifact_key, "edge-1").expect("signed").generation, generation, "nothing re-planned");
     let status: Value = client(&server, Some(&admin)).get("/v1/status").expect("status");
     assert_eq!(status["nodes"][0]["name"], "edge-1");
@@ -430,14 +431,14 @@ fn enrol_deploy_heartbeat_and_restart() {
         let _: Value = operator.put("/v1/deployments", &more).expect("deploys");
     });
     let started = std::time::Instant::now();
-    let signed: lamina_control::SignedDesired = node.get(&wait).expect("the long poll answers");
+    let signed: lamina_wire::SignedDesired = node.get(&wait).expect("the long poll answers");
     let newer = signed.verify(&artifact_key, "edge-1").expect("signed");
     assert!(newer.generation > generation, "a newer generation");
     assert!(newer.assignments.iter().any(|a| a.placement.workload == "filter-b"));
     assert!(started.elapsed() < Duration::from_secs(15), "it answered on the change, not at the end of the wait");
     deployer.join().expect("the deployer");
     // With the generation it has and no wait, it answers at once with the same.
-    let now: lamina_control::SignedDesired =
+    let now: lamina_wire::SignedDesired =
         node.get(&format!("/v1/nodes/edge-1/desired?after={}", newer.generation)).expect("answers");
     assert_eq!(now.verify(&artifact_key, "edge-1").expect("signed").generation, newer.generation);
     let stranger = other.client(&server, &node_state, None);
@@ -459,7 +460,7 @@ fn a_challenge_flood_from_one_client_does_not_stop_enrolment_or_reattestation() 
     let r = server.running();
 
     // The flooder: plain TLS (no client certificate) from 127.0.0.2, one kept-alive connection.
-    let tls = lamina_control::tls_config(&r.public_address, r.fingerprint, None, None).expect("tls");
+    let tls = lamina_wire::tls_config(&r.public_address, r.fingerprint, None, None).expect("tls");
     let flooder = reqwest::blocking::Client::builder()
         .use_preconfigured_tls(tls)
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
@@ -526,7 +527,7 @@ fn a_challenge_flood_from_one_client_does_not_stop_enrolment_or_reattestation() 
 
     // The flood from the node's own address (a neighbour behind the same NAT): the address's
     // allowance runs out, the enrolled node's does not, and it re-attests at once.
-    let tls = lamina_control::tls_config(&r.public_address, r.fingerprint, None, None).expect("tls");
+    let tls = lamina_wire::tls_config(&r.public_address, r.fingerprint, None, None).expect("tls");
     let neighbour = reqwest::blocking::Client::builder().use_preconfigured_tls(tls).build().expect("client");
     let mut limited = false;
     for _ in 0..1_000 {

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lamina_control::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
 use lamina_runtime::{Engine, Exit, Limits, Output, Program, Secrets, Services, TrustedCode, WasiConfig};
 use lamina_tee::Platform;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
+use lamina_wire::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
 use serde_json::{Value, json};
 
 use crate::identity::{Identity, evidence};
@@ -274,7 +274,7 @@ impl Agent {
             let answer = client
                 .post::<_, SignedDesired>(
                     &path,
-                    &lamina_control::wire::HeartbeatRequest {
+                    &lamina_wire::HeartbeatRequest {
                         instances: self.reports(),
                         logs: self.new_output(),
                         degraded: self.degraded(),
@@ -398,7 +398,7 @@ impl Agent {
     /// Attests, while they run, the instances that have no attested key (started from cached
     /// secrets while the control plane was out of reach), so that their topic keys can be
     /// released to them.
-    fn attest_unattested(&self, client: &lamina_control::ControlClient) {
+    fn attest_unattested(&self, client: &lamina_wire::ControlClient) {
         let waiting: Vec<(Assignment, Arc<crate::topics::ControlTopicKeys>)> = {
             let keys = self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.desired
@@ -455,7 +455,7 @@ impl Agent {
     }
 
     /// Attests to the control plane; says whether the evidence passed.
-    fn reattest(&mut self, client: &lamina_control::ControlClient) -> Result<bool, AgentError> {
+    fn reattest(&mut self, client: &lamina_wire::ControlClient) -> Result<bool, AgentError> {
         let challenge: Value = client.post("/v1/challenge", &json!({}))?;
         let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
         let evidence = evidence(self.platform.as_ref(), nonce, &self.identity.spki()?)?;
@@ -470,8 +470,8 @@ impl Agent {
     }
 
     /// What each instance wrote since the last heartbeat (at most
-    /// [`lamina_control::wire::LOG_CHUNK`] each; the rest follows with later heartbeats).
-    fn new_output(&mut self) -> Vec<lamina_control::wire::LogChunk> {
+    /// [`lamina_wire::LOG_CHUNK`] each; the rest follows with later heartbeats).
+    fn new_output(&mut self) -> Vec<lamina_wire::LogChunk> {
         use std::io::{Read as _, Seek as _};
         let mut chunks = Vec::new();
         for (workload, replica) in self.instances.keys() {
@@ -486,7 +486,7 @@ impl Agent {
                 continue;
             }
             let mut bytes = Vec::new();
-            let limit = lamina_control::wire::LOG_CHUNK as u64;
+            let limit = lamina_wire::LOG_CHUNK as u64;
             if file.take(limit).read_to_end(&mut bytes).is_err() {
                 continue;
             }
@@ -497,7 +497,7 @@ impl Agent {
                 None => continue,
             };
             *offset += end as u64;
-            chunks.push(lamina_control::wire::LogChunk {
+            chunks.push(lamina_wire::LogChunk {
                 workload: workload.clone(),
                 replica: *replica,
                 text: String::from_utf8_lossy(&bytes[..end]).into_owned(),
@@ -518,7 +518,7 @@ impl Agent {
             .collect()
     }
 
-    fn reconcile(&mut self, client: &lamina_control::ControlClient) {
+    fn reconcile(&mut self, client: &lamina_wire::ControlClient) {
         let wanted: BTreeMap<(String, u32), Assignment> = self
             .desired
             .assignments
@@ -609,7 +609,7 @@ impl Agent {
     /// directory, or from the control plane; either way loaded only if its signature verifies
     /// against the control plane's artifact key and its signed header names `hash`. A cached
     /// copy that does not verify (a crash mid-write, a file swapped on disk) is fetched again.
-    fn program(&self, client: &lamina_control::ControlClient, hash: &ModuleHash) -> Result<Program, AgentError> {
+    fn program(&self, client: &lamina_wire::ControlClient, hash: &ModuleHash) -> Result<Program, AgentError> {
         let dir = self.options.state.join("artifacts");
         let name = hex::encode(hash.as_bytes());
         let (art_path, sig_path) = (dir.join(format!("{name}.lamart")), dir.join(format!("{name}.lamart.sig")));
@@ -624,7 +624,7 @@ impl Agent {
         }
         self.metrics.artifact(false);
         use base64::Engine as _;
-        let signed: lamina_control::wire::SignedArtifact =
+        let signed: lamina_wire::SignedArtifact =
             client.get(&format!("/v1/nodes/{}/artifacts/{hash}", self.identity.name))?;
         let b64 = base64::engine::general_purpose::STANDARD;
         let bytes = b64.decode(signed.artifact).map_err(|e| AgentError::Artifact(e.to_string()))?;
@@ -652,7 +652,7 @@ impl Agent {
         self.engine.load_code(&code).map_err(|e| AgentError::Artifact(e.to_string()))
     }
 
-    fn start(&self, client: &lamina_control::ControlClient, a: &Assignment) -> Result<Running, AgentError> {
+    fn start(&self, client: &lamina_wire::ControlClient, a: &Assignment) -> Result<Running, AgentError> {
         let ModuleRef::Hash(hash) = &a.spec.module else {
             return Err(AgentError::Protocol("an assignment names a module by path".into()));
         };
@@ -722,7 +722,7 @@ impl Agent {
     /// platform's sealing root, or the released one where the platform has none.
     fn provide(
         &self,
-        client: &lamina_control::ControlClient,
+        client: &lamina_wire::ControlClient,
         a: &Assignment,
         hash: &ModuleHash,
         services: &mut Services,
@@ -792,7 +792,7 @@ impl Agent {
     /// `workload/replica@node`; without NATS the node's own bus.
     fn messaging(
         &self,
-        client: &lamina_control::ControlClient,
+        client: &lamina_wire::ControlClient,
         a: &Assignment,
         module: &ModuleHash,
         instance_key: Option<p256::SecretKey>,
@@ -816,7 +816,7 @@ impl Agent {
                     let broker: Arc<dyn lamina_runtime::Broker> = Arc::new(
                         lamina_messaging_nats::NatsBroker::connect_with(
                             url,
-                            lamina_control::wire::MESSAGING_PREFIX,
+                            lamina_wire::MESSAGING_PREFIX,
                             self.identity.nats_seed.as_deref(),
                         )
                         .map_err(|e| AgentError::State(e.to_string()))?,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use lamina_attest::Verifier;
 use lamina_attest::ratls::AttestedCert;
-use lamina_control::ControlClient;
 use lamina_tee::Platform;
 use lamina_types::JoinToken;
+use lamina_wire::ControlClient;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -108,18 +108,18 @@ impl Identity {
         verifier: Option<Arc<Verifier>>,
     ) -> Result<rustls::ClientConfig, AgentError> {
         let (fp, cert) = self.attested_cert(platform)?;
-        Ok(lamina_control::tls_config(&self.control, fp, verifier, Some(&cert))?)
+        Ok(lamina_wire::tls_config(&self.control, fp, verifier, Some(&cert))?)
     }
 }
 
 /// An attested certificate for the node's key (RA-TLS): the platform's evidence binds the key.
 fn certificate(platform: &dyn Platform, key: &[u8]) -> Result<AttestedCert, AgentError> {
-    lamina_control::evidence::attested_certificate(platform, key).map_err(|e| AgentError::Attest(e.to_string()))
+    lamina_wire::evidence::attested_certificate(platform, key).map_err(|e| AgentError::Attest(e.to_string()))
 }
 
 /// The SubjectPublicKeyInfo (DER) of a PKCS#8 P-256 key.
 fn spki(key: &[u8]) -> Result<Vec<u8>, AgentError> {
-    lamina_control::evidence::spki(key).map_err(|e| AgentError::State(format!("the node key: {e}")))
+    lamina_wire::evidence::spki(key).map_err(|e| AgentError::State(format!("the node key: {e}")))
 }
 
 impl Identity {
@@ -145,10 +145,10 @@ fn enrol_once(
     options: &NodeOptions,
     platform: &dyn Platform,
     identity: &Identity,
-) -> Result<lamina_control::wire::EnrolResponse, AgentError> {
+) -> Result<lamina_wire::EnrolResponse, AgentError> {
     let challenge: Value = client.post("/v1/challenge", &json!({}))?;
     let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
-    let request = lamina_control::wire::EnrolRequest {
+    let request = lamina_wire::EnrolRequest {
         token: token.encode(),
         name: options.name.clone(),
         target: options.target,
@@ -165,8 +165,8 @@ fn enrol_once(
 
 /// Evidence from the platform over a challenge of the control plane (hex of the envelope).
 pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str, key: &[u8]) -> Result<String, AgentError> {
-    lamina_control::evidence::challenge_evidence(platform, nonce_hex, key).map_err(|e| match e {
-        lamina_control::evidence::EvidenceError::Challenge => AgentError::Protocol(e.to_string()),
+    lamina_wire::evidence::challenge_evidence(platform, nonce_hex, key).map_err(|e| match e {
+        lamina_wire::evidence::EvidenceError::Challenge => AgentError::Protocol(e.to_string()),
         other => AgentError::Attest(other.to_string()),
     })
 }
@@ -197,7 +197,7 @@ pub fn enrol(token: &JoinToken, options: &NodeOptions, platform: &dyn Platform) 
     let mut said = false;
     let answer = loop {
         match enrol_once(&client, token, options, platform, &identity) {
-            Err(AgentError::Control(lamina_control::ClientError::Refused { status: 429 | 503, message }))
+            Err(AgentError::Control(lamina_wire::ClientError::Refused { status: 429 | 503, message }))
                 if started.elapsed() < ENROL_PATIENCE =>
             {
                 if !said {

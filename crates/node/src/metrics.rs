@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use lamina_control::InstanceState;
 use lamina_messaging_seal::Stats;
 use lamina_metrics::prometheus_client::collector::Collector;
 use lamina_metrics::prometheus_client::encoding::DescriptorEncoder;
@@ -14,6 +13,7 @@ use lamina_metrics::prometheus_client::metrics::gauge::Gauge;
 use lamina_metrics::prometheus_client::metrics::histogram::Histogram;
 use lamina_metrics::prometheus_client::registry::Registry;
 use lamina_metrics::{CounterFamily, GaugeFamily, encode_values, label};
+use lamina_wire::InstanceState;
 
 /// What a node counts.
 #[derive(Debug)]

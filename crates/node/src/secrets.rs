@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use lamina_control::release::{self, Bundle, Released};
-use lamina_control::{Assignment, ClientError, ControlClient};
 use lamina_tee::{CounterId, Evidence, MonotonicCounter, Platform, PlatformInfo, SealingRoot, TeeError};
 use lamina_types::{Claims, ModuleHash};
+use lamina_wire::release::{self, Bundle, Released};
+use lamina_wire::{Assignment, ClientError, ControlClient};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 

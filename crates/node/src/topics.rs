@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use lamina_control::release::{self, Released};
-use lamina_control::{ClientError, ControlClient};
 use lamina_host_messaging::MessagingError;
 use lamina_messaging_seal::{TopicKey, TopicKeys};
 use lamina_types::ModuleHash;
+use lamina_wire::release::{self, Released};
+use lamina_wire::{ClientError, ControlClient};
 use rand_core::RngCore as _;
 use serde_json::json;
 

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use lamina_control::ControlClient;
 #[cfg(feature = "control")]
 use lamina_control::{ServeOptions, Settings, Store};
 use lamina_types::Deployment;
+use lamina_wire::ControlClient;
 use serde_json::{Value, json};
 
 #[cfg(feature = "control")]

@@ -1,5 +1,4 @@
-//! What nodes and the control plane exchange besides the registry's types: shared by the node
-//! agent (which does not link the control plane's server) and the API.
+//! The bodies of the control plane's API, as both sides read and write them.
 
 use serde::{Deserialize, Serialize};
 
