@@ -96,8 +96,9 @@ pub(crate) enum SecretCommand {
     /// Set a secret from a file (`-` for standard input); it is encrypted at rest and released
     /// only to attested instances of workloads that name it.
     Set {
-        /// Its name, as manifests' `secrets` name it.
-        name: String,
+        /// Its name, as manifests' `secrets` name it (letters, digits, `_`, `-`, `.`; not
+        /// starting with `.`).
+        name: lamina_types::SecretName,
         /// The file holding its value.
         file: PathBuf,
         #[command(flatten)]
@@ -111,7 +112,7 @@ pub(crate) enum SecretCommand {
     /// Delete a secret.
     Delete {
         /// Its name.
-        name: String,
+        name: lamina_types::SecretName,
         #[command(flatten)]
         control: ControlClientArgs,
     },

@@ -16,12 +16,10 @@ use axum::{Extension, Json, Router};
 use lamina_attest::{Expect, Verifier};
 use lamina_types::{Claims, Deployment, JoinToken, PlatformKind, WorkloadSpec};
 use rand_core::RngCore as _;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::{Event, Registry, Store, StoreError, TokenBook};
-use lamina_wire::DesiredState;
-use lamina_wire::{LOG_CHUNK, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH};
+use lamina_wire::{DesiredState, LOG_CHUNK, MAX_TOPICS_PER_REQUEST, SignedArtifact, TOPIC_EPOCH, paths};
 
 /// The largest module `POST /v1/modules` takes.
 const MAX_MODULE: usize = 256 << 20;
@@ -498,7 +496,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (self.status, Json(lamina_wire::ErrorBody { error: self.message })).into_response()
     }
 }
 
@@ -512,26 +510,26 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Control> {
 /// The API's routes.
 pub fn router(control: Shared) -> Router {
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/challenge", post(challenge))
-        .route("/v1/tokens", post(create_token))
-        .route("/v1/modules", post(upload_module).layer(axum::extract::DefaultBodyLimit::max(MAX_MODULE)))
-        .route("/v1/deployments", put(deploy))
-        .route("/v1/nodes/{name}/artifacts/{hash}", get(artifact))
-        .route("/v1/deployments/{name}", delete(undeploy))
-        .route("/v1/status", get(status))
-        .route("/v1/nodes/enroll", post(enroll))
-        .route("/v1/nodes/{name}", delete(remove_node))
-        .route("/v1/replicas/cluster-key", post(release_cluster_key))
-        .route("/v1/nodes/{name}/attest", post(attest))
-        .route("/v1/nodes/{name}/heartbeat", post(heartbeat))
-        .route("/v1/nodes/{name}/release", post(release))
-        .route("/v1/nodes/{name}/topic-keys", post(topic_keys))
-        .route("/v1/nodes/{name}/desired", get(desired))
-        .route("/v1/secrets", get(list_secrets))
-        .route("/v1/workloads/{name}/logs", get(logs))
+        .route(paths::HEALTH, get(health))
+        .route(paths::CHALLENGE, post(challenge))
+        .route(paths::TOKENS, post(create_token))
+        .route(paths::MODULES, post(upload_module).layer(axum::extract::DefaultBodyLimit::max(MAX_MODULE)))
+        .route(paths::DEPLOYMENTS, put(deploy))
+        .route(paths::ARTIFACT, get(artifact))
+        .route(paths::DEPLOYMENT, delete(undeploy))
+        .route(paths::STATUS, get(status))
+        .route(paths::ENROL, post(enroll))
+        .route(paths::NODE, delete(remove_node))
+        .route(paths::CLUSTER_KEY, post(release_cluster_key))
+        .route(paths::ATTEST, post(attest))
+        .route(paths::HEARTBEAT, post(heartbeat))
+        .route(paths::RELEASE, post(release))
+        .route(paths::TOPIC_KEYS, post(topic_keys))
+        .route(paths::DESIRED, get(desired))
+        .route(paths::SECRETS, get(list_secrets))
+        .route(paths::LOGS, get(logs))
         .route(
-            "/v1/secrets/{name}",
+            paths::SECRET,
             put(set_secret).delete(delete_secret).layer(axum::extract::DefaultBodyLimit::max(MAX_SECRET)),
         )
         .with_state(control)
@@ -551,23 +549,21 @@ impl axum::extract::FromRequestParts<Shared> for Admin {
     }
 }
 
-async fn health(State(c): State<Shared>) -> Json<serde_json::Value> {
+async fn health(State(c): State<Shared>) -> Json<lamina_wire::Health> {
     let c = lock(&c);
-    Json(serde_json::json!({
-        "status": "ok",
-        "fingerprint": hex::encode(c.fingerprint),
-        "artifact_key": c.artifact_key_pem(),
-    }))
-}
-
-#[derive(Serialize, Deserialize)]
-struct ChallengeAnswer {
-    nonce: String,
+    Json(lamina_wire::Health {
+        status: "ok".into(),
+        fingerprint: hex::encode(c.fingerprint),
+        artifact_key: c.artifact_key_pem(),
+    })
 }
 
 /// A nonce for evidence to answer: made, not stored (see [`crate::challenge`]), so that asking
 /// for any number of them fills nothing; each source gets its share.
-async fn challenge(State(c): State<Shared>, Extension(peer): Extension<Peer>) -> ApiResult<Json<ChallengeAnswer>> {
+async fn challenge(
+    State(c): State<Shared>,
+    Extension(peer): Extension<Peer>,
+) -> ApiResult<Json<lamina_wire::Challenge>> {
     let address = peer.source.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
     let mut c = lock(&c);
     // An enrolled node (its client certificate holds the key it enrolled with) has an
@@ -577,7 +573,7 @@ async fn challenge(State(c): State<Shared>, Extension(peer): Extension<Peer>) ->
         _ => crate::challenge::Source::from(address),
     };
     let nonce = c.challenges.issue(source, now(), std::time::Instant::now()).map_err(challenge_error)?;
-    Ok(Json(ChallengeAnswer { nonce: hex::encode(nonce) }))
+    Ok(Json(lamina_wire::Challenge { nonce: hex::encode(nonce) }))
 }
 
 /// The answer to a challenge that was not issued or not accepted.
@@ -595,30 +591,24 @@ fn challenge_error(e: crate::challenge::ChallengeError) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
-#[derive(Deserialize)]
-struct TokenRequest {
-    #[serde(default)]
-    ttl_secs: Option<u64>,
-}
-
 async fn create_token(
     _: Admin,
     State(c): State<Shared>,
-    Json(req): Json<TokenRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+    Json(req): Json<lamina_wire::TokenRequest>,
+) -> ApiResult<Json<lamina_wire::TokenIssued>> {
     let mut c = lock(&c);
     let ttl = req.ttl_secs.unwrap_or(3600).clamp(60, 7 * 86_400);
     let (address, fingerprint) = (c.address.clone(), c.fingerprint);
     let token = c.tokens.issue(&address, fingerprint, random32(), now(), ttl);
     c.persist()?;
-    Ok(Json(serde_json::json!({ "token": token.encode(), "expires_in_secs": ttl })))
+    Ok(Json(lamina_wire::TokenIssued { token: token.encode(), expires_in_secs: ttl }))
 }
 
 async fn upload_module(
     _: Admin,
     State(c): State<Shared>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<lamina_wire::ModuleUploaded>> {
     let c = lock(&c);
     if !body.starts_with(b"\0asm") {
         return Err(ApiError::bad("the body is not a WebAssembly binary"));
@@ -628,14 +618,14 @@ async fn upload_module(
     if !c.store.exists(&name)? {
         c.store.write(&[(&name, &body)], &[])?;
     }
-    Ok(Json(serde_json::json!({ "module": hash.to_string() })))
+    Ok(Json(lamina_wire::ModuleUploaded { module: hash }))
 }
 
 async fn deploy(
     _: Admin,
     State(c): State<Shared>,
     Json(deployment): Json<Deployment>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<lamina_wire::Deployed>> {
     let mut c = lock(&c);
     for w in &deployment.workloads {
         lamina_types::deploy::check_name(&w.name).map_err(ApiError::bad)?;
@@ -671,7 +661,7 @@ async fn deploy(
     c.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
     c.persist()?;
     let unplaced: Vec<_> = c.registry.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
-    Ok(Json(serde_json::json!({ "deployed": names, "unplaced": unplaced })))
+    Ok(Json(lamina_wire::Deployed { deployed: names, unplaced }))
 }
 
 /// Where a module is kept in the store.
@@ -779,24 +769,22 @@ async fn undeploy(State(c): State<Shared>, headers: HeaderMap, Path(name): Path<
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn status(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+async fn status(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<lamina_wire::Status>> {
     let c = lock(&c);
     c.admin(&headers)?;
     let r = &c.registry;
-    Ok(Json(serde_json::json!({
-        "nodes": r.nodes.values().collect::<Vec<_>>(),
-        "placements": r.plan.placements,
-        "unplaced": r.plan.unplaced,
-        "workloads": r.workloads.keys().collect::<Vec<_>>(),
-    })))
+    Ok(Json(lamina_wire::Status {
+        nodes: r.nodes.values().cloned().collect(),
+        placements: r.plan.placements.clone(),
+        unplaced: r.plan.unplaced.clone(),
+        workloads: r.workloads.keys().cloned().collect(),
+    }))
 }
-
-pub use lamina_wire::EnrolRequest;
 
 async fn enroll(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
-    Json(req): Json<EnrolRequest>,
+    Json(req): Json<lamina_wire::EnrolRequest>,
 ) -> ApiResult<Json<lamina_wire::EnrolResponse>> {
     let mut c = lock(&c);
     let (Some(key), Some(key_hash)) = (peer.key.clone(), peer.key_hash.clone()) else {
@@ -848,7 +836,7 @@ async fn remove_node(
     State(c): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<lamina_wire::NodeRemoved>> {
     let mut c = lock(&c);
     c.admin(&headers)?;
     if c.credentials.remove(&name).is_none() {
@@ -865,7 +853,7 @@ async fn remove_node(
     }
     c.persist()?;
     tracing::info!(node = %name, "removed");
-    Ok(Json(serde_json::json!({ "removed": name })))
+    Ok(Json(lamina_wire::NodeRemoved { removed: name }))
 }
 
 /// Releases the cluster key to another replica of this control plane, over mutually attested
@@ -894,21 +882,12 @@ async fn release_cluster_key(
     Ok(Json(lamina_wire::ClusterKeyResponse { cluster_key: hex::encode(cluster_key.as_ref()) }))
 }
 
-/// A node's fresh evidence.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AttestRequest {
-    /// The challenge it answers (hex).
-    pub nonce: String,
-    /// Its evidence envelope (CBOR, hex).
-    pub evidence: String,
-}
-
 async fn attest(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
-    Json(req): Json<AttestRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+    Json(req): Json<lamina_wire::AttestRequest>,
+) -> ApiResult<Json<lamina_wire::AttestVerdict>> {
     let mut c = lock(&c);
     c.node(&peer, &name)?;
     let key = peer.key.clone().unwrap_or_default();
@@ -921,10 +900,8 @@ async fn attest(
     let reason = verdict.clone().err();
     c.step(Event::Attested { node: name, verdict }, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
-    Ok(Json(serde_json::json!({ "verified": passed, "reason": reason })))
+    Ok(Json(lamina_wire::AttestVerdict { verified: passed, reason }))
 }
-
-pub use lamina_wire::HeartbeatRequest;
 
 /// How much recent output the control plane keeps per instance (in memory).
 const LOG_KEEP: usize = 256 << 10;
@@ -933,7 +910,7 @@ async fn heartbeat(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
-    Json(req): Json<HeartbeatRequest>,
+    Json(req): Json<lamina_wire::HeartbeatRequest>,
 ) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let mut c = lock(&c);
     c.node(&peer, &name)?;
@@ -969,16 +946,6 @@ async fn heartbeat(
 /// How long `GET /v1/nodes/{name}/desired` may wait.
 const MAX_WAIT_SECS: u64 = 30;
 
-#[derive(Deserialize)]
-struct DesiredQuery {
-    /// The generation the node has.
-    #[serde(default)]
-    after: Option<u64>,
-    /// How long to wait for another (milliseconds).
-    #[serde(default)]
-    wait_ms: Option<u64>,
-}
-
 /// A node's desired state, as soon as its generation is not `after` (a long poll of at most
 /// `wait_ms` milliseconds, 30 s at most): how a node hears of a deployment within a round trip instead of at its
 /// next heartbeat.
@@ -986,7 +953,7 @@ async fn desired(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<DesiredQuery>,
+    axum::extract::Query(q): axum::extract::Query<lamina_wire::DesiredQuery>,
 ) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let wait =
         std::time::Duration::from_millis(q.wait_ms.unwrap_or(0)).min(std::time::Duration::from_secs(MAX_WAIT_SECS));
@@ -1125,26 +1092,14 @@ async fn delete_secret(State(c): State<Shared>, headers: HeaderMap, Path(name): 
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_secrets(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+async fn list_secrets(State(c): State<Shared>, headers: HeaderMap) -> ApiResult<Json<lamina_wire::SecretList>> {
     let c = lock(&c);
     c.admin(&headers)?;
-    let names: Vec<String> =
-        c.store.list("secrets")?.iter().filter_map(|n| n.strip_suffix(".sealed")).map(str::to_owned).collect();
-    Ok(Json(serde_json::json!({ "secrets": names })))
-}
-
-/// What a node asks to release the secrets of one of its instances.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReleaseRequest {
-    /// The workload.
-    pub workload: String,
-    /// The replica.
-    pub replica: u32,
-    /// The challenge it answers (hex).
-    pub nonce: String,
-    /// The instance's evidence (CBOR, hex): claims with the workload's module hash and, as
-    /// `instance_key`, the key to encrypt to.
-    pub evidence: String,
+    // Every name was checked when it was set; one that does not parse is not listed.
+    let mut secrets: Vec<lamina_types::SecretName> =
+        c.store.list("secrets")?.iter().filter_map(|n| n.strip_suffix(".sealed")?.parse().ok()).collect();
+    secrets.sort_unstable();
+    Ok(Json(lamina_wire::SecretList { secrets }))
 }
 
 /// Releases a workload's secrets and sealing root to one instance: only to a node that is
@@ -1155,7 +1110,7 @@ async fn release(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
-    Json(req): Json<ReleaseRequest>,
+    Json(req): Json<lamina_wire::ReleaseRequest>,
 ) -> ApiResult<Json<lamina_wire::release::Released>> {
     let result = release_once(&c, &peer, &name, &req);
     lock(&c).metrics.released("secrets", result.is_ok());
@@ -1166,7 +1121,7 @@ fn release_once(
     c: &Shared,
     peer: &Peer,
     name: &str,
-    req: &ReleaseRequest,
+    req: &lamina_wire::ReleaseRequest,
 ) -> ApiResult<Json<lamina_wire::release::Released>> {
     let mut c = lock(c);
     c.node(peer, name)?;
@@ -1205,20 +1160,6 @@ fn release_once(
 /// The file of the attested instances' keys.
 const INSTANCES: &str = "instances.json";
 
-/// Asks for the message keys of topics, for an instance that attested (see
-/// `POST /v1/nodes/{name}/release`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TopicKeysRequest {
-    /// The workload.
-    pub workload: String,
-    /// The replica.
-    pub replica: u32,
-    /// The topics (no wildcards).
-    pub topics: Vec<String>,
-    /// A fresh random nonce (hex, 16 to 64 bytes): the salt of the encryption to the instance.
-    pub nonce: String,
-}
-
 /// Releases topic keys to an instance: only over the node's attested TLS, only to an instance
 /// assigned to it that attested (its key is the one its evidence bound), only for topics its
 /// workload's patterns allow; encrypted to the instance's key.
@@ -1226,7 +1167,7 @@ async fn topic_keys(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
-    Json(req): Json<TopicKeysRequest>,
+    Json(req): Json<lamina_wire::TopicKeysRequest>,
 ) -> ApiResult<Json<lamina_wire::release::Released>> {
     let result = topic_keys_once(&c, &peer, &name, &req);
     lock(&c).metrics.released("topic-keys", result.is_ok());
@@ -1237,7 +1178,7 @@ fn topic_keys_once(
     c: &Shared,
     peer: &Peer,
     name: &str,
-    req: &TopicKeysRequest,
+    req: &lamina_wire::TopicKeysRequest,
 ) -> ApiResult<Json<lamina_wire::release::Released>> {
     let c = lock(c);
     c.node(peer, name)?;
@@ -1294,19 +1235,22 @@ async fn logs(
     State(c): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<lamina_wire::Logs>> {
     let c = lock(&c);
     c.admin(&headers)?;
     if !c.registry.workloads.contains_key(&name) && !c.logs.keys().any(|(w, _)| *w == name) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no workload `{name}` is deployed")));
     }
-    let instances: Vec<serde_json::Value> = c
+    let instances = c
         .logs
         .iter()
         .filter(|((w, _), _)| *w == name)
-        .map(|((_, replica), (node, text, end))| {
-            serde_json::json!({ "replica": replica, "node": node, "text": text, "end": end })
+        .map(|((_, replica), (node, text, end))| lamina_wire::InstanceLog {
+            replica: *replica,
+            node: node.clone(),
+            text: text.clone(),
+            end: *end,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "workload": name, "instances": instances })))
+    Ok(Json(lamina_wire::Logs { workload: name, instances }))
 }

@@ -33,7 +33,7 @@ mod store;
 #[cfg(feature = "server")]
 mod tokens;
 
-pub use registry::{Event, NodeRecord, NodeState, Registry, Settings, StepError};
+pub use registry::{Event, Registry, Settings, StepError};
 #[cfg(feature = "server")]
 pub use server::{Running, ServeError, ServeOptions, admin_token, serve};
 #[cfg(feature = "server")]

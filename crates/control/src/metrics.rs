@@ -11,9 +11,9 @@ use lamina_metrics::prometheus_client::metrics::histogram::Histogram;
 use lamina_metrics::prometheus_client::registry::Registry;
 use lamina_metrics::{CounterFamily, Labels, encode_values, label};
 
-use crate::NodeState;
 use crate::api::Control;
 use lamina_wire::InstanceState;
+use lamina_wire::NodeState;
 
 /// What the control plane counts as it serves.
 #[derive(Debug)]

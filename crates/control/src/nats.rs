@@ -21,7 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::registry::{NodeState, Registry};
+use crate::registry::Registry;
+use lamina_wire::NodeState;
 
 use lamina_wire::MESSAGING_PREFIX as PREFIX;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lamina_scheduler::{Node, Plan, Workload, schedule};
 use lamina_types::{ByteSize, Deployment, PlatformKind, Target, WorkloadSpec};
-use lamina_wire::{Assignment, DesiredState, InstanceReport};
+use lamina_wire::{Assignment, DesiredState, InstanceReport, NodeRecord, NodeState};
 use serde::{Deserialize, Serialize};
 
 /// Timings of the control loop.
@@ -21,62 +21,6 @@ impl Default for Settings {
     fn default() -> Self {
         Settings { lost_after: Duration::from_secs(15), attestation_valid_for: Duration::from_secs(600) }
     }
-}
-
-/// How a node stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum NodeState {
-    /// Attested, heard from recently: gets instances.
-    Ready,
-    /// Not heard from within [`Settings::lost_after`].
-    Lost,
-    /// Its last evidence failed the policy, or its verdict expired; the reason says which.
-    Untrusted {
-        /// Why.
-        reason: String,
-    },
-    /// It says it cannot start instances (for a reason of its own: file descriptors, memory,
-    /// its platform): it gets no new placements, and its instances are placed elsewhere,
-    /// until its heartbeats stop saying so.
-    Degraded {
-        /// What it said.
-        reason: String,
-    },
-}
-
-/// A node as the control plane records it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    /// Unique name.
-    pub name: String,
-    /// Architecture.
-    pub target: Target,
-    /// TEE.
-    pub platform: PlatformKind,
-    /// Memory offered to workloads.
-    pub memory: ByteSize,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Zone.
-    pub zone: String,
-    /// The device profile its engine runs (artifacts are compiled for it).
-    #[serde(default)]
-    pub profile: lamina_types::Profile,
-    /// Last heartbeat, seconds since the Unix epoch.
-    pub last_seen: u64,
-    /// When its evidence last passed the policy, seconds since the Unix epoch; `None` if it
-    /// never did or its last evidence failed.
-    pub attested_at: Option<u64>,
-    /// Why its last evidence failed, if it did.
-    pub attestation_failure: Option<String>,
-    /// Standing, as of the last step.
-    pub state: NodeState,
-    /// What its instances reported in the last heartbeat.
-    pub instances: Vec<InstanceReport>,
-    /// Why it cannot start instances, as its last heartbeat said; `None` when it can.
-    #[serde(default)]
-    pub degraded: Option<String>,
 }
 
 /// What happens to the control plane.

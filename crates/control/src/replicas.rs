@@ -25,7 +25,7 @@ use lamina_tee::Platform;
 use zeroize::Zeroizing;
 
 use crate::etcd::EtcdStore;
-use lamina_wire::{ClusterKeyRequest, ClusterKeyResponse};
+use lamina_wire::ClusterKeyRequest;
 
 /// The name of the check the first replica leaves in etcd: a known value encrypted under the
 /// cluster key.
@@ -181,7 +181,7 @@ fn ask(etcd: &EtcdStore, platform: &dyn Platform, policy: Arc<Verifier>) -> Resu
     for address in etcd.members().map_err(|e| unavailable(&e))? {
         let client = lamina_wire::ControlClient::attested(&address, fingerprint, Some(policy.clone()), &cert)
             .map_err(|e| Ask::Refused(e.to_string()))?;
-        let challenge: serde_json::Value = match client.post("/v1/challenge", &serde_json::json!({})) {
+        let challenge = match client.challenge() {
             Ok(c) => c,
             // The serving replica's evidence failed this replica's policy (or its key is not
             // the published one): a verdict, not worth waiting for.
@@ -197,11 +197,10 @@ fn ask(etcd: &EtcdStore, platform: &dyn Platform, policy: Arc<Verifier>) -> Resu
             }
             Err(e) => return Err(Ask::Refused(e.to_string())),
         };
-        let nonce = challenge["nonce"].as_str().ok_or_else(|| Ask::Refused("no challenge nonce".into()))?;
-        let evidence = lamina_wire::evidence::challenge_evidence(platform, nonce, &spki)
+        let evidence = lamina_wire::evidence::challenge_evidence(platform, &challenge.nonce, &spki)
             .map_err(|e| Ask::Refused(e.to_string()))?;
-        let request = ClusterKeyRequest { nonce: nonce.to_owned(), evidence };
-        let answer: ClusterKeyResponse = match client.post("/v1/replicas/cluster-key", &request) {
+        let request = ClusterKeyRequest { nonce: challenge.nonce, evidence };
+        let answer = match client.cluster_key(&request) {
             Ok(a) => a,
             Err(e @ lamina_wire::ClientError::Unreachable { .. }) => {
                 last = Ask::Unavailable(e.to_string());

@@ -11,7 +11,6 @@ use lamina_runtime::{Engine, Exit, Limits, Output, Program, Secrets, Services, T
 use lamina_tee::Platform;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
 use lamina_wire::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
-use serde_json::{Value, json};
 
 use crate::identity::{Identity, evidence};
 
@@ -269,19 +268,14 @@ impl Agent {
                     tracing::warn!("re-attestation failed: {e}");
                 }
             }
-            let path = format!("/v1/nodes/{}/heartbeat", self.identity.name);
+            let report = lamina_wire::HeartbeatRequest {
+                instances: self.reports(),
+                logs: self.new_output(),
+                degraded: self.degraded(),
+            };
             let sent = Instant::now();
-            let answer = client
-                .post::<_, SignedDesired>(
-                    &path,
-                    &lamina_wire::HeartbeatRequest {
-                        instances: self.reports(),
-                        logs: self.new_output(),
-                        degraded: self.degraded(),
-                    },
-                )
-                .map_err(AgentError::Control)
-                .and_then(|signed| {
+            let answer =
+                client.heartbeat(&self.identity.name, &report).map_err(AgentError::Control).and_then(|signed| {
                     let desired =
                         signed.verify(&self.artifact_key, &self.identity.name).map_err(AgentError::Protocol)?;
                     Ok((signed, desired))
@@ -332,14 +326,12 @@ impl Agent {
                 if left < Duration::from_millis(20) {
                     break;
                 }
-                let path = format!(
-                    "/v1/nodes/{}/desired?after={}&wait_ms={}",
-                    self.identity.name,
-                    self.desired.generation,
+                let query = lamina_wire::DesiredQuery {
+                    after: Some(self.desired.generation),
                     // Within the client's 20-second timeout.
-                    left.min(Duration::from_secs(15)).as_millis()
-                );
-                match client.get::<SignedDesired>(&path) {
+                    wait_ms: Some(u64::try_from(left.min(Duration::from_secs(15)).as_millis()).unwrap_or(15_000)),
+                };
+                match client.desired(&self.identity.name, &query) {
                     Ok(signed) => match signed.verify(&self.artifact_key, &self.identity.name) {
                         Ok(desired) => {
                             if self.apply(&signed, desired) {
@@ -456,14 +448,15 @@ impl Agent {
 
     /// Attests to the control plane; says whether the evidence passed.
     fn reattest(&mut self, client: &lamina_wire::ControlClient) -> Result<bool, AgentError> {
-        let challenge: Value = client.post("/v1/challenge", &json!({}))?;
-        let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
-        let evidence = evidence(self.platform.as_ref(), nonce, &self.identity.spki()?)?;
-        let path = format!("/v1/nodes/{}/attest", self.identity.name);
-        let verdict: Value = client.post(&path, &json!({ "nonce": nonce, "evidence": evidence }))?;
+        let nonce = client.challenge()?.nonce;
+        let evidence = evidence(self.platform.as_ref(), &nonce, &self.identity.spki()?)?;
+        let verdict = client.attest(&self.identity.name, &lamina_wire::AttestRequest { nonce, evidence })?;
         self.attested = Some(Instant::now());
-        if verdict["verified"] != Value::Bool(true) {
-            tracing::error!("this node's evidence no longer passes the policy: {}", verdict["reason"]);
+        if !verdict.verified {
+            tracing::error!(
+                "this node's evidence no longer passes the policy: {}",
+                verdict.reason.as_deref().unwrap_or("no reason given")
+            );
             return Ok(false);
         }
         Ok(true)
@@ -624,8 +617,7 @@ impl Agent {
         }
         self.metrics.artifact(false);
         use base64::Engine as _;
-        let signed: lamina_wire::SignedArtifact =
-            client.get(&format!("/v1/nodes/{}/artifacts/{hash}", self.identity.name))?;
+        let signed = client.artifact(&self.identity.name, hash)?;
         let b64 = base64::engine::general_purpose::STANDARD;
         let bytes = b64.decode(signed.artifact).map_err(|e| AgentError::Artifact(e.to_string()))?;
         let signature = b64.decode(signed.signature).map_err(|e| AgentError::Artifact(e.to_string()))?;

@@ -10,7 +10,6 @@ use lamina_tee::Platform;
 use lamina_types::JoinToken;
 use lamina_wire::ControlClient;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::agent::{AgentError, NodeOptions};
 
@@ -146,8 +145,7 @@ fn enrol_once(
     platform: &dyn Platform,
     identity: &Identity,
 ) -> Result<lamina_wire::EnrolResponse, AgentError> {
-    let challenge: Value = client.post("/v1/challenge", &json!({}))?;
-    let nonce = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
+    let nonce = client.challenge()?.nonce;
     let request = lamina_wire::EnrolRequest {
         token: token.encode(),
         name: options.name.clone(),
@@ -157,10 +155,10 @@ fn enrol_once(
         labels: options.labels.clone(),
         zone: options.zone.clone(),
         profile: options.profile,
-        nonce: nonce.to_owned(),
-        evidence: evidence(platform, nonce, &identity.spki()?)?,
+        evidence: evidence(platform, &nonce, &identity.spki()?)?,
+        nonce,
     };
-    Ok(client.post("/v1/nodes/enroll", &request)?)
+    Ok(client.enrol(&request)?)
 }
 
 /// Evidence from the platform over a challenge of the control plane (hex of the envelope).

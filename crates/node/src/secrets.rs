@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use lamina_tee::{CounterId, Evidence, MonotonicCounter, Platform, PlatformInfo, SealingRoot, TeeError};
 use lamina_types::{Claims, ModuleHash};
-use lamina_wire::release::{self, Bundle, Released};
+use lamina_wire::release::{self, Bundle};
 use lamina_wire::{Assignment, ClientError, ControlClient};
-use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::agent::AgentError;
@@ -88,9 +87,8 @@ fn request(
     use p256::pkcs8::EncodePublicKey as _;
     let secret = p256::SecretKey::random(&mut rand_core::OsRng);
     let spki = secret.public_key().to_public_key_der().map_err(|e| AgentError::State(e.to_string()))?;
-    let challenge: Value = client.post("/v1/challenge", &json!({}))?;
-    let nonce_hex = challenge["nonce"].as_str().ok_or_else(|| AgentError::Protocol("no challenge nonce".into()))?;
-    let nonce = hex::decode(nonce_hex).map_err(|_| AgentError::Protocol("the challenge is not hex".into()))?;
+    let nonce_hex = client.challenge()?.nonce;
+    let nonce = hex::decode(&nonce_hex).map_err(|_| AgentError::Protocol("the challenge is not hex".into()))?;
     let claims = Claims {
         platform: platform.info().kind,
         runtime_measurement: lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]),
@@ -101,14 +99,14 @@ fn request(
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
     let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(e.to_string()))?;
-    let released: Released = client.post(
-        &format!("/v1/nodes/{node}/release"),
-        &json!({
-            "workload": a.placement.workload,
-            "replica": a.placement.replica,
-            "nonce": nonce_hex,
-            "evidence": hex::encode(envelope.to_cbor()),
-        }),
+    let released = client.release(
+        node,
+        &lamina_wire::ReleaseRequest {
+            workload: a.placement.workload.clone(),
+            replica: a.placement.replica,
+            nonce: nonce_hex,
+            evidence: hex::encode(envelope.to_cbor()),
+        },
     )?;
     let bundle = release::open(&released, &secret, &nonce, module).map_err(|e| AgentError::Artifact(e.to_string()))?;
     Ok((bundle, secret))

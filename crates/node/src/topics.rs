@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use lamina_host_messaging::MessagingError;
 use lamina_messaging_seal::{TopicKey, TopicKeys};
 use lamina_types::ModuleHash;
-use lamina_wire::release::{self, Released};
+use lamina_wire::release;
 use lamina_wire::{ClientError, ControlClient};
 use rand_core::RngCore as _;
-use serde_json::json;
 
 /// How many topic keys an instance keeps (beyond, they are asked for again).
 const MAX_KEYS: usize = 4096;
@@ -71,14 +70,14 @@ impl ControlTopicKeys {
         };
         let mut nonce = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut nonce);
-        let answer: Result<Released, ClientError> = self.client.post(
-            &format!("/v1/nodes/{}/topic-keys", self.node),
-            &json!({
-                "workload": self.workload,
-                "replica": self.replica,
-                "topics": [topic],
-                "nonce": hex::encode(nonce),
-            }),
+        let answer = self.client.topic_keys(
+            &self.node,
+            &lamina_wire::TopicKeysRequest {
+                workload: self.workload.clone(),
+                replica: self.replica,
+                topics: vec![topic.to_owned()],
+                nonce: hex::encode(nonce),
+            },
         );
         let released = match answer {
             Ok(r) => r,

@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
+use crate::paths;
+
 /// Why a call to the control plane failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -206,10 +208,7 @@ impl ControlClient {
         let status = resp.status();
         let body = resp.text().map_err(|e| ClientError::Malformed(e.to_string()))?;
         if !status.is_success() {
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or(body);
+            let message = serde_json::from_str::<crate::ErrorBody>(&body).map_or(body, |b| b.error);
             return Err(ClientError::Refused { status: status.as_u16(), message });
         }
         let body = if body.is_empty() { "null".to_owned() } else { body };
@@ -269,7 +268,195 @@ impl ControlClient {
     /// # Errors
     /// [`ClientError`].
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {
-        self.send::<serde_json::Value>(|base| self.http.delete(format!("{base}{path}"))).map(|_| ())
+        self.send::<serde::de::IgnoredAny>(|base| self.http.delete(format!("{base}{path}"))).map(|_| ())
+    }
+}
+
+/// The API, one method per route: what each takes and answers is typed in [`crate::bodies`],
+/// and the paths come from [`crate::paths`]. (`get`, `post` and the rest above are the raw
+/// calls these are made of, for tests of the API itself.)
+impl ControlClient {
+    /// `GET /v1/health`.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn health(&self) -> Result<crate::Health, ClientError> {
+        self.get(paths::HEALTH)
+    }
+
+    /// `POST /v1/challenge`: a fresh nonce for evidence to answer.
+    ///
+    /// # Errors
+    /// [`ClientError`]; `Refused` with 429 when this client asked too often.
+    pub fn challenge(&self) -> Result<crate::Challenge, ClientError> {
+        self.send(|base| self.http.post(format!("{base}{}", paths::CHALLENGE)))
+    }
+
+    /// `POST /v1/tokens` (admin): a join token.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn create_token(&self, request: &crate::TokenRequest) -> Result<crate::TokenIssued, ClientError> {
+        self.post(paths::TOKENS, request)
+    }
+
+    /// `POST /v1/modules` (admin): uploads a module; the control plane knows it by its hash.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn upload_module(&self, wasm: Vec<u8>) -> Result<crate::ModuleUploaded, ClientError> {
+        self.post_bytes(paths::MODULES, wasm)
+    }
+
+    /// `PUT /v1/deployments` (admin): deploys workloads whose modules it knows.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn deploy(&self, deployment: &lamina_types::Deployment) -> Result<crate::Deployed, ClientError> {
+        self.put(paths::DEPLOYMENTS, deployment)
+    }
+
+    /// `DELETE /v1/deployments/{name}` (admin).
+    ///
+    /// # Errors
+    /// [`ClientError`]; `Refused` with 404 for a workload that is not deployed.
+    pub fn undeploy(&self, workload: &str) -> Result<(), ClientError> {
+        self.delete(&paths::deployment(workload))
+    }
+
+    /// `GET /v1/status` (admin).
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn status(&self) -> Result<crate::Status, ClientError> {
+        self.get(paths::STATUS)
+    }
+
+    /// `POST /v1/nodes/enroll`: a node enrols with a join token and evidence, over TLS with
+    /// its attested certificate.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn enrol(&self, request: &crate::EnrolRequest) -> Result<crate::EnrolResponse, ClientError> {
+        self.post(paths::ENROL, request)
+    }
+
+    /// `DELETE /v1/nodes/{name}` (admin).
+    ///
+    /// # Errors
+    /// [`ClientError`]; `Refused` with 404 for a node that is not enrolled.
+    pub fn remove_node(&self, node: &str) -> Result<crate::NodeRemoved, ClientError> {
+        let path = paths::node(node);
+        self.send(|base| self.http.delete(format!("{base}{path}")))
+    }
+
+    /// `POST /v1/replicas/cluster-key`: a replica's evidence for the cluster key.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn cluster_key(&self, request: &crate::ClusterKeyRequest) -> Result<crate::ClusterKeyResponse, ClientError> {
+        self.post(paths::CLUSTER_KEY, request)
+    }
+
+    /// `GET /v1/nodes/{name}/artifacts/{hash}`: a module compiled for the node, signed.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn artifact(
+        &self,
+        node: &str,
+        module: &lamina_types::ModuleHash,
+    ) -> Result<crate::SignedArtifact, ClientError> {
+        self.get(&paths::artifact(node, module))
+    }
+
+    /// `POST /v1/nodes/{name}/attest`: fresh evidence of a node.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn attest(&self, node: &str, request: &crate::AttestRequest) -> Result<crate::AttestVerdict, ClientError> {
+        self.post(&paths::attest(node), request)
+    }
+
+    /// `POST /v1/nodes/{name}/heartbeat`: answered with the node's signed desired state.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn heartbeat(
+        &self,
+        node: &str,
+        request: &crate::HeartbeatRequest,
+    ) -> Result<crate::SignedDesired, ClientError> {
+        self.post(&paths::heartbeat(node), request)
+    }
+
+    /// `POST /v1/nodes/{name}/release`: an instance's secrets and sealing root, encrypted to the
+    /// key its evidence binds.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn release(
+        &self,
+        node: &str,
+        request: &crate::ReleaseRequest,
+    ) -> Result<crate::release::Released, ClientError> {
+        self.post(&paths::release(node), request)
+    }
+
+    /// `POST /v1/nodes/{name}/topic-keys`: topic keys, encrypted to an attested instance.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn topic_keys(
+        &self,
+        node: &str,
+        request: &crate::TopicKeysRequest,
+    ) -> Result<crate::release::Released, ClientError> {
+        self.post(&paths::topic_keys(node), request)
+    }
+
+    /// `GET /v1/nodes/{name}/desired`: the node's signed desired state, once its generation
+    /// is not `query.after` (a long poll).
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn desired(&self, node: &str, query: &crate::DesiredQuery) -> Result<crate::SignedDesired, ClientError> {
+        self.get(&paths::desired(node, query))
+    }
+
+    /// `GET /v1/secrets` (admin): the names of the secrets.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn secrets(&self) -> Result<crate::SecretList, ClientError> {
+        self.get(paths::SECRETS)
+    }
+
+    /// `PUT /v1/secrets/{name}` (admin): sets a secret.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn set_secret(&self, name: &lamina_types::SecretName, value: Vec<u8>) -> Result<(), ClientError> {
+        self.send::<serde::de::IgnoredAny>(|base| {
+            self.http.put(format!("{base}{}", paths::secret(name))).body(value.clone())
+        })
+        .map(|_| ())
+    }
+
+    /// `DELETE /v1/secrets/{name}` (admin).
+    ///
+    /// # Errors
+    /// [`ClientError`]; `Refused` with 404 for a secret that is not set.
+    pub fn delete_secret(&self, name: &lamina_types::SecretName) -> Result<(), ClientError> {
+        self.delete(&paths::secret(name))
+    }
+
+    /// `GET /v1/workloads/{name}/logs` (admin): a workload's recent output.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn logs(&self, workload: &str) -> Result<crate::Logs, ClientError> {
+        self.get(&paths::logs(workload))
     }
 }
 

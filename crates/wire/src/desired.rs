@@ -17,6 +17,17 @@ pub enum InstanceState {
     Failed,
 }
 
+impl InstanceState {
+    /// Its name, as JSON and `lamina status` spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Running => "running",
+            InstanceState::Failed => "failed",
+        }
+    }
+}
+
 /// One instance in a heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceReport {

@@ -2,7 +2,8 @@
 //!
 //! Both sides of every call link this crate, so a request can be followed from `lamina deploy`
 //! to the node that runs it through types: the bodies ([`bodies`]), the desired state a node
-//! runs and the reports it sends back ([`desired`]), the scheme that
+//! runs and the reports it sends back ([`desired`]), what `lamina status` shows ([`status`]),
+//! the routes ([`paths`]), the scheme that
 //! releases secrets and keys to one attested instance key ([`release`]), the evidence a client
 //! attests with ([`evidence`]) and the client itself, pinned to the control plane's key
 //! ([`ControlClient`]). Nothing here serves HTTP or compiles Wasm: a node agent links it
@@ -15,8 +16,11 @@ pub mod bodies;
 mod client;
 pub mod desired;
 pub mod evidence;
+pub mod paths;
 pub mod release;
+pub mod status;
 
 pub use bodies::*;
 pub use client::{ClientError, ControlClient, spki_fingerprint, tls_config};
 pub use desired::{Assignment, DesiredState, InstanceReport, InstanceState, SignedDesired};
+pub use status::{NodeRecord, NodeState, Status};

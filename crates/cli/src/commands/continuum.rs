@@ -9,7 +9,6 @@ use anyhow::{Context as _, bail};
 use lamina_control::{ServeOptions, Settings, Store};
 use lamina_types::Deployment;
 use lamina_wire::ControlClient;
-use serde_json::{Value, json};
 
 #[cfg(feature = "control")]
 use crate::cli::ControlArgs;
@@ -311,12 +310,11 @@ fn client(args: &ControlClientArgs, admin: bool) -> anyhow::Result<ControlClient
 
 pub(crate) fn token(command: TokenCommand) -> anyhow::Result<i32> {
     let TokenCommand::Create { ttl, control } = command;
-    let answer: Value = client(&control, true)?.post("/v1/tokens", &json!({ "ttl_secs": ttl.as_secs() }))?;
-    let token = answer["token"].as_str().context("the control plane returned no token")?;
-    println!("{token}");
+    let issued = client(&control, true)?.create_token(&lamina_wire::TokenRequest { ttl_secs: Some(ttl.as_secs()) })?;
+    println!("{}", issued.token);
     eprintln!(
         "lamina: valid for {}; on the new node: lamina node --join <token>",
-        humantime::format_duration(Duration::from_secs(answer["expires_in_secs"].as_u64().unwrap_or(0)))
+        humantime::format_duration(Duration::from_secs(issued.expires_in_secs))
     );
     Ok(0)
 }
@@ -335,37 +333,29 @@ pub(crate) fn deploy(args: DeployArgs) -> anyhow::Result<i32> {
         if let lamina_types::ModuleRef::Path(path) = &w.module {
             let wasm = std::fs::read(path)
                 .with_context(|| format!("workload \"{}\": cannot read the module {}", w.name, path.display()))?;
-            let answer: Value = control
-                .post_bytes("/v1/modules", wasm)
+            let uploaded = control
+                .upload_module(wasm)
                 .with_context(|| format!("workload \"{}\": cannot upload {}", w.name, path.display()))?;
-            let hash = answer["module"].as_str().context("the control plane returned no module hash")?;
-            w.module = lamina_types::ModuleRef::Hash(hash.parse()?);
+            w.module = lamina_types::ModuleRef::Hash(uploaded.module);
         }
     }
-    let answer: Value = control.put("/v1/deployments", &deployment)?;
-    let names: Vec<&str> =
-        answer["deployed"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    println!("deployed {}", names.join(", "));
-    for u in answer["unplaced"].as_array().into_iter().flatten() {
-        eprintln!(
-            "warning: {}: {} replica(s) not placed: {}",
-            u["workload"].as_str().unwrap_or("?"),
-            u["missing"],
-            u["reason"].as_str().unwrap_or("?")
-        );
+    let deployed = control.deploy(&deployment)?;
+    println!("deployed {}", deployed.deployed.join(", "));
+    for u in &deployed.unplaced {
+        eprintln!("warning: {}: {} replica(s) not placed: {}", u.workload, u.missing, u.reason);
     }
     Ok(0)
 }
 
 pub(crate) fn undeploy(args: UndeployArgs) -> anyhow::Result<i32> {
-    client(&args.control, true)?.delete(&format!("/v1/deployments/{}", args.name))?;
+    client(&args.control, true)?.undeploy(&args.name)?;
     println!("undeployed {}", args.name);
     Ok(0)
 }
 
 pub(crate) fn remove_node(args: RemoveNodeArgs) -> anyhow::Result<i32> {
     client(&args.control, true)?
-        .delete(&format!("/v1/nodes/{}", args.name))
+        .remove_node(&args.name)
         .with_context(|| format!("cannot remove the node {}", args.name))?;
     println!("removed node {}: its credentials no longer work; its instances move to other nodes", args.name);
     Ok(0)
@@ -374,7 +364,7 @@ pub(crate) fn remove_node(args: RemoveNodeArgs) -> anyhow::Result<i32> {
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let client = client(&args.control, true)?;
     let Some(every) = args.watch else {
-        let status: Value = client.get("/v1/status")?;
+        let status = client.status()?;
         if args.format == Format::Json {
             println!("{}", serde_json::to_string_pretty(&status)?);
         } else {
@@ -385,7 +375,7 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
     // Until interrupted: redraw every period; while the control plane is out of reach, say so
     // and keep asking.
     loop {
-        let fetched: Result<Value, _> = client.get("/v1/status");
+        let fetched = client.status();
         print!("\x1b[2J\x1b[H");
         println!(
             "every {} · {} · Ctrl-C to stop\n",
@@ -403,62 +393,45 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<i32> {
 }
 
 /// The status as tables: nodes, then instances and what could not be placed.
-fn print_status(status: &Value) {
+fn print_status(status: &lamina_wire::Status) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     println!(
         "{:<16} {:<8} {:<10} {:<20} {:<12} {:<10} INSTANCES",
         "NODE", "STATE", "PLATFORM", "ATTESTED", "ARCH", "ZONE"
     );
-    let placements = status["placements"].as_array().cloned().unwrap_or_default();
-    for n in status["nodes"].as_array().into_iter().flatten() {
-        let name = n["name"].as_str().unwrap_or("?");
-        let state = n["state"]["state"].as_str().unwrap_or("?");
-        let attested = match n["attested_at"].as_u64() {
+    for n in &status.nodes {
+        let attested = match n.attested_at {
             Some(at) => format!("ok, {}s ago", now.saturating_sub(at)),
-            None => n["attestation_failure"].as_str().map_or("no".to_owned(), |r| format!("FAILED: {r}")),
+            None => n.attestation_failure.as_ref().map_or("no".to_owned(), |r| format!("FAILED: {r}")),
         };
-        let arch: &str = n["target"].as_str().and_then(|t| t.split('-').next()).unwrap_or("?");
-        let count = placements.iter().filter(|p| p["node"] == n["name"]).count();
+        let count = status.placements.iter().filter(|p| p.node == n.name).count();
         println!(
             "{:<16} {:<8} {:<10} {:<20} {:<12} {:<10} {}",
-            name,
-            state,
-            n["platform"].as_str().unwrap_or("?"),
+            n.name,
+            n.state.name(),
+            n.platform.to_string(),
             attested,
-            arch,
-            n["zone"].as_str().unwrap_or("?"),
+            n.target.arch(),
+            n.zone,
             count
         );
     }
     println!();
     println!("{:<20} {:<8} {:<16} {:<10} RESTARTS", "WORKLOAD", "REPLICA", "NODE", "STATE");
-    for p in &placements {
-        let node = status["nodes"].as_array().into_iter().flatten().find(|n| n["name"] == p["node"]);
-        let report = node.and_then(|n| {
-            n["instances"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|i| i["workload"] == p["workload"] && i["replica"] == p["replica"])
-                .cloned()
-        });
+    for p in &status.placements {
+        let report = status.report(p);
         println!(
             "{:<20} {:<8} {:<16} {:<10} {}",
-            p["workload"].as_str().unwrap_or("?"),
-            p["replica"].as_u64().unwrap_or(0),
-            p["node"].as_str().unwrap_or("?"),
-            report.as_ref().and_then(|r| r["state"].as_str()).unwrap_or("pending"),
-            report.as_ref().map_or(0, |r| r["restarts"].as_u64().unwrap_or(0))
+            p.workload,
+            p.replica,
+            p.node,
+            report.map_or("pending", |r| r.state.name()),
+            report.map_or(0, |r| r.restarts)
         );
     }
-    for u in status["unplaced"].as_array().into_iter().flatten() {
-        let missing = format!("{}x", u["missing"].as_u64().unwrap_or(0));
-        println!(
-            "{:<20} {missing:<8} {:<16} unplaced: {}",
-            u["workload"].as_str().unwrap_or("?"),
-            "-",
-            u["reason"].as_str().unwrap_or("?")
-        );
+    for u in &status.unplaced {
+        let missing = format!("{}x", u.missing);
+        println!("{:<20} {missing:<8} {:<16} unplaced: {}", u.workload, "-", u.reason);
     }
 }
 
@@ -559,16 +532,12 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
 
 pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<i32> {
     let control = client(&args.control, true)?;
-    let path = format!("/v1/workloads/{}/logs", args.workload);
     // How far each replica's output has been printed (bytes since the control plane started).
-    let mut printed: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    let mut printed: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
     loop {
-        let answer: Value = control.get(&path)?;
-        for i in answer["instances"].as_array().into_iter().flatten() {
-            let replica = i["replica"].as_u64().unwrap_or(0);
-            let node = i["node"].as_str().unwrap_or("?");
-            let text = i["text"].as_str().unwrap_or("");
-            let end = i["end"].as_u64().unwrap_or(0);
+        let answer = control.logs(&args.workload)?;
+        for i in &answer.instances {
+            let (replica, node, text, end) = (i.replica, &i.node, &i.text, i.end);
             let start = end.saturating_sub(text.len() as u64);
             let done = printed.entry(replica).or_insert(start);
             let mut from = usize::try_from(done.saturating_sub(start)).unwrap_or(usize::MAX).min(text.len());
@@ -598,17 +567,16 @@ pub(crate) fn secret(command: SecretCommand) -> anyhow::Result<i32> {
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
             };
             let client = client(&control, true)?;
-            client.put_bytes::<Value>(&format!("/v1/secrets/{name}"), value)?;
+            client.set_secret(&name, value)?;
             println!("set {name}");
         }
         SecretCommand::List { control } => {
-            let answer: Value = client(&control, true)?.get("/v1/secrets")?;
-            for name in answer["secrets"].as_array().into_iter().flatten() {
-                println!("{}", name.as_str().unwrap_or("?"));
+            for name in client(&control, true)?.secrets()?.secrets {
+                println!("{name}");
             }
         }
         SecretCommand::Delete { name, control } => {
-            client(&control, true)?.delete(&format!("/v1/secrets/{name}"))?;
+            client(&control, true)?.delete_secret(&name)?;
             println!("deleted {name}");
         }
     }
