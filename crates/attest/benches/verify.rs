@@ -5,6 +5,7 @@
 //! `attestation` record; `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
 //! Run: `cargo bench -p lamina-attest --bench verify`
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 use std::hint::black_box;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! The CCA verifier against real (test-key) tokens from Veraison and Trustee, their negative
 //! twins, and tokens made here to reach the checks no published token reaches.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -1,5 +1,6 @@
 //! The DCAP verifier against real SGX and TDX quotes and their collateral (see
 //! `shared/testvectors/README.md`), their negative twins, and hostile bytes.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -1,5 +1,6 @@
 //! Lamina envelopes from the sim platform through the verifier: binding, nonce, freshness,
 //! policy and EAR results, with a tampered twin for each check.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -6,6 +6,7 @@
 //! directory: the test `ratls_peer_process` then serves one attested TLS connection from there
 //! (and does nothing in an ordinary run). Unlike an example binary, the test binary always
 //! exists when a test runs, whatever cargo (or nextest) was asked to build.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};

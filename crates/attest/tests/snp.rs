@@ -2,6 +2,7 @@
 //! twins, plus a synthetic chain built here (our own test ARK, ASK and VCEK, given as trust
 //! anchors) for what no real vector shows: a VCEK certifying a lower TCB, a VLEK, a masked chip
 //! ID, an unsigned report, the debug bit, the Turin TCB layout.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::time::SystemTime;
 

@@ -1,5 +1,6 @@
 //! TPM quote verification: the recorded swtpm vector and its negative twins, and the whole
 //! Lamina flow on a live swtpm (credential activation, module PCR, quote, appraisal).
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -14,6 +14,7 @@
 //! default). With `LAMINA_BENCH_RECORDS` set it writes the `etcd-auth` record;
 //! `LAMINA_BENCH_QUICK=1` makes it brief (WRITES=20). Run by `cargo test` (without `--bench`)
 //! it is a smoke run of 5 saves.
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 #[path = "../tests/common/etcd.rs"]
 mod etcd;

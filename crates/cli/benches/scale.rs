@@ -17,6 +17,7 @@
 //! `LAMINA_BENCH_RECORDS` set the `control-scale` record. `LAMINA_BENCH_QUICK=1` makes it a brief
 //! run: NODES="20" and STEADY=2 unless set, and bench/out/quick/scale.txt. Run by `cargo test`
 //! (without `--bench`) it is a smoke run: 20 nodes, a 3-second window.
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

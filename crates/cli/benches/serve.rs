@@ -20,6 +20,7 @@
 //! `target/bench-tools/bin/wasmtime`; without one its runs are left out and the record says
 //! so). With `LAMINA_BENCH_RECORDS` set it writes the `http-serve` record;
 //! `LAMINA_BENCH_QUICK=1` makes it brief. Run by `cargo test` it is a smoke run.
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

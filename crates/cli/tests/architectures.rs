@@ -1,6 +1,7 @@
 //! The same `.wasm` on another architecture: `lamina` cross-built for aarch64 as an edge board
 //! runs it (the runtime-only build: the node agent and the runtime, no compiler) under
 //! `qemu-aarch64`, running what the x86_64 build compiled for it.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

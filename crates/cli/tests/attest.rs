@@ -1,5 +1,6 @@
 //! `lamina attest` and `lamina verify` end to end with the sim platform: exit codes, JSON
 //! output, policies, nonces, EAR results and usage errors.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

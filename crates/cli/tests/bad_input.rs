@@ -1,4 +1,5 @@
 //! Every kind of bad input gets a clear error and a non-zero exit.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

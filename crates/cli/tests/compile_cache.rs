@@ -1,4 +1,5 @@
 //! `lamina compile`, `lamina inspect` and the compile cache.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The continuum's commands against a real `lamina control` process: join tokens, deployments
 //! (a malformed manifest names its line), status as a table and as JSON, undeploy, and the
 //! refusals for a wrong admin token and an unknown workload.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

@@ -29,6 +29,7 @@
 //! Every wait is bounded, and every namespace and process the test made is removed when it ends,
 //! also when it fails. It needs root (CI runs as root); `LAMINA_SKIP_NETNS=1` skips it, with a
 //! notice, on machines where namespaces cannot be made.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! says, so `lamina run` runs compiled code only when something verified vouches for it (a
 //! trusted signature, this runtime's own compile cache key), and code nothing vouches for gets
 //! no module identity. Each test is named after the attack it replays.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

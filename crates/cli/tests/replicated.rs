@@ -20,6 +20,7 @@
 //! The others show that etcd's state is closed to clients without a certificate of its CA
 //! (etcdctl, and replicas given the wrong certificate or CA), and that a replica without TLS
 //! settings is refused at start unless it asks for plain HTTP with `--danger-etcd-plaintext`.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

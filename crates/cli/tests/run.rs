@@ -1,5 +1,6 @@
 //! `lamina run` on the guest programs, as both core modules (WASI preview 1) and components
 //! (WASI preview 2): output, arguments, environment, stdin, exit codes, files, and every limit.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

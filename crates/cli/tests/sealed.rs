@@ -2,6 +2,7 @@
 //! host holds only ciphertext, a flipped byte is an integrity error naming the file, an older
 //! copy is refused as a rollback (on a TPM, swtpm), another module is refused, the quota is
 //! enforced, and a guest killed mid-transaction leaves a readable database.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! and HTTP/2, per-request limits that end one request with a 5xx while the server goes on,
 //! bounds on what clients send (each attack kept as a test named after it), the network rules,
 //! graceful shutdown, metrics and the access log.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! `lamina verify`, and with a verifier's signed result), and publish/subscribe between two
 //! instances; and the bad inputs: a secret not given, too much user data, a missing secret file,
 //! a store opened by another module.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

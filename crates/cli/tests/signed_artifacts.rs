@@ -1,6 +1,7 @@
 //! Signed artifacts end to end: `lamina compile --sign` writes a detached signature, and
 //! `lamina run --trust-signer` runs the artifact only when a trusted key signed it, refusing an
 //! untrusted signer, a changed artifact, a missing signature and a plain `.wasm`.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

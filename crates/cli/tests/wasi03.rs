@@ -1,5 +1,6 @@
 //! WASI 0.3 commands under `lamina run` (told apart from 0.2 by their exports), and the network
 //! rules every guest runs under: outgoing HTTP and sockets are refused unless allowed.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 mod common;
 

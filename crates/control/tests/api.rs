@@ -3,6 +3,7 @@
 //! keeps everything; and the refusals: no or wrong keys, evidence that binds another key, a control plane whose evidence
 //! the node's policy refuses, a reused token, replayed
 //! evidence, a malformed manifest.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::path::Path;
 use std::time::Duration;

@@ -12,6 +12,7 @@
 //! first round trip) with and without an NKey.
 //!
 //! `cargo bench -p lamina-messaging-nats --bench sealed` (needs Debian's nats-server).
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

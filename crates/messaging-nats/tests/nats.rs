@@ -2,6 +2,7 @@
 //! scripts/setup.sh): messages cross between two clients with their topic, content type and
 //! metadata; wildcards work; a workload's scope is enforced; a broker made while the server is
 //! down delivers once it is up.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

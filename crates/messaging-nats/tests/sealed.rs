@@ -3,6 +3,7 @@
 //! a relay in front of the hub) and what a raw NATS subscriber gets hold no plaintext; an
 //! instance without the topic key cannot publish or read; a restarted server is reconnected to
 //! and messaging resumes on its own within ten seconds.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};

@@ -7,6 +7,7 @@
 //! `instantiate` record; `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
 //! Run: `cargo bench -p lamina-runtime --bench instantiate`
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};

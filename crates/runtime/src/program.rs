@@ -490,7 +490,8 @@ pub(crate) fn p2_host(builder: &mut WasiCtxBuilder, limiter: crate::host::Limite
     }
 }
 
-#[cfg(all(test, feature = "compiler"))]
+#[cfg(test)]
+#[cfg(feature = "compiler")]
 mod tests {
     use super::*;
     use crate::EngineOptions;

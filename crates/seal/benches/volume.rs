@@ -4,6 +4,7 @@
 //! `LAMINA_BENCH_QUICK=1` makes the run brief.
 //!
 //! `cargo bench -p lamina-seal --bench volume`
+#![allow(clippy::expect_used, reason = "a benchmark's set-up: a failure stops it with its message")]
 
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, SystemTime};

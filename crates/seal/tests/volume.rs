@@ -1,5 +1,6 @@
 //! Sealed volumes on the sim platform: persistence, and every tamper, rollback, identity and
 //! crash case the design promises to detect or survive.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::path::{Path, PathBuf};
 

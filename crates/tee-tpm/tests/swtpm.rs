@@ -1,5 +1,6 @@
 //! The TPM platform on a throwaway swtpm: keys, module PCR, quotes, sealing.
 //! (Enrolment and verification, which need the verifier, are in `crates/attest/tests/tpm.rs`.)
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::os::unix::fs::PermissionsExt as _;
 

@@ -5,6 +5,7 @@
 //! real report (TDX quote, SNP report, CCA token) carrying that report data, bumps
 //! `generation`, and drops the files when the entry goes. Gramine's `/dev/attestation` is plain
 //! files already.
+#![allow(clippy::expect_used, reason = "a test: a failed expectation is the failure, with its message")]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
