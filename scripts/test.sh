@@ -9,6 +9,8 @@ source scripts/lib.sh
 
 say "checking docs/ARCHITECTURE.md's crate table against the workspace"
 python3 scripts/crate-graph.py --check
+say "checking the crate boundaries (verifier, node build, wire types, unsafe)"
+python3 scripts/boundaries.py
 
 say "checking formatting"
 cargo fmt --all --check
