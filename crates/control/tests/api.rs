@@ -309,7 +309,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     let nonce = challenge();
     let released: lamina_wire::release::Released =
         node.post("/v1/nodes/edge-1/release", &release(&nonce, module, 0)).expect("released");
-    let bundle = lamina_wire::release::open(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
+    let bundle = lamina_wire::release::decrypt_as_instance(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
         .expect("opens with the instance key");
     assert_eq!(bundle.values().expect("values")[0].1.as_slice(), b"hunter2-hunter2");
     assert!(!released.ciphertext.contains("hunter2"));
@@ -318,14 +318,14 @@ fn enrol_deploy_heartbeat_and_restart() {
     let released: lamina_wire::release::Released = node
         .post("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius", "sensors.b.celsius"]))
         .expect("topic keys");
-    let keys = lamina_wire::release::open(&released, &instance, &[7u8; 32], &module).expect("opens");
+    let keys = lamina_wire::release::decrypt_as_instance(&released, &instance, &[7u8; 32], &module).expect("opens");
     let (a, b) = (keys.topic_key("sensors.a.celsius").expect("hex"), keys.topic_key("sensors.b.celsius").expect("hex"));
     let (a, b) = (a.expect("key a"), b.expect("key b"));
     assert_ne!(*a, *b, "one key per topic");
     assert_eq!(keys.epoch, lamina_wire::TOPIC_EPOCH);
     let again: lamina_wire::release::Released =
         node.post("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.celsius"])).expect("topic keys");
-    let again = lamina_wire::release::open(&again, &instance, &[7u8; 32], &module).expect("opens");
+    let again = lamina_wire::release::decrypt_as_instance(&again, &instance, &[7u8; 32], &module).expect("opens");
     assert_eq!(*again.topic_key("sensors.a.celsius").expect("hex").expect("key"), *a);
     let (code, message) =
         refused(node.post::<_, Value>("/v1/nodes/edge-1/topic-keys", &topic_keys(&["sensors.a.kelvin"])));

@@ -88,7 +88,7 @@ impl ControlTopicKeys {
                 return Err(MessagingError::Denied(format!("the control plane refused the key of `{topic}`: {e}")));
             }
         };
-        let bundle = release::open(&released, &secret, &nonce, &module)
+        let bundle = release::decrypt_as_instance(&released, &secret, &nonce, &module)
             .map_err(|e| MessagingError::Denied(format!("the key of topic `{topic}`: {e}")))?;
         let key = bundle
             .topic_key(topic)

@@ -113,7 +113,7 @@ fn aead_key(shared: &[u8], salt: &[u8], module: &ModuleHash) -> Result<LessSafeK
 ///
 /// # Errors
 /// [`ReleaseError::Key`] when `spki` is not a P-256 key.
-pub fn seal(bundle: &Bundle, spki: &[u8], nonce: &[u8], module: &ModuleHash) -> Result<Released, ReleaseError> {
+pub fn encrypt_to_instance(bundle: &Bundle, spki: &[u8], nonce: &[u8], module: &ModuleHash) -> Result<Released, ReleaseError> {
     use p256::pkcs8::DecodePublicKey as _;
     let public = p256::PublicKey::from_public_key_der(spki).map_err(|_| ReleaseError::Key)?;
     let ephemeral = p256::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
@@ -133,7 +133,7 @@ pub fn seal(bundle: &Bundle, spki: &[u8], nonce: &[u8], module: &ModuleHash) -> 
 ///
 /// # Errors
 /// [`ReleaseError::Open`] when it was made for another key, nonce or module, or was changed.
-pub fn open(
+pub fn decrypt_as_instance(
     released: &Released,
     secret: &p256::SecretKey,
     nonce: &[u8],
@@ -205,19 +205,19 @@ mod tests {
         let module = ModuleHash::of(b"app");
         let mut bundle = Bundle { sealing_root: hex::encode([7u8; 32]), ..Bundle::default() };
         bundle.secrets.insert("db".into(), base64::engine::general_purpose::STANDARD.encode(b"hunter2"));
-        let released = seal(&bundle, &spki, b"nonce-1", &module).expect("seals");
+        let released = encrypt_to_instance(&bundle, &spki, b"nonce-1", &module).expect("seals");
         assert!(!released.ciphertext.contains("hunter2"));
-        let opened = open(&released, &secret, b"nonce-1", &module).expect("opens");
+        let opened = decrypt_as_instance(&released, &secret, b"nonce-1", &module).expect("opens");
         assert_eq!(opened.values().expect("values")[0].1.as_slice(), b"hunter2");
         assert_eq!(*opened.sealing_root().expect("root"), [7u8; 32]);
         let (other, _) = instance();
-        assert!(matches!(open(&released, &other, b"nonce-1", &module), Err(ReleaseError::Open)));
-        assert!(matches!(open(&released, &secret, b"nonce-2", &module), Err(ReleaseError::Open)));
-        assert!(matches!(open(&released, &secret, b"nonce-1", &ModuleHash::of(b"x")), Err(ReleaseError::Open)));
+        assert!(matches!(decrypt_as_instance(&released, &other, b"nonce-1", &module), Err(ReleaseError::Open)));
+        assert!(matches!(decrypt_as_instance(&released, &secret, b"nonce-2", &module), Err(ReleaseError::Open)));
+        assert!(matches!(decrypt_as_instance(&released, &secret, b"nonce-1", &ModuleHash::of(b"x")), Err(ReleaseError::Open)));
         let mut tampered = released.clone();
         tampered.ciphertext = base64::engine::general_purpose::STANDARD.encode(b"0123456789abcdef0123456789");
-        assert!(open(&tampered, &secret, b"nonce-1", &module).is_err());
-        assert!(matches!(seal(&bundle, b"not a key", b"n", &module), Err(ReleaseError::Key)));
+        assert!(decrypt_as_instance(&tampered, &secret, b"nonce-1", &module).is_err());
+        assert!(matches!(encrypt_to_instance(&bundle, b"not a key", b"n", &module), Err(ReleaseError::Key)));
     }
 
     #[test]

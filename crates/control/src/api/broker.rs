@@ -119,7 +119,7 @@ pub(super) fn release_once(
         bundle.secrets.insert(secret.clone(), base64::engine::general_purpose::STANDARD.encode(&*value));
     }
     let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
-    let released = lamina_wire::release::seal(&bundle, &instance_key, &nonce, &module)
+    let released = lamina_wire::release::encrypt_to_instance(&bundle, &instance_key, &nonce, &module)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
     c.attested(name, &req.workload, req.replica, &instance_key)?;
     tracing::info!(node = %name, workload = %req.workload, replica = req.replica, "released {} secret(s)", spec.secrets.len());
@@ -189,7 +189,7 @@ pub(super) fn topic_keys_once(
     let lamina_types::ModuleRef::Hash(module) = spec.module else {
         return Err(ApiError::internal("an assignment names a module by path"));
     };
-    let released = lamina_wire::release::seal(&bundle, &key, &nonce, &module)
+    let released = lamina_wire::release::encrypt_to_instance(&bundle, &key, &nonce, &module)
         .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.to_string()))?;
     tracing::debug!(node = %name, workload = %req.workload, replica = req.replica, "released {} topic key(s)", req.topics.len());
     Ok(Json(released))
