@@ -2,7 +2,7 @@
 //! through an etcd lease, so that two or three control planes share one state and one serves.
 //!
 //! Keys live under a prefix (`/lamina` by default):
-//! - `<prefix>/state/<name>`: the documents the embedded store keeps as files (registry,
+//! - `<prefix>/state/<name>`: the documents the embedded store keeps as files (cluster,
 //!   tokens, credentials, secrets, modules). etcd refuses requests over 1.5 MiB, so a value
 //!   over 1 MiB is written as chunks under a fresh generation (`<name>/#<generation>/<i>`),
 //!   each in a transaction of its own, and then the document's record, which names the

@@ -1,5 +1,5 @@
 //! The control plane's metrics: counters and timings kept as requests are served, and the
-//! registry's state (nodes, instances, placements, heartbeat lag) read at each scrape.
+//! cluster's state (nodes, instances, placements, heartbeat lag) read at each scrape.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -60,7 +60,7 @@ fn result(ok: bool) -> &'static str {
     if ok { "ok" } else { "refused" }
 }
 
-/// The registry's state, read at each scrape.
+/// The cluster's state, read at each scrape.
 struct State(Arc<Mutex<Control>>);
 
 impl std::fmt::Debug for State {
@@ -74,12 +74,12 @@ impl Collector for State {
         let now = crate::api::now();
         let (nodes, instances, lag, placements, unplaced) = {
             let control = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            let registry = control.registry();
+            let cluster = control.cluster();
             let mut nodes: BTreeMap<&str, f64> =
                 [("ready", 0.0), ("lost", 0.0), ("untrusted", 0.0), ("degraded", 0.0)].into();
             let mut instances: BTreeMap<&str, f64> = [("starting", 0.0), ("running", 0.0), ("failed", 0.0)].into();
-            let mut lag = Vec::with_capacity(registry.nodes.len());
-            for node in registry.nodes.values() {
+            let mut lag = Vec::with_capacity(cluster.nodes.len());
+            for node in cluster.nodes.values() {
                 let state = match node.state {
                     NodeState::Ready => "ready",
                     NodeState::Lost => "lost",
@@ -97,8 +97,8 @@ impl Collector for State {
                 }
                 lag.push((label("node", &node.name), now.saturating_sub(node.last_seen) as f64));
             }
-            let unplaced: f64 = registry.plan.unplaced.iter().map(|u| f64::from(u.missing)).sum();
-            (nodes, instances, lag, registry.plan.placements.len() as f64, unplaced)
+            let unplaced: f64 = cluster.plan.unplaced.iter().map(|u| f64::from(u.missing)).sum();
+            (nodes, instances, lag, cluster.plan.placements.len() as f64, unplaced)
         };
         let by = |name: &str, values: BTreeMap<&str, f64>| -> Vec<(Labels, f64)> {
             values.into_iter().map(|(k, v)| (label(name, k), v)).collect()

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::registry::Registry;
+use crate::cluster::Cluster;
 use lamina_wire::NodeState;
 
 use lamina_wire::MESSAGING_PREFIX as PREFIX;
@@ -95,11 +95,11 @@ pub fn control_user(master: &[u8]) -> Result<NodeUser, NatsError> {
 
 /// The subjects node `name` may use: its assignments' topics under [`PREFIX`], none while it
 /// is untrusted.
-fn subjects(registry: &Registry, name: &str) -> BTreeSet<String> {
-    if matches!(registry.nodes.get(name).map(|n| &n.state), Some(NodeState::Untrusted { .. })) {
+fn subjects(cluster: &Cluster, name: &str) -> BTreeSet<String> {
+    if matches!(cluster.nodes.get(name).map(|n| &n.state), Some(NodeState::Untrusted { .. })) {
         return BTreeSet::new();
     }
-    let Some(desired) = registry.desired.get(name) else { return BTreeSet::new() };
+    let Some(desired) = cluster.desired.get(name) else { return BTreeSet::new() };
     desired
         .assignments
         .iter()
@@ -111,11 +111,11 @@ fn subjects(registry: &Registry, name: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The users file for `registry` and the enrolled nodes' `credentials` (name → key hash).
+/// The users file for `cluster` and the enrolled nodes' `credentials` (name → key hash).
 ///
 /// # Errors
 /// [`NatsError::Key`] when a user cannot be derived.
-pub fn render(registry: &Registry, credentials: &BTreeMap<String, String>, master: &[u8]) -> Result<String, NatsError> {
+pub fn render(cluster: &Cluster, credentials: &BTreeMap<String, String>, master: &[u8]) -> Result<String, NatsError> {
     use std::fmt::Write as _;
     let mut text = String::from(
         "# Written by `lamina control`: the NATS users of the enrolled nodes. Do not edit;\n\
@@ -131,7 +131,7 @@ pub fn render(registry: &Registry, credentials: &BTreeMap<String, String>, maste
     );
     for (name, key_hash) in credentials {
         let node = node_user(master, name, key_hash)?;
-        let subjects = subjects(registry, name);
+        let subjects = subjects(cluster, name);
         let allowed = if subjects.is_empty() {
             "deny: [\">\"]".to_owned()
         } else {
@@ -216,16 +216,16 @@ mod tests {
         assert_ne!(a.public, node_user(&master, "edge-2", "aa").expect("user").public);
         assert_ne!(a.public, node_user(&[8u8; 32], "edge-1", "aa").expect("user").public);
 
-        let empty = render(&Registry::default(), &BTreeMap::new(), &master).expect("renders");
+        let empty = render(&Cluster::default(), &BTreeMap::new(), &master).expect("renders");
         assert!(empty.contains(&control_user(&master).expect("user").public), "{empty}");
         let one =
-            render(&Registry::default(), &BTreeMap::from([("edge-1".into(), "aa".into())]), &master).expect("renders");
+            render(&Cluster::default(), &BTreeMap::from([("edge-1".into(), "aa".into())]), &master).expect("renders");
         assert!(one.contains(&a.public), "{one}");
         // A node with nothing placed on it may use no subject.
         assert_eq!(one.matches("deny: [\">\"]").count(), 4, "{one}");
         assert!(!one.contains(&*a.seed), "the file holds no secret");
         // Nothing from a name or a topic breaks out of its line or its string.
-        let odd = render(&Registry::default(), &BTreeMap::from([("x\n}\" evil".into(), "aa".into())]), &master)
+        let odd = render(&Cluster::default(), &BTreeMap::from([("x\n}\" evil".into(), "aa".into())]), &master)
             .expect("renders");
         assert!(!odd.contains("evil\""), "{odd}");
         assert!(odd.contains("    # node xevil\n    { nkey: "), "{odd}");

@@ -38,7 +38,7 @@ pub struct ServeOptions {
     pub names: Vec<String>,
     /// The tick of the control loop.
     pub tick: Duration,
-    /// Timings of the control loop (kept with the registry).
+    /// Timings of the control loop (kept with the cluster).
     pub settings: crate::Settings,
     /// The NATS server nodes' instances exchange messages through, as nodes reach it.
     pub messaging: Option<String>,

@@ -1,4 +1,4 @@
-//! The control plane's store. Embedded (the default): its state directory holds the registry,
+//! The control plane's store. Embedded (the default): its state directory holds the cluster,
 //! the issued tokens and the other documents as files, each replaced atomically (written
 //! beside, synced, renamed, the directory synced), under an exclusive lock so that two control
 //! planes never share one. Replicated: the same documents in etcd (see [`crate::etcd`]), the
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Registry, TokenBook};
+use crate::{Cluster, TokenBook};
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,8 @@ pub enum StoreError {
     },
 }
 
-const REGISTRY: &str = "registry.json";
+/// The cluster's file (its first name, so state directories written before stay readable).
+const CLUSTER: &str = "registry.json";
 const TOKENS: &str = "tokens.json";
 /// The node credentials' document.
 pub(crate) const CREDENTIALS: &str = "credentials.json";
@@ -262,35 +263,35 @@ impl Store {
         self.write(&[(name, &bytes)], &[])
     }
 
-    /// Saves the registry, the tokens and the node credentials together.
+    /// Saves the cluster, the tokens and the node credentials together.
     pub(crate) fn save_state<C: Serialize>(
         &self,
-        registry: &Registry,
+        cluster: &Cluster,
         tokens: &TokenBook,
         credentials: &C,
     ) -> Result<(), StoreError> {
         let (r, t, c) = (
-            json(&self.dir, REGISTRY, registry)?,
+            json(&self.dir, CLUSTER, cluster)?,
             json(&self.dir, TOKENS, tokens)?,
             json(&self.dir, CREDENTIALS, credentials)?,
         );
-        self.write(&[(REGISTRY, &r), (TOKENS, &t), (CREDENTIALS, &c)], &[])
+        self.write(&[(CLUSTER, &r), (TOKENS, &t), (CREDENTIALS, &c)], &[])
     }
 
-    /// The registry as last saved (empty for a new state directory).
+    /// The cluster as last saved (empty for a new state directory).
     ///
     /// # Errors
     /// [`StoreError::Damaged`] or I/O errors.
-    pub fn registry(&self) -> Result<Registry, StoreError> {
-        self.load(REGISTRY)
+    pub fn cluster(&self) -> Result<Cluster, StoreError> {
+        self.load(CLUSTER)
     }
 
-    /// Saves the registry durably.
+    /// Saves the cluster durably.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn save_registry(&self, registry: &Registry) -> Result<(), StoreError> {
-        self.save(REGISTRY, registry)
+    pub fn save_cluster(&self, cluster: &Cluster) -> Result<(), StoreError> {
+        self.save(CLUSTER, cluster)
     }
 
     /// The issued tokens.
@@ -343,22 +344,22 @@ mod tests {
     #[test]
     fn state_survives_a_restart_and_one_owner_holds_it() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut registry = Registry::new(Settings::default());
-        registry.step(Event::Tick, 5).expect("tick");
+        let mut cluster = Cluster::new(Settings::default());
+        cluster.step(Event::Tick, 5).expect("tick");
         {
             let store = Store::open(dir.path()).expect("opens");
             assert!(matches!(Store::open(dir.path()), Err(StoreError::InUse(_))));
-            assert_eq!(store.registry().expect("empty"), Registry::default());
-            store.save_registry(&registry).expect("saves");
+            assert_eq!(store.cluster().expect("empty"), Cluster::default());
+            store.save_cluster(&cluster).expect("saves");
             let mut tokens = store.tokens().expect("none yet");
             tokens.issue("https://x:1", [0; 32], [1; 32], 0, 10);
             store.save_tokens(&tokens).expect("saves");
         }
         let store = Store::open(dir.path()).expect("reopens after the first owner ended");
-        assert_eq!(store.registry().expect("loads"), registry);
+        assert_eq!(store.cluster().expect("loads"), cluster);
         assert_eq!(store.tokens().expect("loads").issued.len(), 1);
-        std::fs::write(dir.path().join(REGISTRY), b"{ not json").expect("damage");
-        let e = store.registry().expect_err("damaged");
+        std::fs::write(dir.path().join(CLUSTER), b"{ not json").expect("damage");
+        let e = store.cluster().expect_err("damaged");
         assert!(e.to_string().contains("registry.json is damaged"), "{e}");
     }
 }

@@ -309,8 +309,9 @@ fn enrol_deploy_heartbeat_and_restart() {
     let nonce = challenge();
     let released: lamina_wire::release::Released =
         node.post("/v1/nodes/edge-1/release", &release(&nonce, module, 0)).expect("released");
-    let bundle = lamina_wire::release::decrypt_as_instance(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
-        .expect("opens with the instance key");
+    let bundle =
+        lamina_wire::release::decrypt_as_instance(&released, &instance, &hex::decode(&nonce).expect("hex"), &module)
+            .expect("opens with the instance key");
     assert_eq!(bundle.values().expect("values")[0].1.as_slice(), b"hunter2-hunter2");
     assert!(!released.ciphertext.contains("hunter2"));
     // Now it attested: the keys of its topics, encrypted to its key, one per topic, the same

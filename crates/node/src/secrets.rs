@@ -108,7 +108,8 @@ fn request(
             evidence: hex::encode(envelope.to_cbor()),
         },
     )?;
-    let bundle = release::decrypt_as_instance(&released, &secret, &nonce, module).map_err(|e| AgentError::Artifact(e.to_string()))?;
+    let bundle = release::decrypt_as_instance(&released, &secret, &nonce, module)
+        .map_err(|e| AgentError::Artifact(e.to_string()))?;
     Ok((bundle, secret))
 }
 

@@ -113,7 +113,12 @@ fn aead_key(shared: &[u8], salt: &[u8], module: &ModuleHash) -> Result<LessSafeK
 ///
 /// # Errors
 /// [`ReleaseError::Key`] when `spki` is not a P-256 key.
-pub fn encrypt_to_instance(bundle: &Bundle, spki: &[u8], nonce: &[u8], module: &ModuleHash) -> Result<Released, ReleaseError> {
+pub fn encrypt_to_instance(
+    bundle: &Bundle,
+    spki: &[u8],
+    nonce: &[u8],
+    module: &ModuleHash,
+) -> Result<Released, ReleaseError> {
     use p256::pkcs8::DecodePublicKey as _;
     let public = p256::PublicKey::from_public_key_der(spki).map_err(|_| ReleaseError::Key)?;
     let ephemeral = p256::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
@@ -213,7 +218,10 @@ mod tests {
         let (other, _) = instance();
         assert!(matches!(decrypt_as_instance(&released, &other, b"nonce-1", &module), Err(ReleaseError::Open)));
         assert!(matches!(decrypt_as_instance(&released, &secret, b"nonce-2", &module), Err(ReleaseError::Open)));
-        assert!(matches!(decrypt_as_instance(&released, &secret, b"nonce-1", &ModuleHash::of(b"x")), Err(ReleaseError::Open)));
+        assert!(matches!(
+            decrypt_as_instance(&released, &secret, b"nonce-1", &ModuleHash::of(b"x")),
+            Err(ReleaseError::Open)
+        ));
         let mut tampered = released.clone();
         tampered.ciphertext = base64::engine::general_purpose::STANDARD.encode(b"0123456789abcdef0123456789");
         assert!(decrypt_as_instance(&tampered, &secret, b"nonce-1", &module).is_err());

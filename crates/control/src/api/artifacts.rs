@@ -55,9 +55,9 @@ pub(super) async fn artifact(
         let c = lock(&c);
         let hash: lamina_types::ModuleHash =
             hash.parse().map_err(|e: lamina_types::ParseHashError| ApiError::bad(e.to_string()))?;
-        let node = c.registry.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
+        let node = c.cluster.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
         let assigned = c
-            .registry
+            .cluster
             .desired
             .get(&name)
             .is_some_and(|d| d.assignments.iter().any(|a| a.spec.module == lamina_types::ModuleRef::Hash(hash)));

@@ -96,7 +96,7 @@ impl Control {
 
     /// A node that still passes the policy (a node that no longer does gets nothing).
     pub(super) fn passing(&self, name: &str) -> Result<(), ApiError> {
-        let node = self.registry.nodes.get(name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
+        let node = self.cluster.nodes.get(name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
         if let Some(reason) = &node.attestation_failure {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

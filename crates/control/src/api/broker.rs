@@ -228,7 +228,7 @@ impl Control {
 
     /// The spec of an instance assigned to node `name`.
     pub(super) fn assigned(&self, name: &str, workload: &str, replica: u32) -> Result<WorkloadSpec, ApiError> {
-        self.registry
+        self.cluster
             .desired
             .get(name)
             .and_then(|d| {
@@ -246,7 +246,7 @@ impl Control {
     /// Records the key of an instance that attested, forgetting instances no longer assigned.
     pub(super) fn attested(&mut self, name: &str, workload: &str, replica: u32, key: &[u8]) -> Result<(), ApiError> {
         let assigned: std::collections::BTreeSet<String> = self
-            .registry
+            .cluster
             .desired
             .iter()
             .flat_map(|(n, d)| {

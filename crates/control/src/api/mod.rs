@@ -18,7 +18,7 @@ use lamina_types::{Claims, Deployment, JoinToken, PlatformKind, WorkloadSpec};
 use rand_core::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::{Event, Registry, Store, StoreError, TokenBook};
+use crate::{Cluster, Event, Store, StoreError, TokenBook};
 
 mod appraisal;
 mod artifacts;
@@ -56,10 +56,10 @@ fn random32() -> [u8; 32] {
     b
 }
 
-/// The control plane: its registry, tokens, node credentials and verifier, kept in a [`Store`].
+/// The control plane: its cluster, tokens, node credentials and verifier, kept in a [`Store`].
 pub struct Control {
     store: Store,
-    registry: Registry,
+    cluster: Cluster,
     tokens: TokenBook,
     /// Node name → SHA-256 (hex) of the SubjectPublicKeyInfo of its TLS key, which its
     /// evidence bound when it enrolled.
@@ -101,12 +101,12 @@ pub struct Control {
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Control").field("address", &self.address).field("nodes", &self.registry.nodes.len()).finish()
+        f.debug_struct("Control").field("address", &self.address).field("nodes", &self.cluster.nodes.len()).finish()
     }
 }
 
 impl Control {
-    /// Opens the control plane's state: the registry and tokens as last saved, the node
+    /// Opens the control plane's state: the cluster and tokens as last saved, the node
     /// credentials, the admin token's hash.
     ///
     /// # Errors
@@ -119,24 +119,24 @@ impl Control {
         fingerprint: [u8; 32],
         master: zeroize::Zeroizing<[u8; 32]>,
     ) -> Result<Self, StoreError> {
-        let registry = store.registry()?;
+        let cluster = store.cluster()?;
         let tokens = store.tokens()?;
         let credentials = store.load(crate::store::CREDENTIALS)?;
         let instances = store.load(INSTANCES)?;
         let artifact_key = artifact_key(&store)?;
         let challenges = crate::challenge::Challenges::new(master.as_ref())
             .map_err(|e| StoreError::Damaged { path: "the master key".into(), reason: e.to_string() })?;
-        let mut registry = registry;
+        let mut cluster = cluster;
         // Heartbeats are not written to the store; after a restart every node gets a full
         // --lost-after to reconnect, so that nothing is re-planned because the control plane
         // was down.
         let started = now();
-        for node in registry.nodes.values_mut() {
+        for node in cluster.nodes.values_mut() {
             node.last_seen = node.last_seen.max(started);
         }
         Ok(Control {
             store,
-            registry,
+            cluster,
             tokens,
             credentials,
             challenges,
@@ -169,21 +169,21 @@ impl Control {
         self.metrics.clone()
     }
 
-    /// Applies an event to the registry, counting the desired states it changes.
+    /// Applies an event to the cluster, counting the desired states it changes.
     fn step(&mut self, event: Event, now: u64) -> Result<Vec<String>, crate::StepError> {
-        let changed = self.registry.step(event, now)?;
+        let changed = self.cluster.step(event, now)?;
         self.metrics.desired_changes.inc_by(changed.len() as u64);
         Ok(changed)
     }
 
-    /// The registry.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// Sets the timings of the control loop.
     pub fn set_settings(&mut self, settings: crate::Settings) {
-        self.registry.settings = settings;
+        self.cluster.settings = settings;
     }
 
     /// Sets the replicas' addresses that nodes are told of.
@@ -214,7 +214,7 @@ impl Control {
         &mut self,
         authorization: crate::nats::NatsAuthorization,
     ) -> Result<(), crate::nats::NatsError> {
-        let text = crate::nats::render(&self.registry, &self.credentials, self.master.as_ref())?;
+        let text = crate::nats::render(&self.cluster, &self.credentials, self.master.as_ref())?;
         authorization.apply(&text)?;
         self.nats = Some((authorization, text));
         Ok(())
@@ -239,7 +239,7 @@ impl Control {
     /// next change (the server keeps the users it had: nothing is opened that was closed).
     fn sync_nats(&mut self) {
         let Some((authorization, written)) = &self.nats else { return };
-        let text = match crate::nats::render(&self.registry, &self.credentials, self.master.as_ref()) {
+        let text = match crate::nats::render(&self.cluster, &self.credentials, self.master.as_ref()) {
             Ok(text) => text,
             Err(e) => {
                 tracing::error!("cannot update the NATS users: {e}");
@@ -265,7 +265,7 @@ impl Control {
     }
 
     fn persist(&mut self) -> Result<(), ApiError> {
-        self.store.save_state(&self.registry, &self.tokens, &self.credentials)?;
+        self.store.save_state(&self.cluster, &self.tokens, &self.credentials)?;
         // Before nodes learn of new placements, the NATS server learns of their subjects.
         self.sync_nats();
         // Whatever changed, nodes waiting for a new desired state look again.
@@ -276,14 +276,14 @@ impl Control {
     /// A node's desired state, signed, with the messaging server and the replicas: signed once
     /// per generation (heartbeats and long polls return the same copy).
     fn signed_desired(&mut self, name: &str) -> Result<lamina_wire::SignedDesired, ApiError> {
-        let generation = self.registry.desired.get(name).map_or(0, |d| d.generation);
+        let generation = self.cluster.desired.get(name).map_or(0, |d| d.generation);
         if let Some((g, signed)) = self.signed.get(name)
             && *g == generation
         {
             return Ok(signed.clone());
         }
         let mut desired = self
-            .registry
+            .cluster
             .desired
             .get(name)
             .cloned()

@@ -68,8 +68,8 @@ pub(super) async fn remove_node(
     let instances = c.instances.clone();
     c.store.save(INSTANCES, &instances)?;
     c.signed.remove(&name);
-    // A node known to the credentials but not the registry cannot be; either way it is gone.
-    if c.registry.nodes.contains_key(&name) {
+    // A node known to the credentials but not the cluster cannot be; either way it is gone.
+    if c.cluster.nodes.contains_key(&name) {
         c.step(Event::Removed(name.clone()), now()).map_err(|e| ApiError::internal(e.to_string()))?;
     }
     c.persist()?;
@@ -108,7 +108,7 @@ pub(super) async fn heartbeat(
 ) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let mut c = lock(&c);
     for chunk in req.logs {
-        let assigned = c.registry.desired.get(&name).is_some_and(|d| {
+        let assigned = c.cluster.desired.get(&name).is_some_and(|d| {
             d.assignments.iter().any(|a| a.placement.workload == chunk.workload && a.placement.replica == chunk.replica)
         });
         if !assigned || chunk.text.len() > 4 * LOG_CHUNK {
@@ -163,7 +163,7 @@ pub(super) async fn desired(
         notified.as_mut().enable();
         {
             let mut c = lock(&c);
-            let generation = c.registry.desired.get(&name).map_or(0, |d| d.generation);
+            let generation = c.cluster.desired.get(&name).map_or(0, |d| d.generation);
             if q.after != Some(generation) || tokio::time::Instant::now() >= until {
                 return c.signed_desired(&name).map(Json);
             }

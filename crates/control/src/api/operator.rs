@@ -63,7 +63,7 @@ pub(super) async fn deploy(
     let names: Vec<String> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
     c.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
     c.persist()?;
-    let unplaced: Vec<_> = c.registry.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
+    let unplaced: Vec<_> = c.cluster.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
     Ok(Json(lamina_wire::Deployed { deployed: names, unplaced }))
 }
 
@@ -76,7 +76,7 @@ pub(super) async fn undeploy(State(c): State<Shared>, _: Admin, Path(name): Path
 
 pub(super) async fn status(_: Admin, State(c): State<Shared>) -> ApiResult<Json<lamina_wire::Status>> {
     let c = lock(&c);
-    let r = &c.registry;
+    let r = &c.cluster;
     Ok(Json(lamina_wire::Status {
         nodes: r.nodes.values().cloned().collect(),
         placements: r.plan.placements.clone(),
@@ -92,7 +92,7 @@ pub(super) async fn logs(
     Path(name): Path<String>,
 ) -> ApiResult<Json<lamina_wire::Logs>> {
     let c = lock(&c);
-    if !c.registry.workloads.contains_key(&name) && !c.logs.keys().any(|(w, _)| *w == name) {
+    if !c.cluster.workloads.contains_key(&name) && !c.logs.keys().any(|(w, _)| *w == name) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no workload `{name}` is deployed")));
     }
     let instances = c

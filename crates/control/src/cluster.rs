@@ -1,4 +1,4 @@
-//! The registry: nodes, workloads and placements, and the step that keeps them consistent.
+//! The cluster: nodes, workloads and placements, and the step that keeps them consistent.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -70,7 +70,7 @@ pub enum Event {
     Tick,
 }
 
-/// An event the registry refuses.
+/// An event the cluster refuses.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepError {
@@ -84,7 +84,7 @@ pub enum StepError {
 
 /// The control plane's state: serialisable, so it survives restarts as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Registry {
+pub struct Cluster {
     /// Timings.
     pub settings: Settings,
     /// Nodes by name.
@@ -97,17 +97,17 @@ pub struct Registry {
     pub desired: BTreeMap<String, DesiredState>,
 }
 
-impl Registry {
-    /// An empty registry.
+impl Cluster {
+    /// An empty cluster.
     pub fn new(settings: Settings) -> Self {
-        Registry { settings, ..Registry::default() }
+        Cluster { settings, ..Cluster::default() }
     }
 
     /// Applies one event at time `now` (seconds since the Unix epoch), then re-evaluates every
     /// node's standing and the plan. Returns the nodes whose desired state changed.
     ///
     /// # Errors
-    /// [`StepError`] for an event about an unknown node or workload; the registry is unchanged.
+    /// [`StepError`] for an event about an unknown node or workload; the cluster is unchanged.
     pub fn step(&mut self, event: Event, now: u64) -> Result<Vec<String>, StepError> {
         match event {
             Event::Enrolled { name, target, platform, memory, labels, zone, profile } => {
@@ -247,7 +247,7 @@ impl Registry {
         changed
     }
 
-    /// Serialises the registry (what the store keeps).
+    /// Serialises the cluster (what the store keeps).
     ///
     /// # Errors
     /// Never in practice: every field is plain data.
@@ -255,10 +255,10 @@ impl Registry {
         serde_json::to_vec_pretty(self)
     }
 
-    /// Restores a registry the store kept.
+    /// Restores a cluster the store kept.
     ///
     /// # Errors
-    /// When the bytes are not a registry.
+    /// When the bytes are not a cluster.
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
     }

@@ -18,7 +18,7 @@ sealed = ["/data"]
 zones = ["cloud"]
 "#;
 
-fn enroll(r: &mut Registry, name: &str, zone: &str, target: Target, now: u64) {
+fn enroll(r: &mut Cluster, name: &str, zone: &str, target: Target, now: u64) {
     r.step(
         Event::Enrolled {
             name: name.into(),
@@ -34,11 +34,9 @@ fn enroll(r: &mut Registry, name: &str, zone: &str, target: Target, now: u64) {
     .expect("enrols");
 }
 
-fn continuum() -> Registry {
-    let mut r = Registry::new(Settings {
-        lost_after: Duration::from_secs(15),
-        attestation_valid_for: Duration::from_secs(600),
-    });
+fn continuum() -> Cluster {
+    let mut r =
+        Cluster::new(Settings { lost_after: Duration::from_secs(15), attestation_valid_for: Duration::from_secs(600) });
     enroll(&mut r, "cloud-1", "cloud", Target::X86_64Linux, 1000);
     enroll(&mut r, "edge-1", "edge", Target::Aarch64Linux, 1000);
     enroll(&mut r, "edge-2", "edge", Target::Aarch64Linux, 1000);
@@ -46,13 +44,13 @@ fn continuum() -> Registry {
     r
 }
 
-fn on(r: &Registry, node: &str) -> Vec<String> {
+fn on(r: &Cluster, node: &str) -> Vec<String> {
     r.desired.get(node).map_or_else(Vec::new, |d| {
         d.assignments.iter().map(|a| format!("{}/{}", a.placement.workload, a.placement.replica)).collect()
     })
 }
 
-fn beat(r: &mut Registry, nodes: &[&str], now: u64) {
+fn beat(r: &mut Cluster, nodes: &[&str], now: u64) {
     for n in nodes {
         r.step(Event::Heartbeat { node: (*n).into(), instances: Vec::new(), degraded: None }, now).expect("heartbeat");
     }
@@ -91,7 +89,7 @@ fn a_restarted_control_plane_changes_nothing_healthy() {
     let mut r = continuum();
     beat(&mut r, &["cloud-1", "edge-1", "edge-2"], 1005);
     let stored = r.to_json().expect("serialises");
-    let mut restarted = Registry::from_json(&stored).expect("restores");
+    let mut restarted = Cluster::from_json(&stored).expect("restores");
     assert_eq!(restarted, r);
     let generations: Vec<u64> = restarted.desired.values().map(|d| d.generation).collect();
     // The nodes reconnect and heartbeat; nothing is re-planned.
