@@ -3,13 +3,31 @@
 mod appraiser;
 mod attest;
 mod compile;
+#[cfg(feature = "control")]
+mod control;
 #[cfg(feature = "node")]
-mod continuum;
+mod control_client;
+#[cfg(feature = "node")]
+mod deploy;
 mod inspect;
 mod keygen;
+#[cfg(feature = "node")]
+mod logs;
+#[cfg(feature = "node")]
+mod node;
 mod platform;
+#[cfg(feature = "node")]
+mod remove_node;
 mod run;
+#[cfg(feature = "node")]
+mod secret;
 mod serve;
+#[cfg(feature = "node")]
+mod status;
+#[cfg(feature = "node")]
+mod token;
+#[cfg(feature = "node")]
+mod undeploy;
 #[cfg(feature = "verify")]
 mod verify;
 
@@ -27,22 +45,22 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "verify")]
         Command::Verify(args) => Ok(verify::verify(args)),
         #[cfg(feature = "control")]
-        Command::Control(args) => continuum::control(args),
+        Command::Control(args) => control::control(args),
         #[cfg(feature = "node")]
-        Command::Token { command } => continuum::token(command),
+        Command::Token { command } => token::token(command),
         #[cfg(feature = "node")]
-        Command::Deploy(args) => continuum::deploy(args),
+        Command::Deploy(args) => deploy::deploy(args),
         #[cfg(feature = "node")]
-        Command::Undeploy(args) => continuum::undeploy(args),
+        Command::Undeploy(args) => undeploy::undeploy(args),
         #[cfg(feature = "node")]
-        Command::RemoveNode(args) => continuum::remove_node(args),
+        Command::RemoveNode(args) => remove_node::remove_node(args),
         #[cfg(feature = "node")]
-        Command::Status(args) => continuum::status(args),
+        Command::Status(args) => status::status(args),
         #[cfg(feature = "node")]
-        Command::Logs(args) => continuum::logs(args),
+        Command::Logs(args) => logs::logs(args),
         #[cfg(feature = "node")]
-        Command::Secret { command } => continuum::secret(command),
+        Command::Secret { command } => secret::secret(command),
         #[cfg(feature = "node")]
-        Command::Node(args) => continuum::node(args),
+        Command::Node(args) => node::node(args),
     }
 }
