@@ -12,7 +12,8 @@ use lamina_tee::Platform;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
 use lamina_wire::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
 
-use crate::identity::{Identity, evidence};
+use crate::enrol::evidence;
+use crate::identity::Identity;
 
 /// The most a workload's sealed directory may hold on a node.
 const VOLUME_QUOTA: u64 = 1 << 30;

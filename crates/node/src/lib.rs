@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod enrol;
 mod floor;
 mod identity;
 mod log;
@@ -29,5 +30,6 @@ mod state;
 mod topics;
 
 pub use agent::{Agent, AgentError, NodeOptions, STOP_WAIT};
-pub use identity::{Identity, enrol};
+pub use enrol::enrol;
+pub use identity::Identity;
 pub use log::LogLimits;
