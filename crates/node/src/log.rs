@@ -142,17 +142,26 @@ impl lamina_runtime::GuestOutput for InstanceLog {
             return Ok(());
         }
         s.tokens -= n as f64;
-        if s.dropped > 0 {
-            let note = format!(
+        // After a drop, the note and the output that follows it go in one write, so that a
+        // rotation never puts them in different files (the note would be in the old one).
+        let noted;
+        let out = if s.dropped > 0 {
+            let mut both = format!(
                 "[lamina: {} bytes of this instance's output were dropped (over {} bytes/s, or the disk refused them)]\n",
                 s.dropped, self.limits.rate
-            );
-            if self.put(&mut s, note.as_bytes()).is_ok() {
+            )
+            .into_bytes();
+            both.extend_from_slice(&bytes[..n]);
+            noted = both;
+            &noted[..]
+        } else {
+            &bytes[..n]
+        };
+        match self.put(&mut s, out) {
+            Ok(()) => {
                 s.dropped = 0;
+                s.broken_until = None;
             }
-        }
-        match self.put(&mut s, &bytes[..n]) {
-            Ok(()) => s.broken_until = None,
             Err(e) => {
                 tracing::debug!("{}: output dropped: {e}", self.path.display());
                 self.drop_bytes(&mut s, n as u64);
@@ -210,6 +219,28 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("reads");
         assert!(text.contains("[lamina: 50 bytes of this instance's output were dropped"), "{text}");
         assert!(text.ends_with("back\n"), "{text}");
+    }
+
+    /// The note of a drop and the output after it go in one write: when that write rotates
+    /// the file, the new file starts with the note (a reader of the current file always learns
+    /// of the drop before what followed it).
+    #[test]
+    fn a_drop_note_is_never_left_behind_in_the_rotated_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        // The note (about 100 bytes) would fit after the first write; the note and the output
+        // after it do not, so they rotate the file together.
+        let limits = LogLimits { max_file: 200, rate: 10_000, burst: 60 };
+        let (log, counters, path) = log(dir.path(), limits);
+        log.write(&[b'a'; 50]).expect("writes");
+        log.write(&[b'b'; 50]).expect("dropped, not failed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log.write(&[b'c'; 60]).expect("writes");
+        assert_eq!(counters.rotations.get(), 1);
+        let text = std::fs::read_to_string(&path).expect("reads");
+        assert!(text.starts_with("[lamina: 50 bytes of this instance's output were dropped"), "{text}");
+        assert!(text.ends_with(&"c".repeat(60)), "{text}");
+        let rotated = std::fs::read_to_string(InstanceLog::rotated(&path)).expect("reads");
+        assert_eq!(rotated, "a".repeat(50));
     }
 
     #[test]
