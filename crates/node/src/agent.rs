@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use lamina_runtime::{Engine, Exit, Limits, Output, Program, Secrets, Services, TrustedCode, WasiConfig};
 use lamina_tee::Platform;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
-use lamina_wire::{Assignment, ClientError, DesiredState, InstanceReport, InstanceState, SignedDesired};
+use lamina_wire::{Assignment, ClientError, DesiredState, InstanceReport, SignedDesired};
 
 use crate::enrol::evidence;
 use crate::identity::Identity;
+use crate::reconcile::{Action, InstanceKey, Phase, Seen};
 
 /// The most a workload's sealed directory may hold on a node.
 const VOLUME_QUOTA: u64 = 1 << 30;
@@ -129,13 +130,39 @@ pub const STOP_WAIT: Duration = Duration::from_secs(1);
 /// once that instance is no longer its to run.
 const DEGRADED_HOLD: Duration = Duration::from_secs(30);
 
-struct Running {
+/// An instance this node has: what it runs, how often it was restarted, and where it stands.
+struct Instance {
     spec: WorkloadSpec,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Option<Exit>>>,
-    state: InstanceState,
     restarts: u32,
-    retry_at: Option<Instant>,
+    run: Run,
+}
+
+/// Whether an instance's guest runs.
+enum Run {
+    /// On its thread, until `stop` is set.
+    Guest {
+        /// Set to stop it.
+        stop: Arc<AtomicBool>,
+        /// Its thread: the guest's exit, or `None` when it could not be instantiated.
+        thread: JoinHandle<Option<Exit>>,
+    },
+    /// Not; started again at `retry_at`.
+    BackingOff {
+        /// When.
+        retry_at: Instant,
+    },
+}
+
+impl Instance {
+    /// What the reconcile step sees of it.
+    fn seen(&self) -> Seen {
+        let phase = match &self.run {
+            Run::Guest { thread, .. } if thread.is_finished() => Phase::Ended,
+            Run::Guest { .. } => Phase::Running,
+            Run::BackingOff { retry_at } => Phase::BackingOff { retry_at: *retry_at },
+        };
+        Seen { spec: self.spec.clone(), phase, restarts: self.restarts }
+    }
 }
 
 /// The node agent.
@@ -145,7 +172,7 @@ pub struct Agent {
     platform: Box<dyn Platform + Send>,
     engine: Engine,
     artifact_key: p256::ecdsa::VerifyingKey,
-    instances: BTreeMap<(String, u32), Running>,
+    instances: BTreeMap<InstanceKey, Instance>,
     /// Threads of stopped instances that did not end within [`STOP_WAIT`] (blocked in a host
     /// call), until they do.
     lingering: Vec<(String, JoinHandle<Option<Exit>>)>,
@@ -503,89 +530,73 @@ impl Agent {
     fn reports(&self) -> Vec<InstanceReport> {
         self.instances
             .iter()
-            .map(|((workload, replica), r)| InstanceReport {
+            .map(|((workload, replica), i)| InstanceReport {
                 workload: workload.clone(),
                 replica: *replica,
-                state: r.state,
-                restarts: r.restarts,
+                state: i.seen().phase.reported(),
+                restarts: i.restarts,
             })
             .collect()
     }
 
+    /// One reconcile step: what [`crate::reconcile::step`] decides from the desired state and
+    /// the instances as they are now, carried out (stops, then back-offs, then starts).
     fn reconcile(&mut self, client: &lamina_wire::ControlClient) {
-        let wanted: BTreeMap<(String, u32), Assignment> = self
-            .desired
-            .assignments
-            .iter()
-            .map(|a| ((a.placement.workload.clone(), a.placement.replica), a.clone()))
-            .collect();
-        // Stop what is no longer assigned, or assigned differently.
-        let gone: Vec<(String, u32)> = self
-            .instances
-            .iter()
-            .filter(|(k, r)| wanted.get(*k).is_none_or(|a| a.spec != r.spec))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let stopping: Vec<((String, u32), Running)> =
-            gone.iter().filter_map(|key| self.instances.remove(key).map(|r| (key.clone(), r))).collect();
-        self.stop_instances(stopping);
-        for key in gone {
-            if !wanted.contains_key(&key) {
-                // No longer this node's: its cached secrets go too.
-                let _ = std::fs::remove_file(crate::secrets::cache_path(&self.options.state, &key.0, key.1));
+        let now = Instant::now();
+        let seen: BTreeMap<InstanceKey, Seen> = self.instances.iter().map(|(k, i)| (k.clone(), i.seen())).collect();
+        let actions = crate::reconcile::step(&self.desired.assignments, &seen, now);
+        let mut stopping = Vec::new();
+        let mut forget = Vec::new();
+        for action in &actions {
+            if let Action::Stop { key, forget: gone } = action {
+                stopping.extend(self.instances.remove(key).map(|i| (key.clone(), i)));
+                if *gone {
+                    forget.push(key.clone());
+                }
             }
+        }
+        self.stop_instances(stopping);
+        for (workload, replica) in forget {
+            // No longer this node's: its cached secrets go too.
+            let _ = std::fs::remove_file(crate::secrets::cache_path(&self.options.state, &workload, replica));
         }
         self.reap_lingering();
-        // Notice what ended.
-        for (key, r) in &mut self.instances {
-            if r.thread.as_ref().is_some_and(JoinHandle::is_finished) {
-                let exit = r.thread.take().and_then(|t| t.join().ok()).flatten();
-                tracing::warn!("{}/{} ended ({exit:?}); restarting after a delay", key.0, key.1);
-                r.state = InstanceState::Failed;
-                r.restarts += 1;
-                self.metrics.restarts.inc();
-                let delay = Duration::from_secs(1u64 << r.restarts.min(5)).min(Duration::from_secs(30));
-                r.retry_at = Some(Instant::now() + delay);
-            }
-        }
-        // Start what is missing, or due for a restart.
-        let keys: BTreeSet<(String, u32)> = wanted.keys().cloned().collect();
-        for key in keys {
-            let due = match self.instances.get(&key) {
-                None => true,
-                Some(r) => r.thread.is_none() && r.retry_at.is_some_and(|t| Instant::now() >= t),
-            };
-            if !due {
-                continue;
-            }
-            let Some(assignment) = wanted.get(&key) else { continue };
-            let (restarts, previous) = self.instances.get(&key).map_or((0, None), |r| (r.restarts, Some(r.state)));
-            match self.start(client, assignment) {
-                Ok(mut running) => {
-                    running.restarts = restarts;
-                    self.local_failures.remove(&key);
-                    self.instances.insert(key, running);
+        for action in actions {
+            match action {
+                Action::Stop { .. } => {}
+                Action::BackOff { key, restarts, retry_at } => {
+                    let Some(instance) = self.instances.get_mut(&key) else { continue };
+                    let exit = match std::mem::replace(&mut instance.run, Run::BackingOff { retry_at }) {
+                        Run::Guest { thread, .. } => thread.join().ok().flatten(),
+                        Run::BackingOff { .. } => None,
+                    };
+                    tracing::warn!("{}/{} ended ({exit:?}); restarting after a delay", key.0, key.1);
+                    instance.restarts = restarts;
+                    self.metrics.restarts.inc();
                 }
-                Err(e) => {
-                    tracing::error!("cannot start {}/{}: {e}", key.0, key.1);
-                    if matches!(e, AgentError::State(_) | AgentError::Attest(_)) {
-                        self.local_failures.insert(key.clone(), (e.to_string(), Instant::now()));
-                    }
-                    let entry = self.instances.entry(key).or_insert_with(|| Running {
-                        spec: assignment.spec.clone(),
-                        stop: Arc::new(AtomicBool::new(false)),
-                        thread: None,
-                        state: InstanceState::Failed,
-                        restarts,
-                        retry_at: None,
-                    });
-                    entry.state = previous.map_or(InstanceState::Failed, |_| InstanceState::Failed);
-                    entry.retry_at = Some(Instant::now() + Duration::from_secs(5));
+                Action::Start { assignment, restarts } => {
+                    let key = (assignment.placement.workload.clone(), assignment.placement.replica);
+                    let run = match self.start(client, &assignment) {
+                        Ok(run) => {
+                            self.local_failures.remove(&key);
+                            run
+                        }
+                        Err(e) => {
+                            tracing::error!("cannot start {}/{}: {e}", key.0, key.1);
+                            if matches!(e, AgentError::State(_) | AgentError::Attest(_)) {
+                                self.local_failures.insert(key.clone(), (e.to_string(), Instant::now()));
+                            }
+                            Run::BackingOff { retry_at: Instant::now() + crate::reconcile::START_RETRY }
+                        }
+                    };
+                    self.instances.insert(key, Instance { spec: assignment.spec, restarts, run });
                 }
             }
         }
-        self.local_failures.retain(|key, (_, at)| wanted.contains_key(key) || at.elapsed() < DEGRADED_HOLD);
-        self.metrics.instance_states(self.instances.values().map(|r| r.state));
+        let wanted: BTreeSet<InstanceKey> =
+            self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();
+        self.local_failures.retain(|key, (_, at)| wanted.contains(key) || at.elapsed() < DEGRADED_HOLD);
+        self.metrics.instance_states(self.instances.values().map(|i| i.seen().phase.reported()));
     }
 
     /// Why this node cannot start instances, for its heartbeat: the first local failure (and
@@ -645,7 +656,7 @@ impl Agent {
         self.engine.load_code(&code).map_err(|e| AgentError::Artifact(e.to_string()))
     }
 
-    fn start(&self, client: &lamina_wire::ControlClient, a: &Assignment) -> Result<Running, AgentError> {
+    fn start(&self, client: &lamina_wire::ControlClient, a: &Assignment) -> Result<Run, AgentError> {
         let ModuleRef::Hash(hash) = &a.spec.module else {
             return Err(AgentError::Protocol("an assignment names a module by path".into()));
         };
@@ -700,14 +711,7 @@ impl Agent {
             })
             .map_err(|e| AgentError::State(e.to_string()))?;
         tracing::info!("started {}/{}", a.placement.workload, a.placement.replica);
-        Ok(Running {
-            spec: a.spec.clone(),
-            stop,
-            thread: Some(thread),
-            state: InstanceState::Running,
-            restarts: 0,
-            retry_at: None,
-        })
+        Ok(Run::Guest { stop, thread })
     }
 
     /// The instance's secrets and sealed directories: the secrets released to it (or cached),
@@ -850,13 +854,13 @@ impl Agent {
     /// Stops instances within [`STOP_WAIT`] in all: every stop flag is set first, then their
     /// threads are waited for until one shared deadline. Those still running then are kept
     /// in `lingering` (and counted) until they end.
-    fn stop_instances(&mut self, instances: Vec<((String, u32), Running)>) {
+    fn stop_instances(&mut self, instances: Vec<(InstanceKey, Instance)>) {
         let mut threads = Vec::new();
-        for ((workload, replica), mut r) in instances {
+        for ((workload, replica), instance) in instances {
             tracing::info!("stopping {workload}/{replica}");
-            r.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = r.thread.take() {
-                threads.push((format!("{workload}/{replica}"), t));
+            if let Run::Guest { stop, thread } = instance.run {
+                stop.store(true, Ordering::Relaxed);
+                threads.push((format!("{workload}/{replica}"), thread));
             }
         }
         let deadline = Instant::now() + STOP_WAIT;

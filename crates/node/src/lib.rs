@@ -15,6 +15,10 @@
 //! reach it keeps running what it last received (a copy signed by the control plane, saved in
 //! its state directory), restarting instances from cached artifacts and secrets, and reconciles
 //! when the link returns.
+//!
+//! What to start, stop and back off is decided by one pure function (`reconcile.rs`), from the
+//! desired state, the instances as observed and the clock; `agent.rs` observes, calls it and
+//! carries its actions out.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -25,6 +29,7 @@ mod floor;
 mod identity;
 mod log;
 mod metrics;
+mod reconcile;
 mod secrets;
 mod state;
 mod topics;
