@@ -105,18 +105,46 @@ pub enum AgentError {
     /// The control plane could not be reached or refused.
     #[error(transparent)]
     Control(#[from] ClientError),
-    /// The state directory.
+    /// A file or directory of the node's state could not be read or written.
+    #[error("{what}")]
+    Io {
+        /// Which, and what was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node's state is not as it should be (a malformed key, an engine that will not start).
     #[error("node state: {0}")]
     State(String),
     /// The control plane answered something unexpected.
     #[error("unexpected answer from the control plane: {0}")]
     Protocol(String),
     /// The platform could not attest.
-    #[error("the platform could not attest: {0}")]
-    Attest(String),
+    #[error("the platform could not attest")]
+    Attest(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An artifact could not be had or failed its checks.
     #[error("artifact: {0}")]
     Artifact(String),
+}
+
+impl AgentError {
+    /// An I/O error on `path`, while doing `doing` (`create`, `open`, `write`).
+    pub(crate) fn io(path: &std::path::Path, doing: &str, source: std::io::Error) -> Self {
+        AgentError::Io { what: format!("cannot {doing} {}", path.display()), source }
+    }
+}
+
+/// An error and its sources, as one line (`what: why: why`), for logs and heartbeats.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// How long stopping instances waits for their threads. A guest that is running Wasm traps at
@@ -293,7 +321,7 @@ impl Agent {
                 let attested = self.reattest(&client);
                 self.metrics.attested(attested.as_ref().is_ok_and(|pass| *pass), started.elapsed().as_secs_f64());
                 if let Err(e) = attested {
-                    tracing::warn!("re-attestation failed: {e}");
+                    tracing::warn!("re-attestation failed: {}", chain(&e));
                 }
             }
             let report = lamina_wire::HeartbeatRequest {
@@ -443,7 +471,9 @@ impl Agent {
                     );
                 }
                 Ok((_, None)) => {}
-                Err(e) => tracing::warn!("{}/{}: cannot attest: {e}", a.placement.workload, a.placement.replica),
+                Err(e) => {
+                    tracing::warn!("{}/{}: cannot attest: {}", a.placement.workload, a.placement.replica, chain(&e))
+                }
             }
         }
     }
@@ -582,9 +612,9 @@ impl Agent {
                             run
                         }
                         Err(e) => {
-                            tracing::error!("cannot start {}/{}: {e}", key.0, key.1);
-                            if matches!(e, AgentError::State(_) | AgentError::Attest(_)) {
-                                self.local_failures.insert(key.clone(), (e.to_string(), Instant::now()));
+                            tracing::error!("cannot start {}/{}: {}", key.0, key.1, chain(&e));
+                            if matches!(e, AgentError::Io { .. } | AgentError::State(_) | AgentError::Attest(_)) {
+                                self.local_failures.insert(key.clone(), (chain(&e), Instant::now()));
                             }
                             Run::BackingOff { retry_at: Instant::now() + crate::reconcile::START_RETRY }
                         }
@@ -635,10 +665,9 @@ impl Agent {
         let signature = b64.decode(signed.signature).map_err(|e| AgentError::Artifact(e.to_string()))?;
         // Checked before it is kept: nothing unverified is written to the artifact directory.
         let program = self.load_signed(&bytes, &signature, hash)?;
-        std::fs::create_dir_all(&dir).map_err(|e| AgentError::State(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| AgentError::io(&dir, "create", source))?;
         for (path, data) in [(&sig_path, &signature), (&art_path, &bytes)] {
-            crate::state::write_atomically(path, data)
-                .map_err(|e| AgentError::State(format!("{}: {e}", path.display())))?;
+            crate::state::write_atomically(path, data).map_err(|source| AgentError::io(path, "write", source))?;
         }
         Ok(program)
     }
@@ -662,11 +691,11 @@ impl Agent {
         };
         let program = self.program(client, hash)?;
         let logs = self.options.state.join("logs");
-        std::fs::create_dir_all(&logs).map_err(|e| AgentError::State(format!("{}: {e}", logs.display())))?;
+        std::fs::create_dir_all(&logs).map_err(|source| AgentError::io(&logs, "create", source))?;
         let log_path = logs.join(format!("{}-{}.log", a.placement.workload, a.placement.replica));
         let log: Arc<dyn lamina_runtime::GuestOutput> =
             crate::log::InstanceLog::open(&log_path, self.options.logs, self.metrics.logs.clone())
-                .map_err(|e| AgentError::State(format!("{}: {e}", log_path.display())))?;
+                .map_err(|source| AgentError::io(&log_path, "open", source))?;
         let wasi = WasiConfig {
             args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
             env: a
@@ -891,5 +920,24 @@ impl Agent {
         }
         self.lingering = still;
         self.metrics.lingering.set(i64::try_from(self.lingering.len()).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An I/O failure says which file and what was being done, and keeps the OS's reason as its
+    /// source; logs and heartbeats show the whole chain.
+    #[test]
+    fn an_io_error_names_the_path_and_keeps_its_cause() {
+        let e =
+            AgentError::io(std::path::Path::new("/state/logs"), "create", std::io::ErrorKind::PermissionDenied.into());
+        assert_eq!(e.to_string(), "cannot create /state/logs");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "permission denied");
+        assert_eq!(chain(&e), "cannot create /state/logs: permission denied");
+        let attest = AgentError::Attest(Box::new(lamina_wire::evidence::EvidenceError::Challenge));
+        assert_eq!(chain(&attest), "the platform could not attest: the challenge is not hex");
     }
 }

@@ -46,7 +46,7 @@ fn enrol_once(
 pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str, key: &[u8]) -> Result<String, AgentError> {
     lamina_wire::evidence::challenge_evidence(platform, nonce_hex, key).map_err(|e| match e {
         lamina_wire::evidence::EvidenceError::Challenge => AgentError::Protocol(e.to_string()),
-        other => AgentError::Attest(other.to_string()),
+        other => AgentError::Attest(Box::new(other)),
     })
 }
 

@@ -51,14 +51,14 @@ impl Identity {
                 .map(Some)
                 .map_err(|e| AgentError::State(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AgentError::State(format!("{}: {e}", path.display()))),
+            Err(source) => Err(AgentError::io(&path, "read", source)),
         }
     }
 
     pub(crate) fn save(&self, state: &Path) -> Result<(), AgentError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::create_dir_all(state).map_err(|e| AgentError::State(format!("{}: {e}", state.display())))?;
+        std::fs::create_dir_all(state).map_err(|source| AgentError::io(state, "create", source))?;
         let path = state.join("node.json");
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| AgentError::State(e.to_string()))?;
         std::fs::OpenOptions::new()
@@ -68,7 +68,7 @@ impl Identity {
             .mode(0o600)
             .open(&path)
             .and_then(|mut f| f.write_all(&bytes))
-            .map_err(|e| AgentError::State(format!("{}: {e}", path.display())))
+            .map_err(|source| AgentError::io(&path, "write", source))
     }
 
     /// A client of the control plane over mutually attested TLS: it presents a certificate
@@ -113,7 +113,7 @@ impl Identity {
 
 /// An attested certificate for the node's key (RA-TLS): the platform's evidence binds the key.
 fn certificate(platform: &dyn Platform, key: &[u8]) -> Result<AttestedCert, AgentError> {
-    lamina_wire::evidence::attested_certificate(platform, key).map_err(|e| AgentError::Attest(e.to_string()))
+    lamina_wire::evidence::attested_certificate(platform, key).map_err(|e| AgentError::Attest(Box::new(e)))
 }
 
 /// The SubjectPublicKeyInfo (DER) of a PKCS#8 P-256 key.

@@ -98,7 +98,7 @@ fn request(
         nonce: nonce.clone(),
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
-    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(e.to_string()))?;
+    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| AgentError::Attest(Box::new(e)))?;
     let released = client.release(
         node,
         &lamina_wire::ReleaseRequest {
