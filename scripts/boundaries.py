@@ -8,6 +8,7 @@ What holds (docs/ARCHITECTURE.md says why):
 - the node build (`lamina-cli --no-default-features --features node`) and the node agent link
   no compiler, no etcd client and not the control plane's crate;
 - the node agent and the CLI's node build reach the control plane through `lamina-wire` only;
+- no binary links native-tls: TLS is rustls;
 - every workspace crate takes the workspace's lints (`unsafe_code = "deny"` among them), and
   `unsafe` appears only in the files listed in UNSAFE_ALLOWED, each with its safety argument.
 
@@ -44,6 +45,8 @@ GRAPHS = [
      "it talks to the control plane through lamina-wire"),
     ("the wire types", ["-p", "lamina-wire"], COMPILER | CONTROL_SERVER | {"wasmtime", "axum"},
      "both sides link it; it serves nothing and compiles nothing"),
+    ("the lamina binary", ["-p", "lamina-cli", "--all-features"], {"native-tls"},
+     "its TLS is rustls (a build script may use other TLS; the binary may not)"),
 ]
 
 

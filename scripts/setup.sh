@@ -65,6 +65,17 @@ setup_rust() {
     fi
 }
 
+# cargo-deny checks the dependencies' licences, bans and sources (deny.toml). Installed with
+# cargo from crates.io, the exact version, once (a few minutes on two cores).
+CARGO_DENY_VERSION=0.20.2
+
+setup_cargo_tools() {
+    if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+        say "installing cargo-deny $CARGO_DENY_VERSION (cargo install, once)"
+        cargo install --quiet --locked cargo-deny --version "$CARGO_DENY_VERSION"
+    fi
+}
+
 setup_debian() {
     local missing=()
     for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -153,6 +164,10 @@ check_rust_targets() {
         rustc --edition 2021 --crate-type lib --target "$t" -o "$W/lib-$t.rlib" "$W/lib.rs"
     done
     cargo fmt --version && cargo clippy --version
+}
+
+check_cargo_deny() {
+    [ "$(cargo deny --version)" = "cargo-deny $CARGO_DENY_VERSION" ]
 }
 
 check_protoc() {
@@ -306,6 +321,7 @@ check() {
     trap "rm -rf '$W'" EXIT
     say "checking what the builds and tests need, by using it"
     run_check "rustc links a native hello; Rust targets ${RUST_TARGETS[*]}; rustfmt, clippy" "gcc libc6-dev; rustup target add / rustup component add" check_rust_targets
+    run_check "cargo deny $CARGO_DENY_VERSION runs" "cargo install --locked cargo-deny --version $CARGO_DENY_VERSION" check_cargo_deny
     run_check "protoc compiles a file importing google/protobuf/descriptor.proto" "protobuf-compiler libprotobuf-dev" check_protoc
     run_check "clang links a C hello for wasm32-wasi; llvm-ar archives it" "clang lld wasi-libc libclang-rt-dev-wasm32 llvm" check_wasm_c
     run_check "the aarch64 cross linker links and qemu-aarch64 runs the result" "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" check_aarch64
@@ -329,6 +345,6 @@ check() {
 
 case "${1:-}" in
     --check) check ;;
-    "") setup_rust; setup_debian; check ;;
+    "") setup_rust; setup_debian; setup_cargo_tools; check ;;
     *) echo "usage: scripts/setup.sh [--check]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,8 @@ say "checking docs/ARCHITECTURE.md's crate table against the workspace"
 python3 scripts/crate-graph.py --check
 say "checking the crate boundaries (verifier, node build, wire types, unsafe)"
 python3 scripts/boundaries.py
+say "checking the dependencies' licences, bans and sources (deny.toml; advisories need a network)"
+cargo deny --offline check bans licenses sources
 
 say "checking formatting"
 cargo fmt --all --check
