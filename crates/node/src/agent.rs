@@ -147,6 +147,43 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// What an assigned instance's guest sees (its arguments, and its environment with
+/// `LAMINA_WORKLOAD`, `LAMINA_REPLICA` and `LAMINA_NODE`, which the manifest cannot set) and
+/// its limits, on node `node`.
+pub(crate) fn guest_view(node: &str, a: &Assignment) -> (WasiConfig, Limits) {
+    let wasi = WasiConfig {
+        args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
+        env: a
+            .spec
+            .env
+            .iter()
+            .filter(|(k, _)| !k.starts_with("LAMINA_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([
+                ("LAMINA_WORKLOAD".to_owned(), a.placement.workload.clone()),
+                ("LAMINA_REPLICA".to_owned(), a.placement.replica.to_string()),
+                ("LAMINA_NODE".to_owned(), node.to_owned()),
+            ])
+            .collect(),
+        ..WasiConfig::default()
+    };
+    (wasi, Limits { max_memory: Some(a.spec.memory), ..Limits::default() })
+}
+
+/// The configuration digest of an assigned instance on node `node`, as
+/// [`lamina_runtime::InstanceConfig`] defines it for every host: what its evidence claims.
+pub(crate) fn config_digest(node: &str, a: &Assignment, profile: lamina_types::Profile) -> [u8; 32] {
+    let (wasi, limits) = guest_view(node, a);
+    lamina_runtime::InstanceConfig {
+        secrets: a.spec.secrets.clone(),
+        sealed_dirs: a.spec.sealed.clone(),
+        topics: a.spec.topics.clone(),
+        profile: profile.to_string(),
+        ..lamina_runtime::InstanceConfig::new(lamina_runtime::InstanceHost::Node, &wasi, limits)
+    }
+    .digest()
+}
+
 /// How long stopping instances waits for their threads. A guest that is running Wasm traps at
 /// its next epoch check (milliseconds); one blocked in a host call (a long sleep, say) cannot
 /// be interrupted there, so its thread is left to end by itself once the call returns, and
@@ -461,7 +498,16 @@ impl Agent {
         for (a, keys) in waiting {
             let ModuleRef::Hash(module) = a.spec.module else { continue };
             let state = &self.options.state;
-            match crate::secrets::bundle(client, &self.identity.name, state, self.platform.as_ref(), &a, &module) {
+            let digest = config_digest(&self.identity.name, &a, self.options.profile);
+            match crate::secrets::bundle(
+                client,
+                &self.identity.name,
+                state,
+                self.platform.as_ref(),
+                &a,
+                &module,
+                digest,
+            ) {
                 Ok((_, Some(key))) => {
                     keys.attested(key, module);
                     tracing::info!(
@@ -696,26 +742,13 @@ impl Agent {
         let log: Arc<dyn lamina_runtime::GuestOutput> =
             crate::log::InstanceLog::open(&log_path, self.options.logs, self.metrics.logs.clone())
                 .map_err(|source| AgentError::io(&log_path, "open", source))?;
+        let (view, limits) = guest_view(&self.identity.name, a);
         let wasi = WasiConfig {
-            args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
-            env: a
-                .spec
-                .env
-                .iter()
-                .filter(|(k, _)| !k.starts_with("LAMINA_"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .chain([
-                    ("LAMINA_WORKLOAD".to_owned(), a.placement.workload.clone()),
-                    ("LAMINA_REPLICA".to_owned(), a.placement.replica.to_string()),
-                    ("LAMINA_NODE".to_owned(), self.identity.name.clone()),
-                ])
-                .collect(),
             stdin: Some(Vec::new()),
             stdout: Output::Sink(log.clone()),
             stderr: Output::Sink(log),
-            ..WasiConfig::default()
+            ..view
         };
-        let limits = Limits { max_memory: Some(a.spec.memory), ..Limits::default() };
         let stop = Arc::new(AtomicBool::new(false));
         let mut services = Services { stop: Some(stop.clone()), ..Services::default() };
         // Instances that message through NATS attest too: their topic keys are released to
@@ -754,8 +787,15 @@ impl Agent {
         services: &mut Services,
     ) -> Result<Option<p256::SecretKey>, AgentError> {
         let platform = self.platform.as_ref();
-        let (bundle, instance_key) =
-            crate::secrets::bundle(client, &self.identity.name, &self.options.state, platform, a, hash)?;
+        let (bundle, instance_key) = crate::secrets::bundle(
+            client,
+            &self.identity.name,
+            &self.options.state,
+            platform,
+            a,
+            hash,
+            config_digest(&self.identity.name, a, self.options.profile),
+        )?;
         let mut secrets = Secrets::new();
         for (name, value) in bundle.values().map_err(|e| AgentError::Artifact(e.to_string()))? {
             secrets.insert(&name, value).map_err(|e| AgentError::Protocol(e.to_string()))?;
@@ -926,6 +966,30 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What an instance's evidence claims as its configuration: the same assignment on the same
+    /// node agrees; another node (its `LAMINA_NODE`), replica or memory bound does not.
+    #[test]
+    fn an_instances_configuration_digest_covers_where_and_how_it_runs() {
+        let spec = |memory: &str| {
+            let toml = format!(
+                "[[workload]]\nname = \"w\"\nmodule = \"sha256:{}\"\nmemory = \"{memory}\"\nsecrets = [\"api\"]\n",
+                "ab".repeat(32)
+            );
+            lamina_types::Deployment::parse(&toml).expect("a manifest").workloads.remove(0)
+        };
+        let assignment = |replica: u32, memory: &str| Assignment {
+            placement: lamina_scheduler::Placement { workload: "w".into(), replica, node: "edge-1".into() },
+            spec: spec(memory),
+        };
+        let profile = lamina_types::Profile::Server;
+        let digest = config_digest("edge-1", &assignment(0, "64MiB"), profile);
+        assert_eq!(config_digest("edge-1", &assignment(0, "64MiB"), profile), digest);
+        assert_ne!(config_digest("edge-2", &assignment(0, "64MiB"), profile), digest);
+        assert_ne!(config_digest("edge-1", &assignment(1, "64MiB"), profile), digest);
+        assert_ne!(config_digest("edge-1", &assignment(0, "32MiB"), profile), digest);
+        assert_ne!(config_digest("edge-1", &assignment(0, "64MiB"), lamina_types::Profile::Tiny), digest);
+    }
 
     /// An I/O failure says which file and what was being done, and keeps the OS's reason as its
     /// source; logs and heartbeats show the whole chain.

@@ -39,9 +39,10 @@ pub(crate) fn bundle(
     platform: &dyn Platform,
     a: &Assignment,
     module: &ModuleHash,
+    config_digest: [u8; 32],
 ) -> Result<(Bundle, Option<p256::SecretKey>), AgentError> {
     let path = cache_path(state, &a.placement.workload, a.placement.replica);
-    match request(client, node, platform, a, module) {
+    match request(client, node, platform, a, module, config_digest) {
         Ok((bundle, key)) => {
             save(&path, platform, a, module, &bundle);
             Ok((bundle, Some(key)))
@@ -83,6 +84,7 @@ fn request(
     platform: &dyn Platform,
     a: &Assignment,
     module: &ModuleHash,
+    config_digest: [u8; 32],
 ) -> Result<(Bundle, p256::SecretKey), AgentError> {
     use p256::pkcs8::EncodePublicKey as _;
     let secret = p256::SecretKey::random(&mut rand_core::OsRng);
@@ -93,7 +95,7 @@ fn request(
         platform: platform.info().kind,
         runtime_measurement: lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]),
         module_hash: Some(*module),
-        config_digest: None,
+        config_digest: Some(config_digest),
         instance_key: Some(spki.as_bytes().to_vec()),
         nonce: nonce.clone(),
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),

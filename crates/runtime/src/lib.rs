@@ -30,6 +30,7 @@
 
 pub mod artifact;
 mod cache;
+mod config;
 mod engine;
 mod error;
 mod host;
@@ -44,6 +45,7 @@ pub mod signing;
 
 pub use artifact::{ArtifactHeader, ProgramKind};
 pub use cache::{CacheKey, CacheStatus, CompileCache};
+pub use config::{InstanceConfig, InstanceHost};
 pub use engine::{EPOCH_TICK, Engine, EngineOptions, ProfileLimits, WASMTIME_VERSION};
 pub use error::{ArtifactError, Error, InstantiateError, LoadError};
 pub use http::{HandleError, HttpBody, HttpConfig, HttpHandler, Reuse};

@@ -88,7 +88,9 @@ pub(crate) fn run(args: RunArgs, verbose: u8) -> anyhow::Result<i32> {
     // peers: one unverified program (main or `--with`) leaves the whole run without identity.
     let all_verified = peers.iter().all(|(_, p)| p.identity().is_some());
     let mut services = match program.identity().filter(|_| all_verified) {
-        Some(module) => platform_services(&args, &bytes, module, &wasi, limits, &peer_hashes)?,
+        Some(module) => {
+            platform_services(&args, &bytes, module, config_digest(&args, &wasi, limits, &peer_hashes, profile))?
+        }
         None => {
             refuse_identity_services(&args)?;
             Services::default()
@@ -198,9 +200,7 @@ fn platform_services(
     args: &RunArgs,
     bytes: &[u8],
     module: ModuleHash,
-    wasi: &WasiConfig,
-    limits: Limits,
-    peers: &[ModuleHash],
+    config_digest: [u8; 32],
 ) -> anyhow::Result<Services> {
     let attestation = args.attestation || args.verifier_policy.is_some();
     if args.sealed_dirs.is_empty() && args.kv.is_none() && !attestation {
@@ -227,7 +227,7 @@ fn platform_services(
         let identity = Identity {
             runtime_measurement: crate::commands::attest::runtime_measurement()?,
             module_hash: module,
-            config_digest: Some(config_digest(args, wasi, limits, peers)),
+            config_digest: Some(config_digest),
         };
         let appraiser = match (&args.verifier_policy, &args.verifier_key) {
             (Some(policy), Some(key)) => Some(crate::commands::appraiser::load(policy, key)?),
@@ -238,34 +238,29 @@ fn platform_services(
     Ok(services)
 }
 
-/// SHA-256 of the guest's configuration: what the claims call the configuration digest.
-fn config_digest(args: &RunArgs, wasi: &WasiConfig, limits: Limits, peers: &[ModuleHash]) -> [u8; 32] {
-    let dirs: Vec<String> = wasi
-        .dirs
-        .iter()
-        .map(|d| format!("{}::{}{}", d.host.display(), d.guest, if d.read_only { ":ro" } else { "" }))
-        .collect();
-    let sealed: Vec<String> = args.sealed_dirs.iter().map(|d| d.guest.clone()).collect();
-    let secrets: Vec<&str> = args.secrets.iter().map(|(name, _)| name.as_str()).collect();
-    let config = serde_json::json!({
-        "args": wasi.args,
-        "env": wasi.env,
-        "dirs": dirs,
-        "sealed_dirs": sealed,
-        "kv": args.kv.is_some(),
-        "secrets": secrets,
-        "max_memory": limits.max_memory.map(|m| m.bytes()),
-        "timeout_ms": limits.timeout.map(|t| t.as_millis() as u64),
-        "fuel": limits.fuel,
-        "network": wasi.network,
-        // Modules that share this guest's secrets and message bus.
-        "peers": peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "seal_to": match &args.seal_to {
+/// The guest's configuration digest, as [`lamina_runtime::InstanceConfig`] defines it for every
+/// host.
+fn config_digest(
+    args: &RunArgs,
+    wasi: &WasiConfig,
+    limits: Limits,
+    peers: &[ModuleHash],
+    profile: Profile,
+) -> [u8; 32] {
+    lamina_runtime::InstanceConfig {
+        secrets: args.secrets.iter().map(|(name, _)| name.to_string()).collect(),
+        sealed_dirs: args.sealed_dirs.iter().map(|d| d.guest.clone()).collect(),
+        seal_to: match &args.seal_to {
             SealToArg::Module => "module".to_owned(),
             SealToArg::Signer(key) => format!("signer:{}", key.display()),
         },
-    });
-    sha2::Sha256::digest(config.to_string().as_bytes()).into()
+        kv_quota: args.kv.as_ref().map(|_| args.sealed_quota.bytes()),
+        attestation: true,
+        peers: peers.iter().map(ToString::to_string).collect(),
+        profile: profile.to_string(),
+        ..lamina_runtime::InstanceConfig::new(lamina_runtime::InstanceHost::Run, wasi, limits)
+    }
+    .digest()
 }
 
 /// Loads FILE: a `.wasm` through the authenticated compile cache, or an artifact whose

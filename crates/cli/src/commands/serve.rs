@@ -94,7 +94,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         let identity = Identity {
             runtime_measurement: lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]),
             module_hash: module,
-            config_digest: Some(config_digest(&args, &config)?),
+            config_digest: Some(config_digest(&args, &config)),
         };
         let shared = Arc::new(Attester::new(platform, identity, None));
         if args.attestation {
@@ -158,50 +158,21 @@ fn plain_tls(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Ar
     Ok(Arc::new(config))
 }
 
-/// What the attested certificate's claims call the configuration digest: SHA-256 of what
-/// every instance is given and bounded by (not the secrets' values, only their names).
-#[derive(serde::Serialize)]
-struct ServedConfig<'a> {
-    env: &'a [(String, String)],
-    dirs: Vec<String>,
-    network: &'a lamina_types::NetworkRules,
-    timeout_ms: u128,
-    max_memory: Option<u64>,
-    fuel: Option<u64>,
-    instance_reuse: u64,
-    instance_concurrency: u64,
-    secrets: Vec<&'a str>,
-    /// Where instances see sealed directories.
-    sealed_dirs: Vec<&'a str>,
-    /// Whether instances share a sealed key-value store, and its quota.
-    kv_quota: Option<u64>,
-    attestation: bool,
-    profile: String,
-}
-
-fn config_digest(args: &ServeArgs, config: &HttpConfig) -> anyhow::Result<[u8; 32]> {
-    use sha2::Digest as _;
-    let served = ServedConfig {
-        env: &config.wasi.env,
-        dirs: config
-            .wasi
-            .dirs
-            .iter()
-            .map(|d| format!("{}::{}{}", d.host.display(), d.guest, if d.read_only { ":ro" } else { "" }))
-            .collect(),
-        network: &config.wasi.network,
-        timeout_ms: args.timeout.as_millis(),
-        max_memory: args.max_memory.map(|m| m.bytes()),
-        fuel: args.fuel,
-        instance_reuse: args.instance_reuse,
-        instance_concurrency: args.instance_concurrency,
-        secrets: args.secrets.iter().map(|(name, _)| name.as_str()).collect(),
-        sealed_dirs: args.sealed_dirs.iter().map(|d| d.guest.as_str()).collect(),
+/// What the attested certificate's claims call the configuration digest: of what every instance
+/// is given and bounded by (the secrets' names, not their values), as
+/// [`lamina_runtime::InstanceConfig`] defines it for every host.
+fn config_digest(args: &ServeArgs, config: &HttpConfig) -> [u8; 32] {
+    let limits = lamina_runtime::Limits { max_memory: args.max_memory, timeout: Some(args.timeout), fuel: args.fuel };
+    lamina_runtime::InstanceConfig {
+        secrets: args.secrets.iter().map(|(name, _)| name.clone()).collect(),
+        sealed_dirs: args.sealed_dirs.iter().map(|d| d.guest.clone()).collect(),
         kv_quota: args.kv.as_ref().map(|_| args.kv_quota.bytes()),
         attestation: args.attestation,
+        reuse: Some((args.instance_reuse, args.instance_concurrency)),
         profile: args.engine.profile.unwrap_or(Profile::Server).to_string(),
-    };
-    Ok(sha2::Sha256::digest(serde_json::to_vec(&served)?).into())
+        ..lamina_runtime::InstanceConfig::new(lamina_runtime::InstanceHost::Serve, &config.wasi, limits)
+    }
+    .digest()
 }
 
 /// The TLS configuration of `--attested-tls`: a certificate whose evidence binds the served
