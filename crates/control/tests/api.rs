@@ -55,16 +55,40 @@ impl NodeKey {
         }
     }
 
-    /// A client presenting an attested certificate for this key (sim evidence from `state`),
-    /// checking the control plane's evidence with `verifier`.
-    fn client(&self, server: &Server, state: &Path, verifier: Option<Verifier>) -> ControlClient {
+    /// An attested certificate for this key (sim evidence from `state`).
+    fn cert(&self, state: &Path) -> lamina_attest::ratls::AttestedCert {
         let sim = lamina_tee::sim::SimPlatform::open(state).expect("sim");
         let request = CertificateRequest::with_key(&self.pkcs8).expect("request");
         let claims = request.claims(PlatformKind::Sim, vec![0; 32], None, None);
-        let cert = request.finish(&lamina_tee::attest(&sim, &claims).expect("attests")).expect("cert");
+        request.finish(&lamina_tee::attest(&sim, &claims).expect("attests")).expect("cert")
+    }
+
+    /// A client presenting an attested certificate for this key (sim evidence from `state`),
+    /// checking the control plane's evidence with `verifier`.
+    fn client(&self, server: &Server, state: &Path, verifier: Option<Verifier>) -> ControlClient {
         let r = server.running();
-        ControlClient::attested(&r.public_address, r.fingerprint, verifier.map(std::sync::Arc::new), &cert)
+        ControlClient::attested(&r.public_address, r.fingerprint, verifier.map(std::sync::Arc::new), &self.cert(state))
             .expect("client")
+    }
+
+    /// Enrols as `name` with a fresh join token.
+    fn enrol(&self, server: &Server, operator: &ControlClient, state: &Path, name: &str) {
+        let node = self.client(server, state, None);
+        let token = operator.create_token(&lamina_wire::TokenRequest::default()).expect("token").token;
+        let nonce = node.challenge().expect("challenge").nonce;
+        let request = lamina_wire::EnrolRequest {
+            token,
+            name: name.into(),
+            target: lamina_types::Target::Aarch64Linux,
+            platform: PlatformKind::Sim,
+            memory: lamina_types::ByteSize::mib(512),
+            labels: Default::default(),
+            zone: "edge".into(),
+            profile: lamina_types::Profile::Server,
+            evidence: evidence(state, &nonce, &self.spki),
+            nonce,
+        };
+        node.enrol(&request).expect("enrols");
     }
 }
 
@@ -547,5 +571,67 @@ fn a_challenge_flood_from_one_client_does_not_stop_enrolment_or_reattestation() 
         )
         .expect("re-attests while its address is flooded");
     assert_eq!(attested["verified"], true, "{attested}");
+    server.stop();
+}
+
+/// A body that waits for a word before it is sent: the request's headers arrive at once, its
+/// body when the test says.
+struct HeldBody {
+    go: std::sync::mpsc::Receiver<()>,
+    body: std::io::Cursor<Vec<u8>>,
+    waited: bool,
+}
+
+impl std::io::Read for HeldBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.waited {
+            self.waited = true;
+            let _ = self.go.recv();
+        }
+        self.body.read(buf)
+    }
+}
+
+/// A node's request whose body is slow to come: meanwhile the node is removed and its name
+/// given to another machine. The request is refused when its body has come (the credentials
+/// are checked again under the lock the handler acts under), not served as the new node's.
+#[test]
+fn a_node_removed_while_its_request_body_arrives_gets_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let server = Server::start(&state, &options());
+    let admin = lamina_control::admin_token(&state).expect("admin token");
+    let operator = client(&server, Some(&admin));
+    let (old, new) = (NodeKey::new(), NodeKey::new());
+    let (old_state, new_state) = (dir.path().join("old"), dir.path().join("new"));
+    old.enrol(&server, &operator, &old_state, "edge-1");
+
+    let r = server.running();
+    let tls =
+        lamina_wire::tls_config(&r.public_address, r.fingerprint, None, Some(&old.cert(&old_state))).expect("tls");
+    let raw = reqwest::blocking::Client::builder().use_preconfigured_tls(tls).build().expect("client");
+    let url = format!("{}{}", r.public_address, lamina_wire::paths::heartbeat("edge-1"));
+    let (go, wait) = std::sync::mpsc::channel();
+    let report = serde_json::to_vec(&lamina_wire::HeartbeatRequest::default()).expect("json");
+    let held = HeldBody { go: wait, body: std::io::Cursor::new(report), waited: false };
+    let sent = std::thread::spawn(move || {
+        raw.post(&url)
+            .header("content-type", "application/json")
+            .body(reqwest::blocking::Body::new(held))
+            .send()
+            .expect("answered")
+            .status()
+            .as_u16()
+    });
+    // Its headers have passed the node's extractor; now the node is removed and its name
+    // enrolled by another machine.
+    std::thread::sleep(Duration::from_millis(500));
+    operator.remove_node("edge-1").expect("removed");
+    new.enrol(&server, &operator, &new_state, "edge-1");
+    go.send(()).expect("the body goes");
+    assert_eq!(sent.join().expect("the request"), 401);
+    // The new machine is edge-1 now.
+    let heartbeat = new.client(&server, &new_state, None).heartbeat("edge-1", &Default::default());
+    assert!(heartbeat.is_ok(), "{heartbeat:?}");
     server.stop();
 }

@@ -352,7 +352,7 @@ impl Agent {
                 // plane's challenge.
                 match self.identity.client(self.platform.as_ref(), self.options.control_verifier.clone()) {
                     Ok(fresh) => client = fresh,
-                    Err(e) => tracing::warn!("cannot renew the attested certificate: {e}"),
+                    Err(e) => tracing::warn!("cannot renew the attested certificate: {}", chain(&e)),
                 }
                 let started = Instant::now();
                 let attested = self.reattest(&client);
@@ -389,7 +389,12 @@ impl Agent {
                     if self.learn_replicas(&replicas) {
                         match self.identity.client(self.platform.as_ref(), self.options.control_verifier.clone()) {
                             Ok(fresh) => client = fresh,
-                            Err(e) => tracing::warn!("cannot renew the client for the control plane's replicas: {e}"),
+                            Err(e) => {
+                                tracing::warn!(
+                                    "cannot renew the client for the control plane's replicas: {}",
+                                    chain(&e)
+                                );
+                            }
                         }
                     }
                 }

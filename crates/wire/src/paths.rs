@@ -4,7 +4,9 @@
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-/// What is escaped in a path segment: everything but unreserved characters.
+/// What is escaped in a path segment: controls, and what would end or split it (`/ ? #`), start
+/// an escape (`%`), or that URL parsers treat specially; `.` and `..` as whole segments are
+/// escaped apart (see `fill`).
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
@@ -74,7 +76,12 @@ fn fill(template: &str, values: &[&str]) -> String {
         }
         if segment.starts_with('{') && segment.ends_with('}') {
             let value = values.next().unwrap_or_else(|| unreachable!("too few values for {template}"));
-            out.extend(utf8_percent_encode(value, SEGMENT));
+            match *value {
+                // A URL parser resolves these as the current and the parent directory.
+                "." => out.push_str("%2E"),
+                ".." => out.push_str("%2E%2E"),
+                _ => out.extend(utf8_percent_encode(value, SEGMENT)),
+            }
         } else {
             out.push_str(segment);
         }
@@ -157,6 +164,8 @@ mod tests {
             "/v1/nodes/n/desired?after=3&wait_ms=500"
         );
         assert_eq!(desired("n", &crate::DesiredQuery::default()), "/v1/nodes/n/desired");
+        assert_eq!(node(".."), "/v1/nodes/%2E%2E");
+        assert_eq!(node("."), "/v1/nodes/%2E");
     }
 
     proptest::proptest! {
@@ -166,6 +175,7 @@ mod tests {
             let path = node(&name);
             let segment = path.strip_prefix("/v1/nodes/").expect("prefix");
             proptest::prop_assert!(!segment.contains('/') && !segment.contains('?') && !segment.contains('#'));
+            proptest::prop_assert!(segment != "." && segment != "..");
             let back = percent_encoding::percent_decode_str(segment).decode_utf8().expect("utf-8");
             proptest::prop_assert_eq!(back, name);
         }

@@ -47,19 +47,20 @@ pub(super) fn module_name(hash: &lamina_types::ModuleHash) -> String {
 /// A fresh artifact is decoded and checked the same way before it is signed.
 pub(super) async fn artifact(
     State(c): State<Shared>,
-    EnrolledNode(name): EnrolledNode,
+    node: EnrolledNode,
     Path((_, hash)): Path<(String, String)>,
 ) -> ApiResult<Json<SignedArtifact>> {
     use base64::Engine as _;
     let (hash, target, profile, cache, key) = {
         let c = lock(&c);
+        let name = c.confirm(&node)?;
         let hash: lamina_types::ModuleHash =
             hash.parse().map_err(|e: lamina_types::ParseHashError| ApiError::bad(e.to_string()))?;
-        let node = c.cluster.nodes.get(&name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
+        let node = c.cluster.nodes.get(name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
         let assigned = c
             .cluster
             .desired
-            .get(&name)
+            .get(name)
             .is_some_and(|d| d.assignments.iter().any(|a| a.spec.module == lamina_types::ModuleRef::Hash(hash)));
         if !assigned {
             return Err(ApiError::new(

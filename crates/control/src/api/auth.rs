@@ -23,8 +23,13 @@ impl axum::extract::FromRequestParts<Shared> for Admin {
 }
 
 /// A request of the enrolled node the route's `{name}` names, over TLS with the key it enrolled
-/// with: an extractor that runs before the handler's body is read.
-pub(super) struct EnrolledNode(pub(super) String);
+/// with: an extractor that runs before the handler's body is read. The name is had only through
+/// [`Control::confirm`], under the lock the handler acts under, so a node removed (or its name
+/// given to a new machine) while its request's body was arriving is refused then too.
+pub(super) struct EnrolledNode {
+    name: String,
+    peer: Peer,
+}
 
 impl axum::extract::FromRequestParts<Shared> for EnrolledNode {
     type Rejection = ApiError;
@@ -33,21 +38,21 @@ impl axum::extract::FromRequestParts<Shared> for EnrolledNode {
         let name = route_node(parts, state).await?;
         let peer = parts.extensions.get::<Peer>().cloned().unwrap_or_default();
         lock(state).node(&peer, &name)?;
-        Ok(EnrolledNode(name))
+        Ok(EnrolledNode { name, peer })
     }
 }
 
 /// An [`EnrolledNode`] whose last evidence passed the policy: the only kind anything is
-/// released to.
-pub(super) struct PassingNode(pub(super) String);
+/// released to. Its name, too, is had only through [`Control::confirm_passing`].
+pub(super) struct PassingNode(EnrolledNode);
 
 impl axum::extract::FromRequestParts<Shared> for PassingNode {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &Shared) -> Result<Self, ApiError> {
-        let EnrolledNode(name) = EnrolledNode::from_request_parts(parts, state).await?;
-        lock(state).passing(&name)?;
-        Ok(PassingNode(name))
+        let node = EnrolledNode::from_request_parts(parts, state).await?;
+        lock(state).passing(&node.name)?;
+        Ok(PassingNode(node))
     }
 }
 
@@ -64,6 +69,20 @@ async fn route_node(parts: &mut axum::http::request::Parts, state: &Shared) -> R
 }
 
 impl Control {
+    /// The name of an enrolled node's request, checked again under the caller's lock: its TLS
+    /// key is still the one the node enrolled with.
+    pub(super) fn confirm<'a>(&self, node: &'a EnrolledNode) -> Result<&'a str, ApiError> {
+        self.node(&node.peer, &node.name)?;
+        Ok(&node.name)
+    }
+
+    /// [`Control::confirm`], and the node still passes the policy.
+    pub(super) fn confirm_passing<'a>(&self, node: &'a PassingNode) -> Result<&'a str, ApiError> {
+        let name = self.confirm(&node.0)?;
+        self.passing(name)?;
+        Ok(name)
+    }
+
     /// Admits the operator: the request's bearer token is the admin token.
     pub(super) fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match bearer(headers) {

@@ -91,10 +91,11 @@ pub(super) async fn release(
 
 pub(super) fn release_once(
     c: &Shared,
-    PassingNode(name): &PassingNode,
+    node: &PassingNode,
     req: &lamina_wire::ReleaseRequest,
 ) -> ApiResult<Json<lamina_wire::release::Released>> {
     let mut c = lock(c);
+    let name = c.confirm_passing(node)?;
     let spec = c.assigned(name, &req.workload, req.replica)?;
     let lamina_types::ModuleRef::Hash(module) = spec.module else {
         return Err(ApiError::internal("an assignment names a module by path"));
@@ -144,10 +145,11 @@ pub(super) async fn topic_keys(
 
 pub(super) fn topic_keys_once(
     c: &Shared,
-    PassingNode(name): &PassingNode,
+    node: &PassingNode,
     req: &lamina_wire::TopicKeysRequest,
 ) -> ApiResult<Json<lamina_wire::release::Released>> {
     let c = lock(c);
+    let name = c.confirm_passing(node)?;
     let spec = c.assigned(name, &req.workload, req.replica)?;
     let instance = format!("{name}/{}/{}", req.workload, req.replica);
     let key = c.instances.get(&instance).ok_or_else(|| {

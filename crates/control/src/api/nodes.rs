@@ -80,10 +80,11 @@ pub(super) async fn remove_node(
 pub(super) async fn attest(
     State(c): State<Shared>,
     Extension(peer): Extension<Peer>,
-    EnrolledNode(name): EnrolledNode,
+    node: EnrolledNode,
     Json(req): Json<lamina_wire::AttestRequest>,
 ) -> ApiResult<Json<lamina_wire::AttestVerdict>> {
     let mut c = lock(&c);
+    let name = c.confirm(&node)?.to_owned();
     let key = peer.key.clone().unwrap_or_default();
     let verdict = match c.appraise(&req.nonce, &req.evidence, None, Some(&key)) {
         Ok(_) => Ok(()),
@@ -103,10 +104,11 @@ pub(super) const LOG_KEEP: usize = 256 << 10;
 
 pub(super) async fn heartbeat(
     State(c): State<Shared>,
-    EnrolledNode(name): EnrolledNode,
+    node: EnrolledNode,
     Json(req): Json<lamina_wire::HeartbeatRequest>,
 ) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let mut c = lock(&c);
+    let name = c.confirm(&node)?.to_owned();
     for chunk in req.logs {
         let assigned = c.cluster.desired.get(&name).is_some_and(|d| {
             d.assignments.iter().any(|a| a.placement.workload == chunk.workload && a.placement.replica == chunk.replica)
@@ -144,19 +146,17 @@ pub(super) const MAX_WAIT_SECS: u64 = 30;
 /// next heartbeat.
 pub(super) async fn desired(
     State(c): State<Shared>,
-    Extension(peer): Extension<Peer>,
-    EnrolledNode(name): EnrolledNode,
+    node: EnrolledNode,
     axum::extract::Query(q): axum::extract::Query<lamina_wire::DesiredQuery>,
 ) -> ApiResult<Json<lamina_wire::SignedDesired>> {
     let wait =
         std::time::Duration::from_millis(q.wait_ms.unwrap_or(0)).min(std::time::Duration::from_secs(MAX_WAIT_SECS));
     let until = tokio::time::Instant::now() + wait;
     loop {
-        let changed = {
+        let (name, changed) = {
             let c = lock(&c);
             // Again at every wake: a node removed while it waits gets no more.
-            c.node(&peer, &name)?;
-            c.changed.clone()
+            (c.confirm(&node)?.to_owned(), c.changed.clone())
         };
         let notified = changed.notified();
         tokio::pin!(notified);
