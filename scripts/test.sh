@@ -9,6 +9,10 @@ source scripts/lib.sh
 
 say "checking docs/ARCHITECTURE.md's crate table against the workspace"
 python3 scripts/crate-graph.py --check
+# The boundary check reads the dependency graph and the licence check the crates' licence
+# files: their sources must be here first.
+say "fetching the dependencies' sources"
+cargo fetch --locked --quiet
 say "checking the crate boundaries (verifier, node build, wire types, unsafe)"
 python3 scripts/boundaries.py
 say "checking the dependencies' licences, bans and sources (deny.toml; advisories need a network)"
