@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use lamina_runtime::{Engine, Exit, Limits, Output, Program, Secrets, Services, TrustedCode, WasiConfig};
 use lamina_tee::Platform;
+use lamina_types::error_chain as chain;
 use lamina_types::{ByteSize, ModuleHash, ModuleRef, Target, WorkloadSpec};
 use lamina_wire::{Assignment, ClientError, DesiredState, InstanceReport, SignedDesired};
 
@@ -135,18 +136,6 @@ impl AgentError {
     }
 }
 
-/// An error and its sources, as one line (`what: why: why`), for logs and heartbeats.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// What an assigned instance's guest sees (its arguments, and its environment with
 /// `LAMINA_WORKLOAD`, `LAMINA_REPLICA` and `LAMINA_NODE`, which the manifest cannot set) and
 /// its limits, on node `node`.
@@ -219,14 +208,18 @@ enum Run {
 }
 
 impl Instance {
-    /// What the reconcile step sees of it.
-    fn seen(&self) -> Seen {
-        let phase = match &self.run {
+    /// Where it stands now.
+    fn phase(&self) -> Phase {
+        match &self.run {
             Run::Guest { thread, .. } if thread.is_finished() => Phase::Ended,
             Run::Guest { .. } => Phase::Running,
             Run::BackingOff { retry_at } => Phase::BackingOff { retry_at: *retry_at },
-        };
-        Seen { spec: self.spec.clone(), phase, restarts: self.restarts }
+        }
+    }
+
+    /// What the reconcile step sees of it.
+    fn seen(&self) -> Seen {
+        Seen { spec: self.spec.clone(), phase: self.phase(), restarts: self.restarts }
     }
 }
 
@@ -614,7 +607,7 @@ impl Agent {
             .map(|((workload, replica), i)| InstanceReport {
                 workload: workload.clone(),
                 replica: *replica,
-                state: i.seen().phase.reported(),
+                state: i.phase().reported(),
                 restarts: i.restarts,
             })
             .collect()
@@ -677,7 +670,7 @@ impl Agent {
         let wanted: BTreeSet<InstanceKey> =
             self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();
         self.local_failures.retain(|key, (_, at)| wanted.contains(key) || at.elapsed() < DEGRADED_HOLD);
-        self.metrics.instance_states(self.instances.values().map(|i| i.seen().phase.reported()));
+        self.metrics.instance_states(self.instances.values().map(|i| i.phase().reported()));
     }
 
     /// Why this node cannot start instances, for its heartbeat: the first local failure (and

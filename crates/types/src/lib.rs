@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod cbor;
+mod chain;
 mod claims;
 pub mod deploy;
 mod envelope;
@@ -24,6 +25,7 @@ mod token;
 pub mod topic;
 pub mod tpm_evidence;
 
+pub use chain::error_chain;
 pub use claims::{Claims, ClaimsError, EAT_PROFILE, MAX_CLAIMS_LEN, PlatformKind, REPORT_DATA_TAG, report_data_of};
 pub use deploy::{Constraints, Deployment, ManifestError, ModuleRef, WorkloadSpec};
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
