@@ -30,7 +30,7 @@ pub(super) enum Refusal {
 
 impl Refusal {
     /// The metric's verdict.
-    pub(super) fn verdict(&self) -> &'static str {
+    fn verdict(&self) -> &'static str {
         use crate::challenge::ChallengeError as E;
         match self {
             Refusal::Challenge(E::Malformed) | Refusal::Malformed => "malformed",
@@ -77,7 +77,7 @@ pub(super) async fn challenge(
 }
 
 /// The answer to a challenge that was not issued or not accepted.
-pub(super) fn challenge_error(e: crate::challenge::ChallengeError) -> ApiError {
+fn challenge_error(e: crate::challenge::ChallengeError) -> ApiError {
     use crate::challenge::ChallengeError as E;
     let status = match e {
         E::Malformed => StatusCode::BAD_REQUEST,
@@ -125,7 +125,7 @@ impl Control {
         result
     }
 
-    pub(super) fn appraise_once(
+    fn appraise_once(
         &mut self,
         audience: Audience,
         nonce_hex: &str,

@@ -4,7 +4,7 @@
 
 use super::*;
 
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
@@ -84,7 +84,7 @@ impl Control {
     }
 
     /// Admits the operator: the request's bearer token is the admin token.
-    pub(super) fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match bearer(headers) {
             Some(token) if sha256_hex(token.as_bytes()) == self.admin_hash => Ok(()),
             Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong")),
@@ -97,7 +97,7 @@ impl Control {
 
     /// Admits a request of node `name`: the connection's client certificate must hold the key
     /// the node enrolled with.
-    pub(super) fn node(&self, peer: &Peer, name: &str) -> Result<(), ApiError> {
+    fn node(&self, peer: &Peer, name: &str) -> Result<(), ApiError> {
         let Some(key) = &peer.key_hash else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -114,7 +114,7 @@ impl Control {
     }
 
     /// A node that still passes the policy (a node that no longer does gets nothing).
-    pub(super) fn passing(&self, name: &str) -> Result<(), ApiError> {
+    fn passing(&self, name: &str) -> Result<(), ApiError> {
         let node = self.cluster.nodes.get(name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such node"))?;
         if let Some(reason) = &node.attestation_failure {
             return Err(ApiError::new(

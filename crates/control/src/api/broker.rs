@@ -31,7 +31,7 @@ pub(super) async fn release_cluster_key(
     Ok(Json(lamina_wire::ClusterKeyResponse { cluster_key: hex::encode(cluster_key.as_ref()) }))
 }
 
-pub(super) fn check_secret_name(name: &str) -> Result<(), ApiError> {
+fn check_secret_name(name: &str) -> Result<(), ApiError> {
     lamina_types::deploy::check_secret_name(name).map_err(ApiError::bad)
 }
 
@@ -89,7 +89,7 @@ pub(super) async fn release(
     result
 }
 
-pub(super) fn release_once(
+fn release_once(
     c: &Shared,
     node: &PassingNode,
     req: &lamina_wire::ReleaseRequest,
@@ -143,7 +143,7 @@ pub(super) async fn topic_keys(
     result
 }
 
-pub(super) fn topic_keys_once(
+fn topic_keys_once(
     c: &Shared,
     node: &PassingNode,
     req: &lamina_wire::TopicKeysRequest,
@@ -202,13 +202,13 @@ impl Control {
         format!("secrets/{name}.sealed")
     }
 
-    pub(super) fn secrets_key(&self) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+    fn secrets_key(&self) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
         lamina_keys::derive(self.master.as_ref(), &lamina_keys::Purpose::SecretsAtRest)
             .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// A secret's value, decrypted.
-    pub(super) fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+    fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
         let sealed = self.store.get(&Self::secret_name(name))?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -223,13 +223,13 @@ impl Control {
     }
 
     /// The key of `topic` at `epoch`: only the control plane can derive it (from its root).
-    pub(super) fn topic_key(&self, epoch: u32, topic: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+    fn topic_key(&self, epoch: u32, topic: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
         lamina_keys::derive(self.master.as_ref(), &lamina_keys::Purpose::TopicKey { epoch, topic })
             .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     /// The spec of an instance assigned to node `name`.
-    pub(super) fn assigned(&self, name: &str, workload: &str, replica: u32) -> Result<WorkloadSpec, ApiError> {
+    fn assigned(&self, name: &str, workload: &str, replica: u32) -> Result<WorkloadSpec, ApiError> {
         self.cluster
             .desired
             .get(name)
@@ -246,7 +246,7 @@ impl Control {
     }
 
     /// Records the key of an instance that attested, forgetting instances no longer assigned.
-    pub(super) fn attested(&mut self, name: &str, workload: &str, replica: u32, key: &[u8]) -> Result<(), ApiError> {
+    fn attested(&mut self, name: &str, workload: &str, replica: u32, key: &[u8]) -> Result<(), ApiError> {
         let assigned: std::collections::BTreeSet<String> = self
             .cluster
             .desired
@@ -262,7 +262,7 @@ impl Control {
     }
 
     /// The sealing root of a workload's volumes, for nodes whose platform has none.
-    pub(super) fn sealing_root(&self, workload: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+    fn sealing_root(&self, workload: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
         lamina_keys::derive(self.master.as_ref(), &lamina_keys::Purpose::WorkloadSealingRoot { workload })
             .map_err(|e| ApiError::internal(e.to_string()))
     }

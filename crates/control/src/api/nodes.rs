@@ -100,7 +100,7 @@ pub(super) async fn attest(
 }
 
 /// How much recent output the control plane keeps per instance (in memory).
-pub(super) const LOG_KEEP: usize = 256 << 10;
+const LOG_KEEP: usize = 256 << 10;
 
 pub(super) async fn heartbeat(
     State(c): State<Shared>,
@@ -139,7 +139,7 @@ pub(super) async fn heartbeat(
 }
 
 /// How long `GET /v1/nodes/{name}/desired` may wait.
-pub(super) const MAX_WAIT_SECS: u64 = 30;
+const MAX_WAIT_SECS: u64 = 30;
 
 /// A node's desired state, as soon as its generation is not `after` (a long poll of at most
 /// `wait_ms` milliseconds, 30 s at most): how a node hears of a deployment within a round trip instead of at its
