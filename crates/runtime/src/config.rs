@@ -94,9 +94,10 @@ impl InstanceConfig {
 
     /// SHA-256 over its JSON form (fields in declaration order): the claims' `config_digest`.
     pub fn digest(&self) -> [u8; 32] {
-        // Serialising plain fields cannot fail; the empty document would be a digest of nothing.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(json).into()
+        // Serialising these plain fields cannot fail; were it to, the digest would be of the
+        // debug form, still one per configuration, never one shared by all.
+        let bytes = serde_json::to_vec(self).unwrap_or_else(|_| format!("{self:?}").into_bytes());
+        Sha256::digest(bytes).into()
     }
 }
 
