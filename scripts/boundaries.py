@@ -8,6 +8,8 @@ What holds (docs/ARCHITECTURE.md says why):
 - the node build (`lamina-cli --no-default-features --features node`) and the node agent link
   no compiler, no etcd client and not the control plane's crate;
 - the node agent and the CLI's node build reach the control plane through `lamina-wire` only;
+- the control plane compiles artifacts through `lamina-artifact` and links no runtime, no WASI
+  and no host service;
 - no binary links native-tls: TLS is rustls;
 - every workspace crate takes the workspace's lints (`unsafe_code = "deny"` among them), and
   `unsafe` appears only in the files listed in UNSAFE_ALLOWED, each with its safety argument.
@@ -27,13 +29,15 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 UNSAFE_ALLOWED = {
     # Loading an artifact whose signature and header were checked first: wasmtime's
     # deserialisation is unsafe by its nature (the doc comment there gives the argument).
-    "crates/runtime/src/artifact.rs",
+    "crates/artifact/src/code.rs",
 }
 
 PLATFORM = {"lamina-tee", "lamina-tee-tpm", "tss-esapi", "tss-esapi-sys"}
 ENGINE = {"wasmtime", "wasmtime-wasi", "cranelift-codegen"}
 COMPILER = {"cranelift-codegen", "cranelift-frontend", "wasmtime-cranelift", "wasmtime-internal-cranelift"}
 CONTROL_SERVER = {"etcd-client", "lamina-control"}
+HOST_SERVICES = {"lamina-runtime", "wasmtime-wasi", "wasmtime-wasi-http", "lamina-host-fs", "lamina-host-kv",
+                 "lamina-host-secrets", "lamina-host-attest", "lamina-host-messaging", "lamina-host-abi"}
 
 # (what is built, cargo tree's arguments, packages it must not link, why)
 GRAPHS = [
@@ -43,6 +47,10 @@ GRAPHS = [
      "edge boards run precompiled artifacts and talk to the control plane through lamina-wire"),
     ("the node agent", ["-p", "lamina-node"], COMPILER | CONTROL_SERVER,
      "it talks to the control plane through lamina-wire"),
+    ("the control plane", ["-p", "lamina-control", "--features", "server"], HOST_SERVICES,
+     "it compiles and signs artifacts (lamina-artifact) and runs no guest"),
+    ("the artifact crate", ["-p", "lamina-artifact", "--all-features"], HOST_SERVICES | PLATFORM,
+     "compiled code is shared by whoever compiles and whoever runs; it runs nothing"),
     ("the wire types", ["-p", "lamina-wire"], COMPILER | CONTROL_SERVER | {"wasmtime", "axum"},
      "both sides link it; it serves nothing and compiles nothing"),
     ("the lamina binary", ["-p", "lamina-cli", "--all-features"], {"native-tls"},

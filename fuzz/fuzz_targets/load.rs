@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use lamina_runtime::{Engine, EngineOptions};
+use lamina_runtime::{Engine, EngineOptions, Program};
 use lamina_types::Profile;
 
 fn engine() -> &'static Engine {
@@ -14,5 +14,5 @@ fn engine() -> &'static Engine {
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut wasm = b"\0asm\x01\0\0\0".to_vec();
     wasm.extend_from_slice(data);
-    let _ = engine().load(&wasm, None);
+    let _ = Program::load(engine(), &wasm, None);
 });

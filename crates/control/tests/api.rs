@@ -406,7 +406,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     };
     let (artifact, signature) = (b64(&signed["artifact"]), b64(&signed["signature"]));
     let (decoded, _) =
-        lamina_runtime::signing::verify(&artifact, &signature, &[artifact_key]).expect("signed by the control plane");
+        lamina_artifact::signing::verify(&artifact, &signature, &[artifact_key]).expect("signed by the control plane");
     assert_eq!(decoded.header.target, lamina_types::Target::Aarch64Linux);
     // The attack: the control plane's artifact cache patched on disk (here, another module's
     // compiled code under this module's file name). The control plane does not sign it: the
@@ -421,7 +421,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     std::fs::write(&cached, &patched).expect("patch the cache");
     let again: Value = node.get(&format!("/v1/nodes/edge-1/artifacts/{module_hash}")).expect("artifact again");
     let (artifact_again, signature_again) = (b64(&again["artifact"]), b64(&again["signature"]));
-    let (decoded, _) = lamina_runtime::signing::verify(&artifact_again, &signature_again, &[artifact_key])
+    let (decoded, _) = lamina_artifact::signing::verify(&artifact_again, &signature_again, &[artifact_key])
         .expect("what it signs verifies");
     assert_eq!(
         decoded.code,

@@ -726,7 +726,7 @@ impl Agent {
                 code.header().module_hash
             )));
         }
-        self.engine.load_code(&code).map_err(|e| AgentError::Artifact(e.to_string()))
+        lamina_runtime::Program::load_code(&self.engine, &code).map_err(|e| AgentError::Artifact(e.to_string()))
     }
 
     fn start(&self, client: &lamina_wire::ControlClient, a: &Assignment) -> Result<Run, AgentError> {

@@ -28,7 +28,7 @@ fn program(profile: Profile) -> Program {
     let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("a valid scalar");
     let signature = lamina_runtime::signing::sign(&artifact, &key).expect("signs");
     let code = lamina_runtime::TrustedCode::signed(&artifact, &signature, &[*key.verifying_key()]).expect("verifies");
-    engine.load_code(&code).expect("loads the artifact")
+    Program::load_code(&engine, &code).expect("loads the artifact")
 }
 
 fn quiet() -> WasiConfig {

@@ -160,7 +160,7 @@ impl HttpHandler {
         let Services { sealed, secrets, keyvalue, attestation, messaging, .. } = config.services;
         let ctx = HandlerCtx {
             pre,
-            engine: program.engine.inner.clone(),
+            engine: program.engine.wasmtime().clone(),
             network: Arc::new(config.wasi.network.clone()),
             wasi: config.wasi,
             limits: config.limits,

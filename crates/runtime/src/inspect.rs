@@ -55,20 +55,20 @@ pub fn describe(bytes: &[u8]) -> Result<Description, Error> {
     if artifact::is_artifact(bytes) {
         return Ok(Description::Artifact(artifact::decode_header(bytes)?));
     }
-    crate::program::check_magic(bytes)?;
+    lamina_artifact::compile::check_magic(bytes)?;
     let module_hash = ModuleHash::of(bytes);
     let component = Parser::is_component(bytes);
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| crate::program::parse_error(bytes, &e))?;
+        let payload = payload.map_err(|e| lamina_artifact::compile::parse_error(bytes, &e))?;
         match payload {
             Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ImportSection(reader) if depth == 1 => {
                 for import in reader.into_imports() {
-                    let import = import.map_err(|e| crate::program::parse_error(bytes, &e))?;
+                    let import = import.map_err(|e| lamina_artifact::compile::parse_error(bytes, &e))?;
                     imports.push(Item {
                         name: format!("{}::{}", import.module, import.name),
                         kind: type_ref_kind(&import.ty).into(),
@@ -77,19 +77,19 @@ pub fn describe(bytes: &[u8]) -> Result<Description, Error> {
             }
             Payload::ExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| crate::program::parse_error(bytes, &e))?;
+                    let export = export.map_err(|e| lamina_artifact::compile::parse_error(bytes, &e))?;
                     exports.push(Item { name: export.name.into(), kind: format!("{:?}", export.kind).to_lowercase() });
                 }
             }
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 for import in reader {
-                    let import = import.map_err(|e| crate::program::parse_error(bytes, &e))?;
+                    let import = import.map_err(|e| lamina_artifact::compile::parse_error(bytes, &e))?;
                     imports.push(Item { name: import.name.name.into(), kind: component_ref_kind(&import.ty).into() });
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| crate::program::parse_error(bytes, &e))?;
+                    let export = export.map_err(|e| lamina_artifact::compile::parse_error(bytes, &e))?;
                     exports.push(Item {
                         name: export.name.name.into(),
                         kind: format!("{:?}", export.kind).to_lowercase(),
@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn rejects_non_wasm() {
-        assert!(matches!(describe(b"hello world"), Err(Error::Load(LoadError::NotWasm { .. }))));
+        assert!(matches!(
+            describe(b"hello world"),
+            Err(Error::Load(LoadError::Input(lamina_artifact::CompileError::NotWasm { .. })))
+        ));
     }
 
     proptest::proptest! {

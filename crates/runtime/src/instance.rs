@@ -8,11 +8,11 @@ use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-use crate::engine::{EPOCH_TICK, ProfileLimits};
 use crate::host::{GuestServices, Limiter, P1Host, P2Host};
 use crate::output::GuestOutput;
 use crate::program::{Linked, Program};
 use crate::{Error, InstantiateError};
+use lamina_artifact::{EPOCH_TICK, ProfileLimits};
 use lamina_host_attest::{AttestCtx, Attester};
 use lamina_host_fs::{SealedComponentFs, SealedFs, SealedMount};
 use lamina_host_kv::{KvCtx, KvStore};
@@ -343,7 +343,7 @@ impl Program {
         let stdout = output(&mut builder, wasi.stdout.clone(), Stream::Out);
         let stderr = output(&mut builder, wasi.stderr.clone(), Stream::Err);
         let max_memory = limits.max_memory.map(ByteSize::bytes);
-        let engine = &self.engine.inner;
+        let engine = self.engine.wasmtime();
         let started = Instant::now();
         let Services { sealed, secrets, keyvalue, attestation, messaging, stop } = services;
         let lamina = Services::guest(
@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn a_stop_flag_ends_a_spinning_guest_and_timeouts_still_apply() {
         let engine = Engine::new(EngineOptions::for_profile(Profile::Tiny)).expect("engine");
-        let program = engine.load(SPIN.as_bytes(), None).expect("loads");
+        let program = crate::Program::load(&engine, SPIN.as_bytes(), None).expect("loads");
         let stop = Arc::new(AtomicBool::new(false));
         let services = Services { stop: Some(stop.clone()), ..Services::default() };
         let mut instance =

@@ -4,16 +4,18 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use lamina_types::{ModuleHash, Target};
+use lamina_types::ModuleHash;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi_http::handler::ProxyPre;
 
-use crate::artifact::{self, ArtifactHeader, LoadedCode, ProgramKind};
+use lamina_artifact::{
+    CacheStatus, Code, CompileCache, CompileError, Compiled, Engine, Origin, ProgramKind, TrustedCode,
+};
+
 use crate::host::{P1Host, P2Host};
-use crate::provenance::{Origin, TrustedCode};
-use crate::{ArtifactError, CacheStatus, CompileCache, Engine, Error, LoadError};
+use crate::{Error, LoadError};
 
 /// A loaded, linked guest: a core module or a component, ready to instantiate many times.
 pub struct Program {
@@ -35,14 +37,6 @@ impl std::fmt::Debug for Program {
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
-}
-
-/// Deserialised code with what vouched for it.
-struct CheckedCode {
-    loaded: LoadedCode,
-    identity: Option<ModuleHash>,
-    declared: ModuleHash,
-    origin: Origin,
 }
 
 pub(crate) enum Linked {
@@ -139,251 +133,147 @@ impl Program {
     }
 }
 
-impl Engine {
+impl Program {
     /// Loads a `.wasm` file (module or component).
     ///
     /// # Errors
-    /// See [`Engine::load`]; also [`Error::Io`] when the file cannot be read.
-    pub fn load_file(&self, path: &Path, cache: Option<&CompileCache>) -> Result<Program, Error> {
+    /// See [`Program::load`]; also [`Error::Io`] when the file cannot be read.
+    pub fn load_file(engine: &Engine, path: &Path, cache: Option<&CompileCache>) -> Result<Program, Error> {
         let bytes = read_file(path)?;
-        self.load(&bytes, cache)
+        Self::load(engine, &bytes, cache)
     }
 
     /// Loads `.wasm` bytes (or text, in a build with a compiler): compiled here, or taken from
-    /// `cache` when it holds an authenticated entry for this module and engine; linked against
-    /// WASI.
+    /// `cache` when it holds an authenticated entry for this module and engine
+    /// ([`Engine::prepare`]); linked against WASI and Lamina's services.
     ///
     /// A Lamina artifact is refused here: it is native code, and its header is only what the
-    /// file says. Load it with [`Engine::load_code`] and a [`TrustedCode`] that says what
+    /// file says. Load it with [`Program::load_code`] and a [`TrustedCode`] that says what
     /// vouches for it.
     ///
     /// # Errors
     /// [`LoadError`] for bytes that are not valid Wasm or import what no host service provides;
-    /// [`ArtifactError::Unverified`] for an artifact.
-    pub fn load(&self, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Program, Error> {
-        if !self.is_native() {
-            return Err(Error::Engine("a cross-compiling engine cannot load programs to run them".into()));
-        }
-        if artifact::is_artifact(bytes) {
-            return Err(ArtifactError::Unverified.into());
-        }
-        let wasm = to_binary(bytes)?;
-        let hash = ModuleHash::of(&wasm);
-        if !Engine::has_compiler() {
-            return Err(
-                LoadError::NoCompiler { host: Target::host().map_or("this machine's target", Target::triple) }.into()
-            );
-        }
-        let entry = cache.map(|c| (c, c.entry_path(&hash, self.fingerprint())));
-        let mut status = if entry.is_some() { CacheStatus::Miss } else { CacheStatus::Unused };
-        if let Some((cache, path)) = &entry
-            && let Some(bytes) = cache.read(path)?
-        {
-            match cache.open_entry(&bytes, &hash, self.fingerprint()).and_then(|code| self.checked_code(&code)) {
-                Ok(code) => return self.link(code, CacheStatus::Hit),
-                Err(e) => {
-                    tracing::warn!("compile cache entry {} is unusable ({e}); compiling again", path.display());
-                    cache.evict(path);
-                    status = CacheStatus::Repaired;
-                }
-            }
-        }
-        let artifact = self.compile_bytes(&wasm, hash)?;
-        if let Some((cache, path)) = &entry {
-            let stored = cache
-                .seal_entry(&hash, self.fingerprint(), &artifact)
-                .map_err(Error::from)
-                .and_then(|e| cache.store(path, &e));
-            if let Err(e) = stored {
-                tracing::warn!("cannot store in the compile cache: {e}");
-            }
-        }
-        let code = self.checked_code(&TrustedCode::compiled_here(&artifact)?)?;
-        self.link(code, status)
+    /// [`ArtifactError::Unverified`](crate::ArtifactError::Unverified) for an artifact.
+    pub fn load(engine: &Engine, bytes: &[u8], cache: Option<&CompileCache>) -> Result<Program, Error> {
+        Self::link(engine, engine.prepare(bytes, cache)?)
     }
 
     /// Loads compiled code whose provenance the caller has established (a signed artifact, or
-    /// the explicit dangerous opt-in), checks its header against this engine and links it.
+    /// the explicit dangerous opt-in), checks its header against the engine
+    /// ([`Engine::deserialize`]) and links it.
     ///
     /// # Errors
-    /// [`ArtifactError`] for an artifact built for another target, engine, profile or fuel
-    /// setting, or refused by the engine; [`LoadError`] when it imports what no host service
-    /// provides.
-    pub fn load_code(&self, code: &TrustedCode<'_>) -> Result<Program, Error> {
-        if !self.is_native() {
-            return Err(Error::Engine("a cross-compiling engine cannot load programs to run them".into()));
-        }
-        let code = self.checked_code(code)?;
-        self.link(code, CacheStatus::Unused)
+    /// [`ArtifactError`](crate::ArtifactError) for an artifact built for another target,
+    /// engine, profile or fuel setting, or refused by the engine; [`LoadError`] when it
+    /// imports what no host service provides.
+    pub fn load_code(engine: &Engine, code: &TrustedCode<'_>) -> Result<Program, Error> {
+        Self::link(engine, engine.deserialize(code)?)
     }
 
-    /// Checks trusted code's header against this engine and deserialises it: the only way
-    /// compiled code reaches the engine.
-    fn checked_code(&self, code: &TrustedCode<'_>) -> Result<CheckedCode, ArtifactError> {
-        self.check_header(code.header())?;
-        Ok(CheckedCode {
-            loaded: artifact::deserialize(&self.inner, code)?,
+    /// Links prepared code against WASI and Lamina's services, once, so that every
+    /// instantiation is cheap.
+    ///
+    /// # Errors
+    /// [`LoadError`] when the code imports what no host service provides, or is a component
+    /// that is neither a command nor an HTTP handler.
+    pub fn link(engine: &Engine, code: Code) -> Result<Program, Error> {
+        let wasmtime = engine.wasmtime();
+        let linked = match code.compiled() {
+            Compiled::Module(module) => Linked::Module(link_module(wasmtime, module)?),
+            Compiled::Component(component) => link_component(wasmtime, component)?,
+        };
+        Ok(Program {
+            engine: engine.clone(),
             identity: code.identity(),
-            declared: code.header().module_hash,
+            declared: code.declared(),
             origin: code.origin().clone(),
+            kind: code.compiled().kind(),
+            cache: code.cache_status(),
+            linked,
         })
     }
+}
 
-    /// Compiles `.wasm` bytes (or text) into a Lamina artifact for this engine's target.
-    ///
-    /// # Errors
-    /// [`LoadError`] for invalid input or a build without a compiler.
-    pub fn compile(&self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
-        if artifact::is_artifact(bytes) {
-            return Err(LoadError::Compile("the input is already a Lamina artifact; compile the .wasm".into()).into());
-        }
-        let wasm = to_binary(bytes)?;
-        let hash = ModuleHash::of(&wasm);
-        self.compile_bytes(&wasm, hash)
+fn link_module(engine: &wasmtime::Engine, module: &wasmtime::Module) -> Result<wasmtime::InstancePre<P1Host>, Error> {
+    let mut linker = wasmtime::Linker::<P1Host>::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
+        .map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+    lamina_host_fs::add_to_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+    add_services_to_module_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
+    // List every unmet import at once rather than the first one the linker trips on.
+    let mut store = wasmtime::Store::new(engine, P1Host::new(WasiCtxBuilder::new().build_p1(), None));
+    let provided: BTreeSet<(String, String)> =
+        linker.iter(&mut store).map(|(m, n, _)| (m.to_owned(), n.to_owned())).collect();
+    let missing: Vec<String> = module
+        .imports()
+        .filter(|i| !provided.contains(&(i.module().to_owned(), i.name().to_owned())))
+        .map(|i| format!("{}::{}", i.module(), i.name()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(LoadError::UnknownImports { kind: "module", missing }.into());
     }
+    linker.instantiate_pre(module).map_err(|e| LoadError::from(CompileError::Failed(crate::error::chain(&e))).into())
+}
 
-    #[cfg(feature = "compiler")]
-    fn compile_bytes(&self, wasm: &[u8], hash: ModuleHash) -> Result<Vec<u8>, Error> {
-        let (kind, code) = if wasmparser::Parser::is_component(wasm) {
-            (ProgramKind::Component, self.inner.precompile_component(wasm))
-        } else {
-            (ProgramKind::Module, self.inner.precompile_module(wasm))
-        };
-        let code = code.map_err(|e| compile_error(wasm, &e))?;
-        let header = ArtifactHeader {
-            module_hash: hash,
-            kind,
-            target: self
-                .target()
-                .ok_or_else(|| Error::Engine("this machine's architecture is not supported".into()))?,
-            engine: Engine::version(),
-            profile: self.options().profile,
-            fuel: self.options().fuel,
-            code_sha256: String::new(),
-            code_len: 0,
-        };
-        Ok(artifact::encode(header, &code))
-    }
-
-    #[cfg(not(feature = "compiler"))]
-    fn compile_bytes(&self, _wasm: &[u8], _hash: ModuleHash) -> Result<Vec<u8>, Error> {
-        Err(LoadError::NoCompiler { host: Target::host().map_or("this machine's target", Target::triple) }.into())
-    }
-
-    fn check_header(&self, header: &ArtifactHeader) -> Result<(), ArtifactError> {
-        let host = self.target();
-        if Some(header.target) != host {
-            return Err(ArtifactError::WrongTarget {
-                built: header.target,
-                host: host.map_or_else(|| std::env::consts::ARCH.to_owned(), |t| t.triple().to_owned()),
-            });
-        }
-        if header.engine != Engine::version() {
-            return Err(ArtifactError::WrongEngine { built: header.engine.clone(), this: Engine::version() });
-        }
-        if header.profile != self.options().profile {
-            return Err(ArtifactError::WrongProfile { built: header.profile, wanted: self.options().profile });
-        }
-        if self.options().fuel && !header.fuel {
-            return Err(ArtifactError::NoFuel);
-        }
-        if !self.options().fuel && header.fuel {
-            return Err(ArtifactError::Refused("it was compiled with fuel metering; run it with `--fuel N`".into()));
-        }
-        Ok(())
-    }
-
-    fn link(&self, code: CheckedCode, cache: CacheStatus) -> Result<Program, Error> {
-        let CheckedCode { loaded, identity, declared, origin } = code;
-        let (kind, linked) = match loaded {
-            LoadedCode::Module(module) => (ProgramKind::Module, Linked::Module(self.link_module(&module)?)),
-            LoadedCode::Component(component) => (ProgramKind::Component, self.link_component(&component)?),
-        };
-        Ok(Program { engine: self.clone(), identity, declared, origin, kind, cache, linked })
-    }
-
-    fn link_module(&self, module: &wasmtime::Module) -> Result<wasmtime::InstancePre<P1Host>, Error> {
-        let mut linker = wasmtime::Linker::<P1Host>::new(&self.inner);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)
-            .map_err(|e| Error::Engine(crate::error::chain(&e)))?;
-        lamina_host_fs::add_to_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
-        add_services_to_module_linker(&mut linker).map_err(|e| Error::Engine(crate::error::chain(&e)))?;
-        // List every unmet import at once rather than the first one the linker trips on.
-        let mut store = wasmtime::Store::new(&self.inner, P1Host::new(WasiCtxBuilder::new().build_p1(), None));
-        let provided: BTreeSet<(String, String)> =
-            linker.iter(&mut store).map(|(m, n, _)| (m.to_owned(), n.to_owned())).collect();
-        let missing: Vec<String> = module
-            .imports()
-            .filter(|i| !provided.contains(&(i.module().to_owned(), i.name().to_owned())))
-            .map(|i| format!("{}::{}", i.module(), i.name()))
-            .collect();
-        if !missing.is_empty() {
-            return Err(LoadError::UnknownImports { kind: "module", missing }.into());
-        }
-        linker.instantiate_pre(module).map_err(|e| LoadError::Compile(crate::error::chain(&e)).into())
-    }
-
-    /// Links a component for what it exports: `wasi:cli/run` (0.2 on the synchronous linker,
-    /// 0.3 on the asynchronous one) or else an HTTP handler (asynchronous).
-    fn link_component(&self, component: &wasmtime::component::Component) -> Result<Linked, Error> {
-        let exports: Vec<String> =
-            component.component_type().exports(&self.inner).map(|(name, _)| name.to_owned()).collect();
-        let exports_any = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
-        // WASI 0.3's exports come first: a 0.3 component built from a Rust program with a
-        // `main` (as the WASI test suite's are) also exports the standard library's
-        // `wasi:cli/run@0.2`, a stub that is not its entry point.
-        if exports_any("wasi:http/handler@0.3") || exports_any("wasi:cli/run@0.3") {
-            let linker = self.async_linker()?;
-            let pre = pre_instantiate(&linker, component)?;
-            if exports_any("wasi:http/handler@0.3") {
-                let service = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
-                    .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
-                return Ok(Linked::Http(Box::new(ProxyPre::P3(service))));
-            }
-            let command = wasmtime_wasi::p3::bindings::CommandPre::new(pre)
+/// Links a component for what it exports: `wasi:cli/run` (0.2 on the synchronous linker,
+/// 0.3 on the asynchronous one) or else an HTTP handler (asynchronous).
+fn link_component(engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Result<Linked, Error> {
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let exports_any = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+    // WASI 0.3's exports come first: a 0.3 component built from a Rust program with a
+    // `main` (as the WASI test suite's are) also exports the standard library's
+    // `wasi:cli/run@0.2`, a stub that is not its entry point.
+    if exports_any("wasi:http/handler@0.3") || exports_any("wasi:cli/run@0.3") {
+        let linker = async_linker(engine)?;
+        let pre = pre_instantiate(&linker, component)?;
+        if exports_any("wasi:http/handler@0.3") {
+            let service = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
                 .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
-            return Ok(Linked::CommandP3(Box::new(command)));
+            return Ok(Linked::Http(Box::new(ProxyPre::P3(service))));
         }
-        if exports_any("wasi:cli/run@0.2") {
-            let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
-            // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or
-            // later can report an exact code through `exit-with-code`, which is linked too.
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
-            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
-            lamina_host_fs::add_to_component_linker(&mut linker).map_err(engine_error)?;
-            add_services_to_component_linker(&mut linker).map_err(engine_error)?;
-            let pre = pre_instantiate(&linker, component)?;
-            let command = CommandPre::new(pre).map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
-            return Ok(Linked::Command(Box::new(command)));
-        }
-        let linker = self.async_linker()?;
-        if exports_any("wasi:http/incoming-handler@0.2") {
-            let pre = pre_instantiate(&linker, component)?;
-            let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
-                .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
-            return Ok(Linked::Http(Box::new(ProxyPre::P2(proxy))));
-        }
-        Err(LoadError::NotACommand(format!(
-            "the component exports neither `wasi:cli/run` (a command) nor `wasi:http/incoming-handler` or \
-             `wasi:http/handler` (an HTTP component); it exports: {}",
-            if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
-        ))
-        .into())
+        let command = wasmtime_wasi::p3::bindings::CommandPre::new(pre)
+            .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+        return Ok(Linked::CommandP3(Box::new(command)));
     }
-
-    /// WASI 0.2 and 0.3 with wasi:http and Lamina's services, for components that run on the
-    /// component model's event loop (0.3 commands, HTTP handlers).
-    fn async_linker(&self) -> Result<wasmtime::component::Linker<P2Host>, Error> {
-        let mut linker = wasmtime::component::Linker::<P2Host>::new(&self.inner);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
-        lamina_host_fs::add_to_async_component_linker(&mut linker).map_err(engine_error)?;
-        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
-        lamina_host_fs::add_to_p3_linker(&mut linker).map_err(engine_error)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
-        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    if exports_any("wasi:cli/run@0.2") {
+        let mut linker = wasmtime::component::Linker::<P2Host>::new(engine);
+        // WASI 0.2's `exit` carries only success or failure; guests built against 0.2.12 or
+        // later can report an exact code through `exit-with-code`, which is linked too.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
+        lamina_host_fs::add_to_component_linker(&mut linker).map_err(engine_error)?;
         add_services_to_component_linker(&mut linker).map_err(engine_error)?;
-        Ok(linker)
+        let pre = pre_instantiate(&linker, component)?;
+        let command = CommandPre::new(pre).map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+        return Ok(Linked::Command(Box::new(command)));
     }
+    let linker = async_linker(engine)?;
+    if exports_any("wasi:http/incoming-handler@0.2") {
+        let pre = pre_instantiate(&linker, component)?;
+        let proxy = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+            .map_err(|e| LoadError::NotACommand(crate::error::chain(&e)))?;
+        return Ok(Linked::Http(Box::new(ProxyPre::P2(proxy))));
+    }
+    Err(LoadError::NotACommand(format!(
+        "the component exports neither `wasi:cli/run` (a command) nor `wasi:http/incoming-handler` or \
+         `wasi:http/handler` (an HTTP component); it exports: {}",
+        if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+    ))
+    .into())
+}
+
+/// WASI 0.2 and 0.3 with wasi:http and Lamina's services, for components that run on the
+/// component model's event loop (0.3 commands, HTTP handlers).
+fn async_linker(engine: &wasmtime::Engine) -> Result<wasmtime::component::Linker<P2Host>, Error> {
+    let mut linker = wasmtime::component::Linker::<P2Host>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+    lamina_host_fs::add_to_async_component_linker(&mut linker).map_err(engine_error)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    lamina_host_fs::add_to_p3_linker(&mut linker).map_err(engine_error)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(engine_error)?;
+    add_services_to_component_linker(&mut linker).map_err(engine_error)?;
+    Ok(linker)
 }
 
 fn engine_error(e: wasmtime::Error) -> Error {
@@ -401,7 +291,7 @@ fn pre_instantiate(
             Some(name) if text.contains("not found") || text.contains("matching implementation") => {
                 LoadError::UnknownImports { kind: "component", missing: vec![name.to_owned()] }.into()
             }
-            _ => LoadError::Compile(text).into(),
+            _ => LoadError::from(CompileError::Failed(text)).into(),
         }
     })
 }
@@ -425,56 +315,6 @@ fn add_services_to_component_linker(linker: &mut wasmtime::component::Linker<P2H
 /// Reads a file, saying clearly when it is missing or a directory.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::Io { action: "read", path: path.into(), source })
-}
-
-/// Checks that the bytes at least start like WebAssembly.
-pub(crate) fn check_magic(bytes: &[u8]) -> Result<(), LoadError> {
-    if bytes.starts_with(b"\0asm") {
-        return Ok(());
-    }
-    if wasmtime::Engine::detect_precompiled(bytes).is_some() {
-        return Err(LoadError::BareWasmtimeArtifact);
-    }
-    let shown = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-    Err(LoadError::NotWasm { found: if shown.is_empty() { "nothing: it is empty".into() } else { shown } })
-}
-
-/// Accepts the binary format, and the text format when this build has a compiler.
-fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, LoadError> {
-    if bytes.starts_with(b"\0asm") {
-        return Ok(bytes.into());
-    }
-    #[cfg(feature = "compiler")]
-    if let Ok(text) = std::str::from_utf8(bytes)
-        && text.trim_start().starts_with('(')
-    {
-        return wat::parse_str(text)
-            .map(Into::into)
-            .map_err(|e| LoadError::Invalid { offset: 0, message: format!("WebAssembly text: {e}") });
-    }
-    check_magic(bytes)?;
-    Ok(bytes.into())
-}
-
-/// Turns a parser error into a [`LoadError`] that names the offset.
-pub(crate) fn parse_error(bytes: &[u8], e: &wasmparser::BinaryReaderError) -> LoadError {
-    let message = e.message().to_owned();
-    let offset = e.offset();
-    if message.contains("unexpected end") || offset >= bytes.len() {
-        LoadError::Truncated { offset, message, len: bytes.len() }
-    } else {
-        LoadError::Invalid { offset, message }
-    }
-}
-
-/// Explains a compile failure: re-parse to find the offset, since wasmtime's error is text.
-#[cfg(feature = "compiler")]
-fn compile_error(wasm: &[u8], e: &wasmtime::Error) -> Error {
-    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
-    match validator.validate_all(wasm) {
-        Err(parse) => parse_error(wasm, &parse).into(),
-        Ok(_) => LoadError::Compile(crate::error::chain(e)).into(),
-    }
 }
 
 /// Makes a fresh WASI preview 2 host state; used by instantiation.
@@ -504,24 +344,15 @@ mod tests {
 
     #[test]
     fn empty_input_says_so() {
-        let e = engine().load(b"", None).expect_err("empty input");
+        let e = Program::load(&engine(), b"", None).expect_err("empty input");
         assert!(e.to_string().contains("it is empty"), "{e}");
     }
 
     #[test]
-    fn artifact_cannot_be_compiled_again() {
-        let engine = engine();
-        let artifact = engine.compile(b"(module)").expect("compiles");
-        let e = engine.compile(&artifact).expect_err("an artifact is not a .wasm");
-        assert!(e.to_string().contains("already a Lamina artifact"), "{e}");
-    }
-
-    #[test]
-    fn cross_engine_refuses_to_load() {
-        let other = lamina_types::Target::ALL.into_iter().find(|t| Some(*t) != lamina_types::Target::host());
-        let options = EngineOptions { target: other, ..EngineOptions::for_profile(Profile::Tiny) };
-        let engine = Engine::new(options).expect("cross engine");
-        assert!(engine.load(b"(module)", None).is_err());
+    fn a_module_importing_what_no_service_provides_names_every_import() {
+        let wat = r#"(module (import "env" "a" (func)) (import "env" "b" (func)) (func (export "_start")))"#;
+        let e = Program::load(&engine(), wat.as_bytes(), None).expect_err("unmet imports");
+        assert!(matches!(&e, Error::Load(LoadError::UnknownImports { missing, .. }) if missing.len() == 2), "{e}");
     }
 
     proptest! {
@@ -530,8 +361,8 @@ mod tests {
         fn loading_arbitrary_bytes_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
             let mut bytes = b"\0asm\x01\0\0\0".to_vec();
             bytes.extend_from_slice(&tail);
-            let _ = engine().load(&bytes, None);
-            let _ = engine().load(&tail, None);
+            let _ = Program::load(&engine(), &bytes, None);
+            let _ = Program::load(&engine(), &tail, None);
         }
     }
 }

@@ -275,7 +275,7 @@ fn load(
 ) -> anyhow::Result<Program> {
     let loading = || format!("cannot load {}", file.display());
     if !lamina_runtime::artifact::is_artifact(bytes) {
-        return engine.load(bytes, cache).with_context(loading);
+        return lamina_runtime::Program::load(engine, bytes, cache).with_context(loading);
     }
     let code = if !args.trust_signers.is_empty() {
         let keys = args
@@ -310,7 +310,7 @@ fn load(
             file.display()
         );
     };
-    engine.load_code(&code).with_context(loading)
+    lamina_runtime::Program::load_code(engine, &code).with_context(loading)
 }
 
 /// Unverified code gets no module identity: the services bound to one are refused.

@@ -29,8 +29,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let options = EngineOptions { profile, target: None, fuel: args.fuel.is_some(), interruptible: true };
     let engine = Engine::new(options).context("cannot start the engine")?;
     let cache = cache(&args.cache, &args.platform);
-    let program =
-        engine.load(&bytes, cache.as_ref()).with_context(|| format!("cannot load {}", args.file.display()))?;
+    let program = lamina_runtime::Program::load(&engine, &bytes, cache.as_ref())
+        .with_context(|| format!("cannot load {}", args.file.display()))?;
     let wasi = WasiConfig {
         env: args.env.clone(),
         dirs: args.dirs.clone(),

@@ -81,13 +81,13 @@ pub(super) async fn artifact(
     let signed = tokio::task::spawn_blocking(move || -> Result<SignedArtifact, ApiError> {
         let sig_path = cache.with_extension("lamart.sig");
         let wanted = |bytes: &[u8], signature: &[u8]| -> Result<(), String> {
-            let (decoded, _) = lamina_runtime::signing::verify(bytes, signature, &[*key.verifying_key()])
+            let (decoded, _) = lamina_artifact::signing::verify(bytes, signature, &[*key.verifying_key()])
                 .map_err(|e| e.to_string())?;
             let h = &decoded.header;
             if h.module_hash != hash || h.target != target || h.profile != profile {
                 return Err(format!("it is {} for {} on {}", h.module_hash, h.target, h.profile));
             }
-            if h.engine != lamina_runtime::Engine::version() {
+            if h.engine != lamina_artifact::Engine::version() {
                 return Err(format!("it was compiled by {}", h.engine));
             }
             Ok(())
@@ -106,13 +106,13 @@ pub(super) async fn artifact(
         if lamina_types::ModuleHash::of(&wasm) != hash {
             return Err(ApiError::internal(format!("the store's copy of module {hash} has another hash")));
         }
-        let options = lamina_runtime::EngineOptions {
+        let options = lamina_artifact::EngineOptions {
             target: Some(target),
-            ..lamina_runtime::EngineOptions::for_profile(profile)
+            ..lamina_artifact::EngineOptions::for_profile(profile)
         };
-        let engine = lamina_runtime::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
+        let engine = lamina_artifact::Engine::new(options).map_err(|e| ApiError::internal(e.to_string()))?;
         let bytes = engine.compile(&wasm).map_err(|e| ApiError::bad(format!("the module does not compile: {e}")))?;
-        let signature = lamina_runtime::signing::sign(&bytes, &key).map_err(|e| ApiError::internal(e.to_string()))?;
+        let signature = lamina_artifact::signing::sign(&bytes, &key).map_err(|e| ApiError::internal(e.to_string()))?;
         wanted(&bytes, &signature)
             .map_err(|e| ApiError::internal(format!("the artifact just compiled is wrong: {e}")))?;
         if let Some(dir) = cache.parent() {

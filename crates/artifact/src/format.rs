@@ -4,14 +4,13 @@
 //! JSON ([`ArtifactHeader`]), then the compiled code. The header lets Lamina say exactly what an
 //! artifact is for before handing anything to the engine, and its checksum binds the code to
 //! the header. The header is only what the file says about itself: what vouches for it is a
-//! signature or the compile cache's tag (`crate::provenance`).
+//! signature or the compile cache's tag ([`crate::provenance`]).
 
 use lamina_types::{ModuleHash, Profile, Target};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ArtifactError;
-use crate::provenance::TrustedCode;
 
 /// The first bytes of every Lamina artifact.
 pub const MAGIC: &[u8; 8] = b"\0LAMART\x01";
@@ -143,41 +142,6 @@ fn header_len(bytes: &[u8]) -> Result<usize, ArtifactError> {
         return Err(ArtifactError::Malformed("it ends inside the header".into()));
     }
     Ok(len)
-}
-
-/// Hands trusted code to wasmtime.
-///
-/// This is the one place outside the TEE backends that uses `unsafe`: wasmtime executes
-/// deserialised code as is, as native code outside the sandbox, so it must be code that
-/// wasmtime itself produced and that the caller has reason to trust. It takes a
-/// [`TrustedCode`], which only the paths in `provenance` make: compiled in this process, signed
-/// by a trusted key, an authenticated compile-cache entry, or the caller's explicit dangerous
-/// opt-in (which then carries no module identity). Each of them decoded the artifact, so the
-/// code matches the checksum in its header; wasmtime then checks its own version, flags and
-/// target before use.
-#[allow(unsafe_code, reason = "deserialising compiled code is unsafe by nature; see the doc comment")]
-pub(crate) fn deserialize(engine: &wasmtime::Engine, code: &TrustedCode<'_>) -> Result<LoadedCode, ArtifactError> {
-    let refused = |e: wasmtime::Error| ArtifactError::Refused(crate::error::chain(&e));
-    let artifact = code.artifact();
-    match artifact.header.kind {
-        // SAFETY: `TrustedCode` is made only from code compiled by `Engine::precompile_*` in this
-        // process, or vouched for by a trusted signature or the runtime's own cache key (or, on
-        // the caller's explicit dangerous opt-in, by nobody: documented there). The checksum
-        // binds these bytes to the vouched-for header; wasmtime validates its own header.
-        ProgramKind::Module => {
-            unsafe { wasmtime::Module::deserialize(engine, artifact.code) }.map(LoadedCode::Module).map_err(refused)
-        }
-        // SAFETY: as above.
-        ProgramKind::Component => unsafe { wasmtime::component::Component::deserialize(engine, artifact.code) }
-            .map(LoadedCode::Component)
-            .map_err(refused),
-    }
-}
-
-/// Compiled code ready to link.
-pub(crate) enum LoadedCode {
-    Module(wasmtime::Module),
-    Component(wasmtime::component::Component),
 }
 
 /// A header for the unit tests of this crate: module `module`, aarch64, edge profile.

@@ -12,14 +12,14 @@ use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use crate::ArtifactError;
-use crate::artifact::{self, Artifact};
+use crate::format::{self, Artifact};
 
 /// What a signature covers: this tag, then the artifact's header exactly as stored.
 const DOMAIN: &[u8] = b"lamina-artifact-signature-v1\0";
 
 /// The signed statement of an artifact: the domain tag and its stored header.
 fn statement(bytes: &[u8]) -> Result<Vec<u8>, ArtifactError> {
-    let header = artifact::header_bytes(bytes)?;
+    let header = format::header_bytes(bytes)?;
     let mut out = Vec::with_capacity(DOMAIN.len() + header.len());
     out.extend_from_slice(DOMAIN);
     out.extend_from_slice(header);
@@ -49,13 +49,13 @@ pub fn key_id(key: &VerifyingKey) -> String {
 ///
 /// # Errors
 /// [`ArtifactError::BadSignature`] when no trusted key made the signature (or it is not one);
-/// the errors of [`artifact::decode`] for a malformed or corrupt artifact.
+/// the errors of [`format::decode`] for a malformed or corrupt artifact.
 pub fn verify<'a>(
     bytes: &'a [u8],
     signature: &[u8],
     trusted: &[VerifyingKey],
 ) -> Result<(Artifact<'a>, String), ArtifactError> {
-    let decoded = artifact::decode(bytes)?;
+    let decoded = format::decode(bytes)?;
     let signature = DerSignature::try_from(signature)
         .map_err(|_| ArtifactError::BadSignature("the signature is not a DER ECDSA signature".into()))?;
     let statement = statement(bytes)?;
@@ -73,12 +73,12 @@ pub fn verify<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::encode;
+    use crate::format::encode;
     use lamina_types::Target;
     use proptest::prelude::*;
 
     fn artifact() -> Vec<u8> {
-        encode(crate::artifact::test_header(b"m"), b"compiled code")
+        encode(crate::format::test_header(b"m"), b"compiled code")
     }
 
     fn key(seed: u8) -> SigningKey {
@@ -107,7 +107,7 @@ mod tests {
         // The header: another profile claimed (same length, still a valid header).
         let swapped = String::from_utf8_lossy(&bytes).replace("\"edge\"", "\"tiny\"").into_bytes();
         assert_ne!(swapped, bytes);
-        assert!(artifact::decode(&swapped).is_ok(), "still a well-formed artifact");
+        assert!(format::decode(&swapped).is_ok(), "still a well-formed artifact");
         assert!(matches!(verify(&swapped, &signature, &trusted), Err(ArtifactError::BadSignature(_))));
         // The code: caught by the checksum the signature covers.
         let mut code = bytes.clone();

@@ -14,13 +14,13 @@
 //!    the code runs, but carries **no module identity**, so callers can refuse it sealed
 //!    storage, attestation and secrets.
 //!
-//! `artifact::deserialize`, the crate's one `unsafe` call, takes a [`TrustedCode`].
+//! `code::deserialize`, the crate's one `unsafe` call, takes a [`TrustedCode`].
 
 use lamina_types::ModuleHash;
 use p256::ecdsa::VerifyingKey;
 
 use crate::ArtifactError;
-use crate::artifact::{self, Artifact, ArtifactHeader};
+use crate::format::{self, Artifact, ArtifactHeader};
 
 /// Where a piece of compiled code came from, and so how far it is trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,9 +59,9 @@ pub struct TrustedCode<'a> {
 }
 
 impl<'a> TrustedCode<'a> {
-    /// Code this process just compiled (`Engine::compile_bytes`'s output).
+    /// Code this process just compiled (`Engine::compile_binary`'s output).
     pub(crate) fn compiled_here(bytes: &'a [u8]) -> Result<Self, ArtifactError> {
-        Ok(Self { artifact: artifact::decode(bytes)?, origin: Origin::CompiledHere })
+        Ok(Self { artifact: format::decode(bytes)?, origin: Origin::CompiledHere })
     }
 
     /// An authenticated compile-cache entry (made by `CompileCache::open` after its tag and
@@ -74,7 +74,7 @@ impl<'a> TrustedCode<'a> {
     ///
     /// # Errors
     /// [`ArtifactError::BadSignature`] when no trusted key made the signature; the errors of
-    /// [`artifact::decode`] for a malformed or corrupt artifact.
+    /// [`format::decode`] for a malformed or corrupt artifact.
     pub fn signed(bytes: &'a [u8], signature: &[u8], trusted: &[VerifyingKey]) -> Result<Self, ArtifactError> {
         let (artifact, signer) = crate::signing::verify(bytes, signature, trusted)?;
         Ok(Self { artifact, origin: Origin::Signed { signer } })
@@ -85,9 +85,9 @@ impl<'a> TrustedCode<'a> {
     /// so the code gets no module identity ([`identity`](Self::identity) is `None`).
     ///
     /// # Errors
-    /// The errors of [`artifact::decode`] for a malformed or corrupt artifact.
+    /// The errors of [`format::decode`] for a malformed or corrupt artifact.
     pub fn danger_unverified_native_code(bytes: &'a [u8]) -> Result<Self, ArtifactError> {
-        Ok(Self { artifact: artifact::decode(bytes)?, origin: Origin::DangerUnverified })
+        Ok(Self { artifact: format::decode(bytes)?, origin: Origin::DangerUnverified })
     }
 
     /// The artifact's header. For unverified code every field is only what the file claims.
@@ -113,11 +113,11 @@ impl<'a> TrustedCode<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::encode;
+    use crate::format::encode;
     use p256::ecdsa::SigningKey;
 
     fn artifact(module: &[u8]) -> Vec<u8> {
-        encode(crate::artifact::test_header(module), b"compiled code")
+        encode(crate::format::test_header(module), b"compiled code")
     }
 
     #[test]

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::provenance::TrustedCode;
-use crate::{ArtifactError, Error, artifact};
+use crate::{ArtifactError, Error, format};
 
 /// The first bytes of every cache entry.
 const ENTRY_MAGIC: &[u8; 8] = b"\0LAMCC\x01\0";
@@ -179,7 +179,7 @@ impl CompileCache {
         fingerprint: &[u8; 32],
         artifact: &[u8],
     ) -> Result<Vec<u8>, ArtifactError> {
-        let tag = self.key.tag(module, fingerprint, artifact::header_bytes(artifact)?).finalize().into_bytes();
+        let tag = self.key.tag(module, fingerprint, format::header_bytes(artifact)?).finalize().into_bytes();
         let mut entry = Vec::with_capacity(ENTRY_MAGIC.len() + TAG_LEN + artifact.len());
         entry.extend_from_slice(ENTRY_MAGIC);
         entry.extend_from_slice(&tag);
@@ -203,10 +203,10 @@ impl CompileCache {
         }
         let (tag, bytes) = rest.split_at(TAG_LEN);
         self.key
-            .tag(module, fingerprint, artifact::header_bytes(bytes)?)
+            .tag(module, fingerprint, format::header_bytes(bytes)?)
             .verify_slice(tag)
             .map_err(|_| ArtifactError::BadSignature("the compile-cache entry's tag does not verify".into()))?;
-        let decoded = artifact::decode(bytes)?;
+        let decoded = format::decode(bytes)?;
         if decoded.header.module_hash != *module {
             return Err(ArtifactError::BadSignature(format!(
                 "the compile-cache entry holds {}, not {module}",

@@ -150,7 +150,7 @@ impl Engine {
         if let Some(target) = options.target {
             config
                 .target(target.triple())
-                .map_err(|e| Error::Engine(format!("target {target}: {}", crate::error::chain(&e))))?;
+                .map_err(|e| Error::Engine(format!("target {target}: {}", crate::chain(&e))))?;
         }
         if let Some(slots) = limits.pool_slots {
             let mut pool = PoolingAllocationConfig::new();
@@ -179,7 +179,7 @@ impl Engine {
             Error::Engine(format!(
                 "the {} profile: {} (on a device with a small address space use `--profile tiny`)",
                 options.profile,
-                crate::error::chain(&e)
+                crate::chain(&e)
             ))
         })?;
         let fingerprint = fingerprint(&inner, &options);
