@@ -169,7 +169,7 @@ fn enrol(plane: &Plane, dir: &Path, n: usize) -> (Vec<Sim>, Duration) {
 #[derive(Default)]
 struct Observed {
     /// When each instance first reached its node.
-    placed: Mutex<HashMap<(String, u32), Instant>>,
+    placed: Mutex<HashMap<(lamina_types::WorkloadName, u32), Instant>>,
     /// Heartbeat round trips, in seconds.
     round_trips: Mutex<Vec<f64>>,
     heartbeats: AtomicU64,
@@ -178,7 +178,11 @@ struct Observed {
 }
 
 /// Takes a desired state: its generation, and each new instance's arrival.
-fn take(signed: &SignedDesired, assigned: &mut BTreeSet<(String, u32)>, observed: &Observed) -> u64 {
+fn take(
+    signed: &SignedDesired,
+    assigned: &mut BTreeSet<(lamina_types::WorkloadName, u32)>,
+    observed: &Observed,
+) -> u64 {
     let Ok(desired) = serde_json::from_str::<DesiredState>(&signed.state) else { return 0 };
     let now = Instant::now();
     let mut placed = observed.placed.lock().unwrap_or_else(PoisonError::into_inner);
@@ -201,7 +205,7 @@ async fn agent(sim: Sim, observed: Arc<Observed>, offset: Duration) {
         let sent = Instant::now();
         let reports: Vec<InstanceReport> = assigned
             .iter()
-            .map(|(workload, replica): &(String, u32)| InstanceReport {
+            .map(|(workload, replica): &(lamina_types::WorkloadName, u32)| InstanceReport {
                 workload: workload.clone(),
                 replica: *replica,
                 state: InstanceState::Running,

@@ -90,7 +90,7 @@ pub struct Cluster {
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeRecord>,
     /// Workloads by name.
-    pub workloads: BTreeMap<String, WorkloadSpec>,
+    pub workloads: BTreeMap<lamina_types::WorkloadName, WorkloadSpec>,
     /// The current plan.
     pub plan: Plan,
     /// Each node's desired state.
@@ -162,7 +162,7 @@ impl Cluster {
                 }
             }
             Event::Undeployed(name) => {
-                self.workloads.remove(&name).ok_or(StepError::UnknownWorkload(name))?;
+                self.workloads.remove(name.as_str()).ok_or(StepError::UnknownWorkload(name))?;
             }
             Event::Removed(name) => {
                 self.nodes.remove(&name).ok_or(StepError::UnknownNode(name.clone()))?;

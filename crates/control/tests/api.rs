@@ -451,7 +451,7 @@ fn enrol_deploy_heartbeat_and_restart() {
     let wait = format!("/v1/nodes/edge-1/desired?after={generation}&wait_ms=20000");
     let operator = client(&server, Some(&admin));
     let mut more = app.clone();
-    more.workloads[0].name = "filter-b".into();
+    more.workloads[0].name = "filter-b".parse().expect("a workload name");
     let deployer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         let _: Value = operator.put("/v1/deployments", &more).expect("deploys");

@@ -141,7 +141,7 @@ impl AgentError {
 /// its limits, on node `node`.
 pub(crate) fn guest_view(node: &str, a: &Assignment) -> (WasiConfig, Limits) {
     let wasi = WasiConfig {
-        args: std::iter::once(a.spec.name.clone()).chain(a.spec.args.iter().cloned()).collect(),
+        args: std::iter::once(a.spec.name.to_string()).chain(a.spec.args.iter().cloned()).collect(),
         env: a
             .spec
             .env
@@ -149,7 +149,7 @@ pub(crate) fn guest_view(node: &str, a: &Assignment) -> (WasiConfig, Limits) {
             .filter(|(k, _)| !k.starts_with("LAMINA_"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain([
-                ("LAMINA_WORKLOAD".to_owned(), a.placement.workload.clone()),
+                ("LAMINA_WORKLOAD".to_owned(), a.placement.workload.to_string()),
                 ("LAMINA_REPLICA".to_owned(), a.placement.replica.to_string()),
                 ("LAMINA_NODE".to_owned(), node.to_owned()),
             ])
@@ -239,19 +239,19 @@ pub struct Agent {
     /// node's heartbeats say it is degraded. An entry stays for [`DEGRADED_HOLD`] after its
     /// instance was placed elsewhere, so that a node that cannot start anything does not take
     /// placements back at once.
-    local_failures: BTreeMap<(String, u32), (String, Instant)>,
+    local_failures: BTreeMap<InstanceKey, (String, Instant)>,
     desired: DesiredState,
     /// The newest generation seen, sealed: an older desired state is refused.
     floor: crate::floor::GenerationFloor,
     attested: Option<Instant>,
     /// How much of each instance's log file the control plane has.
-    shipped: BTreeMap<(String, u32), u64>,
+    shipped: BTreeMap<InstanceKey, u64>,
     /// The NATS client, once an instance needs it, and the server it is for.
     nats: std::sync::Mutex<Option<(String, Arc<dyn lamina_runtime::Broker>)>>,
     /// The node's own bus, when there is no NATS server.
     bus: lamina_runtime::LocalBus,
     /// Each instance's topic keys, kept across its restarts.
-    topic_keys: std::sync::Mutex<BTreeMap<(String, u32), Arc<crate::topics::ControlTopicKeys>>>,
+    topic_keys: std::sync::Mutex<BTreeMap<InstanceKey, Arc<crate::topics::ControlTopicKeys>>>,
     /// Counts of sealed messages.
     seal_stats: Arc<lamina_messaging_seal::Stats>,
     metrics: Arc<crate::metrics::NodeMetrics>,
@@ -472,7 +472,7 @@ impl Agent {
             tracing::warn!("cannot record generation {} in the node's sealed state: {e}", self.desired.generation);
         }
         // Keys of instances no longer here are forgotten.
-        let here: BTreeSet<(String, u32)> =
+        let here: BTreeSet<InstanceKey> =
             self.desired.assignments.iter().map(|a| (a.placement.workload.clone(), a.placement.replica)).collect();
         self.topic_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|k, _| here.contains(k));
         true
@@ -977,7 +977,11 @@ mod tests {
             lamina_types::Deployment::parse(&toml).expect("a manifest").workloads.remove(0)
         };
         let assignment = |replica: u32, memory: &str| Assignment {
-            placement: lamina_scheduler::Placement { workload: "w".into(), replica, node: "edge-1".into() },
+            placement: lamina_scheduler::Placement {
+                workload: "w".parse().expect("a name"),
+                replica,
+                node: "edge-1".into(),
+            },
             spec: spec(memory),
         };
         let profile = lamina_types::Profile::Server;

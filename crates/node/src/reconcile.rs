@@ -10,7 +10,7 @@ use lamina_types::WorkloadSpec;
 use lamina_wire::{Assignment, InstanceState};
 
 /// An instance: its workload and replica.
-pub(crate) type InstanceKey = (String, u32);
+pub(crate) type InstanceKey = (lamina_types::WorkloadName, u32);
 
 /// Where an instance stands, as the agent last observed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +147,14 @@ mod tests {
         lamina_types::Deployment::parse(&toml).expect("a manifest").workloads.remove(0)
     }
 
+    /// A workload name the tests know is one.
+    fn wname(name: &str) -> lamina_types::WorkloadName {
+        name.parse().expect("a workload name")
+    }
+
     fn assignment(workload: &str, replica: u32, memory_mib: u64) -> Assignment {
         Assignment {
-            placement: Placement { workload: workload.into(), replica, node: "edge-1".into() },
+            placement: Placement { workload: wname(workload), replica, node: "edge-1".into() },
             spec: spec(workload, memory_mib),
         }
     }
@@ -183,7 +188,7 @@ mod tests {
     fn what_is_no_longer_assigned_is_stopped_and_forgotten() {
         let a = assignment("a", 0, 64);
         let seen = BTreeMap::from([seen(&a, Phase::Running, 0)]);
-        assert_eq!(step(&[], &seen, Instant::now()), vec![Action::Stop { key: ("a".into(), 0), forget: true }]);
+        assert_eq!(step(&[], &seen, Instant::now()), vec![Action::Stop { key: (wname("a"), 0), forget: true }]);
     }
 
     #[test]
@@ -193,7 +198,7 @@ mod tests {
         assert_eq!(
             step(std::slice::from_ref(&new), &seen, Instant::now()),
             vec![
-                Action::Stop { key: ("a".into(), 0), forget: false },
+                Action::Stop { key: (wname("a"), 0), forget: false },
                 Action::Start { assignment: Box::new(new), restarts: 0 }
             ]
         );
@@ -287,7 +292,7 @@ mod tests {
                 .iter()
                 .map(|((w, r), (m, phase, restarts))| {
                     let a = assignment(w, *r, 64 * m);
-                    ((w.clone(), *r), Seen { spec: a.spec, phase: *phase, restarts: *restarts })
+                    ((wname(w), *r), Seen { spec: a.spec, phase: *phase, restarts: *restarts })
                 })
                 .collect();
             let actions = step(&desired, &seen, now);

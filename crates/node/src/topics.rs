@@ -22,7 +22,7 @@ const REFUSAL_TTL: Duration = Duration::from_secs(10);
 pub(crate) struct ControlTopicKeys {
     client: ControlClient,
     node: String,
-    workload: String,
+    workload: lamina_types::WorkloadName,
     replica: u32,
     /// The attested instance's key and its module, once it has attested.
     instance: Mutex<Option<(p256::SecretKey, ModuleHash)>>,
@@ -31,11 +31,11 @@ pub(crate) struct ControlTopicKeys {
 }
 
 impl ControlTopicKeys {
-    pub(crate) fn new(client: ControlClient, node: &str, workload: &str, replica: u32) -> Self {
+    pub(crate) fn new(client: ControlClient, node: &str, workload: &lamina_types::WorkloadName, replica: u32) -> Self {
         ControlTopicKeys {
             client,
             node: node.to_owned(),
-            workload: workload.to_owned(),
+            workload: workload.clone(),
             replica,
             instance: Mutex::new(None),
             keys: Mutex::new(HashMap::new()),

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use lamina_types::Constraints;
-use lamina_types::{ByteSize, PlatformKind, Target};
+use lamina_types::{ByteSize, PlatformKind, Target, WorkloadName};
 use serde::{Deserialize, Serialize};
 
 /// A node as the scheduler sees it.
@@ -46,7 +46,7 @@ pub struct Node {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workload {
     /// Its unique name.
-    pub name: String,
+    pub name: WorkloadName,
     /// How many instances.
     pub replicas: u32,
     /// Memory each instance needs (its `--max-memory`).
@@ -59,7 +59,7 @@ pub struct Workload {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Placement {
     /// The workload.
-    pub workload: String,
+    pub workload: WorkloadName,
     /// Which replica (0-based).
     pub replica: u32,
     /// The node.
@@ -70,7 +70,7 @@ pub struct Placement {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unplaced {
     /// The workload.
-    pub workload: String,
+    pub workload: WorkloadName,
     /// How many of its replicas are missing.
     pub missing: u32,
     /// Why, naming the constraint that ruled the last candidates out.

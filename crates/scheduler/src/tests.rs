@@ -13,8 +13,13 @@ fn node(name: &str, zone: &str, platform: PlatformKind, target: Target, mib: u64
     }
 }
 
+/// A workload name the tests know is one.
+fn wname(name: &str) -> WorkloadName {
+    name.parse().expect("a workload name")
+}
+
 fn workload(name: &str, replicas: u32, mib: u64, constraints: Constraints) -> Workload {
-    Workload { name: name.into(), replicas, memory: ByteSize::mib(mib), constraints }
+    Workload { name: wname(name), replicas, memory: ByteSize::mib(mib), constraints }
 }
 
 fn continuum() -> Vec<Node> {
@@ -150,7 +155,7 @@ fn arb_workload() -> impl Strategy<Value = Workload> {
         proptest::option::of(0u8..2),
     )
         .prop_map(|(replicas, mib, t, p, z, label)| Workload {
-            name: String::new(),
+            name: wname("w"),
             replicas,
             memory: ByteSize::mib(mib),
             constraints: Constraints {
@@ -183,7 +188,7 @@ proptest! {
         workloads in proptest::collection::vec(arb_workload(), 0..5),
     ) {
         let nodes = named(nodes, "n", |n, s| n.name = s);
-        let workloads = named(workloads, "w", |w, s| w.name = s);
+        let workloads = named(workloads, "w", |w, s| w.name = wname(&s));
         let plan = schedule(&workloads, &nodes, &[]);
         let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         let mut used: BTreeMap<&str, u64> = BTreeMap::new();
@@ -329,7 +334,7 @@ proptest! {
         fewer in proptest::collection::vec(any::<bool>(), 8),
     ) {
         let nodes = named(nodes, "n", |n, s| n.name = s);
-        let workloads = named(workloads, "w", |w, s| w.name = s);
+        let workloads = named(workloads, "w", |w, s| w.name = wname(&s));
         let plan = schedule(&workloads, &nodes, &[]);
         prop_assert_eq!(&plan, &reference(&workloads, &nodes, &[]));
         // From a current plan, with some nodes gone or no longer ready.

@@ -47,8 +47,8 @@ pub enum ModuleRef {
 /// One workload of a deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadSpec {
-    /// Its name: 1 to 63 of `a-z 0-9 -`, starting with a letter.
-    pub name: String,
+    /// Its name.
+    pub name: crate::WorkloadName,
     /// The module it runs.
     pub module: ModuleRef,
     /// How many instances.
@@ -199,16 +199,7 @@ pub fn check_secret_name(name: &str) -> Result<(), String> {
 /// # Errors
 /// A message saying what a name must be.
 pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{name}` is not a workload name: use 1 to 63 of a-z, 0-9 and -, starting with a letter"))
-    }
+    crate::WorkloadName::check(name).map_err(|e| e.to_string())
 }
 
 impl FromStr for Deployment {
@@ -366,7 +357,7 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
         },
     };
     Ok(WorkloadSpec {
-        name: w.name.into_inner(),
+        name: r.parse(&w.name, "name")?,
         module,
         replicas,
         memory,

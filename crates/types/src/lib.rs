@@ -31,7 +31,7 @@ pub use deploy::{Constraints, Deployment, ManifestError, ModuleRef, WorkloadSpec
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_LEN};
 pub use hash::{ModuleHash, ParseHashError};
 pub use mount::{DirMount, ParseMountError};
-pub use names::{SecretName, SecretNameError};
+pub use names::{SecretName, SecretNameError, WorkloadName, WorkloadNameError};
 pub use network::{NetworkRules, OutboundRule, RuleError, SocketProtocol};
 pub use profile::{ParseProfileError, Profile};
 pub use size::{ByteSize, MAX_DURATION, MAX_SIZE, ParseDurationError, ParseSizeError, parse_duration};

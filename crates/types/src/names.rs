@@ -93,6 +93,104 @@ impl fmt::Display for SecretName {
     }
 }
 
+/// A workload's name: 1 to [`WorkloadName::MAX_LEN`] of `a-z 0-9 -`, starting with a letter
+/// and not ending with `-` (a DNS label, so that it can name hosts, files and metrics). Checked
+/// once, where it enters (a manifest, an API body); the control plane, the scheduler and the
+/// node carry it as this type after.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkloadName(String);
+
+/// Why a text is not a [`WorkloadName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{}` is not a workload name: use 1 to 63 of a-z, 0-9 and -, starting with a letter", .0.escape_debug())]
+pub struct WorkloadNameError(String);
+
+impl WorkloadName {
+    /// The longest name, in bytes.
+    pub const MAX_LEN: usize = 63;
+
+    /// Checks `name` without keeping it.
+    ///
+    /// # Errors
+    /// [`WorkloadNameError`] saying what a name must be.
+    pub fn check(name: &str) -> Result<(), WorkloadNameError> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok { Ok(()) } else { Err(WorkloadNameError(name.chars().take(Self::MAX_LEN + 1).collect())) }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkloadName {
+    type Error = WorkloadNameError;
+
+    fn try_from(name: String) -> Result<Self, WorkloadNameError> {
+        Self::check(&name)?;
+        Ok(Self(name))
+    }
+}
+
+impl FromStr for WorkloadName {
+    type Err = WorkloadNameError;
+
+    fn from_str(name: &str) -> Result<Self, WorkloadNameError> {
+        Self::check(name)?;
+        Ok(Self(name.to_owned()))
+    }
+}
+
+impl From<WorkloadName> for String {
+    fn from(name: WorkloadName) -> String {
+        name.0
+    }
+}
+
+impl std::ops::Deref for WorkloadName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for WorkloadName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for WorkloadName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for WorkloadName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for WorkloadName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for WorkloadName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +215,19 @@ mod tests {
         assert_eq!(serde_json::to_string(&name).expect("json"), "\"db-password\"");
         assert!(serde_json::from_str::<SecretName>("\".hidden\"").is_err());
         assert!(serde_json::from_str::<SecretName>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn names_that_are_and_are_not_workload_names() {
+        for ok in ["a", "sensor-1", "aggregate", &"a".repeat(63)] {
+            assert!(ok.parse::<WorkloadName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "-a", "a-", "A", "a_b", "a.b", "é", &"a".repeat(64)] {
+            let e = bad.parse::<WorkloadName>().expect_err(bad);
+            assert!(e.to_string().contains("is not a workload name"), "{e}");
+        }
+        assert!(serde_json::from_str::<WorkloadName>("\"../etc\"").is_err());
+        let name: WorkloadName = serde_json::from_str("\"filter\"").expect("valid");
+        assert_eq!(name, "filter");
     }
 }

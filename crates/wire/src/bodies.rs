@@ -58,7 +58,7 @@ pub struct ModuleUploaded {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployed {
     /// The workloads of the deployment.
-    pub deployed: Vec<String>,
+    pub deployed: Vec<lamina_types::WorkloadName>,
     /// Their replicas that could not be placed, and why.
     pub unplaced: Vec<Unplaced>,
 }
@@ -111,7 +111,7 @@ pub struct SecretList {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
     /// The workload.
-    pub workload: String,
+    pub workload: lamina_types::WorkloadName,
     /// The replica.
     pub replica: u32,
     /// The challenge it answers (hex).
@@ -126,7 +126,7 @@ pub struct ReleaseRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicKeysRequest {
     /// The workload.
-    pub workload: String,
+    pub workload: lamina_types::WorkloadName,
     /// The replica.
     pub replica: u32,
     /// The topics (no wildcards).
@@ -139,7 +139,7 @@ pub struct TopicKeysRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Logs {
     /// The workload.
-    pub workload: String,
+    pub workload: lamina_types::WorkloadName,
     /// What each of its replicas printed lately.
     pub instances: Vec<InstanceLog>,
 }
@@ -225,10 +225,10 @@ pub struct ClusterKeyResponse {
 }
 
 /// Output of one instance, as a node ships it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogChunk {
     /// The workload.
-    pub workload: String,
+    pub workload: lamina_types::WorkloadName,
     /// The replica.
     pub replica: u32,
     /// What it wrote (lossy UTF-8).

@@ -32,7 +32,7 @@ impl InstanceState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceReport {
     /// Workload.
-    pub workload: String,
+    pub workload: lamina_types::WorkloadName,
     /// Replica.
     pub replica: u32,
     /// State.

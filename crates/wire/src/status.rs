@@ -86,7 +86,7 @@ pub struct Status {
     /// Replicas that could not be placed.
     pub unplaced: Vec<Unplaced>,
     /// The names of the deployed workloads.
-    pub workloads: Vec<String>,
+    pub workloads: Vec<lamina_types::WorkloadName>,
 }
 
 impl Status {

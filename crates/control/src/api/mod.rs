@@ -66,7 +66,7 @@ pub struct Control {
     credentials: BTreeMap<String, String>,
     /// (workload, replica) → the node it last ran on, its recent output, and how many bytes of
     /// output it has shipped in all (the end of the kept window).
-    logs: BTreeMap<(String, u32), (String, String, u64)>,
+    logs: BTreeMap<(lamina_types::WorkloadName, u32), (String, String, u64)>,
     /// The challenges it issues (stateless) and the answered ones not yet expired.
     challenges: crate::challenge::Challenges,
     verifier: Verifier,

@@ -60,7 +60,7 @@ pub(super) async fn deploy(
             }
         }
     }
-    let names: Vec<String> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
+    let names: Vec<lamina_types::WorkloadName> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
     c.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
     c.persist()?;
     let unplaced: Vec<_> = c.cluster.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
@@ -92,9 +92,11 @@ pub(super) async fn logs(
     Path(name): Path<String>,
 ) -> ApiResult<Json<lamina_wire::Logs>> {
     let c = lock(&c);
-    if !c.cluster.workloads.contains_key(&name) && !c.logs.keys().any(|(w, _)| *w == name) {
+    let known =
+        |n: &lamina_types::WorkloadName| c.cluster.workloads.contains_key(n) || c.logs.keys().any(|(w, _)| w == n);
+    let Some(name) = name.parse::<lamina_types::WorkloadName>().ok().filter(known) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no workload `{name}` is deployed")));
-    }
+    };
     let instances = c
         .logs
         .iter()
