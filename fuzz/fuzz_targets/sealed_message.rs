@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lamina_host_messaging::{Broker, LocalBus, Message, MessagingError, Pattern};
-use lamina_messaging_seal::{Sealed, TopicKey, TopicKeys, envelope};
+use lamina_messaging_crypto::{EncryptedBroker, TopicKey, TopicKeys, envelope};
 
 struct Keys;
 
@@ -20,7 +20,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = envelope::parse(data);
     let _ = envelope::parse_body(data);
     let bus = LocalBus::new();
-    let Ok(subscriber) = Sealed::new(Arc::new(bus.clone()), Arc::new(Keys), "fuzz/0@n", Arc::default()) else {
+    let Ok(subscriber) = EncryptedBroker::new(Arc::new(bus.clone()), Arc::new(Keys), "fuzz/0@n", Arc::default()) else {
         return;
     };
     let Ok(mut inbox) = subscriber.subscribe(Pattern::parse("t").expect("pattern")) else { return };

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lamina_scheduler::{Node, Plan, Workload, schedule};
-use lamina_types::{ByteSize, Deployment, PlatformKind, Target, WorkloadSpec};
+use lamina_scheduler::{Node, NodeSpec, Plan, Workload, schedule};
+use lamina_types::{Deployment, WorkloadSpec};
 use lamina_wire::{Assignment, DesiredState, InstanceReport, NodeRecord, NodeState};
 use serde::{Deserialize, Serialize};
 
@@ -28,20 +28,10 @@ impl Default for Settings {
 pub enum Event {
     /// A node passed enrolment (token and evidence); re-enrolling updates its inventory.
     Enrolled {
-        /// Its record's inventory fields (state and times are set by the step).
-        name: String,
-        /// Architecture.
-        target: Target,
-        /// TEE.
-        platform: PlatformKind,
-        /// Memory offered.
-        memory: ByteSize,
-        /// Labels.
-        labels: BTreeMap<String, String>,
+        /// What it offers (state and times are set by the step).
+        spec: NodeSpec,
         /// Its engine's device profile.
         profile: lamina_types::Profile,
-        /// Zone.
-        zone: String,
     },
     /// A node's fresh evidence was appraised: `Ok` passed the policy, `Err` says why not.
     Attested {
@@ -110,15 +100,11 @@ impl Cluster {
     /// [`StepError`] for an event about an unknown node or workload; the cluster is unchanged.
     pub fn step(&mut self, event: Event, now: u64) -> Result<Vec<String>, StepError> {
         match event {
-            Event::Enrolled { name, target, platform, memory, labels, zone, profile } => {
+            Event::Enrolled { spec, profile } => {
+                let name = spec.name.clone();
                 let previous = self.nodes.remove(&name);
                 let record = NodeRecord {
-                    name: name.clone(),
-                    target,
-                    platform,
-                    memory,
-                    labels,
-                    zone,
+                    spec,
                     profile,
                     last_seen: now,
                     // Enrolment includes a passing appraisal.
@@ -197,25 +183,14 @@ impl Cluster {
     /// assignments changed.
     fn reconcile(&mut self, now: u64) -> Vec<String> {
         let standings: Vec<(String, NodeState)> =
-            self.nodes.values().map(|n| (n.name.clone(), self.standing(n, now))).collect();
+            self.nodes.values().map(|n| (n.spec.name.clone(), self.standing(n, now))).collect();
         for (name, state) in standings {
             if let Some(n) = self.nodes.get_mut(&name) {
                 n.state = state;
             }
         }
-        let nodes: Vec<Node> = self
-            .nodes
-            .values()
-            .map(|n| Node {
-                name: n.name.clone(),
-                target: n.target,
-                platform: n.platform,
-                memory: n.memory,
-                labels: n.labels.clone(),
-                zone: n.zone.clone(),
-                ready: n.state == NodeState::Ready,
-            })
-            .collect();
+        let nodes: Vec<Node> =
+            self.nodes.values().map(|n| Node { spec: n.spec.clone(), ready: n.state == NodeState::Ready }).collect();
         let workloads: Vec<Workload> = self.workloads.values().map(Workload::from).collect();
         self.plan = schedule(&workloads, &nodes, &self.plan.placements);
         let mut changed = Vec::new();

@@ -12,8 +12,6 @@ use lamina_metrics::prometheus_client::registry::Registry;
 use lamina_metrics::{CounterFamily, Labels, encode_values, label};
 
 use crate::api::Control;
-use lamina_wire::InstanceState;
-use lamina_wire::NodeState;
 
 /// What the control plane counts as it serves.
 #[derive(Debug)]
@@ -80,22 +78,11 @@ impl Collector for State {
             let mut instances: BTreeMap<&str, f64> = [("starting", 0.0), ("running", 0.0), ("failed", 0.0)].into();
             let mut lag = Vec::with_capacity(cluster.nodes.len());
             for node in cluster.nodes.values() {
-                let state = match node.state {
-                    NodeState::Ready => "ready",
-                    NodeState::Lost => "lost",
-                    NodeState::Untrusted { .. } => "untrusted",
-                    NodeState::Degraded { .. } => "degraded",
-                };
-                *nodes.entry(state).or_default() += 1.0;
+                *nodes.entry(node.state.name()).or_default() += 1.0;
                 for i in &node.instances {
-                    let state = match i.state {
-                        InstanceState::Starting => "starting",
-                        InstanceState::Running => "running",
-                        InstanceState::Failed => "failed",
-                    };
-                    *instances.entry(state).or_default() += 1.0;
+                    *instances.entry(i.state.name()).or_default() += 1.0;
                 }
-                lag.push((label("node", &node.name), now.saturating_sub(node.last_seen) as f64));
+                lag.push((label("node", &node.spec.name), now.saturating_sub(node.last_seen) as f64));
             }
             let unplaced: f64 = cluster.plan.unplaced.iter().map(|u| f64::from(u.missing)).sum();
             (nodes, instances, lag, cluster.plan.placements.len() as f64, unplaced)

@@ -21,11 +21,16 @@ fn verifier() -> Verifier {
     Verifier::new(Some(policy), anchors)
 }
 
-fn evidence(state: &Path, nonce_hex: &str, key: &[u8]) -> String {
+fn evidence(state: &Path, nonce_hex: &str, key: &[u8]) -> lamina_wire::Evidence {
     module_evidence(state, nonce_hex, key, None)
 }
 
-fn module_evidence(state: &Path, nonce_hex: &str, key: &[u8], module: Option<lamina_types::ModuleHash>) -> String {
+fn module_evidence(
+    state: &Path,
+    nonce_hex: &str,
+    key: &[u8],
+    module: Option<lamina_types::ModuleHash>,
+) -> lamina_wire::Evidence {
     let sim = lamina_tee::sim::SimPlatform::open(state).expect("sim");
     let claims = Claims {
         platform: PlatformKind::Sim,
@@ -36,7 +41,7 @@ fn module_evidence(state: &Path, nonce_hex: &str, key: &[u8], module: Option<lam
         nonce: hex::decode(nonce_hex).expect("hex"),
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
-    hex::encode(lamina_tee::attest(&sim, &claims).expect("attests").to_cbor())
+    lamina_wire::Evidence(lamina_tee::attest(&sim, &claims).expect("attests"))
 }
 
 /// A node's TLS key: PKCS#8 DER and its SubjectPublicKeyInfo.
@@ -78,12 +83,14 @@ impl NodeKey {
         let nonce = node.challenge().expect("challenge").nonce;
         let request = lamina_wire::EnrolRequest {
             token,
-            name: name.into(),
-            target: lamina_types::Target::Aarch64Linux,
-            platform: PlatformKind::Sim,
-            memory: lamina_types::ByteSize::mib(512),
-            labels: Default::default(),
-            zone: "edge".into(),
+            node: lamina_scheduler::NodeSpec {
+                name: name.into(),
+                target: lamina_types::Target::Aarch64Linux,
+                platform: PlatformKind::Sim,
+                memory: lamina_types::ByteSize::mib(512),
+                labels: Default::default(),
+                zone: "edge".into(),
+            },
             profile: lamina_types::Profile::Server,
             evidence: evidence(state, &nonce, &self.spki),
             nonce,
@@ -207,7 +214,7 @@ fn enrol_deploy_heartbeat_and_restart() {
         let ch: Value = anonymous.post("/v1/challenge", &json!({})).expect("challenge");
         ch["nonce"].as_str().expect("nonce").to_owned()
     };
-    let enrol = |token: &str, nonce: &str, ev: &str, name: &str| {
+    let enrol = |token: &str, nonce: &str, ev: &lamina_wire::Evidence, name: &str| {
         json!({
             "token": token, "name": name, "target": "aarch64-unknown-linux-gnu", "platform": "sim",
             "memory": 536870912u64, "zone": "edge", "nonce": nonce, "evidence": ev,
@@ -570,6 +577,24 @@ fn a_challenge_flood_from_one_client_does_not_stop_enrolment_or_reattestation() 
             &json!({ "nonce": nonce, "evidence": evidence(&node_state, &nonce, &key.spki) }),
         )
         .expect("re-attests while its address is flooded");
+    assert_eq!(attested["verified"], true, "{attested}");
+
+    // Evidence that is not an envelope (not hex, or hex of no envelope) is refused when the
+    // body is read, before any appraisal: nothing is counted against the node, and the
+    // challenge it named still answers real evidence.
+    let nonce = challenge();
+    for junk in ["zz", "00", "a0"] {
+        let (code, message) =
+            refused(node.post::<_, Value>("/v1/nodes/edge-1/attest", &json!({ "nonce": nonce, "evidence": junk })));
+        assert_eq!(code, 422, "{message}");
+        assert!(message.contains("evidence"), "{message}");
+    }
+    let attested: Value = node
+        .post(
+            "/v1/nodes/edge-1/attest",
+            &json!({ "nonce": nonce, "evidence": evidence(&node_state, &nonce, &key.spki) }),
+        )
+        .expect("the challenge still answers real evidence");
     assert_eq!(attested["verified"], true, "{attested}");
     server.stop();
 }

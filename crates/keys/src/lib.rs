@@ -1,7 +1,7 @@
 //! Lamina's one place for key derivation: HKDF-SHA256 (RFC 5869) through ring, with every
 //! purpose named here.
 //!
-//! Sealing (`lamina-seal`), sealed messaging (`lamina-messaging-seal`) and the control plane
+//! Sealing (`lamina-seal`), sealed messaging (`lamina-messaging-crypto`) and the control plane
 //! derive keys here rather than each wrapping HKDF: the labels of every derivation are listed
 //! in one file ([`Purpose`]), so two purposes cannot collide by accident, and a derivation that
 //! fails is an error ([`KeyError`]), never a key of zeros.

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use lamina_bench_record::{CriterionMedians, Record};
 use lamina_host_messaging::{Broker, Inbox, Message, MessagingError, Pattern};
+use lamina_messaging_crypto::{EncryptedBroker, TopicKey, TopicKeys};
 use lamina_messaging_nats::NatsBroker;
-use lamina_messaging_seal::{Sealed, TopicKey, TopicKeys};
 
 /// A burst that fits a subscription's queue (4 MiB) at the largest payload.
 const BURST: usize = 500;
@@ -126,7 +126,7 @@ impl Servers {
         if mode == Mode::Unsealed {
             nats
         } else {
-            Arc::new(Sealed::new(nats, Arc::new(Keys::default()), name, Arc::default()).expect("sealed"))
+            Arc::new(EncryptedBroker::new(nats, Arc::new(Keys::default()), name, Arc::default()).expect("sealed"))
         }
     }
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lamina_host_messaging::{Broker, Inbox, Message, MessagingError, Pattern};
+use lamina_messaging_crypto::{EncryptedBroker, SENDER_HEADER, Stats, TopicKey, TopicKeys};
 use lamina_messaging_nats::NatsBroker;
-use lamina_messaging_seal::{SENDER_HEADER, Sealed, Stats, TopicKey, TopicKeys};
 
 /// How long the tests allow messaging to recover after a server restart.
 const RECOVERY: Duration = Duration::from_secs(10);
@@ -35,11 +35,11 @@ impl TopicKeys for Keys {
     }
 }
 
-fn sealed(url: &str, allowed: &str, sender: &str) -> (Sealed, Arc<Stats>) {
+fn sealed(url: &str, allowed: &str, sender: &str) -> (EncryptedBroker, Arc<Stats>) {
     let nats = NatsBroker::connect(url, "lamina").expect("connects");
     let stats = Arc::new(Stats::default());
     let keys = Arc::new(Keys(vec![Pattern::parse(allowed).expect("pattern")]));
-    (Sealed::new(Arc::new(nats), keys, sender, stats.clone()).expect("sealed"), stats)
+    (EncryptedBroker::new(Arc::new(nats), keys, sender, stats.clone()).expect("sealed"), stats)
 }
 
 fn message(topic: &str, data: &[u8]) -> Message {
@@ -138,7 +138,7 @@ fn sealed_messages_cross_a_leaf_node_and_the_wire_holds_no_plaintext() {
     let wire = wire.lock().expect("lock").clone();
     assert!(contains(&wire, b"lamina.sensors.edge-1"), "the relay saw the traffic");
     while let Some(m) = raw_inbox.receive(Duration::from_millis(200)).expect("receives") {
-        assert!(m.data.starts_with(&lamina_messaging_seal::envelope::MAGIC), "every message is sealed");
+        assert!(m.data.starts_with(&lamina_messaging_crypto::envelope::MAGIC), "every message is sealed");
         assert!(m.content_type.is_none() && m.metadata.is_empty(), "headers travel sealed");
         assert!(!contains(&m.data, b"SECRET-SENSOR") && !contains(&m.data, b"probe"));
     }

@@ -164,9 +164,9 @@ pub(crate) fn guest_view(node: &str, a: &Assignment) -> (WasiConfig, Limits) {
 pub(crate) fn config_digest(node: &str, a: &Assignment, profile: lamina_types::Profile) -> [u8; 32] {
     let (wasi, limits) = guest_view(node, a);
     lamina_runtime::InstanceConfig {
-        secrets: a.spec.secrets.clone(),
+        secrets: a.spec.secrets.iter().map(ToString::to_string).collect(),
         sealed_dirs: a.spec.sealed.clone(),
-        topics: a.spec.topics.clone(),
+        topics: a.spec.topics.iter().map(ToString::to_string).collect(),
         profile: profile.to_string(),
         ..lamina_runtime::InstanceConfig::new(lamina_runtime::InstanceHost::Node, &wasi, limits)
     }
@@ -253,7 +253,7 @@ pub struct Agent {
     /// Each instance's topic keys, kept across its restarts.
     topic_keys: std::sync::Mutex<BTreeMap<InstanceKey, Arc<crate::topics::ControlTopicKeys>>>,
     /// Counts of sealed messages.
-    seal_stats: Arc<lamina_messaging_seal::Stats>,
+    seal_stats: Arc<lamina_messaging_crypto::Stats>,
     metrics: Arc<crate::metrics::NodeMetrics>,
     /// The metrics endpoint, while the agent lives.
     _endpoint: Option<lamina_metrics::Endpoint>,
@@ -293,7 +293,7 @@ impl Agent {
             );
             desired = DesiredState::default();
         }
-        let seal_stats: Arc<lamina_messaging_seal::Stats> = Arc::default();
+        let seal_stats: Arc<lamina_messaging_crypto::Stats> = Arc::default();
         let metrics: Arc<crate::metrics::NodeMetrics> = Arc::default();
         let endpoint = match options.metrics {
             Some(addr) => {
@@ -908,7 +908,7 @@ impl Agent {
             keys.attested(key, *module);
         }
         let sender = format!("{}/{}@{}", a.placement.workload, a.placement.replica, self.identity.name);
-        let sealed = lamina_messaging_seal::Sealed::new(nats, keys, &sender, self.seal_stats.clone())
+        let sealed = lamina_messaging_crypto::EncryptedBroker::new(nats, keys, &sender, self.seal_stats.clone())
             .map_err(|e| AgentError::State(e.to_string()))?;
         Ok(Arc::new(lamina_host_messaging::Scoped::new(Arc::new(sealed), allowed)))
     }

@@ -29,12 +29,14 @@ fn enrol_once(
     let nonce = client.challenge()?.nonce;
     let request = lamina_wire::EnrolRequest {
         token: token.encode(),
-        name: options.name.clone(),
-        target: options.target,
-        platform: platform.info().kind,
-        memory: options.memory,
-        labels: options.labels.clone(),
-        zone: options.zone.clone(),
+        node: lamina_wire::NodeSpec {
+            name: options.name.clone(),
+            target: options.target,
+            platform: platform.info().kind,
+            memory: options.memory,
+            labels: options.labels.clone(),
+            zone: options.zone.clone(),
+        },
         profile: options.profile,
         evidence: evidence(platform, &nonce, &identity.spki()?)?,
         nonce,
@@ -42,8 +44,12 @@ fn enrol_once(
     Ok(client.enrol(&request)?)
 }
 
-/// Evidence from the platform over a challenge of the control plane (hex of the envelope).
-pub(crate) fn evidence(platform: &dyn Platform, nonce_hex: &str, key: &[u8]) -> Result<String, AgentError> {
+/// Evidence from the platform over a challenge of the control plane.
+pub(crate) fn evidence(
+    platform: &dyn Platform,
+    nonce_hex: &str,
+    key: &[u8],
+) -> Result<lamina_wire::Evidence, AgentError> {
     lamina_wire::evidence::challenge_evidence(platform, nonce_hex, key).map_err(|e| match e {
         lamina_wire::evidence::EvidenceError::Challenge => AgentError::Protocol(e.to_string()),
         other => AgentError::Attest(Box::new(other)),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use lamina_messaging_seal::Stats;
+use lamina_messaging_crypto::Stats;
 use lamina_metrics::prometheus_client::collector::Collector;
 use lamina_metrics::prometheus_client::encoding::DescriptorEncoder;
 use lamina_metrics::prometheus_client::metrics::counter::Counter;
@@ -54,6 +54,8 @@ impl NodeMetrics {
                 InstanceState::Starting => 0,
                 InstanceState::Running => 1,
                 InstanceState::Failed => 2,
+                // This node's agent reports only the states above.
+                InstanceState::Unknown => continue,
             }] += 1;
         }
         for (name, count) in ["starting", "running", "failed"].into_iter().zip(counts) {

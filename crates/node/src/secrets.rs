@@ -107,7 +107,7 @@ fn request(
             workload: a.placement.workload.clone(),
             replica: a.placement.replica,
             nonce: nonce_hex,
-            evidence: hex::encode(envelope.to_cbor()),
+            evidence: lamina_wire::Evidence(envelope),
         },
     )?;
     let bundle = release::decrypt_as_instance(&released, &secret, &nonce, module)

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use lamina_host_messaging::MessagingError;
-use lamina_messaging_seal::{TopicKey, TopicKeys};
+use lamina_messaging_crypto::{TopicKey, TopicKeys};
 use lamina_types::ModuleHash;
 use lamina_wire::release;
 use lamina_wire::{ClientError, ControlClient};

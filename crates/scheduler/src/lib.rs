@@ -22,9 +22,11 @@ pub use lamina_types::Constraints;
 use lamina_types::{ByteSize, PlatformKind, Target, WorkloadName};
 use serde::{Deserialize, Serialize};
 
-/// A node as the scheduler sees it.
+/// What a node offers, as it said when it enrolled: what placement is decided by. The control
+/// plane's record of a node, its enrolment request and the scheduler's view all hold this one
+/// type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
+pub struct NodeSpec {
     /// Its unique name.
     pub name: String,
     /// Its architecture.
@@ -34,9 +36,18 @@ pub struct Node {
     /// Memory it offers to workloads.
     pub memory: ByteSize,
     /// Operator labels.
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Its zone (`cloud`, `edge-1`, …).
     pub zone: String,
+}
+
+/// A node as the scheduler sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// What it offers.
+    #[serde(flatten)]
+    pub spec: NodeSpec,
     /// Enrolled, attested and heard from recently; a node that is not ready gets nothing and
     /// loses what it had.
     pub ready: bool,
@@ -118,11 +129,11 @@ impl Filter {
     fn passes(self, node: &Node, c: &Constraints) -> bool {
         match self {
             Filter::Ready => node.ready,
-            Filter::Zone => c.zones.is_empty() || c.zones.contains(&node.zone),
-            Filter::Architecture => c.architectures.is_empty() || c.architectures.contains(&node.target),
-            Filter::Platform => c.platforms.is_empty() || c.platforms.contains(&node.platform),
-            Filter::Labels => c.labels.iter().all(|(k, v)| node.labels.get(k) == Some(v)),
-            Filter::MinMemory => c.min_memory.is_none_or(|m| node.memory >= m),
+            Filter::Zone => c.zones.is_empty() || c.zones.contains(&node.spec.zone),
+            Filter::Architecture => c.architectures.is_empty() || c.architectures.contains(&node.spec.target),
+            Filter::Platform => c.platforms.is_empty() || c.platforms.contains(&node.spec.platform),
+            Filter::Labels => c.labels.iter().all(|(k, v)| node.spec.labels.get(k) == Some(v)),
+            Filter::MinMemory => c.min_memory.is_none_or(|m| node.spec.memory >= m),
         }
     }
 
@@ -192,7 +203,7 @@ fn explain(workload: &Workload, nodes: &[Node], free: &BTreeMap<&str, u64>) -> S
         left = next;
     }
     // Eligible nodes exist: memory is what is missing.
-    let best = left.iter().map(|n| (free.get(n.name.as_str()).copied().unwrap_or(0), n.name.as_str())).max();
+    let best = left.iter().map(|n| (free.get(n.spec.name.as_str()).copied().unwrap_or(0), n.spec.name.as_str())).max();
     let scope = if said.is_empty() { String::new() } else { format!(" {}", said.join(" ")) };
     match best {
         Some((bytes, name)) => format!(
@@ -208,16 +219,16 @@ fn explain(workload: &Workload, nodes: &[Node], free: &BTreeMap<&str, u64>) -> S
 pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> Plan {
     // Nodes and zones by index, so that choosing a node for a replica is a pass over arrays
     // (10,000 replicas over 1,000 nodes plan in milliseconds).
-    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.spec.name.as_str(), i)).collect();
     let mut zones: HashMap<&str, usize> = HashMap::new();
     let zone_of: Vec<usize> = nodes
         .iter()
         .map(|n| {
             let next = zones.len();
-            *zones.entry(n.zone.as_str()).or_insert(next)
+            *zones.entry(n.spec.zone.as_str()).or_insert(next)
         })
         .collect();
-    let mut free: Vec<u64> = nodes.iter().map(|n| n.memory.bytes()).collect();
+    let mut free: Vec<u64> = nodes.iter().map(|n| n.spec.memory.bytes()).collect();
     let mut sorted: Vec<&Workload> = workloads.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut by_workload: HashMap<&str, Vec<&Placement>> = HashMap::new();
@@ -265,14 +276,14 @@ pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -
         let mut missing = 0;
         for replica in (0..w.replicas).filter(|r| !taken.contains(r)) {
             let choice = candidates.iter().copied().filter(|&i| free[i] >= need).min_by_key(|&i| {
-                (per_zone[zone_of[i]], per_node[i], std::cmp::Reverse(free[i]), nodes[i].name.as_str())
+                (per_zone[zone_of[i]], per_node[i], std::cmp::Reverse(free[i]), nodes[i].spec.name.as_str())
             });
             match choice {
                 Some(i) => {
                     free[i] -= need;
                     per_node[i] += 1;
                     per_zone[zone_of[i]] += 1;
-                    placed.push(Placement { workload: w.name.clone(), replica, node: nodes[i].name.clone() });
+                    placed.push(Placement { workload: w.name.clone(), replica, node: nodes[i].spec.name.clone() });
                 }
                 None => missing += 1,
             }
@@ -284,7 +295,7 @@ pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -
     }
     // Reasons are told against the final free memory, so that the same inputs always give the
     // same words.
-    let free: BTreeMap<&str, u64> = nodes.iter().map(|n| n.name.as_str()).zip(free.iter().copied()).collect();
+    let free: BTreeMap<&str, u64> = nodes.iter().map(|n| n.spec.name.as_str()).zip(free.iter().copied()).collect();
     for (w, missing) in short {
         plan.unplaced.push(Unplaced { workload: w.name.clone(), missing, reason: explain(w, nodes, &free) });
     }

@@ -3,12 +3,14 @@ use proptest::prelude::*;
 
 fn node(name: &str, zone: &str, platform: PlatformKind, target: Target, mib: u64) -> Node {
     Node {
-        name: name.into(),
-        target,
-        platform,
-        memory: ByteSize::mib(mib),
-        labels: BTreeMap::new(),
-        zone: zone.into(),
+        spec: NodeSpec {
+            name: name.into(),
+            target,
+            platform,
+            memory: ByteSize::mib(mib),
+            labels: BTreeMap::new(),
+            zone: zone.into(),
+        },
         ready: true,
     }
 }
@@ -110,7 +112,7 @@ fn healthy_placements_stay_and_lost_nodes_lose_theirs() {
     let mut lost = nodes.clone();
     let victim = first.placements[0].node.clone();
     for n in &mut lost {
-        if n.name == victim {
+        if n.spec.name == victim {
             n.ready = false;
         }
     }
@@ -134,12 +136,14 @@ fn fewer_replicas_stop_the_highest() {
 fn arb_node() -> impl Strategy<Value = Node> {
     (0usize..3, 0usize..6, 0usize..3, 0u64..2048, proptest::option::of(0u8..2), any::<bool>()).prop_map(
         |(t, p, z, mib, label, ready)| Node {
-            name: String::new(),
-            target: Target::ALL[t],
-            platform: PlatformKind::ALL[p],
-            memory: ByteSize::mib(mib),
-            labels: label.map(|l| BTreeMap::from([("tier".to_owned(), l.to_string())])).unwrap_or_default(),
-            zone: format!("z{z}"),
+            spec: NodeSpec {
+                name: String::new(),
+                target: Target::ALL[t],
+                platform: PlatformKind::ALL[p],
+                memory: ByteSize::mib(mib),
+                labels: label.map(|l| BTreeMap::from([("tier".to_owned(), l.to_string())])).unwrap_or_default(),
+                zone: format!("z{z}"),
+            },
             ready,
         },
     )
@@ -187,19 +191,19 @@ proptest! {
         nodes in proptest::collection::vec(arb_node(), 0..8),
         workloads in proptest::collection::vec(arb_workload(), 0..5),
     ) {
-        let nodes = named(nodes, "n", |n, s| n.name = s);
+        let nodes = named(nodes, "n", |n, s| n.spec.name = s);
         let workloads = named(workloads, "w", |w, s| w.name = wname(&s));
         let plan = schedule(&workloads, &nodes, &[]);
-        let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.spec.name.as_str(), n)).collect();
         let mut used: BTreeMap<&str, u64> = BTreeMap::new();
         for p in &plan.placements {
             let w = workloads.iter().find(|w| w.name == p.workload).expect("a known workload");
             let n = by_name[p.node.as_str()];
             prop_assert!(eligible(n, &w.constraints), "{p:?} breaks the constraints");
-            *used.entry(n.name.as_str()).or_default() += w.memory.bytes();
+            *used.entry(n.spec.name.as_str()).or_default() += w.memory.bytes();
         }
         for (name, bytes) in used {
-            prop_assert!(bytes <= by_name[name].memory.bytes(), "{name} is over its memory");
+            prop_assert!(bytes <= by_name[name].spec.memory.bytes(), "{name} is over its memory");
         }
         for w in &workloads {
             let placed = plan.placements.iter().filter(|p| p.workload == w.name).count() as u32;
@@ -218,9 +222,9 @@ proptest! {
         nodes in proptest::collection::vec(arb_node(), 1..8),
         replicas in 1u32..8,
     ) {
-        let nodes: Vec<Node> = named(nodes, "n", |n, s| n.name = s)
+        let nodes: Vec<Node> = named(nodes, "n", |n, s| n.spec.name = s)
             .into_iter()
-            .map(|n| Node { memory: ByteSize::gib(64), ready: true, ..n })
+            .map(|n| Node { spec: NodeSpec { memory: ByteSize::gib(64), ..n.spec }, ready: true })
             .collect();
         let plan = schedule(&[workload("w", replicas, 1, Constraints::default())], &nodes, &[]);
         let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
@@ -228,10 +232,10 @@ proptest! {
             *per_node.entry(p.node.as_str()).or_default() += 1;
         }
         let max = per_node.values().copied().max().unwrap_or(0);
-        let min = nodes.iter().map(|n| per_node.get(n.name.as_str()).copied().unwrap_or(0)).min().unwrap_or(0);
-        let zones: BTreeSet<&str> = nodes.iter().map(|n| n.zone.as_str()).collect();
+        let min = nodes.iter().map(|n| per_node.get(n.spec.name.as_str()).copied().unwrap_or(0)).min().unwrap_or(0);
+        let zones: BTreeSet<&str> = nodes.iter().map(|n| n.spec.zone.as_str()).collect();
         let used_zones: BTreeSet<&str> =
-            plan.placements.iter().map(|p| nodes.iter().find(|n| n.name == p.node).map_or("", |n| n.zone.as_str())).collect();
+            plan.placements.iter().map(|p| nodes.iter().find(|n| n.spec.name == p.node).map_or("", |n| n.spec.zone.as_str())).collect();
         prop_assert_eq!(used_zones.len(), zones.len().min(replicas as usize), "every zone used before doubling up");
         prop_assert!(max - min <= 1 || zones.len() > 1, "spread within one zone: {per_node:?}");
     }
@@ -240,8 +244,8 @@ proptest! {
 /// The planner as first written, scoring every node for every replica through maps keyed by
 /// name: the indexed one must plan exactly as it does.
 fn reference(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> Plan {
-    let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let mut free: BTreeMap<&str, u64> = nodes.iter().map(|n| (n.name.as_str(), n.memory.bytes())).collect();
+    let by_name: BTreeMap<&str, &Node> = nodes.iter().map(|n| (n.spec.name.as_str(), n)).collect();
+    let mut free: BTreeMap<&str, u64> = nodes.iter().map(|n| (n.spec.name.as_str(), n.spec.memory.bytes())).collect();
     let mut sorted: Vec<&Workload> = workloads.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut plan = Plan::default();
@@ -257,12 +261,12 @@ fn reference(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> P
                 continue;
             }
             let Some(node) = by_name.get(p.node.as_str()) else { continue };
-            let room = free.get(node.name.as_str()).copied().unwrap_or(0);
+            let room = free.get(node.spec.name.as_str()).copied().unwrap_or(0);
             if !eligible(node, &w.constraints) || room < w.memory.bytes() {
                 replicas.remove(&p.replica);
                 continue;
             }
-            free.insert(node.name.as_str(), room - w.memory.bytes());
+            free.insert(node.spec.name.as_str(), room - w.memory.bytes());
             kept.entry(w.name.as_str()).or_default().push(p.clone());
         }
     }
@@ -272,26 +276,26 @@ fn reference(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> P
         let taken: BTreeSet<u32> = placed.iter().map(|p| p.replica).collect();
         let mut missing = 0;
         for replica in (0..w.replicas).filter(|r| !taken.contains(r)) {
-            let per_zone = reference_count(&placed, &by_name, |n| n.zone.as_str());
-            let per_node = reference_count(&placed, &by_name, |n| n.name.as_str());
+            let per_zone = reference_count(&placed, &by_name, |n| n.spec.zone.as_str());
+            let per_node = reference_count(&placed, &by_name, |n| n.spec.name.as_str());
             let choice = nodes
                 .iter()
                 .filter(|n| eligible(n, &w.constraints))
-                .filter(|n| free.get(n.name.as_str()).copied().unwrap_or(0) >= w.memory.bytes())
+                .filter(|n| free.get(n.spec.name.as_str()).copied().unwrap_or(0) >= w.memory.bytes())
                 .min_by_key(|n| {
                     (
-                        per_zone.get(n.zone.as_str()).copied().unwrap_or(0),
-                        per_node.get(n.name.as_str()).copied().unwrap_or(0),
-                        std::cmp::Reverse(free.get(n.name.as_str()).copied().unwrap_or(0)),
-                        n.name.as_str(),
+                        per_zone.get(n.spec.zone.as_str()).copied().unwrap_or(0),
+                        per_node.get(n.spec.name.as_str()).copied().unwrap_or(0),
+                        std::cmp::Reverse(free.get(n.spec.name.as_str()).copied().unwrap_or(0)),
+                        n.spec.name.as_str(),
                     )
                 });
             match choice {
                 Some(node) => {
-                    if let Some(room) = free.get_mut(node.name.as_str()) {
+                    if let Some(room) = free.get_mut(node.spec.name.as_str()) {
                         *room -= w.memory.bytes();
                     }
-                    placed.push(Placement { workload: w.name.clone(), replica, node: node.name.clone() });
+                    placed.push(Placement { workload: w.name.clone(), replica, node: node.spec.name.clone() });
                 }
                 None => missing += 1,
             }
@@ -333,7 +337,7 @@ proptest! {
         workloads in proptest::collection::vec(arb_workload(), 0..5),
         fewer in proptest::collection::vec(any::<bool>(), 8),
     ) {
-        let nodes = named(nodes, "n", |n, s| n.name = s);
+        let nodes = named(nodes, "n", |n, s| n.spec.name = s);
         let workloads = named(workloads, "w", |w, s| w.name = wname(&s));
         let plan = schedule(&workloads, &nodes, &[]);
         prop_assert_eq!(&plan, &reference(&workloads, &nodes, &[]));

@@ -60,11 +60,11 @@ pub struct WorkloadSpec {
     /// Environment variables.
     pub env: BTreeMap<String, String>,
     /// Names of the secrets the control plane releases to its attested instances.
-    pub secrets: Vec<String>,
+    pub secrets: Vec<crate::SecretName>,
     /// Guest paths of its sealed directories.
     pub sealed: Vec<String>,
     /// Topic patterns it subscribes to or publishes on.
-    pub topics: Vec<String>,
+    pub topics: Vec<crate::topic::TopicPattern>,
     /// Where it may run.
     pub constraints: Constraints,
 }
@@ -312,13 +312,16 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
             return Err(r.error(&w.name, "env", e));
         }
     }
+    let mut topics = Vec::with_capacity(w.topics.len());
     for t in &w.topics {
-        let ok = !t.get_ref().is_empty()
-            && t.get_ref().len() <= 256
-            && t.get_ref().split('.').all(|token| !token.is_empty() && !token.contains(char::is_whitespace));
-        if !ok {
-            return Err(r.error(t, "topics", format!("`{}` is not a topic pattern such as sensors.>", t.get_ref())));
-        }
+        let pattern = t.get_ref().parse::<crate::topic::TopicPattern>().map_err(|e| {
+            r.error(
+                t,
+                "topics",
+                format!("`{}` is not a topic pattern such as sensors.>: {e}", t.get_ref().escape_debug()),
+            )
+        })?;
+        topics.push(pattern);
     }
     let constraints = match w.constraints {
         None => Constraints::default(),
@@ -363,9 +366,9 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
         memory,
         args: w.args,
         env: w.env,
-        secrets: w.secrets.into_iter().map(Spanned::into_inner).collect(),
+        secrets: w.secrets.iter().map(|s| r.parse(s, "secrets")).collect::<Result<_, _>>()?,
         sealed: w.sealed.into_iter().map(Spanned::into_inner).collect(),
-        topics: w.topics.into_iter().map(Spanned::into_inner).collect(),
+        topics,
         constraints,
     })
 }

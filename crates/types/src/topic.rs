@@ -104,6 +104,82 @@ impl Pattern {
     }
 }
 
+/// A topic pattern as a workload declares it (`sensors.>`, `a.*.c`): tokens of letters,
+/// digits, `-` and `_`, a whole-token `*`, and a final `>`. Checked once, where a manifest or
+/// an API body is read; the broker, the node and the NATS permissions take it as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TopicPattern(String);
+
+impl TopicPattern {
+    /// Checks `text` without keeping it.
+    ///
+    /// # Errors
+    /// Why it is not a topic pattern.
+    pub fn check(text: &str) -> Result<(), String> {
+        if let Some(c) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '>')))
+        {
+            return Err(format!("{c:?} is not allowed (use letters, digits, `-`, `_`, `.`, `*` and `>`)"));
+        }
+        Pattern::parse(text).map(|_| ())
+    }
+
+    /// The pattern as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The parsed pattern, to match topics with.
+    pub fn pattern(&self) -> Pattern {
+        // Checked when made, so it parses.
+        Pattern::parse(&self.0).unwrap_or(Pattern { tokens: Vec::new(), tail: false })
+    }
+}
+
+impl TryFrom<String> for TopicPattern {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::check(&text)?;
+        Ok(Self(text))
+    }
+}
+
+impl std::str::FromStr for TopicPattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::check(text)?;
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl From<TopicPattern> for String {
+    fn from(pattern: TopicPattern) -> String {
+        pattern.0
+    }
+}
+
+impl std::ops::Deref for TopicPattern {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for TopicPattern {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TopicPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +215,17 @@ mod tests {
             assert!(check_topic(bad).is_err(), "{bad:?}");
         }
         assert!(check_topic("sensors.kitchen.temperature").is_ok());
+    }
+
+    #[test]
+    fn topic_patterns_are_checked_once_with_one_rule() {
+        for ok in ["sensors.>", "a.*.c", ">", "readings.edge-1", "a_b.c"] {
+            let p: TopicPattern = ok.parse().expect(ok);
+            assert_eq!(p.pattern().subject(), ok);
+        }
+        for bad in ["", "a..b", "a b", "a.b*", "a.>.b", "sensors.température", "a/b", &"a".repeat(257)] {
+            assert!(bad.parse::<TopicPattern>().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<TopicPattern>("\"a.>.b\"").is_err());
     }
 }

@@ -75,8 +75,8 @@ pub struct NodeRemoved {
 pub struct AttestRequest {
     /// The challenge it answers (hex).
     pub nonce: String,
-    /// Its evidence envelope (CBOR, hex).
-    pub evidence: String,
+    /// Its evidence envelope (canonical CBOR, hex in JSON).
+    pub evidence: crate::Evidence,
 }
 
 /// The control plane's verdict on an [`AttestRequest`].
@@ -116,9 +116,9 @@ pub struct ReleaseRequest {
     pub replica: u32,
     /// The challenge it answers (hex).
     pub nonce: String,
-    /// The instance's evidence (CBOR, hex): claims with the workload's module hash and, as
-    /// `instance_key`, the key to encrypt to.
-    pub evidence: String,
+    /// The instance's evidence (canonical CBOR, hex in JSON): claims with the workload's module
+    /// hash and, as `instance_key`, the key to encrypt to.
+    pub evidence: crate::Evidence,
 }
 
 /// `POST /v1/nodes/{name}/topic-keys`: the message keys of topics, for an instance that
@@ -172,26 +172,16 @@ pub struct SignedArtifact {
 pub struct EnrolRequest {
     /// The join token, as `lamina token create` printed it.
     pub token: String,
-    /// The node's name.
-    pub name: String,
-    /// Its architecture.
-    pub target: lamina_types::Target,
-    /// Its platform.
-    pub platform: lamina_types::PlatformKind,
-    /// Memory it offers.
-    pub memory: lamina_types::ByteSize,
-    /// Labels.
-    #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, String>,
-    /// Zone.
-    pub zone: String,
+    /// What it offers (name, architecture, TEE, memory, labels, zone).
+    #[serde(flatten)]
+    pub node: lamina_scheduler::NodeSpec,
     /// The device profile its engine runs (server when not given); artifacts are compiled for it.
     #[serde(default)]
     pub profile: lamina_types::Profile,
     /// The challenge it answers (hex).
     pub nonce: String,
-    /// Its evidence envelope (CBOR, hex) over claims carrying the nonce.
-    pub evidence: String,
+    /// Its evidence envelope (canonical CBOR, hex in JSON) over claims carrying the nonce.
+    pub evidence: crate::Evidence,
 }
 
 /// What the control plane answers a node that enrolled.
@@ -213,8 +203,8 @@ pub struct EnrolResponse {
 pub struct ClusterKeyRequest {
     /// The challenge it answers (hex).
     pub nonce: String,
-    /// Its evidence envelope (CBOR, hex).
-    pub evidence: String,
+    /// Its evidence envelope (canonical CBOR, hex in JSON).
+    pub evidence: crate::Evidence,
 }
 
 /// The serving replica's answer to a replica whose evidence passed its replica policy.

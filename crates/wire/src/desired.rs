@@ -15,6 +15,9 @@ pub enum InstanceState {
     Running,
     /// Exited or trapped; the node restarts it.
     Failed,
+    /// A state this build does not know (a newer node's): counted and shown, never acted on.
+    #[serde(other)]
+    Unknown,
 }
 
 impl InstanceState {
@@ -23,6 +26,7 @@ impl InstanceState {
         match self {
             InstanceState::Starting => "starting",
             InstanceState::Running => "running",
+            InstanceState::Unknown => "unknown",
             InstanceState::Failed => "failed",
         }
     }

@@ -4,7 +4,42 @@
 
 use lamina_attest::ratls::{AttestedCert, CertificateRequest};
 use lamina_tee::Platform;
-use lamina_types::Claims;
+use lamina_types::{Claims, Envelope, MAX_ENVELOPE_LEN};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Evidence as it travels in an API body: an [`Envelope`], written as the hex of its canonical
+/// CBOR. Reading a body checks it (hex, at most [`MAX_ENVELOPE_LEN`] bytes, a canonical
+/// envelope), so a handler is given an envelope or the request is refused before it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence(pub Envelope);
+
+impl From<Envelope> for Evidence {
+    fn from(envelope: Envelope) -> Self {
+        Self(envelope)
+    }
+}
+
+impl Serialize for Evidence {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(self.0.to_cbor()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Evidence {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let text = String::deserialize(deserializer)?;
+        if text.len() > 2 * MAX_ENVELOPE_LEN {
+            return Err(D::Error::custom(format!(
+                "the evidence is {} hex digits; the most is {}",
+                text.len(),
+                2 * MAX_ENVELOPE_LEN
+            )));
+        }
+        let bytes = hex::decode(&text).map_err(|_| D::Error::custom("the evidence is not hex"))?;
+        Envelope::from_cbor(&bytes).map(Self).map_err(|e| D::Error::custom(format!("the evidence: {e}")))
+    }
+}
 
 /// Why evidence could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +78,7 @@ pub fn attested_certificate(platform: &dyn Platform, key: &[u8]) -> Result<Attes
 ///
 /// # Errors
 /// [`EvidenceError`] for a malformed challenge or a platform that cannot attest.
-pub fn challenge_evidence(platform: &dyn Platform, nonce_hex: &str, spki: &[u8]) -> Result<String, EvidenceError> {
+pub fn challenge_evidence(platform: &dyn Platform, nonce_hex: &str, spki: &[u8]) -> Result<Evidence, EvidenceError> {
     let nonce = hex::decode(nonce_hex).map_err(|_| EvidenceError::Challenge)?;
     let claims = Claims {
         platform: platform.info().kind,
@@ -54,8 +89,7 @@ pub fn challenge_evidence(platform: &dyn Platform, nonce_hex: &str, spki: &[u8])
         nonce,
         issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     };
-    let envelope = lamina_tee::attest(platform, &claims).map_err(|e| EvidenceError::Attest(e.to_string()))?;
-    Ok(hex::encode(envelope.to_cbor()))
+    lamina_tee::attest(platform, &claims).map(Evidence).map_err(|e| EvidenceError::Attest(e.to_string()))
 }
 
 /// The SubjectPublicKeyInfo (DER) of a PKCS#8 P-256 key.
@@ -67,4 +101,34 @@ pub fn spki(key: &[u8]) -> Result<Vec<u8>, EvidenceError> {
     let secret = p256::SecretKey::from_pkcs8_der(key).map_err(|e| EvidenceError::Key(e.to_string()))?;
     let der = secret.public_key().to_public_key_der().map_err(|e| EvidenceError::Key(e.to_string()))?;
     Ok(der.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lamina_types::PlatformKind;
+
+    fn envelope() -> Envelope {
+        Envelope { platform: PlatformKind::Sim, claims: vec![1, 2], evidence: vec![3], endorsements: vec![vec![4]] }
+    }
+
+    #[test]
+    fn evidence_travels_as_the_hex_of_its_canonical_cbor() {
+        let json = serde_json::to_string(&Evidence(envelope())).expect("serialises");
+        assert_eq!(json, format!("\"{}\"", hex::encode(envelope().to_cbor())));
+        let back: Evidence = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back.0, envelope());
+    }
+
+    #[test]
+    fn a_body_whose_evidence_is_not_an_envelope_is_refused_when_read() {
+        for (text, why) in [
+            ("\"zz\"".to_owned(), "not hex"),
+            ("\"00\"".to_owned(), "the evidence:"),
+            (format!("\"{}\"", "00".repeat(MAX_ENVELOPE_LEN + 1)), "hex digits; the most is"),
+        ] {
+            let e = serde_json::from_str::<Evidence>(&text).expect_err(why);
+            assert!(e.to_string().contains(why), "{e}");
+        }
+    }
 }

@@ -23,4 +23,6 @@ pub mod status;
 pub use bodies::*;
 pub use client::{ClientError, ControlClient, spki_fingerprint, tls_config};
 pub use desired::{Assignment, DesiredState, InstanceReport, InstanceState, SignedDesired};
+pub use evidence::Evidence;
+pub use lamina_scheduler::NodeSpec;
 pub use status::{NodeRecord, NodeState, Status};

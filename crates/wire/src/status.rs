@@ -1,9 +1,6 @@
 //! What the control plane knows of its nodes and placements, as `lamina status` shows it.
 
-use std::collections::BTreeMap;
-
-use lamina_scheduler::{Placement, Unplaced};
-use lamina_types::{ByteSize, PlatformKind, Target};
+use lamina_scheduler::{NodeSpec, Placement, Unplaced};
 use serde::{Deserialize, Serialize};
 
 use crate::InstanceReport;
@@ -28,6 +25,9 @@ pub enum NodeState {
         /// What it said.
         reason: String,
     },
+    /// A state this build does not know (a newer control plane's): shown, never acted on.
+    #[serde(other)]
+    Unknown,
 }
 
 impl NodeState {
@@ -38,6 +38,7 @@ impl NodeState {
             NodeState::Lost => "lost",
             NodeState::Untrusted { .. } => "untrusted",
             NodeState::Degraded { .. } => "degraded",
+            NodeState::Unknown => "unknown",
         }
     }
 }
@@ -45,18 +46,9 @@ impl NodeState {
 /// A node as the control plane records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
-    /// Unique name.
-    pub name: String,
-    /// Architecture.
-    pub target: Target,
-    /// TEE.
-    pub platform: PlatformKind,
-    /// Memory offered to workloads.
-    pub memory: ByteSize,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Zone.
-    pub zone: String,
+    /// What it offers, as it enrolled (name, architecture, TEE, memory, labels, zone).
+    #[serde(flatten)]
+    pub spec: NodeSpec,
     /// The device profile its engine runs (artifacts are compiled for it).
     #[serde(default)]
     pub profile: lamina_types::Profile,
@@ -94,7 +86,7 @@ impl Status {
     pub fn report(&self, placement: &Placement) -> Option<&InstanceReport> {
         self.nodes
             .iter()
-            .find(|n| n.name == placement.node)?
+            .find(|n| n.spec.name == placement.node)?
             .instances
             .iter()
             .find(|i| i.workload == placement.workload && i.replica == placement.replica)
@@ -116,5 +108,13 @@ mod tests {
             let json = serde_json::to_value(&state).expect("serializes");
             assert_eq!(json["state"], state.name());
         }
+    }
+
+    #[test]
+    fn a_state_from_a_newer_build_reads_as_unknown() {
+        let node: NodeState = serde_json::from_str(r#"{"state":"draining","since":3}"#).expect("reads");
+        assert_eq!(node, NodeState::Unknown);
+        let instance: crate::InstanceState = serde_json::from_str(r#""paused""#).expect("reads");
+        assert_eq!(instance, crate::InstanceState::Unknown);
     }
 }

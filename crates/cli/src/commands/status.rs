@@ -46,15 +46,15 @@ fn print_status(status: &lamina_wire::Status) {
             Some(at) => format!("ok, {}s ago", now.saturating_sub(at)),
             None => n.attestation_failure.as_ref().map_or("no".to_owned(), |r| format!("FAILED: {r}")),
         };
-        let count = status.placements.iter().filter(|p| p.node == n.name).count();
+        let count = status.placements.iter().filter(|p| p.node == n.spec.name).count();
         println!(
             "{:<16} {:<8} {:<10} {:<20} {:<12} {:<10} {}",
-            n.name,
+            n.spec.name,
             n.state.name(),
-            n.platform.to_string(),
+            n.spec.platform.to_string(),
             attested,
-            n.target.arch(),
-            n.zone,
+            n.spec.target.arch(),
+            n.spec.zone,
             count
         );
     }

@@ -14,14 +14,13 @@ pub(super) enum Audience {
 }
 
 /// Why evidence was not accepted: what a handler answers, and what the attestation metric
-/// counts (`verdict="stale"`, `"malformed"` or `"fail"`).
+/// counts (`verdict="stale"`, `"malformed"` or `"fail"`). Evidence that is not a well-formed
+/// envelope never gets here: reading the body refuses it ([`lamina_wire::Evidence`]).
 #[derive(Debug)]
 pub(super) enum Refusal {
     /// The challenge it answers was not accepted: malformed, not this control plane's,
     /// expired or used (ask for a new one), or too many answers to remember just now.
     Challenge(crate::challenge::ChallengeError),
-    /// The evidence is not hex.
-    Malformed,
     /// Evidence of a replica, and this control plane admits none.
     NoReplicaPolicy,
     /// It does not pass the policy, or binds another key or platform than the request's: why.
@@ -33,7 +32,7 @@ impl Refusal {
     fn verdict(&self) -> &'static str {
         use crate::challenge::ChallengeError as E;
         match self {
-            Refusal::Challenge(E::Malformed) | Refusal::Malformed => "malformed",
+            Refusal::Challenge(E::Malformed) => "malformed",
             Refusal::Challenge(E::Forged | E::Expired | E::Replayed) => "stale",
             // Refused for the control plane's load, not the evidence; counted with failures
             // as before these were told apart.
@@ -48,7 +47,6 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::Challenge(e) => challenge_error(e),
-            Refusal::Malformed => ApiError::bad("the evidence is not hex"),
             Refusal::NoReplicaPolicy => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "this control plane releases the cluster key to no replica (start it with --replica-policy)",
@@ -100,23 +98,23 @@ impl Control {
     pub(super) fn appraise(
         &mut self,
         nonce_hex: &str,
-        evidence_hex: &str,
+        evidence: &lamina_wire::Evidence,
         platform: Option<PlatformKind>,
         key: Option<&[u8]>,
     ) -> Result<Claims, Refusal> {
-        self.appraise_for(Audience::Node, nonce_hex, evidence_hex, platform, key)
+        self.appraise_for(Audience::Node, nonce_hex, evidence, platform, key)
     }
 
     pub(super) fn appraise_for(
         &mut self,
         audience: Audience,
         nonce_hex: &str,
-        evidence_hex: &str,
+        evidence: &lamina_wire::Evidence,
         platform: Option<PlatformKind>,
         key: Option<&[u8]>,
     ) -> Result<Claims, Refusal> {
         let started = std::time::Instant::now();
-        let result = self.appraise_once(audience, nonce_hex, evidence_hex, platform, key);
+        let result = self.appraise_once(audience, nonce_hex, evidence, platform, key);
         let verdict = match &result {
             Ok(_) => "pass",
             Err(refusal) => refusal.verdict(),
@@ -129,7 +127,7 @@ impl Control {
         &mut self,
         audience: Audience,
         nonce_hex: &str,
-        evidence_hex: &str,
+        evidence: &lamina_wire::Evidence,
         platform: Option<PlatformKind>,
         key: Option<&[u8]>,
     ) -> Result<Claims, Refusal> {
@@ -137,13 +135,12 @@ impl Control {
         // Checked before the evidence (cheap), used up only once the evidence has passed: a
         // failed answer costs nothing to remember, and a passed one answers nothing else.
         let nonce = self.challenges.check(nonce_hex, now).map_err(Refusal::Challenge)?;
-        let evidence = hex::decode(evidence_hex).map_err(|_| Refusal::Malformed)?;
         let expect = Expect { nonce: Some(&nonce), ..Expect::now() };
         let verifier = match audience {
             Audience::Node => &self.verifier,
             Audience::Replica => self.replica_verifier.as_deref().ok_or(Refusal::NoReplicaPolicy)?,
         };
-        let appraisal = verifier.appraise_envelope(&evidence, &expect);
+        let appraisal = verifier.appraise(&evidence.0, &expect);
         if !appraisal.verified() {
             return Err(Refusal::Failed(format!(
                 "the evidence does not pass the policy: {}",
@@ -178,7 +175,6 @@ mod tests {
     fn refusals_are_counted_and_answered_by_kind() {
         let cases = [
             (Refusal::Challenge(E::Malformed), "malformed", StatusCode::BAD_REQUEST),
-            (Refusal::Malformed, "malformed", StatusCode::BAD_REQUEST),
             (Refusal::Challenge(E::Replayed), "stale", StatusCode::CONFLICT),
             (Refusal::Challenge(E::Expired), "stale", StatusCode::CONFLICT),
             (Refusal::Challenge(E::Forged), "stale", StatusCode::CONFLICT),

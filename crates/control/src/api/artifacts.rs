@@ -71,10 +71,10 @@ pub(super) async fn artifact(
         let cache = c.store.dir().join("artifacts").join(format!(
             "{}-{}-{}.lamart",
             hex::encode(hash.as_bytes()),
-            node.target.triple(),
+            node.spec.target.triple(),
             node.profile
         ));
-        (hash, node.target, node.profile, cache, c.artifact_key.clone())
+        (hash, node.spec.target, node.profile, cache, c.artifact_key.clone())
     };
     let shared = c.clone();
     // Compiling takes time: outside the lock, on a blocking thread.

@@ -116,8 +116,8 @@ fn release_once(
     };
     use base64::Engine as _;
     for secret in &spec.secrets {
-        let value = c.secret(secret)?;
-        bundle.secrets.insert(secret.clone(), base64::engine::general_purpose::STANDARD.encode(&*value));
+        let value = c.secret(secret.as_str())?;
+        bundle.secrets.insert(secret.to_string(), base64::engine::general_purpose::STANDARD.encode(&*value));
     }
     let nonce = hex::decode(&req.nonce).map_err(|_| ApiError::bad("the nonce is not hex"))?;
     let released = lamina_wire::release::encrypt_to_instance(&bundle, &instance_key, &nonce, &module)
@@ -166,12 +166,7 @@ fn topic_keys_once(
     if !(16..=64).contains(&nonce.len()) {
         return Err(ApiError::bad("the nonce must be 16 to 64 bytes"));
     }
-    let patterns = spec
-        .topics
-        .iter()
-        .map(|t| lamina_types::topic::Pattern::parse(t))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::internal(format!("a topic pattern of workload {}: {e}", req.workload)))?;
+    let patterns: Vec<_> = spec.topics.iter().map(lamina_types::topic::TopicPattern::pattern).collect();
     let mut bundle = lamina_wire::release::Bundle { epoch: TOPIC_EPOCH, ..lamina_wire::release::Bundle::default() };
     for topic in &req.topics {
         lamina_types::topic::check_topic(topic).map_err(ApiError::bad)?;

@@ -22,33 +22,25 @@ pub(super) async fn enroll(
     if token.fingerprint != c.fingerprint {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "this join token is for another control plane"));
     }
-    lamina_types::deploy::check_name(&req.name).map_err(|e| ApiError::bad(e.replace("workload", "node")))?;
-    if c.credentials.contains_key(&req.name) {
+    lamina_types::deploy::check_name(&req.node.name).map_err(|e| ApiError::bad(e.replace("workload", "node")))?;
+    if c.credentials.contains_key(&req.node.name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("a node named `{}` is already enrolled; give this one another --name", req.name),
+            format!("a node named `{}` is already enrolled; give this one another --name", req.node.name),
         ));
     }
-    c.appraise(&req.nonce, &req.evidence, Some(req.platform), Some(&key))?;
+    c.appraise(&req.nonce, &req.evidence, Some(req.node.platform), Some(&key))?;
     let mut tokens = c.tokens.clone();
     tokens
-        .redeem(&token.secret, &req.name, now())
+        .redeem(&token.secret, &req.node.name, now())
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
     c.tokens = tokens;
-    c.credentials.insert(req.name.clone(), key_hash);
-    let event = Event::Enrolled {
-        name: req.name.clone(),
-        target: req.target,
-        platform: req.platform,
-        memory: req.memory,
-        labels: req.labels,
-        zone: req.zone,
-        profile: req.profile,
-    };
+    c.credentials.insert(req.node.name.clone(), key_hash);
+    let event = Event::Enrolled { spec: req.node.clone(), profile: req.profile };
     c.step(event, now()).map_err(|e| ApiError::internal(e.to_string()))?;
     c.persist()?;
-    tracing::info!(node = %req.name, "enrolled");
-    let nats_seed = c.nats_user(&req.name)?.map(|u| u.seed.to_string());
+    tracing::info!(node = %req.node.name, "enrolled");
+    let nats_seed = c.nats_user(&req.node.name)?.map(|u| u.seed.to_string());
     Ok(Json(lamina_wire::EnrolResponse { artifact_key: c.artifact_key_pem(), nats_seed }))
 }
 

@@ -52,7 +52,7 @@ pub(super) async fn deploy(
     }
     for w in &deployment.workloads {
         for secret in &w.secrets {
-            if !c.store.exists(&Control::secret_name(secret))? {
+            if !c.store.exists(&Control::secret_name(secret.as_str()))? {
                 return Err(ApiError::bad(format!(
                     "workload \"{}\": secret `{secret}` is not set; set it first with `lamina secret set {secret} FILE`",
                     w.name

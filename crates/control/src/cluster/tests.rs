@@ -1,4 +1,5 @@
 use super::*;
+use lamina_types::{ByteSize, PlatformKind, Target};
 
 const APP: &str = r#"
 [[workload]]
@@ -21,12 +22,14 @@ zones = ["cloud"]
 fn enroll(r: &mut Cluster, name: &str, zone: &str, target: Target, now: u64) {
     r.step(
         Event::Enrolled {
-            name: name.into(),
-            target,
-            platform: PlatformKind::Sim,
-            memory: ByteSize::mib(512),
-            labels: BTreeMap::new(),
-            zone: zone.into(),
+            spec: NodeSpec {
+                name: name.into(),
+                target,
+                platform: PlatformKind::Sim,
+                memory: ByteSize::mib(512),
+                labels: BTreeMap::new(),
+                zone: zone.into(),
+            },
             profile: lamina_types::Profile::Server,
         },
         now,

@@ -26,9 +26,10 @@ fn keys(patterns: &[&str]) -> Arc<Keys> {
     Arc::new(Keys { allowed: patterns.iter().map(|p| Pattern::parse(p).expect("pattern")).collect(), epoch: 1 })
 }
 
-fn sealed(bus: &LocalBus, patterns: &[&str], sender: &str) -> (Sealed, Arc<Stats>) {
+fn sealed(bus: &LocalBus, patterns: &[&str], sender: &str) -> (EncryptedBroker, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
-    let broker = Sealed::new(Arc::new(bus.clone()), keys(patterns), sender, stats.clone()).expect("sealed broker");
+    let broker =
+        EncryptedBroker::new(Arc::new(bus.clone()), keys(patterns), sender, stats.clone()).expect("sealed broker");
     (broker, stats)
 }
 
@@ -129,7 +130,7 @@ fn messages_of_another_key_epoch_are_dropped() {
     let (publisher, _) = sealed(&bus, &["a.>"], "p/0@n");
     let stats = Arc::new(Stats::default());
     let keys = Arc::new(Keys { allowed: vec![Pattern::parse("a.>").expect("pattern")], epoch: 2 });
-    let subscriber = Sealed::new(Arc::new(bus.clone()), keys, "s/0@n", stats.clone()).expect("sealed");
+    let subscriber = EncryptedBroker::new(Arc::new(bus.clone()), keys, "s/0@n", stats.clone()).expect("sealed");
     let mut inbox = subscriber.subscribe(Pattern::parse("a.>").expect("pattern")).expect("subscribe");
     publisher.publish(message("a.b", b"x")).expect("publish");
     assert_eq!(inbox.receive(WAIT).expect("receive"), None);
@@ -140,7 +141,7 @@ fn messages_of_another_key_epoch_are_dropped() {
 fn sender_identities_are_checked() {
     let bus = LocalBus::new();
     for bad in ["", &"x".repeat(256)] {
-        let made = Sealed::new(Arc::new(bus.clone()), keys(&[">"]), bad, Arc::default());
+        let made = EncryptedBroker::new(Arc::new(bus.clone()), keys(&[">"]), bad, Arc::default());
         assert!(made.is_err(), "{bad:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! End-to-end sealing of messages: a [`Broker`] wrapper that encrypts each message under a key
+//! End-to-end encryption of messages: a [`Broker`] wrapper that encrypts each message under a key
 //! of its topic, so that the broker (NATS, and anything on the network) carries ciphertext only.
 //!
 //! - **Per-topic keys.** The control plane derives one key per topic and releases it only to
@@ -106,7 +106,7 @@ pub struct Stats {
 }
 
 /// A broker whose messages are sealed end to end.
-pub struct Sealed {
+pub struct EncryptedBroker {
     inner: Arc<dyn Broker>,
     keys: Arc<dyn TopicKeys>,
     sender: String,
@@ -117,13 +117,13 @@ pub struct Sealed {
     stats: Arc<Stats>,
 }
 
-impl std::fmt::Debug for Sealed {
+impl std::fmt::Debug for EncryptedBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealed").field("sender", &self.sender).finish_non_exhaustive()
+        f.debug_struct("EncryptedBroker").field("sender", &self.sender).finish_non_exhaustive()
     }
 }
 
-impl Sealed {
+impl EncryptedBroker {
     /// `inner` with each message sealed under `keys`, sent as `sender` (1 to 255 bytes, for
     /// instance `workload/replica@node`), counted in `stats`.
     ///
@@ -143,7 +143,7 @@ impl Sealed {
         }
         let mut session = [0; SESSION];
         rand_core::OsRng.fill_bytes(&mut session);
-        Ok(Sealed {
+        Ok(EncryptedBroker {
             inner,
             keys,
             sender: sender.to_owned(),
@@ -168,7 +168,7 @@ impl Sealed {
     }
 }
 
-impl Broker for Sealed {
+impl Broker for EncryptedBroker {
     fn publish(&self, message: Message) -> Result<(), MessagingError> {
         let (epoch, key) = self.message_key(&message.topic)?;
         // The sender is the runtime's to say: a guest's own `lamina-sender` header is dropped.
