@@ -94,9 +94,9 @@ pub fn control_user(master: &[u8]) -> Result<NodeUser, NatsError> {
 }
 
 /// The subjects node `name` may use: its assignments' topics under [`PREFIX`], none while it
-/// is untrusted.
+/// is untrusted or in a state this build does not know (fail closed).
 fn subjects(cluster: &Cluster, name: &str) -> BTreeSet<String> {
-    if matches!(cluster.nodes.get(name).map(|n| &n.state), Some(NodeState::Untrusted { .. })) {
+    if matches!(cluster.nodes.get(name).map(|n| &n.state), Some(NodeState::Untrusted { .. } | NodeState::Unknown)) {
         return BTreeSet::new();
     }
     let Some(desired) = cluster.desired.get(name) else { return BTreeSet::new() };
@@ -230,5 +230,34 @@ mod tests {
         assert!(!odd.contains("evil\""), "{odd}");
         assert!(odd.contains("    # node xevil\n    { nkey: "), "{odd}");
         assert_eq!(odd.lines().count(), 10, "{odd}");
+    }
+
+    /// A state a newer build wrote (read as `Unknown`) gets no subjects, as an untrusted node.
+    #[test]
+    fn a_node_in_a_state_this_build_does_not_know_may_use_no_subject() {
+        use crate::cluster::{Event, Settings};
+        let settings = Settings {
+            lost_after: std::time::Duration::from_secs(15),
+            attestation_valid_for: std::time::Duration::from_secs(600),
+        };
+        let mut cluster = Cluster::new(settings);
+        let spec = lamina_wire::NodeSpec {
+            name: "edge-1".into(),
+            target: lamina_types::Target::Aarch64Linux,
+            platform: lamina_types::PlatformKind::Sim,
+            memory: lamina_types::ByteSize::mib(512),
+            labels: BTreeMap::new(),
+            zone: "edge".into(),
+        };
+        cluster.step(Event::Enrolled { spec, profile: lamina_types::Profile::Server }, 1000).expect("enrols");
+        let app =
+            format!("[[workload]]\nname = \"w\"\nmodule = \"sha256:{}\"\ntopics = [\"sensors.>\"]\n", "ab".repeat(32));
+        let deployment = lamina_types::Deployment::parse(&app).expect("a manifest");
+        cluster.step(Event::Deployed(deployment), 1000).expect("deploys");
+        assert_eq!(subjects(&cluster, "edge-1"), BTreeSet::from([format!("{PREFIX}.sensors.>")]));
+        if let Some(node) = cluster.nodes.get_mut("edge-1") {
+            node.state = NodeState::Unknown;
+        }
+        assert!(subjects(&cluster, "edge-1").is_empty());
     }
 }

@@ -174,10 +174,18 @@ impl Program {
     /// instantiation is cheap.
     ///
     /// # Errors
+    /// [`Error::Engine`] when `engine` is not the engine that prepared the code;
     /// [`LoadError`] when the code imports what no host service provides, or is a component
     /// that is neither a command nor an HTTP handler.
     pub fn link(engine: &Engine, code: Code) -> Result<Program, Error> {
         let wasmtime = engine.wasmtime();
+        let prepared_by = match code.compiled() {
+            Compiled::Module(module) => module.engine(),
+            Compiled::Component(component) => component.engine(),
+        };
+        if !wasmtime::Engine::same(wasmtime, prepared_by) {
+            return Err(Error::Engine("the code was prepared by another engine; link it with that one".into()));
+        }
         let linked = match code.compiled() {
             Compiled::Module(module) => Linked::Module(link_module(wasmtime, module)?),
             Compiled::Component(component) => link_component(wasmtime, component)?,
@@ -346,6 +354,13 @@ mod tests {
     fn empty_input_says_so() {
         let e = Program::load(&engine(), b"", None).expect_err("empty input");
         assert!(e.to_string().contains("it is empty"), "{e}");
+    }
+
+    #[test]
+    fn code_prepared_by_one_engine_is_refused_by_another() {
+        let code = engine().prepare(b"(module (func (export \"_start\")))", None).expect("prepares");
+        let e = Program::link(&engine(), code).expect_err("another engine");
+        assert!(matches!(e, Error::Engine(_)), "{e}");
     }
 
     #[test]
