@@ -704,6 +704,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub(crate) max_connections: usize,
 
+    /// Threads serving connections (default: one per CPU). Each keeps instances of its own
+    /// and serves its connections from start to end.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) threads: Option<u64>,
+
     /// Requests in the guest at once; beyond it, 503 with retry-after.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub(crate) max_concurrent_requests: usize,

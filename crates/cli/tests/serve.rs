@@ -151,9 +151,12 @@ fn a_wasi_03_service_with_a_main_is_served_through_its_handler() {
     assert_eq!(served.get("/anything"), (200, "served by the 0.3 handler\n".into()));
 }
 
+/// One serving thread: each thread keeps instances of its own (see
+/// `kept_alive_connections_are_spread_over_threads_with_instances_of_their_own`).
 #[test]
 fn instance_reuse_when_asked_shares_one_instance_across_requests() {
-    let served = Served::start("p3-service", &["--instance-reuse", "100", "--idle-instance-timeout", "30s"]);
+    let served =
+        Served::start("p3-service", &["--threads", "1", "--instance-reuse", "100", "--idle-instance-timeout", "30s"]);
     let counts: Vec<String> = (0..3).map(|_| served.get("/count").1).collect();
     assert_eq!(counts, ["1\n", "2\n", "3\n"]);
 }
@@ -216,6 +219,83 @@ fn a_guest_spinning_on_one_request_gets_504_at_its_time_while_others_are_answere
         assert_eq!(status, 504, "{name}");
         assert!(took < Duration::from_secs(5), "{name}: the spinner was ended after {took:?}");
         assert_eq!(served.get("/").0, 200);
+    }
+}
+
+/// One thread serves every connection with `--threads 1`: a guest spinning on the CPU there
+/// is made to yield at every epoch tick, so the thread's other connections are still answered
+/// while it spins.
+#[test]
+fn a_guest_spinning_on_the_only_serving_thread_does_not_stall_its_other_connections() {
+    for (name, version) in BOTH {
+        let served = Served::start(name, &["--threads", "1", "--timeout", "3s"]);
+        let addr = served.addr;
+        let spinning = std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(addr).expect("connects");
+            stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+            stream.write_all(b"GET /spin HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("writes");
+            (read_response(&mut stream).0, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let asked = Instant::now();
+        assert_eq!(served.get("/"), (200, format!("hello from {version}\n")), "{name}: answered beside the spinner");
+        let answered = Instant::now();
+        let (status, spinner_ended) = spinning.join().expect("spinner");
+        assert_eq!(status, 504, "{name}");
+        assert!(
+            answered < spinner_ended,
+            "{name}: the hello waited {:?}, until the spinner was ended",
+            answered - asked
+        );
+    }
+}
+
+/// Requests on one kept-alive HTTP/1.1 connection, in order, on a runtime of the test's own.
+async fn keep_alive(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+async fn count_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    addr: SocketAddr,
+) -> String {
+    use http_body_util::BodyExt as _;
+    let request = http::Request::get(format!("http://{addr}/count"))
+        .header(http::header::HOST, addr.to_string())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+    String::from_utf8_lossy(&response.into_body().collect().await.expect("body").to_bytes()).into_owned()
+}
+
+/// Each serving thread has instances of its own and serves a connection from start to end:
+/// two kept-alive connections go to two threads and count in two instances; with one thread
+/// both count in one.
+#[test]
+fn kept_alive_connections_are_spread_over_threads_with_instances_of_their_own() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for (threads, expected) in [("2", ["1\n", "1\n", "2\n", "2\n"]), ("1", ["1\n", "2\n", "3\n", "4\n"])] {
+        let served = Served::start(
+            "p3-service",
+            &["--threads", threads, "--instance-reuse", "100", "--idle-instance-timeout", "30s"],
+        );
+        let addr = served.addr;
+        let counts = runtime.block_on(async {
+            let mut a = keep_alive(addr).await;
+            let mut b = keep_alive(addr).await;
+            let mut counts = Vec::new();
+            for _ in 0..2 {
+                counts.push(count_on(&mut a, addr).await);
+                counts.push(count_on(&mut b, addr).await);
+            }
+            counts
+        });
+        assert_eq!(counts, expected, "with --threads {threads}");
     }
 }
 

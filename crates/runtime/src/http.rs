@@ -126,7 +126,8 @@ struct HandlerCtx {
     keyvalue: Option<Arc<KvStore>>,
     attestation: Option<Arc<Attester>>,
     messaging: Option<Arc<dyn Broker>>,
-    next_instance: AtomicU64,
+    /// Instance numbers for the log, shared by every fork of one handler.
+    next_instance: Arc<AtomicU64>,
 }
 
 impl HttpHandler {
@@ -148,10 +149,7 @@ impl HttpHandler {
         if config.limits.fuel.is_some() && !program.engine.options().fuel {
             return Err(InstantiateError::Limits("fuel needs an engine built with fuel metering".into()).into());
         }
-        let pre = match &**pre {
-            ProxyPre::P2(p) => ProxyPre::P2(p.clone()),
-            ProxyPre::P3(p) => ProxyPre::P3(p.clone()),
-        };
+        let pre = clone_pre(pre);
         let reuse = match pre {
             // A 0.2 handler is called once per instance at a time.
             ProxyPre::P2(_) => Reuse { max_concurrent: 1, ..config.reuse },
@@ -170,9 +168,33 @@ impl HttpHandler {
             keyvalue,
             attestation,
             messaging,
-            next_instance: AtomicU64::new(0),
+            next_instance: Arc::new(AtomicU64::new(0)),
         };
         Ok(Self { inner: ProxyHandler::new(ctx) })
+    }
+
+    /// A handler for the same component and configuration with instances of its own: requests
+    /// given to it go to instances it starts, never to this one's. A server with a runtime per
+    /// thread gives each thread a fork, so that a request, its instance and its connection stay
+    /// on one thread. The forks share the sealed directories, services and instance numbers.
+    #[must_use]
+    pub fn fork(&self) -> Self {
+        let ctx = self.inner.state();
+        let fork = HandlerCtx {
+            pre: clone_pre(&ctx.pre),
+            engine: ctx.engine.clone(),
+            wasi: ctx.wasi.clone(),
+            network: Arc::clone(&ctx.network),
+            limits: ctx.limits,
+            reuse: ctx.reuse,
+            sealed: ctx.sealed.clone(),
+            secrets: ctx.secrets.clone(),
+            keyvalue: ctx.keyvalue.clone(),
+            attestation: ctx.attestation.clone(),
+            messaging: ctx.messaging.clone(),
+            next_instance: Arc::clone(&ctx.next_instance),
+        };
+        Self { inner: ProxyHandler::new(fork) }
     }
 
     /// Answers one request through an instance of the component.
@@ -191,6 +213,14 @@ impl HttpHandler {
             }
             other => other,
         })
+    }
+}
+
+/// A copy of a pre-instantiated component (it is `Clone` in each world, not as the enum).
+fn clone_pre(pre: &ProxyPre<P2Host>) -> ProxyPre<P2Host> {
+    match pre {
+        ProxyPre::P2(p) => ProxyPre::P2(p.clone()),
+        ProxyPre::P3(p) => ProxyPre::P3(p.clone()),
     }
 }
 

@@ -24,6 +24,7 @@ mod slots;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -73,10 +74,17 @@ impl Default for Bounds {
 }
 
 /// A bound listener with everything a request needs.
+///
+/// Connections are served by a few threads (one per CPU by default), each with a runtime and
+/// instances of the component of its own: a connection, its requests and the instances that
+/// answer them stay on one thread, so handing a request to its instance and the answer back
+/// wakes no other thread and frees no memory another thread allocated. A thread accepts
+/// nothing itself; the listener hands each connection to the thread serving the fewest.
 pub struct Server {
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
+    shared: Shared,
+    threads: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -84,17 +92,40 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("addr", &self.listener.local_addr().ok())
             .field("tls", &self.tls.is_some())
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
 
+/// What a request needs: the handler of its thread, and what every thread shares.
 struct Shared {
     handler: HttpHandler,
     bounds: Bounds,
     requests: Arc<slots::Slots>,
     metrics: Arc<Metrics>,
-    access: Option<AccessLog>,
+    access: Option<Arc<AccessLog>>,
     scheme: http::uri::Scheme,
+}
+
+impl Shared {
+    /// The same, with a handler whose instances are its own (for another thread).
+    fn fork(&self) -> Self {
+        Self {
+            handler: self.handler.fork(),
+            bounds: self.bounds,
+            requests: Arc::clone(&self.requests),
+            metrics: Arc::clone(&self.metrics),
+            access: self.access.clone(),
+            scheme: self.scheme.clone(),
+        }
+    }
+}
+
+/// What every connection of every thread shares.
+struct Connections {
+    builders: Builders,
+    drain: drain::Drain,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -116,15 +147,23 @@ impl Server {
             tokio_rustls::TlsAcceptor::from(Arc::new(config))
         });
         let scheme = if tls.is_some() { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             handler,
             requests: slots::Slots::new(bounds.max_requests),
             bounds,
             metrics,
-            access,
+            access: access.map(Arc::new),
             scheme,
-        });
-        Self { listener, tls, shared }
+        };
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self { listener, tls, shared, threads }
+    }
+
+    /// Serves connections on `threads` threads (at least one) instead of one per CPU.
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// The address it listens on.
@@ -136,26 +175,32 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
-    /// (up to the drain timeout) and returns.
+    /// (up to the drain timeout) and returns once the serving threads have ended.
     ///
     /// # Errors
-    /// Never for a client's misbehaviour; only when the listener itself fails.
+    /// Never for a client's misbehaviour; only when the serving threads cannot be started.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let Server { listener, tls, shared } = self;
-        let connections = Arc::new(Semaphore::new(shared.bounds.max_connections));
-        let drain = Arc::new(drain::Drain::default());
+        let Server { listener, tls, shared, threads } = self;
+        let bounds = shared.bounds;
+        let access = shared.access.clone();
+        let connections = Arc::new(Semaphore::new(bounds.max_connections));
         let mut http1 = hyper::server::conn::http1::Builder::new();
         // The header-read bound is the connection's idle bound (`idle::IdleIo`): a request
         // starts once its headers are read, so a client sending them slowly is idle all along.
-        http1.header_read_timeout(None).max_buf_size(shared.bounds.max_header_bytes.max(8192)).keep_alive(true);
+        http1.header_read_timeout(None).max_buf_size(bounds.max_header_bytes.max(8192)).keep_alive(true);
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(shared.bounds.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(u32::try_from(shared.bounds.max_requests).unwrap_or(u32::MAX).max(1))
+            .max_header_list_size(u32::try_from(bounds.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(u32::try_from(bounds.max_requests).unwrap_or(u32::MAX).max(1))
             .keep_alive_interval(Some(Duration::from_secs(20)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let builders = Arc::new((http1, http2));
+        let common = Arc::new(Connections { builders: (http1, http2), drain: drain::Drain::default(), tls });
+        let mut lanes = Vec::with_capacity(threads);
+        for index in 0..threads {
+            lanes.push(Lane::start(index, shared.fork(), Arc::clone(&common))?);
+        }
+        drop(shared);
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -178,75 +223,178 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            shared.metrics.connection_opened();
-            let activity = idle::Activity::new();
-            let service = {
-                let shared = Arc::clone(&shared);
-                let activity = Arc::clone(&activity);
-                hyper::service::service_fn(move |req| {
-                    respond(Arc::clone(&shared), peer, req, idle::Activity::start(&activity))
-                })
-            };
-            let builders = Arc::clone(&builders);
-            let drain = Arc::clone(&drain);
-            let shared = Arc::clone(&shared);
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let served = match tls {
-                    None => {
-                        // A client that connects and says nothing is dropped at the header
-                        // timeout; HTTP/2 by prior knowledge starts with its preface (`PRI`).
-                        match tokio::time::timeout(shared.bounds.header_timeout, sniff_h2(&stream)).await {
-                            Ok(Ok(Some(h2))) => {
-                                let io =
-                                    idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
-                                serve_io(io, h2, &builders, service, &drain).await
-                            }
-                            _ => Ok(()),
-                        }
-                    }
-                    Some(acceptor) => {
-                        let handshake = Box::pin(acceptor.accept(stream));
-                        match tokio::time::timeout(shared.bounds.header_timeout, handshake).await {
-                            Ok(Ok(stream)) => {
-                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                                let io =
-                                    idle::IdleIo::new(TokioIo::new(stream), activity, shared.bounds.header_timeout);
-                                // Boxed: a TLS connection's state stays out of every plain one's.
-                                Box::pin(serve_io(io, h2, &builders, service, &drain)).await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
-                                Ok(())
-                            }
-                            Err(_) => {
-                                tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} timed out");
-                                Ok(())
-                            }
-                        }
-                    }
-                };
-                if let Err(e) = served {
-                    tracing::debug!(target: LOG_TARGET, "connection from {peer} ended: {e}");
+            // Out of this thread's event loop, into the serving thread's.
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(target: LOG_TARGET, "cannot hand over the connection from {peer}: {e}");
+                    continue;
                 }
-                shared.metrics.connection_closed();
-            });
+            };
+            least_busy(&lanes).hand(stream, peer, permit);
         }
         drop(listener);
         tracing::info!(target: LOG_TARGET, "shutting down: finishing the requests in flight");
-        if tokio::time::timeout(shared.bounds.drain_timeout, drain.shutdown()).await.is_err() {
+        if tokio::time::timeout(bounds.drain_timeout, common.drain.shutdown()).await.is_err() {
             tracing::warn!(
                 target: LOG_TARGET,
                 "requests were still in flight after {}; stopping anyway",
-                humantime::format_duration(shared.bounds.drain_timeout)
+                humantime::format_duration(bounds.drain_timeout)
             );
         }
-        if let Some(log) = &shared.access {
+        // The threads end with their channels; what their instances still commit to sealed
+        // directories is waited for as they end.
+        let ended = tokio::task::spawn_blocking(move || lanes.into_iter().for_each(Lane::stop)).await;
+        if ended.is_err() {
+            tracing::warn!(target: LOG_TARGET, "a serving thread could not be waited for");
+        }
+        if let Some(log) = &access {
             log.flush();
         }
         Ok(())
     }
+}
+
+/// An accepted connection on its way to a serving thread, holding its connection slot.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    /// Counts it in its lane's load from the moment it is handed over.
+    open: Open,
+}
+
+/// A serving thread: its runtime runs the connections handed to it and the instances of its
+/// own handler.
+struct Lane {
+    index: usize,
+    to: tokio::sync::mpsc::UnboundedSender<Accepted>,
+    /// Connections it serves now.
+    open: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Lane {
+    fn start(index: usize, shared: Shared, common: Arc<Connections>) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (to, mut from) = tokio::sync::mpsc::unbounded_channel::<Accepted>();
+        let open = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(shared);
+        let thread = std::thread::Builder::new().name(format!("lamina-serve-{index}")).spawn(move || {
+            runtime.block_on(async move {
+                while let Some(accepted) = from.recv().await {
+                    tokio::spawn(connection(accepted, Arc::clone(&shared), Arc::clone(&common)));
+                }
+            });
+        })?;
+        Ok(Self { index, to, open, thread })
+    }
+
+    /// Gives the thread a connection to serve.
+    fn hand(&self, stream: std::net::TcpStream, peer: SocketAddr, permit: tokio::sync::OwnedSemaphorePermit) {
+        let accepted = Accepted { stream, peer, permit, open: Open::new(&self.open) };
+        if self.to.send(accepted).is_err() {
+            tracing::error!(target: LOG_TARGET, "serving thread {} has ended; a connection was dropped", self.index);
+        }
+    }
+
+    /// Closes its channel and waits for the thread to end (its connections are cut, its
+    /// instances dropped).
+    fn stop(self) {
+        drop(self.to);
+        if self.thread.join().is_err() {
+            tracing::error!(target: LOG_TARGET, "serving thread {} panicked", self.index);
+        }
+    }
+}
+
+/// The lane serving the fewest connections (a lane whose thread has ended is passed over).
+fn least_busy(lanes: &[Lane]) -> &Lane {
+    let loads: Vec<Option<usize>> =
+        lanes.iter().map(|l| (!l.to.is_closed()).then(|| l.open.load(Ordering::Relaxed))).collect();
+    &lanes[least_loaded(&loads)]
+}
+
+/// The index of the smallest load (`None`: not a choice), the first among equals: connections
+/// one after another go to the first thread (its instances stay warm, the others idle), and
+/// connections open at once are spread, since a connection counts from the moment it is
+/// handed over. 0 when none is a choice (the caller then finds that lane closed).
+fn least_loaded(loads: &[Option<usize>]) -> usize {
+    loads.iter().enumerate().filter_map(|(i, load)| load.map(|load| (load, i))).min().map_or(0, |(_, i)| i)
+}
+
+/// Counts a connection in its lane while it is served.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one accepted connection on its thread: TLS or the HTTP/2 preface, then HTTP.
+async fn connection(accepted: Accepted, shared: Arc<Shared>, common: Arc<Connections>) {
+    let Accepted { stream, peer, permit, open } = accepted;
+    let _held = (permit, open);
+    shared.metrics.connection_opened();
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(target: LOG_TARGET, "cannot serve the connection from {peer}: {e}");
+            shared.metrics.connection_closed();
+            return;
+        }
+    };
+    let activity = idle::Activity::new();
+    let service = {
+        let shared = Arc::clone(&shared);
+        let activity = Arc::clone(&activity);
+        hyper::service::service_fn(move |req| respond(Arc::clone(&shared), peer, req, idle::Activity::start(&activity)))
+    };
+    let header_timeout = shared.bounds.header_timeout;
+    let served = match &common.tls {
+        None => {
+            // A client that connects and says nothing is dropped at the header timeout;
+            // HTTP/2 by prior knowledge starts with its preface (`PRI`).
+            match tokio::time::timeout(header_timeout, sniff_h2(&stream)).await {
+                Ok(Ok(Some(h2))) => {
+                    let io = idle::IdleIo::new(TokioIo::new(stream), activity, header_timeout);
+                    serve_io(io, h2, &common.builders, service, &common.drain).await
+                }
+                _ => Ok(()),
+            }
+        }
+        Some(acceptor) => {
+            let handshake = Box::pin(acceptor.accept(stream));
+            match tokio::time::timeout(header_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let io = idle::IdleIo::new(TokioIo::new(stream), activity, header_timeout);
+                    // Boxed: a TLS connection's state stays out of every plain one's.
+                    Box::pin(serve_io(io, h2, &common.builders, service, &common.drain)).await
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} failed: {e}");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::debug!(target: LOG_TARGET, "TLS handshake with {peer} timed out");
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(e) = served {
+        tracing::debug!(target: LOG_TARGET, "connection from {peer} ended: {e}");
+    }
+    shared.metrics.connection_closed();
 }
 
 type Builders = (hyper::server::conn::http1::Builder, hyper::server::conn::http2::Builder<TokioExecutor>);
@@ -422,5 +570,36 @@ fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> HttpError {
     match e.downcast::<hyper::Error>() {
         Ok(e) => HttpError::Hyper(*e),
         Err(e) => HttpError::InternalError(Some(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::least_loaded;
+
+    #[test]
+    fn a_connection_goes_to_the_thread_serving_fewest_and_the_first_among_equals() {
+        assert_eq!(least_loaded(&[Some(3), Some(1), Some(2)]), 1);
+        assert_eq!(least_loaded(&[Some(1), Some(0), Some(0)]), 1);
+        assert_eq!(least_loaded(&[Some(0), Some(0)]), 0);
+        // A thread that has ended is passed over, however idle.
+        assert_eq!(least_loaded(&[None, Some(7)]), 1);
+        assert_eq!(least_loaded(&[None, None]), 0);
+        assert_eq!(least_loaded(&[]), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn the_pick_is_in_range_and_as_idle_as_any_open_lane(
+            loads in proptest::collection::vec(proptest::option::of(0usize..8), 1..6),
+        ) {
+            let pick = least_loaded(&loads);
+            prop_assert!(pick < loads.len());
+            if let Some(least) = loads.iter().flatten().min() {
+                prop_assert_eq!(loads[pick], Some(*least));
+            }
+        }
     }
 }

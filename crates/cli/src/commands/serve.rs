@@ -121,17 +121,19 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("lamina-serve")
-        .build()
-        .context("cannot start the async runtime")?;
+    // This runtime accepts connections and waits for the signal; the server's own threads
+    // serve them.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let handler = HttpHandler::new(&program, config).context("cannot serve this component")?;
         let listener = listen(args.addr)
             .with_context(|| format!("cannot listen on {} (is another server on that port?)", args.addr))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let server = Server::new(listener, tls, handler, bounds, metrics, access);
+        let mut server = Server::new(listener, tls, handler, bounds, metrics, access);
+        if let Some(threads) = args.threads {
+            server = server.with_threads(usize::try_from(threads).unwrap_or(1024));
+        }
         let addr = server.local_addr().context("the listener has no address")?;
         eprintln!("lamina: serving {} on {scheme}://{addr}/", program.world());
         server.run(shutdown_signal()).await.context("the server failed")?;
