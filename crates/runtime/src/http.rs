@@ -421,6 +421,20 @@ impl WorkerState for Worker {
                 Err(_) => commit(),
             }
         }
+        self.report(&store, result);
+        // Freeing the instance (its memory slot reset, its tables) waits until the tasks
+        // already woken have run: on a thread that serves its connections alone, the response
+        // the instance has just given is written first.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move { drop(store) })),
+            Err(_) => drop(store),
+        }
+    }
+}
+
+impl Worker {
+    /// Says in the log why an instance ended, when it did not end well.
+    fn report(&self, store: &Store<P2Host>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
             if !std::thread::panicking() && e.downcast_ref::<WasmTrap>().is_none() && e.to_string() == "worker panicked"
             {
