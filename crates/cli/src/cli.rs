@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lamina_types::{ByteSize, DirMount, Profile, Target};
+use lamina_types::{ByteSize, DirMount, Profile, SecretName, Target};
 
 /// Lamina: one WebAssembly runtime layer from cloud servers to edge boards.
 #[derive(Debug, Parser)]
@@ -608,7 +608,7 @@ pub(crate) struct RunArgs {
     /// Give the guest a secret, read from FILE now; the guest reads it by NAME through
     /// `lamina:secrets`. Values are never written to disk or logged.
     #[arg(long = "secret", value_name = "NAME=FILE", value_parser = parse_secret)]
-    pub(crate) secrets: Vec<(String, PathBuf)>,
+    pub(crate) secrets: Vec<(SecretName, PathBuf)>,
 
     /// Let the guest attest itself (`lamina:attestation`) on the platform (`--platform`).
     #[arg(long)]
@@ -788,7 +788,7 @@ pub(crate) struct ServeArgs {
 
     /// Give every instance a secret, read from FILE now (as `lamina run --secret`).
     #[arg(long = "secret", value_name = "NAME=FILE", value_parser = parse_secret)]
-    pub(crate) secrets: Vec<(String, PathBuf)>,
+    pub(crate) secrets: Vec<(SecretName, PathBuf)>,
 
     #[command(flatten)]
     pub(crate) network: NetworkArgs,
@@ -934,9 +934,12 @@ fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
         .map_err(|e| format!("`{s}` is not an RFC 3339 time (e.g. 2025-06-25T00:00:00Z): {e}"))
 }
 
-fn parse_secret(s: &str) -> Result<(String, PathBuf), String> {
+fn parse_secret(s: &str) -> Result<(SecretName, PathBuf), String> {
     match s.split_once('=') {
-        Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_owned(), file.into())),
+        Some((name, file)) if !file.is_empty() => {
+            let name = name.parse::<SecretName>().map_err(|e| format!("`{name}` is not a secret name: {e}"))?;
+            Ok((name, file.into()))
+        }
         _ => Err(format!("`{s}` is not NAME=FILE")),
     }
 }
@@ -956,6 +959,23 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// A secret's name is checked when the command line is read, before any file is opened.
+    #[test]
+    fn a_secret_whose_name_guests_could_not_ask_for_is_refused_on_the_command_line() {
+        for bad in ["../db=/tmp/x", "=/tmp/x", "db key=/tmp/x", ".hidden=/tmp/x"] {
+            let parsed = Cli::try_parse_from(["lamina", "run", "--secret", bad, "app.wasm"]);
+            let Err(e) = parsed else { panic!("`{bad}` was taken") };
+            assert!(e.to_string().contains("is not a secret name"), "{bad}: {e}");
+        }
+        for missing in ["db", "db="] {
+            let Err(e) = Cli::try_parse_from(["lamina", "run", "--secret", missing, "app.wasm"]) else {
+                panic!("`{missing}` was taken")
+            };
+            assert!(e.to_string().contains("is not NAME=FILE"), "{missing}: {e}");
+        }
+        assert!(Cli::try_parse_from(["lamina", "run", "--secret", "db.key-1=/tmp/x", "app.wasm"]).is_ok());
     }
 
     #[test]

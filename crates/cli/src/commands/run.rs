@@ -10,7 +10,7 @@ use lamina_runtime::{
     LocalBus, Program, SealedMount, Secrets, Services, TrapReason, TrustedCode, WasiConfig,
 };
 use lamina_seal::{Absent, KnownVolumes, SealTo, Volume, VolumeOptions};
-use lamina_types::{ModuleHash, NetworkRules, Profile};
+use lamina_types::{ModuleHash, NetworkRules, Profile, SecretName};
 use sha2::Digest as _;
 
 use crate::cli::{CacheArgs, NetworkArgs, RunArgs, SealToArg, SealedDirArg};
@@ -183,13 +183,13 @@ fn spawn_peer(
 }
 
 /// Reads the `--secret` files. Their contents are never printed, even in errors.
-pub(crate) fn read_secrets(given: &[(String, PathBuf)]) -> anyhow::Result<Secrets> {
+pub(crate) fn read_secrets(given: &[(SecretName, PathBuf)]) -> anyhow::Result<Secrets> {
     let mut secrets = Secrets::new();
     for (name, file) in given {
         let value = std::fs::read(file)
             .map(zeroize::Zeroizing::new)
             .with_context(|| format!("cannot read the secret `{name}` from {}", file.display()))?;
-        secrets.insert(name, value).context("check the --secret names")?;
+        secrets.insert(name.as_str(), value).context("check the --secret names")?;
     }
     Ok(secrets)
 }

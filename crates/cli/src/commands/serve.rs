@@ -166,7 +166,7 @@ fn plain_tls(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Ar
 fn config_digest(args: &ServeArgs, config: &HttpConfig) -> [u8; 32] {
     let limits = lamina_runtime::Limits { max_memory: args.max_memory, timeout: Some(args.timeout), fuel: args.fuel };
     lamina_runtime::InstanceConfig {
-        secrets: args.secrets.iter().map(|(name, _)| name.clone()).collect(),
+        secrets: args.secrets.iter().map(|(name, _)| name.as_str().to_owned()).collect(),
         sealed_dirs: args.sealed_dirs.iter().map(|d| d.guest.clone()).collect(),
         kv_quota: args.kv.as_ref().map(|_| args.kv_quota.bytes()),
         attestation: args.attestation,
