@@ -198,7 +198,13 @@ impl Server {
         let common = Arc::new(Connections { builders: (http1, http2), drain: drain::Drain::default(), tls });
         let mut lanes = Vec::with_capacity(threads);
         for index in 0..threads {
-            lanes.push(Lane::start(index, shared.fork(), Arc::clone(&common))?);
+            let lane = Lane::start(index, shared.fork(), Arc::clone(&common)).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot start serving thread {} of {threads} ({e}); serve with fewer threads", index + 1),
+                )
+            })?;
+            lanes.push(lane);
         }
         drop(shared);
         let mut shutdown = std::pin::pin!(shutdown);
@@ -310,17 +316,16 @@ impl Lane {
 
 /// The lane serving the fewest connections (a lane whose thread has ended is passed over).
 fn least_busy(lanes: &[Lane]) -> &Lane {
-    let loads: Vec<Option<usize>> =
-        lanes.iter().map(|l| (!l.to.is_closed()).then(|| l.open.load(Ordering::Relaxed))).collect();
-    &lanes[least_loaded(&loads)]
+    let loads = lanes.iter().map(|l| (!l.to.is_closed()).then(|| l.open.load(Ordering::Relaxed)));
+    &lanes[least_loaded(loads)]
 }
 
 /// The index of the smallest load (`None`: not a choice), the first among equals: connections
 /// one after another go to the first thread (its instances stay warm, the others idle), and
 /// connections open at once are spread, since a connection counts from the moment it is
 /// handed over. 0 when none is a choice (the caller then finds that lane closed).
-fn least_loaded(loads: &[Option<usize>]) -> usize {
-    loads.iter().enumerate().filter_map(|(i, load)| load.map(|load| (load, i))).min().map_or(0, |(_, i)| i)
+fn least_loaded(loads: impl Iterator<Item = Option<usize>>) -> usize {
+    loads.enumerate().filter_map(|(i, load)| load.map(|load| (load, i))).min().map_or(0, |(_, i)| i)
 }
 
 /// Counts a connection in its lane while it is served.
@@ -581,13 +586,13 @@ mod tests {
 
     #[test]
     fn a_connection_goes_to_the_thread_serving_fewest_and_the_first_among_equals() {
-        assert_eq!(least_loaded(&[Some(3), Some(1), Some(2)]), 1);
-        assert_eq!(least_loaded(&[Some(1), Some(0), Some(0)]), 1);
-        assert_eq!(least_loaded(&[Some(0), Some(0)]), 0);
+        assert_eq!(least_loaded([Some(3), Some(1), Some(2)].into_iter()), 1);
+        assert_eq!(least_loaded([Some(1), Some(0), Some(0)].into_iter()), 1);
+        assert_eq!(least_loaded([Some(0), Some(0)].into_iter()), 0);
         // A thread that has ended is passed over, however idle.
-        assert_eq!(least_loaded(&[None, Some(7)]), 1);
-        assert_eq!(least_loaded(&[None, None]), 0);
-        assert_eq!(least_loaded(&[]), 0);
+        assert_eq!(least_loaded([None, Some(7)].into_iter()), 1);
+        assert_eq!(least_loaded([None::<usize>, None].into_iter()), 0);
+        assert_eq!(least_loaded(std::iter::empty()), 0);
     }
 
     proptest! {
@@ -595,7 +600,7 @@ mod tests {
         fn the_pick_is_in_range_and_as_idle_as_any_open_lane(
             loads in proptest::collection::vec(proptest::option::of(0usize..8), 1..6),
         ) {
-            let pick = least_loaded(&loads);
+            let pick = least_loaded(loads.iter().copied());
             prop_assert!(pick < loads.len());
             if let Some(least) = loads.iter().flatten().min() {
                 prop_assert_eq!(loads[pick], Some(*least));
