@@ -7,6 +7,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{assert_code, lamina, output, texts};
@@ -867,4 +869,73 @@ fn a_fleet_behind_one_address_enrolling_at_once_is_paced_not_refused() {
     });
     assert_eq!(enrolled.into_inner(), FLEET);
     assert_eq!(status_json(&state)["nodes"].as_array().map(Vec::len), Some(FLEET));
+}
+
+/// An HTTP server on loopback that answers 204 and counts the requests it is sent, for as long
+/// as `stop` is not set.
+fn counting_upstream() -> (String, Arc<AtomicUsize>, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (served, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (count, done) = (served.clone(), stop.clone());
+    let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).expect("blocking");
+                    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf);
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (addr, served, stop, handle)
+}
+
+/// A workload's `[workload.network]` rules are what its instances on a node may reach: the
+/// workload that lists its upstream reaches it; the same component whose rule names another
+/// host is told its request was denied, and its upstream is never contacted.
+#[test]
+fn a_workloads_network_rules_let_its_instances_reach_what_they_name_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let logs = dir.path().join("node/node/logs");
+    let (allowed_addr, allowed_hits, stop_allowed, allowed) = counting_upstream();
+    let (denied_addr, denied_hits, stop_denied, denied) = counting_upstream();
+    let _running = plane_and_node(dir.path(), &[]);
+    let module = common::component("p3-command");
+    let app = dir.path().join("app.toml");
+    std::fs::write(
+        &app,
+        format!(
+            "[[workload]]\nname = \"allowed\"\nmodule = \"{m}\"\nargs = [\"fetch:http://{allowed_addr}/x\"]\n\
+             [workload.network]\nhttp = [\"http://{allowed_addr}\"]\n\n\
+             [[workload]]\nname = \"denied\"\nmodule = \"{m}\"\nargs = [\"fetch:http://{denied_addr}/x\"]\n\
+             [workload.network]\nhttp = [\"http://{allowed_addr}\"]\n",
+            m = module.display()
+        ),
+    )
+    .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let log = |name: &str| std::fs::read_to_string(logs.join(format!("{name}-0.log"))).unwrap_or_default();
+    wait_for_or("the allowed request", Duration::from_secs(90), &logs.join("allowed-0.log"), || {
+        log("allowed").contains("status 204")
+    });
+    wait_for_or("the denied request", Duration::from_secs(30), &logs.join("denied-0.log"), || {
+        log("denied").contains("HttpRequestDenied")
+    });
+    assert!(allowed_hits.load(Ordering::Relaxed) >= 1);
+    assert_eq!(denied_hits.load(Ordering::Relaxed), 0, "the denied workload's upstream was never contacted");
+    for (stop, thread) in [(stop_allowed, allowed), (stop_denied, denied)] {
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("upstream");
+    }
 }

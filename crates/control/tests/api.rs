@@ -660,3 +660,37 @@ fn a_node_removed_while_its_request_body_arrives_gets_nothing() {
     assert!(heartbeat.is_ok(), "{heartbeat:?}");
     server.stop();
 }
+
+#[test]
+fn a_deployment_whose_route_another_workload_serves_for_the_same_host_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let server = Server::start(&state, &options());
+    let admin = lamina_control::admin_token(&state).expect("admin token");
+    let operator = client(&server, Some(&admin));
+    let wasm = b"\0asm\x01\0\0\0".to_vec();
+    let _: Value = operator.post_bytes("/v1/modules", wasm.clone()).expect("uploads");
+    let hash = lamina_types::ModuleHash::of(&wasm);
+    let web = |name: &str, extra: &str| {
+        let text = format!(
+            "[[workload]]\nname = \"{name}\"\nmodule = \"{hash}\"\n[workload.http]\nroutes = [\"/readings\"]\n{extra}"
+        );
+        lamina_types::Deployment::parse(&text).expect("manifest")
+    };
+    let _: Value = operator.put("/v1/deployments", &web("edge", "")).expect("deploys");
+    // Another workload on the same route for any host: one request could reach either.
+    let (code, message) = refused(operator.put::<_, Value>("/v1/deployments", &web("edge-two", "")));
+    assert_eq!(code, 409);
+    assert!(message.contains("route `/readings` is also served by workload \"edge\" for the same host"), "{message}");
+    // With a host of its own it is another endpoint; replacing a workload does not clash with
+    // what it replaces.
+    let _: Value = operator.put("/v1/deployments", &web("edge-two", "host = \"two.example\"")).expect("deploys");
+    let _: Value = operator.put("/v1/deployments", &web("edge", "attestation = \"unattested-tls\"")).expect("replaces");
+    // What the API is sent is checked as the manifest is: a route that is not one is refused.
+    let mut raw = serde_json::to_value(web("edge-three", "host = \"three.example\"")).expect("json");
+    raw["workloads"][0]["http"]["routes"] = json!(["../escape"]);
+    let (code, message) = refused(operator.put::<_, Value>("/v1/deployments", &raw));
+    assert!(code == 400 || code == 422, "{code}");
+    assert!(message.contains("does not start with `/`"), "{message}");
+    server.stop();
+}

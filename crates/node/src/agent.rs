@@ -136,9 +136,9 @@ impl AgentError {
     }
 }
 
-/// What an assigned instance's guest sees (its arguments, and its environment with
-/// `LAMINA_WORKLOAD`, `LAMINA_REPLICA` and `LAMINA_NODE`, which the manifest cannot set) and
-/// its limits, on node `node`.
+/// What an assigned instance's guest sees (its arguments, its environment with
+/// `LAMINA_WORKLOAD`, `LAMINA_REPLICA` and `LAMINA_NODE`, which the manifest cannot set, and
+/// what its workload's network rules let it reach) and its limits, on node `node`.
 pub(crate) fn guest_view(node: &str, a: &Assignment) -> (WasiConfig, Limits) {
     let wasi = WasiConfig {
         args: std::iter::once(a.spec.name.to_string()).chain(a.spec.args.iter().cloned()).collect(),
@@ -154,6 +154,7 @@ pub(crate) fn guest_view(node: &str, a: &Assignment) -> (WasiConfig, Limits) {
                 ("LAMINA_NODE".to_owned(), node.to_owned()),
             ])
             .collect(),
+        network: a.spec.network.clone(),
         ..WasiConfig::default()
     };
     (wasi, Limits { max_memory: Some(a.spec.memory), ..Limits::default() })
@@ -966,24 +967,31 @@ mod tests {
     use super::*;
 
     /// What an instance's evidence claims as its configuration: the same assignment on the same
-    /// node agrees; another node (its `LAMINA_NODE`), replica or memory bound does not.
+    /// node agrees; another node (its `LAMINA_NODE`), replica, memory bound or network rule
+    /// does not.
     #[test]
     fn an_instances_configuration_digest_covers_where_and_how_it_runs() {
-        let spec = |memory: &str| {
+        let spec = |memory: &str, network: &str| {
             let toml = format!(
-                "[[workload]]\nname = \"w\"\nmodule = \"sha256:{}\"\nmemory = \"{memory}\"\nsecrets = [\"api\"]\n",
+                "[[workload]]\nname = \"w\"\nmodule = \"sha256:{}\"\nmemory = \"{memory}\"\nsecrets = [\"api\"]\n{network}",
                 "ab".repeat(32)
             );
             lamina_types::Deployment::parse(&toml).expect("a manifest").workloads.remove(0)
         };
-        let assignment = |replica: u32, memory: &str| Assignment {
-            placement: lamina_scheduler::Placement {
-                workload: "w".parse().expect("a name"),
-                replica,
-                node: "edge-1".into(),
-            },
-            spec: spec(memory),
+        let placement = |replica: u32| lamina_scheduler::Placement {
+            workload: "w".parse().expect("a name"),
+            replica,
+            node: "edge-1".into(),
         };
+        let assignment =
+            |replica: u32, memory: &str| Assignment { placement: placement(replica), spec: spec(memory, "") };
+        let reaching = |rule: &str| Assignment {
+            placement: placement(0),
+            spec: spec("64MiB", &format!("[workload.network]\nhttp = [\"{rule}\"]\n")),
+        };
+        let (view, _) = guest_view("edge-1", &reaching("https://api.example.com"));
+        assert!(view.network.allows_http("https", "api.example.com", 443), "the guest gets its workload's rules");
+        assert!(!view.network.allows_http("https", "other.example", 443));
         let profile = lamina_types::Profile::Server;
         let digest = config_digest("edge-1", &assignment(0, "64MiB"), profile);
         assert_eq!(config_digest("edge-1", &assignment(0, "64MiB"), profile), digest);
@@ -991,6 +999,9 @@ mod tests {
         assert_ne!(config_digest("edge-1", &assignment(1, "64MiB"), profile), digest);
         assert_ne!(config_digest("edge-1", &assignment(0, "32MiB"), profile), digest);
         assert_ne!(config_digest("edge-1", &assignment(0, "64MiB"), lamina_types::Profile::Tiny), digest);
+        let allowed = config_digest("edge-1", &reaching("https://api.example.com"), profile);
+        assert_ne!(allowed, digest, "what it may reach is part of what it attests");
+        assert_ne!(config_digest("edge-1", &reaching("https://*.example.com"), profile), allowed);
     }
 
     /// An I/O failure says which file and what was being done, and keeps the OS's reason as its

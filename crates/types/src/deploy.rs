@@ -14,7 +14,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::{ByteSize, ModuleHash, PlatformKind, Target};
+use crate::ingress::{EndpointAttestation, HttpService};
+use crate::{ByteSize, ModuleHash, NetworkRules, PlatformKind, Target};
 
 /// The most replicas of one workload.
 pub const MAX_REPLICAS: u32 = 1000;
@@ -67,6 +68,13 @@ pub struct WorkloadSpec {
     pub topics: Vec<crate::topic::TopicPattern>,
     /// Where it may run.
     pub constraints: Constraints,
+    /// What its instances may reach on the network (outgoing HTTP, sockets, name lookups):
+    /// nothing unless listed.
+    #[serde(default, skip_serializing_if = "NetworkRules::is_empty")]
+    pub network: NetworkRules,
+    /// What it serves over HTTP on its nodes' ingress, when it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpService>,
 }
 
 /// A parsed deployment manifest.
@@ -134,6 +142,32 @@ struct RawWorkload {
     topics: Vec<Spanned<String>>,
     #[serde(default)]
     constraints: Option<RawConstraints>,
+    #[serde(default)]
+    network: Option<RawNetwork>,
+    #[serde(default)]
+    http: Option<Spanned<RawHttp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    http: Vec<Spanned<String>>,
+    #[serde(default)]
+    sockets: Vec<Spanned<String>>,
+    #[serde(default)]
+    name_lookup: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    routes: Vec<Spanned<String>>,
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    attestation: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -232,7 +266,7 @@ impl Deployment {
             });
         }
         let mut seen = BTreeMap::new();
-        let mut workloads = Vec::new();
+        let mut workloads: Vec<WorkloadSpec> = Vec::new();
         for w in raw.workload {
             let at = r.line(w.span().start);
             let w = w.into_inner();
@@ -241,10 +275,51 @@ impl Deployment {
             if let Some(first) = seen.insert(w.name.get_ref().clone(), at) {
                 return Err(r.error(&w.name, "name", format!("the name is used twice (first on line {first})")));
             }
-            workloads.push(resolve(&r, w)?);
+            let route_spans: Vec<_> = w.http.as_ref().map(|h| h.get_ref().routes.clone()).unwrap_or_default();
+            let spec = resolve(&r, w)?;
+            if let Some(http) = &spec.http {
+                for earlier in &workloads {
+                    let Some(mine) = earlier.http.as_ref().and_then(|e| http.clash(e)) else { continue };
+                    let message = clash_message(mine, &earlier.name);
+                    return Err(match route_spans.iter().find(|s| s.get_ref() == mine.as_str()) {
+                        Some(at) => r.error(at, "http.routes", message),
+                        None => ManifestError {
+                            line: at,
+                            workload: r.workload.clone(),
+                            field: Some("http.routes".into()),
+                            message,
+                        },
+                    });
+                }
+            }
+            workloads.push(spec);
         }
         Ok(Deployment { workloads })
     }
+}
+
+/// What is said of a route that another workload serves for the same host.
+pub fn clash_message(route: &crate::ingress::Route, other: &crate::WorkloadName) -> String {
+    format!(
+        "route `{route}` is also served by workload \"{other}\" for the same host: give each its own routes, or each a \
+         different `host`"
+    )
+}
+
+/// The first two workloads of `workloads` whose HTTP routes meet, with the routes, in the
+/// message [`clash_message`] gives: a deployment that would make one request reach two
+/// workloads is refused.
+pub fn find_clash<'a>(workloads: impl IntoIterator<Item = &'a WorkloadSpec> + Clone) -> Option<String> {
+    let all: Vec<&WorkloadSpec> = workloads.into_iter().collect();
+    for (i, a) in all.iter().enumerate() {
+        let Some(ha) = &a.http else { continue };
+        for b in &all[i + 1..] {
+            if let Some(mine) = b.http.as_ref().and_then(|hb| ha.clash(hb)) {
+                return Some(format!("workload \"{}\": {}", a.name, clash_message(mine, &b.name)));
+            }
+        }
+    }
+    None
 }
 
 /// The prefix of the variables the runtime sets for an instance (`LAMINA_WORKLOAD`, …): a
@@ -359,6 +434,26 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
             min_memory: c.min_memory.as_ref().map(|m| r.parse(m, "constraints.min_memory")).transpose()?,
         },
     };
+    let network = match &w.network {
+        None => NetworkRules::default(),
+        Some(n) => {
+            for (rules, field, socket) in [(&n.http, "network.http", false), (&n.sockets, "network.sockets", true)] {
+                for rule in rules {
+                    let one = std::slice::from_ref(rule.get_ref());
+                    let checked = if socket {
+                        NetworkRules::parse(&[], one, false)
+                    } else {
+                        NetworkRules::parse(one, &[], false)
+                    };
+                    checked.map_err(|e| r.error(rule, field, e.to_string()))?;
+                }
+            }
+            let texts = |v: &[Spanned<String>]| v.iter().map(|s| s.get_ref().clone()).collect::<Vec<_>>();
+            NetworkRules::parse(&texts(&n.http), &texts(&n.sockets), n.name_lookup)
+                .map_err(|e| r.error(&w.name, "network", e.to_string()))?
+        }
+    };
+    let http = w.http.as_ref().map(|h| resolve_http(r, h)).transpose()?;
     Ok(WorkloadSpec {
         name: r.parse(&w.name, "name")?,
         module,
@@ -370,7 +465,65 @@ fn resolve(r: &Resolver<'_>, w: RawWorkload) -> Result<WorkloadSpec, ManifestErr
         sealed: w.sealed.into_iter().map(Spanned::into_inner).collect(),
         topics,
         constraints,
+        network,
+        http,
     })
+}
+
+fn resolve_http(r: &Resolver<'_>, raw: &Spanned<RawHttp>) -> Result<HttpService, ManifestError> {
+    let h = raw.get_ref();
+    if h.routes.is_empty() {
+        return Err(r.error(
+            raw,
+            "http.routes",
+            "no routes: list the path prefixes it serves, such as [\"/\"] or [\"/readings\"]",
+        ));
+    }
+    let mut routes: Vec<crate::ingress::Route> = Vec::with_capacity(h.routes.len());
+    for text in &h.routes {
+        let route: crate::ingress::Route = text.get_ref().parse().map_err(|e| {
+            r.error(
+                text,
+                "http.routes",
+                format!("`{}` is not a route such as /readings: {e}", text.get_ref().escape_debug()),
+            )
+        })?;
+        if routes.contains(&route) {
+            return Err(r.error(text, "http.routes", format!("`{route}` is listed twice")));
+        }
+        routes.push(route);
+    }
+    let host = h
+        .host
+        .as_ref()
+        .map(|t| {
+            t.get_ref().parse::<crate::ingress::HostName>().map_err(|e| {
+                r.error(
+                    t,
+                    "http.host",
+                    format!("`{}` is not a host name such as sensor.example: {e}", t.get_ref().escape_debug()),
+                )
+            })
+        })
+        .transpose()?;
+    let attestation = match &h.attestation {
+        None => EndpointAttestation::default(),
+        Some(a) => EndpointAttestation::ALL.into_iter().find(|k| k.name() == a.get_ref()).ok_or_else(|| {
+            r.error(
+                a,
+                "http.attestation",
+                format!("`{}` is not one of node, instance or unattested-tls", a.get_ref().escape_debug()),
+            )
+        })?,
+    };
+    if let (EndpointAttestation::Instance, None, Some(at)) = (attestation, &host, &h.attestation) {
+        return Err(r.error(
+            at,
+            "http.attestation",
+            "an instance's own certificate is chosen by the host name a client asks for: give the workload a `host`",
+        ));
+    }
+    Ok(HttpService { routes, host, attestation })
 }
 
 #[cfg(test)]
@@ -486,6 +639,105 @@ min_memory = "1GiB"
         assert!(e.starts_with("line 1: "), "{e}");
     }
 
+    const SERVING: &str = r#"
+[[workload]]
+name = "edge"
+module = "edge.wasm"
+
+[workload.network]
+http = ["https://api.example.com"]
+sockets = ["tcp://10.0.0.0/8:5432"]
+
+[workload.http]
+routes = ["/readings", "/health"]
+
+[[workload]]
+name = "cloud"
+module = "cloud.wasm"
+
+[workload.http]
+routes = ["/"]
+host = "cloud.example"
+attestation = "instance"
+"#;
+
+    #[test]
+    fn serving_workloads_carry_their_routes_host_attestation_and_network_rules() {
+        let d = Deployment::parse(SERVING).expect("valid");
+        let edge = &d.workloads[0];
+        let http = edge.http.as_ref().expect("serves");
+        assert_eq!(http.routes.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["/readings", "/health"]);
+        assert_eq!(http.host, None);
+        assert_eq!(http.attestation, EndpointAttestation::Node, "attested by default");
+        assert!(edge.network.allows_http("https", "api.example.com", 443));
+        assert!(!edge.network.allows_http("https", "other.example", 443));
+        assert!(!edge.network.name_lookup);
+        let cloud = &d.workloads[1];
+        assert_eq!(cloud.http.as_ref().and_then(|h| h.host.as_ref()).map(|h| h.as_str()), Some("cloud.example"));
+        assert!(cloud.network.is_empty(), "nothing reachable unless listed");
+        let plain = Deployment::parse(GOOD).expect("valid");
+        assert!(plain.workloads.iter().all(|w| w.http.is_none() && w.network.is_empty()));
+    }
+
+    #[test]
+    fn a_spec_without_network_or_http_serialises_as_before() {
+        let d = Deployment::parse(GOOD).expect("valid");
+        let json = serde_json::to_string(&d).expect("json");
+        assert!(!json.contains("network") && !json.contains("\"http\""), "{json}");
+        let back: Deployment = serde_json::from_str(&json).expect("read back");
+        assert_eq!(back, d);
+        let serving = Deployment::parse(SERVING).expect("valid");
+        let back: Deployment = serde_json::from_str(&serde_json::to_string(&serving).expect("json")).expect("read");
+        assert_eq!(back, serving);
+    }
+
+    #[test]
+    fn serving_mistakes_name_their_line_and_field() {
+        let bad = SERVING.replace(r#"routes = ["/readings", "/health"]"#, r#"routes = ["/readings", "health"]"#);
+        assert_eq!(
+            error(&bad),
+            "line 11: workload \"edge\": http.routes: `health` is not a route such as /readings: it does not start with `/`"
+        );
+        let bad = SERVING.replace(r#"routes = ["/readings", "/health"]"#, "routes = []");
+        assert!(error(&bad).starts_with("line 10: workload \"edge\": http.routes: no routes"), "{}", error(&bad));
+        let bad = SERVING.replace(r#"routes = ["/readings", "/health"]"#, r#"routes = ["/a", "/a"]"#);
+        assert!(error(&bad).contains("`/a` is listed twice"), "{}", error(&bad));
+        let bad = SERVING.replace(r#"host = "cloud.example""#, r#"host = "Cloud.example""#);
+        assert!(error(&bad).starts_with("line 19: workload \"cloud\": http.host: `Cloud.example`"), "{}", error(&bad));
+        let bad = SERVING.replace(r#"attestation = "instance""#, r#"attestation = "none""#);
+        assert!(error(&bad).contains("http.attestation: `none` is not one of node, instance or unattested-tls"));
+        let bad = SERVING.replace("host = \"cloud.example\"\n", "");
+        assert!(error(&bad).contains("give the workload a `host`"), "{}", error(&bad));
+        let bad = SERVING.replace(r#"sockets = ["tcp://10.0.0.0/8:5432"]"#, r#"sockets = ["tcp://db.example:5432"]"#);
+        assert!(error(&bad).starts_with("line 8: workload \"edge\": network.sockets: network rule"), "{}", error(&bad));
+        let bad = SERVING.replace(r#"http = ["https://api.example.com"]"#, r#"http = ["tcp://1.2.3.4:80"]"#);
+        assert!(error(&bad).starts_with("line 7: workload \"edge\": network.http:"), "{}", error(&bad));
+        let bad = SERVING.replace("[workload.http]\nroutes = [\"/\"]", "[workload.http]\nroute = [\"/\"]");
+        assert!(error(&bad).contains("unknown field `route`"), "{}", error(&bad));
+    }
+
+    #[test]
+    fn two_workloads_that_one_request_could_reach_are_refused() {
+        let bad = SERVING.replace(
+            "routes = [\"/\"]\nhost = \"cloud.example\"\nattestation = \"instance\"\n",
+            "routes = [\"/\", \"/health\"]\n",
+        );
+        assert_eq!(
+            error(&bad),
+            "line 18: workload \"cloud\": http.routes: route `/health` is also served by workload \"edge\" for the same \
+             host: give each its own routes, or each a different `host`"
+        );
+        let d = Deployment::parse(SERVING).expect("valid");
+        assert!(find_clash(&d.workloads).is_none());
+        let mut other = d.workloads[0].clone();
+        other.name = "edge-two".parse().expect("name");
+        let clash = find_clash(d.workloads.iter().chain([&other])).expect("a clash");
+        assert!(
+            clash.starts_with("workload \"edge\": route `/readings` is also served by workload \"edge-two\""),
+            "{clash}"
+        );
+    }
+
     proptest! {
         #[test]
         fn parsing_arbitrary_text_never_panics(text in "\\PC{0,300}") {
@@ -493,9 +745,10 @@ min_memory = "1GiB"
         }
 
         #[test]
-        fn mutated_manifests_never_panic(cut in 0usize..600, insert in "\\PC{0,8}") {
-            let mut text = GOOD.to_owned();
-            let at = text.char_indices().map(|(i, _)| i).nth(cut % GOOD.chars().count()).unwrap_or(0);
+        fn mutated_manifests_never_panic(cut in 0usize..600, insert in "\\PC{0,8}", serving: bool) {
+            let base = if serving { SERVING } else { GOOD };
+            let mut text = base.to_owned();
+            let at = text.char_indices().map(|(i, _)| i).nth(cut % base.chars().count()).unwrap_or(0);
             text.insert_str(at, &insert);
             let _ = Deployment::parse(&text);
         }

@@ -14,6 +14,7 @@ mod claims;
 pub mod deploy;
 mod envelope;
 mod hash;
+pub mod ingress;
 mod mount;
 mod names;
 pub mod network;

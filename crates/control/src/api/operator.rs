@@ -61,6 +61,12 @@ pub(super) async fn deploy(
         }
     }
     let names: Vec<lamina_types::WorkloadName> = deployment.workloads.iter().map(|w| w.name.clone()).collect();
+    // One request must reach one workload: the routes of what is deployed already (less what
+    // this replaces) and of what comes may not meet for the same host.
+    let staying = c.cluster.workloads.values().filter(|w| !names.contains(&w.name));
+    if let Some(clash) = lamina_types::deploy::find_clash(deployment.workloads.iter().chain(staying)) {
+        return Err(ApiError::new(StatusCode::CONFLICT, clash));
+    }
     c.step(Event::Deployed(deployment), now()).map_err(|e| ApiError::bad(e.to_string()))?;
     c.persist()?;
     let unplaced: Vec<_> = c.cluster.plan.unplaced.iter().filter(|u| names.contains(&u.workload)).cloned().collect();
