@@ -19,6 +19,7 @@ mod cert;
 mod drain;
 mod idle;
 mod metrics;
+mod router;
 mod slots;
 
 use std::convert::Infallible;
@@ -38,6 +39,7 @@ use tokio::sync::Semaphore;
 pub use access::AccessLog;
 pub use cert::RenewableCert;
 pub use metrics::Metrics;
+pub use router::{Drained, RouteError, Router};
 
 /// Where this crate's log lines go.
 const LOG_TARGET: &str = "lamina::serve";
@@ -97,9 +99,22 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// Who answers a server's requests.
+enum Dispatch {
+    /// One component answers every request (`lamina serve`).
+    One(HttpHandler),
+    /// The entries of a live routing table (a node's ingress), through this thread's handlers.
+    Routed {
+        /// The table.
+        router: Arc<Router>,
+        /// This thread's index among the server's.
+        lane: usize,
+    },
+}
+
 /// What a request needs: the handler of its thread, and what every thread shares.
 struct Shared {
-    handler: HttpHandler,
+    dispatch: Dispatch,
     bounds: Bounds,
     requests: Arc<slots::Slots>,
     metrics: Arc<Metrics>,
@@ -108,10 +123,13 @@ struct Shared {
 }
 
 impl Shared {
-    /// The same, with a handler whose instances are its own (for another thread).
-    fn fork(&self) -> Self {
+    /// The same, for serving thread `lane`: with a handler whose instances are its own.
+    fn for_lane(&self, lane: usize) -> Self {
         Self {
-            handler: self.handler.fork(),
+            dispatch: match &self.dispatch {
+                Dispatch::One(handler) => Dispatch::One(handler.fork()),
+                Dispatch::Routed { router, .. } => Dispatch::Routed { router: Arc::clone(router), lane },
+            },
             bounds: self.bounds,
             requests: Arc::clone(&self.requests),
             metrics: Arc::clone(&self.metrics),
@@ -139,6 +157,33 @@ impl Server {
         metrics: Arc<Metrics>,
         access: Option<AccessLog>,
     ) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::with_dispatch(listener, tls, Dispatch::One(handler), threads, bounds, metrics, access)
+    }
+
+    /// A server that answers each request with the entry of `router` it matches (404 when none
+    /// does), on as many threads as the router was made for.
+    pub fn routed(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        router: Arc<Router>,
+        bounds: Bounds,
+        metrics: Arc<Metrics>,
+        access: Option<AccessLog>,
+    ) -> Self {
+        let threads = router.lanes();
+        Self::with_dispatch(listener, tls, Dispatch::Routed { router, lane: 0 }, threads, bounds, metrics, access)
+    }
+
+    fn with_dispatch(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        dispatch: Dispatch,
+        threads: usize,
+        bounds: Bounds,
+        metrics: Arc<Metrics>,
+        access: Option<AccessLog>,
+    ) -> Self {
         let tls = tls.map(|config| {
             let mut config = Arc::unwrap_or_clone(config);
             if config.alpn_protocols.is_empty() {
@@ -148,21 +193,23 @@ impl Server {
         });
         let scheme = if tls.is_some() { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP };
         let shared = Shared {
-            handler,
+            dispatch,
             requests: slots::Slots::new(bounds.max_requests),
             bounds,
             metrics,
             access: access.map(Arc::new),
             scheme,
         };
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Self { listener, tls, shared, threads }
     }
 
-    /// Serves connections on `threads` threads (at least one) instead of one per CPU.
+    /// Serves connections on `threads` threads (at least one) instead of one per CPU. A
+    /// [routed](Server::routed) server keeps the count its router was made for.
     #[must_use]
     pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        if let Dispatch::One(_) = self.shared.dispatch {
+            self.threads = threads.max(1);
+        }
         self
     }
 
@@ -198,7 +245,7 @@ impl Server {
         let common = Arc::new(Connections { builders: (http1, http2), drain: drain::Drain::default(), tls });
         let mut lanes = Vec::with_capacity(threads);
         for index in 0..threads {
-            let lane = Lane::start(index, shared.fork(), Arc::clone(&common)).map_err(|e| {
+            let lane = Lane::start(index, shared.for_lane(index), Arc::clone(&common)).map_err(|e| {
                 std::io::Error::new(
                     e.kind(),
                     format!("cannot start serving thread {} of {threads} ({e}); serve with fewer threads", index + 1),
@@ -518,11 +565,23 @@ async fn answer(
         shared.metrics.refused("no_host");
         return plain(400, "the request names no host (send a Host header)");
     }
+    let (handler, route) = match &shared.dispatch {
+        Dispatch::One(handler) => (std::borrow::Cow::Borrowed(handler), None),
+        Dispatch::Routed { router, lane } => {
+            let host = parts.uri.authority().map(http::uri::Authority::host);
+            let Some(route) = router.route(host, parts.uri.path()) else {
+                shared.metrics.refused("no_route");
+                return plain(404, "no workload on this server answers this host and path");
+            };
+            (std::borrow::Cow::Owned(route.entry().handler(*lane).clone()), Some(route))
+        }
+    };
     let body = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).map_err(body_error).boxed_unsync();
-    match shared.handler.handle(http::Request::from_parts(parts, body)).await {
+    match handler.handle(http::Request::from_parts(parts, body)).await {
         // The guest may still be writing the body: the request holds its place among those in
-        // the guest, and counts as in flight, until the body ends or the client goes.
-        Ok(response) => response.map(|body| Held { body, _held: (permit, in_flight) }.boxed_unsync()),
+        // the guest, and counts as in flight (in its route too), until the body ends or the
+        // client goes.
+        Ok(response) => response.map(|body| Held { body, _held: (permit, in_flight, route) }.boxed_unsync()),
         Err(e) => {
             shared.metrics.guest_failed(&e);
             match &e {
@@ -544,7 +603,7 @@ async fn answer(
 /// guest, its in-flight count) until the body ends or is dropped.
 struct Held<B> {
     body: B,
-    _held: (slots::Slot, (metrics::InFlight, idle::Busy)),
+    _held: (slots::Slot, (metrics::InFlight, idle::Busy), Option<router::RouteGuard>),
 }
 
 impl<B: hyper::body::Body + Unpin> hyper::body::Body for Held<B> {

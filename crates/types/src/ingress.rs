@@ -283,6 +283,84 @@ impl HttpService {
     }
 }
 
+/// One instance a node's ingress serves, as the node's ingress certificate declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedEndpoint {
+    /// The workload it is an instance of.
+    pub workload: crate::WorkloadName,
+    /// Which replica.
+    pub replica: u32,
+    /// Its routes, host and attestation.
+    pub service: HttpService,
+    /// The module it runs.
+    pub module: crate::ModuleHash,
+    /// The digest of its configuration, as its own evidence would claim it.
+    pub config_digest: [u8; 32],
+}
+
+/// What a node's ingress serves: carried in its attested certificate, whose evidence claims
+/// the SHA-256 of these bytes as its configuration digest. A client finds the endpoint its URL
+/// reaches ([`ServedTable::endpoint_for`]) and checks its module before it sends anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedTable {
+    /// The endpoints, ordered by workload and replica.
+    pub endpoints: Vec<ServedEndpoint>,
+}
+
+/// Why bytes are not a [`ServedTable`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the ingress certificate's table of served endpoints is malformed: {0}")]
+pub struct ServedTableError(String);
+
+impl ServedTable {
+    /// The most bytes a table may take (it travels in a TLS certificate, at most 64 KiB).
+    pub const MAX_LEN: usize = 32 * 1024;
+
+    /// A table of these endpoints, put in order.
+    pub fn new(mut endpoints: Vec<ServedEndpoint>) -> Self {
+        endpoints.sort_by(|a, b| (&a.workload, a.replica).cmp(&(&b.workload, b.replica)));
+        Self { endpoints }
+    }
+
+    /// Its bytes (CBOR), as the certificate carries them.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail, and every field serialises.
+        let _ = ciborium::into_writer(self, &mut out);
+        out
+    }
+
+    /// Reads a table from a certificate's bytes.
+    ///
+    /// # Errors
+    /// [`ServedTableError`] when the bytes are too many, not one CBOR item, or not a table (a
+    /// route or host that is not one included).
+    pub fn decode(bytes: &[u8]) -> Result<Self, ServedTableError> {
+        let value = crate::cbor::decode_one(bytes, Self::MAX_LEN).map_err(|e| ServedTableError(e.to_string()))?;
+        value.deserialized().map_err(|e| ServedTableError(e.to_string()))
+    }
+
+    /// The digest an ingress certificate's evidence claims for these bytes.
+    pub fn digest_of(bytes: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(bytes).into()
+    }
+
+    /// The endpoint a request to this host and path reaches, as the ingress routes it: the best
+    /// match ([`HttpService::rank`]); among instances of one workload, any (they run one
+    /// module under one configuration but for their replica number).
+    pub fn endpoint_for(&self, host: Option<&str>, path: &str) -> Option<&ServedEndpoint> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.service.rank(host, path).map(|r| (r, e)))
+            .fold(None, |best: Option<(MatchRank, &ServedEndpoint)>, (r, e)| match best {
+                Some((b, _)) if b >= r => best,
+                _ => Some((r, e)),
+            })
+            .map(|(_, e)| e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +464,56 @@ mod tests {
         assert_eq!(default.attestation, EndpointAttestation::Node, "attested unless asked otherwise");
     }
 
+    #[test]
+    fn a_served_table_round_trips_through_its_bytes_and_finds_the_endpoint_a_request_reaches() {
+        let endpoint = |workload: &str, replica: u32, service: HttpService| ServedEndpoint {
+            workload: workload.parse().expect("name"),
+            replica,
+            service,
+            module: crate::ModuleHash::of(workload.as_bytes()),
+            config_digest: [replica as u8; 32],
+        };
+        let table = ServedTable::new(vec![
+            endpoint("queries", 0, svc(Some("cloud.example"), &["/"])),
+            endpoint("edge", 1, svc(None, &["/readings"])),
+            endpoint("edge", 0, svc(None, &["/readings"])),
+        ]);
+        assert_eq!(table.endpoints.iter().map(|e| e.replica).collect::<Vec<_>>(), [0, 1, 0], "ordered");
+        let bytes = table.encode();
+        assert_eq!(ServedTable::decode(&bytes), Ok(table.clone()));
+        assert_ne!(ServedTable::digest_of(&bytes), ServedTable::digest_of(&ServedTable::default().encode()));
+        let reached = |host, path| table.endpoint_for(host, path).map(|e| e.workload.to_string());
+        assert_eq!(reached(Some("cloud.example"), "/readings/1").as_deref(), Some("queries"), "the named host");
+        assert_eq!(reached(Some("10.0.0.2:8443"), "/readings/1").as_deref(), Some("edge"));
+        assert_eq!(reached(None, "/other"), None);
+    }
+
+    #[test]
+    fn a_served_table_that_is_not_one_is_refused() {
+        assert!(ServedTable::decode(b"").is_err());
+        assert!(ServedTable::decode(&[0xff; 10]).is_err());
+        assert!(ServedTable::decode(&vec![0; ServedTable::MAX_LEN + 1]).is_err());
+        let mut bad = ServedTable::new(vec![ServedEndpoint {
+            workload: "edge".parse().expect("name"),
+            replica: 0,
+            service: svc(None, &["/readings"]),
+            module: crate::ModuleHash::of(b"m"),
+            config_digest: [0; 32],
+        }])
+        .encode();
+        // The route `/readings` becomes `?readings`: not a route.
+        let at = bad.windows(9).position(|w| w == b"/readings").expect("the route's bytes");
+        bad[at] = b'?';
+        let e = ServedTable::decode(&bad).expect_err("refused");
+        assert!(e.to_string().contains("does not start with `/`"), "{e}");
+    }
+
     proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_as_a_served_table_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = ServedTable::decode(&bytes);
+        }
+
         #[test]
         fn checking_arbitrary_text_never_panics_and_what_passes_matches_itself(text in "\\PC{0,40}") {
             if let Ok(route) = text.parse::<Route>() {
