@@ -86,9 +86,9 @@ mod issue;
 mod verify;
 
 pub use extension::{
-    EVIDENCE_OID, EVIDENCE_OID_DER, HashAlgorithm, LAMINA_EVIDENCE_CLAIM, LAMINA_EVIDENCE_FORMAT, MAX_CERT_LEN,
-    MAX_EXTENSION_LEN, PUBKEY_HASH_CLAIM, PubkeyHash, RatlsEvidence, RatlsExtension, RatlsPayload, TAG_EVIDENCE,
-    decode_extension, lamina_extension, parse_extension,
+    EVIDENCE_OID, EVIDENCE_OID_DER, HashAlgorithm, LAMINA_EVIDENCE_CLAIM, LAMINA_EVIDENCE_FORMAT, LAMINA_SERVED_CLAIM,
+    MAX_CERT_LEN, MAX_EXTENSION_LEN, PUBKEY_HASH_CLAIM, PubkeyHash, RatlsEvidence, RatlsExtension, RatlsPayload,
+    TAG_EVIDENCE, decode_extension, lamina_extension, lamina_extension_serving, parse_extension,
 };
 pub use issue::{AttestedCert, CertificateRequest};
 pub use verify::{

@@ -696,3 +696,99 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A node's ingress certificate: what it serves, bound by the evidence
+
+fn served_table() -> lamina_types::ingress::ServedTable {
+    use lamina_types::ingress::{EndpointAttestation, HttpService, ServedEndpoint, ServedTable};
+    ServedTable::new(vec![ServedEndpoint {
+        workload: "edge".parse().expect("name"),
+        replica: 0,
+        service: HttpService {
+            routes: vec!["/readings".parse().expect("route")],
+            host: None,
+            attestation: EndpointAttestation::Node,
+        },
+        module: ModuleHash::of(SERVER_MODULE),
+        config_digest: [7; 32],
+    }])
+}
+
+#[test]
+fn an_ingress_certificate_carries_the_served_table_its_evidence_binds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = SimPlatform::open(dir.path()).expect("sim platform");
+    let table = served_table();
+    let request = CertificateRequest::new().expect("key").serving(&table);
+    let claims = request.claims(PlatformKind::Sim, vec![1; 32], None, request.served_digest());
+    let envelope = lamina_tee::attest(&platform, &claims).expect("envelope");
+    let cert = request.finish(&envelope).expect("certificate");
+    let v = verifier(&policy(&[], &[ca_key(dir.path())]));
+    let a = appraise_certificate(&v, &cert.cert_der, None, SystemTime::now());
+    assert!(a.verified(), "{a:?}");
+    assert!(passed(&a, "ratls.served"), "{a:?}");
+    let evidence = parse_extension(&cert.cert_der).expect("extension");
+    let read = evidence.served_table().expect("a table").expect("well-formed");
+    assert_eq!(read, table);
+    let endpoint = read.endpoint_for(Some("10.0.0.2"), "/readings/today").expect("the endpoint");
+    assert_eq!(endpoint.module, ModuleHash::of(SERVER_MODULE));
+    // An ordinary instance certificate carries none.
+    let plain = parse_extension(&attested_cert(dir.path(), SERVER_MODULE).cert_der).expect("extension");
+    assert!(plain.served_table().is_none());
+}
+
+#[test]
+fn an_ingress_certificate_whose_evidence_claims_another_table_or_a_module_is_not_issued() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = SimPlatform::open(dir.path()).expect("sim platform");
+    let table = served_table();
+    // Claims for another table (the relabelled or swapped table an attacker would want).
+    let request = CertificateRequest::new().expect("key").serving(&table);
+    let claims = request.claims(PlatformKind::Sim, vec![1; 32], None, Some([0; 32]));
+    let envelope = lamina_tee::attest(&platform, &claims).expect("envelope");
+    assert!(matches!(request.finish(&envelope), Err(RatlsError::Issue(_))));
+    // Claims naming one module for a node that serves several.
+    let request = CertificateRequest::new().expect("key").serving(&table);
+    let claims =
+        request.claims(PlatformKind::Sim, vec![1; 32], Some(ModuleHash::of(SERVER_MODULE)), request.served_digest());
+    let envelope = lamina_tee::attest(&platform, &claims).expect("envelope");
+    assert!(matches!(request.finish(&envelope), Err(RatlsError::Issue(_))));
+}
+
+#[test]
+fn a_served_table_swapped_into_a_genuine_certificate_fails_its_binding() {
+    // A table the evidence does not hash to, in a certificate signed by the attested key
+    // itself (the worst case: the node's own key signing a table its evidence never claimed).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = SimPlatform::open(dir.path()).expect("sim platform");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let spki = key.subject_public_key_info();
+    let genuine = served_table();
+    let claims = lamina_types::Claims {
+        platform: PlatformKind::Sim,
+        runtime_measurement: vec![1; 32],
+        module_hash: None,
+        config_digest: Some(lamina_types::ingress::ServedTable::digest_of(&genuine.encode())),
+        instance_key: Some(spki.clone()),
+        nonce: vec![9; 32],
+        issued_at: SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs(),
+    };
+    let envelope = lamina_tee::attest(&platform, &claims).expect("envelope");
+    let mut swapped = genuine.clone();
+    swapped.endpoints[0].module = ModuleHash::of(b"someone else's module");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.custom_extensions.push(rcgen::CustomExtension::from_oid_content(
+        &[2, 23, 133, 5, 4, 9],
+        lamina_attest::ratls::lamina_extension_serving(&envelope, &spki, Some(&swapped.encode())),
+    ));
+    let cert = params.self_signed(&key).expect("certificate");
+    let v = verifier(&policy(&[], &[ca_key(dir.path())]));
+    let a = appraise_certificate(&v, cert.der(), None, SystemTime::now());
+    assert!(!a.verified());
+    let failed: Vec<_> = a.checks.iter().filter(|c| !c.ok).collect();
+    assert!(
+        failed.iter().any(|c| c.name == "ratls.served" && c.detail.contains("the table was replaced")),
+        "{failed:?}"
+    );
+}

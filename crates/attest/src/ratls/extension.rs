@@ -2,6 +2,7 @@
 //! the evidence binds the certificate's key.
 
 use lamina_types::cbor::{self, Value};
+use lamina_types::ingress::ServedTable;
 use lamina_types::{Claims, Envelope, PlatformKind};
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
@@ -27,6 +28,10 @@ pub const PUBKEY_HASH_CLAIM: &str = "pubkey-hash";
 /// The claim saying that the evidence is a Lamina envelope.
 pub const LAMINA_EVIDENCE_CLAIM: &str = "lamina-evidence";
 
+/// The claim holding what a node's ingress serves ([`ServedTable`]'s bytes): the envelope's
+/// configuration digest is their SHA-256, and it names no module (each endpoint names its own).
+pub const LAMINA_SERVED_CLAIM: &str = "lamina-served";
+
 /// The value of [`LAMINA_EVIDENCE_CLAIM`] for envelopes of this version.
 pub const LAMINA_EVIDENCE_FORMAT: &str = "envelope-v1";
 
@@ -36,8 +41,8 @@ pub const MAX_CERT_LEN: usize = 64 * 1024;
 /// The largest extension value read.
 pub const MAX_EXTENSION_LEN: usize = MAX_CERT_LEN;
 
-/// The largest claims byte string read.
-const MAX_CLAIMS_LEN: usize = 16 * 1024;
+/// The largest claims byte string read (a served table is most of it).
+const MAX_CLAIMS_LEN: usize = ServedTable::MAX_LEN + 4096;
 
 /// The largest `pubkey-hash` entry read.
 const MAX_HASH_ENTRY_LEN: usize = 128;
@@ -147,6 +152,8 @@ pub struct RatlsExtension {
     pub claims: Vec<u8>,
     /// The `pubkey-hash` claim.
     pub pubkey_hash: PubkeyHash,
+    /// The `lamina-served` claim's bytes: what a node's ingress serves.
+    pub served: Option<Vec<u8>>,
 }
 
 /// The evidence of an attested certificate, with the key it is meant to bind.
@@ -161,11 +168,18 @@ pub struct RatlsEvidence {
 /// The extension value of a Lamina certificate whose key is `spki` (see the [module
 /// docs](super)).
 pub fn lamina_extension(envelope: &Envelope, spki: &[u8]) -> Vec<u8> {
-    let claims = cbor::encode(&Value::Map(vec![
-        // Canonical order: the shorter text key first.
-        (Value::Text(PUBKEY_HASH_CLAIM.into()), Value::Bytes(PubkeyHash::of(spki).to_cbor())),
-        (Value::Text(LAMINA_EVIDENCE_CLAIM.into()), Value::Text(LAMINA_EVIDENCE_FORMAT.into())),
-    ]));
+    lamina_extension_serving(envelope, spki, None)
+}
+
+/// [`lamina_extension`], with the table of what a node's ingress serves when given.
+pub fn lamina_extension_serving(envelope: &Envelope, spki: &[u8], served: Option<&[u8]>) -> Vec<u8> {
+    // Canonical order: the shorter text key first.
+    let mut entries = vec![(Value::Text(PUBKEY_HASH_CLAIM.into()), Value::Bytes(PubkeyHash::of(spki).to_cbor()))];
+    if let Some(served) = served {
+        entries.push((Value::Text(LAMINA_SERVED_CLAIM.into()), Value::Bytes(served.to_vec())));
+    }
+    entries.push((Value::Text(LAMINA_EVIDENCE_CLAIM.into()), Value::Text(LAMINA_EVIDENCE_FORMAT.into())));
+    let claims = cbor::encode(&Value::Map(entries));
     cbor::encode(&Value::Tag(
         TAG_EVIDENCE,
         Box::new(Value::Array(vec![Value::Bytes(envelope.to_cbor()), Value::Bytes(claims)])),
@@ -204,22 +218,24 @@ pub fn decode_extension(value: &[u8]) -> Result<RatlsExtension, RatlsError> {
         .map_err(|items: Vec<Value>| malformed(format!("{} items, expected [evidence, claims]", items.len())))?;
     let Value::Bytes(evidence) = evidence else { return Err(malformed("the evidence is not a byte string".into())) };
     let Value::Bytes(claims) = claims else { return Err(malformed("the claims are not a byte string".into())) };
-    let (pubkey_hash, lamina) = decode_claims(&claims)?;
+    let (pubkey_hash, lamina, served) = decode_claims(&claims)?;
     let payload = if lamina {
         RatlsPayload::Lamina(Envelope::from_cbor(&evidence).map_err(|e| RatlsError::Envelope(e.to_string()))?)
     } else {
         RatlsPayload::Quote(evidence)
     };
-    Ok(RatlsExtension { payload, claims, pubkey_hash })
+    Ok(RatlsExtension { payload, claims, pubkey_hash, served })
 }
 
-/// The `pubkey-hash` claim, and whether the claims say the evidence is a Lamina envelope.
-fn decode_claims(bytes: &[u8]) -> Result<(PubkeyHash, bool), RatlsError> {
+/// The `pubkey-hash` claim, whether the claims say the evidence is a Lamina envelope, and the
+/// `lamina-served` claim.
+fn decode_claims(bytes: &[u8]) -> Result<(PubkeyHash, bool, Option<Vec<u8>>), RatlsError> {
     let err = |m: String| RatlsError::Claims(m);
     let value = cbor::decode_one(bytes, MAX_CLAIMS_LEN).map_err(|e| err(e.to_string()))?;
     let Value::Map(entries) = value else { return Err(err("not a CBOR map".into())) };
     let mut pubkey_hash = None;
     let mut lamina = false;
+    let mut served = None;
     for (key, value) in entries {
         let Value::Text(key) = key else { return Err(err("a key is not a text string".into())) };
         match key.as_str() {
@@ -234,12 +250,20 @@ fn decode_claims(bytes: &[u8]) -> Result<(PubkeyHash, bool), RatlsError> {
                     )));
                 }
             },
+            LAMINA_SERVED_CLAIM if served.is_some() => return Err(err(format!("`{key}` appears twice"))),
+            LAMINA_SERVED_CLAIM => match value {
+                Value::Bytes(bytes) if bytes.len() <= ServedTable::MAX_LEN => served = Some(bytes),
+                Value::Bytes(bytes) => {
+                    return Err(err(format!("`{key}` is {} bytes; the most is {}", bytes.len(), ServedTable::MAX_LEN)));
+                }
+                _ => return Err(err(format!("`{key}` is not a byte string"))),
+            },
             // Other claims are the attester's own; the evidence binds them, nothing here reads them.
             _ => {}
         }
     }
     let pubkey_hash = pubkey_hash.ok_or_else(|| err(format!("no `{PUBKEY_HASH_CLAIM}` claim")))?;
-    Ok((pubkey_hash, lamina))
+    Ok((pubkey_hash, lamina, served))
 }
 
 /// `bstr .cbor [hash-alg-id, hash]` (also accepted without the byte-string wrapping).
@@ -322,7 +346,19 @@ impl RatlsEvidence {
                 a.check("ratls.claims_binding", claims_binding(quote, &self.extension.claims))
             }
         };
+        if let Some(served) = &self.extension.served {
+            ok &= a.check("ratls.served", served_binding(&self.extension.payload, served));
+        }
         ok
+    }
+
+    /// What a node's ingress serves, when the certificate says (read, not yet checked against
+    /// the evidence: [`RatlsEvidence::check_binding`] does that).
+    ///
+    /// # Errors
+    /// When the claim is there but is not a table.
+    pub fn served_table(&self) -> Option<Result<ServedTable, lamina_types::ingress::ServedTableError>> {
+        self.extension.served.as_deref().map(ServedTable::decode)
     }
 
     /// The binding checks alone, in a fresh appraisal (see [`RatlsEvidence::check_binding`]).
@@ -330,6 +366,29 @@ impl RatlsEvidence {
         let mut a = Appraisal::default();
         self.check_binding(&mut a);
         a
+    }
+}
+
+/// Whether the evidence binds the served table: a Lamina envelope whose configuration digest is
+/// the table's SHA-256 and that names no module (each endpoint names its own).
+fn served_binding(payload: &RatlsPayload, served: &[u8]) -> Result<String, String> {
+    let RatlsPayload::Lamina(envelope) = payload else {
+        return Err("a table of served endpoints is read only with Lamina evidence".into());
+    };
+    let table = ServedTable::decode(served).map_err(|e| e.to_string())?;
+    let claims = Claims::from_cbor(&envelope.claims).map_err(|e| format!("the envelope's claims: {e}"))?;
+    if let Some(module) = claims.module_hash {
+        return Err(format!("the evidence names module {module} and a table of served endpoints: it must name one"));
+    }
+    match claims.config_digest {
+        Some(digest) if digest == ServedTable::digest_of(served) => Ok(format!(
+            "the evidence's configuration digest is the hash of the table of {} served endpoints",
+            table.endpoints.len()
+        )),
+        Some(_) => Err("the evidence's configuration digest is not the hash of the served endpoints: the table was \
+                        replaced"
+            .into()),
+        None => Err("the evidence claims no configuration digest for the served endpoints".into()),
     }
 }
 

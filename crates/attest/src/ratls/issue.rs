@@ -11,7 +11,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::RatlsError;
-use super::extension::{EVIDENCE_OID_ARCS, lamina_extension};
+use super::extension::{EVIDENCE_OID_ARCS, lamina_extension_serving};
 
 /// How long before its issue a certificate is already valid (clock skew between peers).
 const BACKDATE: Duration = Duration::from_secs(60);
@@ -46,6 +46,8 @@ pub struct CertificateRequest {
     nonce: [u8; 32],
     names: Vec<String>,
     validity: Duration,
+    /// The table of what a node's ingress serves, when the certificate is its.
+    served: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for CertificateRequest {
@@ -71,7 +73,7 @@ impl CertificateRequest {
             .fill(&mut nonce)
             .map_err(|_| RatlsError::Issue("the operating system gave no randomness for the nonce".into()))?;
         let spki = key.subject_public_key_info();
-        Ok(Self { key, spki, nonce, names: Vec::new(), validity: DEFAULT_VALIDITY })
+        Ok(Self { key, spki, nonce, names: Vec::new(), validity: DEFAULT_VALIDITY, served: None })
     }
 
     /// A request around an existing ECDSA P-256 key (PKCS#8 DER), for an attester whose key
@@ -104,6 +106,20 @@ impl CertificateRequest {
     pub fn with_validity(mut self, validity: Duration) -> Self {
         self.validity = validity.min(MAX_VALIDITY);
         self
+    }
+
+    /// A certificate for a node's ingress, declaring what it serves: the claims must name no
+    /// module and carry [`CertificateRequest::served_digest`] as their configuration digest.
+    #[must_use]
+    pub fn serving(mut self, table: &lamina_types::ingress::ServedTable) -> Self {
+        self.served = Some(table.encode());
+        self
+    }
+
+    /// The configuration digest the claims of a [serving](CertificateRequest::serving)
+    /// certificate carry.
+    pub fn served_digest(&self) -> Option<[u8; 32]> {
+        self.served.as_deref().map(lamina_types::ingress::ServedTable::digest_of)
     }
 
     /// The key's SubjectPublicKeyInfo (DER): the `instance_key` the claims must carry.
@@ -157,6 +173,13 @@ impl CertificateRequest {
             Some(_) => return Err(RatlsError::KeyNotBound("the claims carry another instance_key".into())),
             None => return Err(RatlsError::KeyNotBound("the claims carry no instance_key".into())),
         }
+        if let Some(digest) = self.served_digest()
+            && (claims.config_digest != Some(digest) || claims.module_hash.is_some())
+        {
+            return Err(RatlsError::Issue(
+                "the claims of a serving certificate name no module and carry the served table's digest".into(),
+            ));
+        }
         let issue = |e: rcgen::Error| RatlsError::Issue(e.to_string());
         let mut params = CertificateParams::new(self.names.clone()).map_err(issue)?;
         let mut name = DistinguishedName::new();
@@ -170,9 +193,10 @@ impl CertificateRequest {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(EVIDENCE_OID_ARCS, lamina_extension(envelope, &self.spki)));
+        params.custom_extensions.push(CustomExtension::from_oid_content(
+            EVIDENCE_OID_ARCS,
+            lamina_extension_serving(envelope, &self.spki, self.served.as_deref()),
+        ));
         let cert = params.self_signed(&self.key).map_err(issue)?;
         Ok(AttestedCert { cert_der: cert.der().to_vec(), key_der: self.key.serialize_der() })
     }
