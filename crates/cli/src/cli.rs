@@ -166,6 +166,12 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
 
+    /// Serve the routes of the HTTP workloads placed on this node on this address, over TLS
+    /// with a certificate the node's platform attests, which declares what each route runs
+    /// (`lamina verify --url` checks it). Without it, HTTP workloads do not start here.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) ingress: Option<std::net::SocketAddr>,
+
     /// The device profile of the node's engine (server, edge, tiny; see `lamina run
     /// --profile`): the control plane compiles the node's artifacts for it. A board with a
     /// small address space needs edge or tiny.

@@ -939,3 +939,81 @@ fn a_workloads_network_rules_let_its_instances_reach_what_they_name_and_nothing_
         thread.join().expect("upstream");
     }
 }
+
+/// A request over attested TLS to a node's ingress, as a relying party makes it: the server's
+/// certificate is appraised against `allow_sim = true` in the handshake. The status, the body,
+/// and the certificate the server presented.
+fn attested_get(addr: std::net::SocketAddr, server_name: &str, path: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut anchors = lamina_attest::TrustAnchors::default();
+    let policy = lamina_attest::Policy::parse("allow_sim = true\n", Path::new("."), &mut anchors).expect("policy");
+    let verifier =
+        lamina_attest::ratls::AttestedServerVerifier::new(lamina_attest::Verifier::new(Some(policy), anchors));
+    let mut config = lamina_attest::ratls::relying_party_config(verifier).expect("tls");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).expect("a server name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let socket = std::net::TcpStream::connect(addr).expect("connects");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, socket);
+    write!(tls, "GET {path} HTTP/1.0\r\nHost: {server_name}\r\n\r\n").expect("sends");
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let cert = tls.conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).expect("a certificate");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body, cert)
+}
+
+/// An HTTP workload on a node with `--ingress`: served over TLS whose certificate the node's
+/// platform attests and which declares the module behind each route (the module uploaded, by
+/// its hash); `lamina verify --url` accepts it; a path no workload serves is a 404; once
+/// undeployed its route is gone and the certificate no longer declares it.
+#[test]
+fn a_node_serves_an_http_workload_on_its_attested_ingress_until_it_is_undeployed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let ingress = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let _running = plane_and_node(dir.path(), &["--ingress", &ingress.to_string()]);
+    let module = common::component("p3-service");
+    let module_hash = lamina_types::ModuleHash::of(&std::fs::read(&module).expect("the component"));
+    let app = dir.path().join("app.toml");
+    std::fs::write(
+        &app,
+        format!("[[workload]]\nname = \"web\"\nmodule = \"{}\"\n[workload.http]\nroutes = [\"/\"]\n", module.display()),
+    )
+    .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let mut answer = (0, String::new(), Vec::new());
+    wait_for_or(
+        "the workload to answer on the ingress",
+        Duration::from_secs(90),
+        &dir.path().join("node/node/logs/web-0.log"),
+        || {
+            answer = attested_get(ingress, "edge.example", "/");
+            answer.0 == 200
+        },
+    );
+    assert_eq!(answer.1, "hello from WASI 0.3\n");
+    // What the certificate declares: this route runs the module that was deployed.
+    let evidence = lamina_attest::ratls::parse_extension(&answer.2).expect("an attested certificate");
+    let table = evidence.served_table().expect("a table of served endpoints").expect("well-formed");
+    let endpoint = table.endpoint_for(Some("edge.example"), "/").expect("the route's endpoint");
+    assert_eq!(endpoint.module, module_hash);
+    assert_eq!(endpoint.workload.as_str(), "web");
+    // A relying party's command accepts the node.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "allow_sim = true\n").expect("write");
+    let verified = output(lamina().args(["verify", "--url", &format!("https://{ingress}/"), "--policy"]).arg(&policy));
+    assert_code(&verified, 0);
+    // Undeployed: the route goes, and the certificate says so.
+    assert_code(&cmd(&state, &["undeploy", "web"]), 0);
+    wait_for("the route to go", Duration::from_secs(30), || {
+        answer = attested_get(ingress, "edge.example", "/");
+        answer.0 == 404
+    });
+    let evidence = lamina_attest::ratls::parse_extension(&answer.2).expect("an attested certificate");
+    let table = evidence.served_table().expect("a table").expect("well-formed");
+    assert!(table.endpoints.is_empty(), "{table:?}");
+}

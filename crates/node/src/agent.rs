@@ -64,6 +64,9 @@ pub struct NodeOptions {
     pub nats: Option<String>,
     /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where to serve the routes of the HTTP instances placed on this node (attested HTTPS),
+    /// if anywhere; without it, HTTP workloads do not start here.
+    pub ingress: Option<std::net::SocketAddr>,
     /// The device profile of its engine: the control plane compiles its artifacts for it.
     pub profile: lamina_types::Profile,
     /// The bounds of each instance's output log.
@@ -92,6 +95,7 @@ impl NodeOptions {
             control_verifier: None,
             nats: None,
             metrics: None,
+            ingress: None,
             profile: lamina_types::Profile::Server,
             logs: crate::LogLimits::default(),
             sealed_absent: lamina_seal::Absent::Refuse,
@@ -181,6 +185,9 @@ pub(crate) fn config_digest(node: &str, a: &Assignment, profile: lamina_types::P
 /// concerned, and it runs no more Wasm.
 pub const STOP_WAIT: Duration = Duration::from_secs(1);
 
+/// The time limit of each request to an HTTP instance on the ingress.
+const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a node stays degraded after an instance failed to start for a reason of its own,
 /// once that instance is no longer its to run.
 const DEGRADED_HOLD: Duration = Duration::from_secs(30);
@@ -201,6 +208,8 @@ enum Run {
         /// Its thread: the guest's exit, or `None` when it could not be instantiated.
         thread: JoinHandle<Option<Exit>>,
     },
+    /// Its routes on the node's ingress, until taken out.
+    Served,
     /// Not; started again at `retry_at`.
     BackingOff {
         /// When.
@@ -213,7 +222,7 @@ impl Instance {
     fn phase(&self) -> Phase {
         match &self.run {
             Run::Guest { thread, .. } if thread.is_finished() => Phase::Ended,
-            Run::Guest { .. } => Phase::Running,
+            Run::Guest { .. } | Run::Served => Phase::Running,
             Run::BackingOff { retry_at } => Phase::BackingOff { retry_at: *retry_at },
         }
     }
@@ -258,6 +267,8 @@ pub struct Agent {
     metrics: Arc<crate::metrics::NodeMetrics>,
     /// The metrics endpoint, while the agent lives.
     _endpoint: Option<lamina_metrics::Endpoint>,
+    /// The ingress, when the node serves HTTP.
+    ingress: Option<crate::ingress::Ingress>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -307,6 +318,8 @@ impl Agent {
             }
             None => None,
         };
+        let ingress =
+            options.ingress.map(|addr| crate::ingress::Ingress::start(addr, platform.as_ref())).transpose()?;
         Ok(Agent {
             identity,
             options,
@@ -326,6 +339,7 @@ impl Agent {
             seal_stats,
             metrics,
             _endpoint: endpoint,
+            ingress,
         })
     }
 
@@ -340,6 +354,9 @@ impl Agent {
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 break Ok(());
+            }
+            if let Some(ingress) = &self.ingress {
+                ingress.renew_if_due(self.platform.as_ref());
             }
             if self.attested.is_none_or(|t| t.elapsed() >= self.options.reattest) {
                 // A new certificate with fresh evidence, then fresh evidence over the control
@@ -643,7 +660,7 @@ impl Agent {
                     let Some(instance) = self.instances.get_mut(&key) else { continue };
                     let exit = match std::mem::replace(&mut instance.run, Run::BackingOff { retry_at }) {
                         Run::Guest { thread, .. } => thread.join().ok().flatten(),
-                        Run::BackingOff { .. } => None,
+                        Run::Served | Run::BackingOff { .. } => None,
                     };
                     tracing::warn!("{}/{} ended ({exit:?}); restarting after a delay", key.0, key.1);
                     instance.restarts = restarts;
@@ -760,6 +777,9 @@ impl Agent {
         if !a.spec.topics.is_empty() {
             services.messaging = Some(self.messaging(client, a, hash, instance_key)?);
         }
+        if let Some(service) = &a.spec.http {
+            return self.serve(a, service, &program, hash, wasi, limits, services);
+        }
         let name = format!("{}/{}", a.placement.workload, a.placement.replica);
         let thread = std::thread::Builder::new()
             .name(name.clone())
@@ -773,6 +793,53 @@ impl Agent {
             .map_err(|e| AgentError::State(e.to_string()))?;
         tracing::info!("started {}/{}", a.placement.workload, a.placement.replica);
         Ok(Run::Guest { stop, thread })
+    }
+
+    /// Serves an HTTP instance's routes on the ingress: a handler of the component, fresh
+    /// instances per request under the workload's limits and a per-request time limit.
+    #[allow(clippy::too_many_arguments, reason = "what `start` has gathered for the instance")]
+    fn serve(
+        &self,
+        a: &Assignment,
+        service: &lamina_types::ingress::HttpService,
+        program: &Program,
+        hash: &ModuleHash,
+        wasi: WasiConfig,
+        limits: lamina_runtime::Limits,
+        services: Services,
+    ) -> Result<Run, AgentError> {
+        let Some(ingress) = &self.ingress else {
+            return Err(AgentError::State(format!(
+                "workload {} serves HTTP and this node has no ingress; start it with --ingress ADDR, or constrain the \
+                 workload to nodes that have one",
+                a.placement.workload
+            )));
+        };
+        let config = lamina_runtime::HttpConfig {
+            wasi,
+            limits: lamina_runtime::Limits { timeout: Some(HTTP_REQUEST_TIMEOUT), ..limits },
+            reuse: lamina_runtime::Reuse::FRESH,
+            services: Services { stop: None, ..services },
+        };
+        let handler =
+            lamina_runtime::HttpHandler::new(program, config).map_err(|e| AgentError::Artifact(e.to_string()))?;
+        ingress.serve(
+            self.platform.as_ref(),
+            &a.placement.workload,
+            a.placement.replica,
+            service,
+            *hash,
+            config_digest(&self.identity.name, a, self.options.profile),
+            &handler,
+        )?;
+        tracing::info!(
+            "serving {}/{} on https://{}/ ({})",
+            a.placement.workload,
+            a.placement.replica,
+            ingress.addr(),
+            service.routes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        );
+        Ok(Run::Served)
     }
 
     /// The instance's secrets and sealed directories: the secrets released to it (or cached),
@@ -926,9 +993,17 @@ impl Agent {
         let mut threads = Vec::new();
         for ((workload, replica), instance) in instances {
             tracing::info!("stopping {workload}/{replica}");
-            if let Run::Guest { stop, thread } = instance.run {
-                stop.store(true, Ordering::Relaxed);
-                threads.push((format!("{workload}/{replica}"), thread));
+            match instance.run {
+                Run::Guest { stop, thread } => {
+                    stop.store(true, Ordering::Relaxed);
+                    threads.push((format!("{workload}/{replica}"), thread));
+                }
+                Run::Served => {
+                    if let Some(ingress) = &self.ingress {
+                        ingress.stop_serving(self.platform.as_ref(), &workload, replica, STOP_WAIT);
+                    }
+                }
+                Run::BackingOff { .. } => {}
             }
         }
         let deadline = Instant::now() + STOP_WAIT;

@@ -27,6 +27,7 @@ mod agent;
 mod enrol;
 mod floor;
 mod identity;
+mod ingress;
 mod log;
 mod metrics;
 mod reconcile;
