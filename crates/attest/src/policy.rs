@@ -309,12 +309,25 @@ impl Policy {
         if let Some(claims) = a.claims.clone() {
             match (&claims.module_hash, self.module_hashes.is_empty()) {
                 (_, true) => a.pass("policy.module_hash", "the policy allows any module"),
-                (Some(hash), false) if self.module_hashes.contains(hash) => {
-                    a.pass("policy.module_hash", format!("{hash} is allowed"))
+                (Some(hash), false) => {
+                    a.check("policy.module_hash", self.allows_module(hash));
                 }
-                (Some(hash), false) => a.fail("policy.module_hash", format!("{hash} is not in module_hashes")),
                 (None, false) => a.fail("policy.module_hash", "the claims name no module, and the policy lists some"),
             }
+        }
+    }
+
+    /// Whether the policy allows `module` to run what the relying party talks to, and why.
+    ///
+    /// # Errors
+    /// What says it is not among the policy's `module_hashes`.
+    pub fn allows_module(&self, module: &ModuleHash) -> Result<String, String> {
+        if self.module_hashes.is_empty() {
+            Ok("the policy allows any module".into())
+        } else if self.module_hashes.contains(module) {
+            Ok(format!("{module} is allowed"))
+        } else {
+            Err(format!("{module} is not in module_hashes"))
         }
     }
 

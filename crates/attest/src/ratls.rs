@@ -92,8 +92,8 @@ pub use extension::{
 };
 pub use issue::{AttestedCert, CertificateRequest};
 pub use verify::{
-    AttestedClientVerifier, AttestedServerVerifier, DEFAULT_CACHE_TTL, appraise_certificate, client_config,
-    open_server_config, relying_party_config, server_config,
+    AttestedClientVerifier, AttestedServerVerifier, DEFAULT_CACHE_TTL, Destination, appraise_certificate,
+    client_config, open_server_config, relying_party_config, server_config,
 };
 
 /// Why a certificate could not be read, issued, or configured.

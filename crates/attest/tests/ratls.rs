@@ -792,3 +792,61 @@ fn a_served_table_swapped_into_a_genuine_certificate_fails_its_binding() {
         "{failed:?}"
     );
 }
+
+/// A relying party of a node's ingress: the appraisal of the ingress certificate by a client
+/// going to `url`, with a policy listing `modules`.
+fn appraise_ingress(dir: &Path, modules: &[&[u8]], url: Option<&str>) -> (bool, Appraisal) {
+    let platform = SimPlatform::open(dir).expect("sim platform");
+    let table = served_table();
+    let request = CertificateRequest::new().expect("key").serving(&table);
+    let claims = request.claims(PlatformKind::Sim, vec![1; 32], None, request.served_digest());
+    let cert = request.finish(&lamina_tee::attest(&platform, &claims).expect("envelope")).expect("certificate");
+    let mut verifier = AttestedServerVerifier::new(verifier(&policy(modules, &[ca_key(dir)])));
+    if let Some(url) = url {
+        verifier = verifier.for_destination(lamina_attest::ratls::Destination::of_url(url).expect("a URL"));
+    }
+    let config = lamina_attest::ratls::relying_party_config(verifier.clone()).expect("client config");
+    let server = lamina_attest::ratls::open_server_config(&cert).expect("server config");
+    let mut client = ClientConnection::new(Arc::new(config), server_name()).expect("client");
+    let mut server = ServerConnection::new(Arc::new(server)).expect("server");
+    let ok = handshake(&mut client, &mut server).is_ok();
+    (ok, verifier.last_appraisal().expect("appraised"))
+}
+
+#[test]
+fn a_client_of_an_ingress_checks_the_module_behind_the_route_it_calls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The route is declared and its module is one the policy lists.
+    let (ok, a) = appraise_ingress(dir.path(), &[SERVER_MODULE], Some("https://10.0.0.2:8443/readings/today?x=1"));
+    assert!(ok && a.verified(), "{a:?}");
+    let route = a.checks.iter().find(|c| c.name == "ratls.route").expect("a route check");
+    assert!(
+        route.detail.contains("workload edge") && route.detail.contains(&ModuleHash::of(SERVER_MODULE).to_string())
+    );
+    // Its module is not one the policy lists: refused in the handshake.
+    let (ok, a) = appraise_ingress(dir.path(), &[CLIENT_MODULE], Some("https://10.0.0.2:8443/readings"));
+    assert!(!ok && !a.verified());
+    assert!(a.checks.iter().any(|c| !c.ok && c.name == "policy.module_hash"), "{a:?}");
+    // A route nothing serves: no module to check, refused.
+    let (ok, a) = appraise_ingress(dir.path(), &[SERVER_MODULE], Some("https://10.0.0.2:8443/other"));
+    assert!(!ok);
+    assert!(a.checks.iter().any(|c| !c.ok && c.name == "ratls.route"), "{a:?}");
+    // A client that says nothing of where it goes gets no module to check: a policy listing
+    // modules refuses; one allowing any module accepts the node.
+    let (ok, _) = appraise_ingress(dir.path(), &[SERVER_MODULE], None);
+    assert!(!ok, "fail closed");
+    let (ok, a) = appraise_ingress(dir.path(), &[], None);
+    assert!(ok && a.verified(), "{a:?}");
+}
+
+#[test]
+fn a_destination_is_read_from_a_url() {
+    use lamina_attest::ratls::Destination;
+    let d = Destination::of_url("https://sensor.example:8443/readings/1?x=2#f").expect("url");
+    assert_eq!((d.host.as_deref(), d.path.as_str()), (Some("sensor.example"), "/readings/1"));
+    let d = Destination::of_url("https://[::1]:8443").expect("url");
+    assert_eq!((d.host.as_deref(), d.path.as_str()), (Some("::1"), "/"));
+    assert!(Destination::of_url("https://user@host/").is_err());
+    assert!(Destination::of_url("host/path").is_err());
+    assert!(Destination::of_url("https://:8443/").is_err());
+}

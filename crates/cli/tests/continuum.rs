@@ -1007,6 +1007,17 @@ fn a_node_serves_an_http_workload_on_its_attested_ingress_until_it_is_undeployed
     std::fs::write(&policy, "allow_sim = true\n").expect("write");
     let verified = output(lamina().args(["verify", "--url", &format!("https://{ingress}/"), "--policy"]).arg(&policy));
     assert_code(&verified, 0);
+    assert!(texts(&verified).0.contains("ratls.route"), "{}", texts(&verified).0);
+    // A policy that lists the deployed module accepts the route; one listing another refuses it
+    // in the handshake, before anything is sent.
+    std::fs::write(&policy, format!("allow_sim = true\nmodule_hashes = [\"{module_hash}\"]\n")).expect("write");
+    let url = format!("https://{ingress}/");
+    assert_code(&output(lamina().args(["verify", "--url", &url, "--policy"]).arg(&policy)), 0);
+    let other = lamina_types::ModuleHash::of(b"another module");
+    std::fs::write(&policy, format!("allow_sim = true\nmodule_hashes = [\"{other}\"]\n")).expect("write");
+    let refused = output(lamina().args(["verify", "--url", &url, "--policy"]).arg(&policy));
+    assert_code(&refused, 1);
+    assert!(texts(&refused).0.contains("is not in module_hashes"), "{}", texts(&refused).0);
     // Undeployed: the route goes, and the certificate says so.
     assert_code(&cmd(&state, &["undeploy", "web"]), 0);
     wait_for("the route to go", Duration::from_secs(30), || {

@@ -35,7 +35,43 @@ pub fn appraise_certificate(
     collateral: Option<&[u8]>,
     at: SystemTime,
 ) -> Appraisal {
-    appraise(verifier, cert_der, collateral, at).0
+    appraise(verifier, cert_der, collateral, at, None).0
+}
+
+/// Where a relying party's request goes on a server that serves several workloads (a node's
+/// ingress): its certificate declares the module behind each route, and the policy's module
+/// rule is applied to the one this request reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// The host the request names (`Host`), if any.
+    pub host: Option<String>,
+    /// The request's path, without its query.
+    pub path: String,
+}
+
+impl Destination {
+    /// The destination of a URL (`https://host:port/path?query`).
+    ///
+    /// # Errors
+    /// When the text is not a URL with a host.
+    pub fn of_url(url: &str) -> Result<Self, String> {
+        let rest = url.split_once("://").map(|(_, r)| r).ok_or_else(|| format!("`{url}` is not a URL"))?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err(format!("`{url}` carries a user name or password"));
+        }
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map(|(h, _)| h).ok_or_else(|| format!("`{url}`: an unclosed ["))?,
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` names no host"));
+        }
+        let path = tail.split(['?', '#']).next().unwrap_or("");
+        let path = if path.is_empty() { "/" } else { path };
+        Ok(Self { host: Some(host.to_owned()), path: path.to_owned() })
+    }
 }
 
 /// The appraisal, and the end of the certificate's validity when it could be read.
@@ -44,6 +80,7 @@ fn appraise(
     cert_der: &[u8],
     collateral: Option<&[u8]>,
     at: SystemTime,
+    destination: Option<&Destination>,
 ) -> (Appraisal, Option<SystemTime>) {
     let mut a = Appraisal::default();
     let cert = match parse_certificate(cert_der) {
@@ -86,7 +123,54 @@ fn appraise(
     // The certificate's checks first, then the evidence's and the policy's.
     a.checks.append(&mut appraised.checks);
     appraised.checks = a.checks;
+    if let (Some(destination), Some(table)) = (destination, evidence.served_table()) {
+        check_destination(verifier, &mut appraised, destination, table);
+    }
     (appraised, not_after)
+}
+
+/// On a certificate that declares what it serves: `ratls.route`, the endpoint the request
+/// reaches, and the policy's module rule applied to that endpoint's module in place of the
+/// evidence's (which names none).
+fn check_destination(
+    verifier: &Verifier,
+    a: &mut Appraisal,
+    destination: &Destination,
+    table: Result<lamina_types::ingress::ServedTable, lamina_types::ingress::ServedTableError>,
+) {
+    let table = match table {
+        Ok(table) => table,
+        Err(e) => {
+            a.fail("ratls.route", e.to_string());
+            return;
+        }
+    };
+    let Some(endpoint) = table.endpoint_for(destination.host.as_deref(), &destination.path) else {
+        a.fail(
+            "ratls.route",
+            format!(
+                "nothing this server declares serves {}{}: no module can be checked for it",
+                destination.host.as_deref().unwrap_or(""),
+                destination.path
+            ),
+        );
+        return;
+    };
+    a.pass(
+        "ratls.route",
+        format!(
+            "{}{} is workload {} (replica {}), module {}",
+            destination.host.as_deref().unwrap_or(""),
+            destination.path,
+            endpoint.workload,
+            endpoint.replica,
+            endpoint.module
+        ),
+    );
+    if let Some(policy) = &verifier.policy {
+        a.checks.retain(|c| c.name != "policy.module_hash");
+        a.check("policy.module_hash", policy.allows_module(&endpoint.module));
+    }
 }
 
 fn check_validity(a: &mut Appraisal, cert: &X509Certificate<'_>, at: SystemTime) -> Option<SystemTime> {
@@ -139,6 +223,9 @@ struct Core {
     observer: Option<Observer>,
     cache_ttl: Duration,
     state: Arc<State>,
+    /// Where the requests over this verifier's connections go, for servers that declare what
+    /// they serve.
+    destination: Option<Arc<Destination>>,
 }
 
 #[derive(Default)]
@@ -162,6 +249,7 @@ impl Core {
             observer: None,
             cache_ttl: DEFAULT_CACHE_TTL,
             state: Arc::default(),
+            destination: None,
         }
     }
 
@@ -172,7 +260,8 @@ impl Core {
             self.record(appraisal);
             return Ok(());
         }
-        let (appraisal, not_after) = appraise(&self.verifier, end_entity, self.collateral.as_deref(), at);
+        let (appraisal, not_after) =
+            appraise(&self.verifier, end_entity, self.collateral.as_deref(), at, self.destination.as_deref());
         let verified = appraisal.verified();
         let refusal = (!verified).then(|| Refusal::of(&appraisal));
         if verified {
@@ -294,6 +383,18 @@ pub struct AttestedServerVerifier {
 
 impl AttestedServerVerifier {
     builder_methods!();
+
+    /// Requests over this verifier's connections go to `destination`: on a server whose
+    /// certificate declares the modules behind its routes (a node's ingress), the route must be
+    /// declared and its module pass the policy. Without a destination such a server passes
+    /// only a policy that allows any module.
+    #[must_use]
+    pub fn for_destination(mut self, destination: Destination) -> Self {
+        self.core.destination = Some(Arc::new(destination));
+        // A remembered appraisal was of another destination's route.
+        self.core.state = Arc::default();
+        self
+    }
 }
 
 impl ServerCertVerifier for AttestedServerVerifier {

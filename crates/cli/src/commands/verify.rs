@@ -70,8 +70,12 @@ fn appraise_url(args: &VerifyArgs, url: &str) -> anyhow::Result<Appraisal> {
         add_cert(EvidenceKind::Ratls, &file, &mut anchors, &mut endorsements)
             .with_context(|| format!("cannot use {}", path.display()))?;
     }
+    // A node's ingress declares the module behind each route: the policy's module rule is
+    // applied to the one this URL reaches.
+    let destination = lamina_attest::ratls::Destination::of_url(url).map_err(anyhow::Error::msg)?;
     let mut server = lamina_attest::ratls::AttestedServerVerifier::new(Verifier::new(policy, anchors))
-        .with_cache_ttl(std::time::Duration::ZERO);
+        .with_cache_ttl(std::time::Duration::ZERO)
+        .for_destination(destination);
     if let Some(path) = &args.collateral {
         server = server.with_collateral(
             std::fs::read(path).with_context(|| format!("cannot read the collateral {}", path.display()))?,
