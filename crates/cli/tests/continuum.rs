@@ -1028,3 +1028,82 @@ fn a_node_serves_an_http_workload_on_its_attested_ingress_until_it_is_undeployed
     let table = evidence.served_table().expect("a table").expect("well-formed");
     assert!(table.endpoints.is_empty(), "{table:?}");
 }
+
+/// A workload asking for an attested endpoint of its own (`attestation = "instance"`) is given
+/// a certificate for its host whose evidence names its module, chosen by the name the client
+/// asks for; other names get the node's certificate, which declares the table. A node without
+/// `--ingress` does not start an HTTP workload and says why in its heartbeat.
+#[test]
+fn an_instance_attested_endpoint_has_a_certificate_of_its_own_and_a_node_without_ingress_says_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let ingress = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let _running = plane_and_node(dir.path(), &["--ingress", &ingress.to_string()]);
+    let module = common::component("p3-service");
+    let module_hash = lamina_types::ModuleHash::of(&std::fs::read(&module).expect("the component"));
+    let app = dir.path().join("app.toml");
+    std::fs::write(
+        &app,
+        format!(
+            "[[workload]]\nname = \"api\"\nmodule = \"{}\"\n[workload.http]\nroutes = [\"/\"]\nhost = \"api.example\"\n\
+             attestation = \"instance\"\n",
+            module.display()
+        ),
+    )
+    .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let mut answer = (0, String::new(), Vec::new());
+    wait_for("the workload to answer on its host", Duration::from_secs(90), || {
+        answer = attested_get(ingress, "api.example", "/");
+        answer.0 == 200
+    });
+    let evidence = lamina_attest::ratls::parse_extension(&answer.2).expect("an attested certificate");
+    assert!(evidence.served_table().is_none(), "the instance's own certificate");
+    let lamina_attest::ratls::RatlsPayload::Lamina(envelope) = &evidence.extension.payload else {
+        panic!("Lamina evidence")
+    };
+    let claims = envelope.decode_claims().expect("claims");
+    assert_eq!(claims.module_hash, Some(module_hash), "its evidence names its module");
+    // Another name: the node's certificate, and no workload for that host.
+    let other = attested_get(ingress, "other.example", "/");
+    assert_eq!(other.0, 404);
+    let table = lamina_attest::ratls::parse_extension(&other.2)
+        .expect("an attested certificate")
+        .served_table()
+        .expect("the node's table")
+        .expect("well-formed");
+    assert_eq!(table.endpoints.len(), 1);
+
+    // A second node without an ingress, the only one in zone `far`: the workload does not start
+    // there, and the node says why.
+    let token = texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let _far = Process(
+        Command::new(env!("CARGO_BIN_EXE_lamina"))
+            .args(["node", "--name", "far-1", "--platform", "sim", "--heartbeat", "200ms", "--zone", "far"])
+            .args(["--join", &token, "--state"])
+            .arg(dir.path().join("far"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lamina node starts"),
+    );
+    std::fs::write(
+        &app,
+        format!(
+            "[[workload]]\nname = \"far-web\"\nmodule = \"{}\"\n[workload.http]\nroutes = [\"/far\"]\n\
+             [workload.constraints]\nzones = [\"far\"]\n",
+            module.display()
+        ),
+    )
+    .expect("write");
+    wait_for("the second node to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"].as_array().is_some_and(|n| n.len() == 2)
+    });
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    wait_for("the node without an ingress to say why", Duration::from_secs(60), || {
+        status_json(&state)["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["name"] == "far-1" && n["degraded"].as_str().is_some_and(|d| d.contains("--ingress")))
+    });
+}
