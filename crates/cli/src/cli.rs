@@ -172,6 +172,11 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "ADDR")]
     pub(crate) ingress: Option<std::net::SocketAddr>,
 
+    /// How clients reach the ingress (https://HOST:PORT), as the control plane's endpoints
+    /// tell them; needed when --ingress listens on all addresses (0.0.0.0 or [::]).
+    #[arg(long, value_name = "URL", requires = "ingress")]
+    pub(crate) ingress_url: Option<String>,
+
     /// The device profile of the node's engine (server, edge, tiny; see `lamina run
     /// --profile`): the control plane compiles the node's artifacts for it. A board with a
     /// small address space needs edge or tiny.

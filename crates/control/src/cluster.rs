@@ -48,6 +48,8 @@ pub enum Event {
         instances: Vec<InstanceReport>,
         /// Why it cannot start instances, if it cannot.
         degraded: Option<String>,
+        /// Where its ingress serves, if it has one.
+        ingress: Option<String>,
     },
     /// Workloads deployed (added or replaced by name).
     Deployed(Deployment),
@@ -111,6 +113,7 @@ impl Cluster {
                     attested_at: Some(now),
                     attestation_failure: None,
                     state: NodeState::Ready,
+                    ingress: previous.as_ref().and_then(|p| p.ingress.clone()),
                     instances: previous.map(|p| p.instances).unwrap_or_default(),
                     degraded: None,
                 };
@@ -129,16 +132,18 @@ impl Cluster {
                     }
                 }
             }
-            Event::Heartbeat { node, instances, degraded } => {
+            Event::Heartbeat { node, instances, degraded, ingress } => {
                 let record = self.nodes.get_mut(&node).ok_or(StepError::UnknownNode(node.clone()))?;
                 record.last_seen = now;
                 record.instances = instances;
                 record.degraded = degraded;
+                let ingress_changed = record.ingress != ingress;
+                record.ingress = ingress;
                 // A heartbeat that leaves the node's standing as it was changes no plan: the
                 // common case, handled without re-planning (standings that lapse with time are
                 // the tick's to find).
                 let record = &self.nodes[&node];
-                if self.standing(record, now) == record.state {
+                if !ingress_changed && self.standing(record, now) == record.state {
                     return Ok(Vec::new());
                 }
             }
@@ -157,6 +162,31 @@ impl Cluster {
             Event::Tick => {}
         }
         Ok(self.reconcile(now))
+    }
+
+    /// Where the HTTP workloads are served: each placed instance of one whose node has an
+    /// ingress, in placement order. Computed from the plan, so an endpoint moves with its replica.
+    pub fn endpoints(&self) -> Vec<lamina_wire::Endpoint> {
+        self.plan
+            .placements
+            .iter()
+            .filter_map(|p| {
+                let service = self.workloads.get(&p.workload)?.http.clone()?;
+                let node = self.nodes.get(&p.node)?;
+                let url = node.ingress.clone()?;
+                let running = node.instances.iter().any(|i| {
+                    i.workload == p.workload && i.replica == p.replica && i.state == lamina_wire::InstanceState::Running
+                });
+                Some(lamina_wire::Endpoint {
+                    workload: p.workload.clone(),
+                    replica: p.replica,
+                    node: p.node.clone(),
+                    url,
+                    service,
+                    running,
+                })
+            })
+            .collect()
     }
 
     fn standing(&self, node: &NodeRecord, now: u64) -> NodeState {
@@ -189,8 +219,11 @@ impl Cluster {
                 n.state = state;
             }
         }
-        let nodes: Vec<Node> =
-            self.nodes.values().map(|n| Node { spec: n.spec.clone(), ready: n.state == NodeState::Ready }).collect();
+        let nodes: Vec<Node> = self
+            .nodes
+            .values()
+            .map(|n| Node { spec: n.spec.clone(), ready: n.state == NodeState::Ready, ingress: n.ingress.is_some() })
+            .collect();
         let workloads: Vec<Workload> = self.workloads.values().map(Workload::from).collect();
         self.plan = schedule(&workloads, &nodes, &self.plan.placements);
         let mut changed = Vec::new();

@@ -67,6 +67,9 @@ pub struct NodeOptions {
     /// Where to serve the routes of the HTTP instances placed on this node (attested HTTPS),
     /// if anywhere; without it, HTTP workloads do not start here.
     pub ingress: Option<std::net::SocketAddr>,
+    /// How clients reach the ingress (`https://HOST:PORT`), as the control plane tells them;
+    /// by default `https://` and the address it listens on, which must then name a host.
+    pub ingress_url: Option<String>,
     /// The device profile of its engine: the control plane compiles its artifacts for it.
     pub profile: lamina_types::Profile,
     /// The bounds of each instance's output log.
@@ -96,6 +99,7 @@ impl NodeOptions {
             nats: None,
             metrics: None,
             ingress: None,
+            ingress_url: None,
             profile: lamina_types::Profile::Server,
             logs: crate::LogLimits::default(),
             sealed_absent: lamina_seal::Absent::Refuse,
@@ -318,8 +322,10 @@ impl Agent {
             }
             None => None,
         };
-        let ingress =
-            options.ingress.map(|addr| crate::ingress::Ingress::start(addr, platform.as_ref())).transpose()?;
+        let ingress = options
+            .ingress
+            .map(|addr| crate::ingress::Ingress::start(addr, options.ingress_url.clone(), platform.as_ref()))
+            .transpose()?;
         Ok(Agent {
             identity,
             options,
@@ -376,6 +382,7 @@ impl Agent {
                 instances: self.reports(),
                 logs: self.new_output(),
                 degraded: self.degraded(),
+                ingress: self.ingress.as_ref().map(|i| i.url().to_owned()),
             };
             let sent = Instant::now();
             let answer =

@@ -33,6 +33,7 @@ struct Served {
 /// The node's ingress: its serving thread, routing table and certificates.
 pub(crate) struct Ingress {
     addr: SocketAddr,
+    url: String,
     router: Arc<Router>,
     certs: Arc<RenewableCert>,
     served: Mutex<BTreeMap<String, Served>>,
@@ -60,7 +61,22 @@ impl Ingress {
     /// # Errors
     /// When the address cannot be listened on, the platform cannot attest, or the serving
     /// thread cannot start.
-    pub(crate) fn start(addr: SocketAddr, platform: &dyn Platform) -> Result<Self, AgentError> {
+    pub(crate) fn start(addr: SocketAddr, url: Option<String>, platform: &dyn Platform) -> Result<Self, AgentError> {
+        let url = match url {
+            Some(url) if url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
+            Some(url) => {
+                return Err(AgentError::State(format!(
+                    "--ingress-url {url}: clients reach the ingress over https://; give https://HOST:PORT"
+                )));
+            }
+            None if addr.ip().is_unspecified() => {
+                return Err(AgentError::State(format!(
+                    "the ingress listens on {addr}, which names no host clients can reach: say how they reach it with \
+                     --ingress-url https://HOST:PORT"
+                )));
+            }
+            None => String::new(),
+        };
         let runtime_measurement = lamina_tee::runtime_measurement().unwrap_or_else(|_| vec![0; 32]);
         let first = node_cert(platform, &runtime_measurement, &ServedTable::default())?;
         let certs = Arc::new(
@@ -109,9 +125,11 @@ impl Ingress {
                 });
             })
             .map_err(|e| AgentError::State(format!("cannot start the ingress thread: {e}")))?;
-        tracing::info!("ingress on https://{addr}/");
+        let url = if url.is_empty() { format!("https://{addr}") } else { url };
+        tracing::info!("ingress on https://{addr}/ (clients reach it at {url})");
         Ok(Self {
             addr,
+            url,
             router,
             certs,
             served: Mutex::new(BTreeMap::new()),
@@ -125,6 +143,11 @@ impl Ingress {
     /// The address it listens on.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How clients reach it.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// Serves an instance's routes with `handler`, and reissues the certificates to say so.
@@ -156,13 +179,19 @@ impl Ingress {
             }
             _ => None,
         };
-        self.router
-            .insert(&key, workload.as_str(), service.clone(), handler)
-            .map_err(|e| AgentError::Protocol(format!("{key}: {e}")))?;
-        if let Err(e) = self.install(&node, own.as_ref()) {
-            // Not declared, so not served.
-            let _ = self.router.remove(&key);
-            return Err(e);
+        // Declared before it is served: a client never reaches a route its certificate does not
+        // declare (until then the route answers 404).
+        self.install(&node, own.as_ref())?;
+        if let Err(e) = self.router.insert(&key, workload.as_str(), service.clone(), handler) {
+            if let Some((host, _)) = &own {
+                self.certs.remove_name(host);
+            }
+            let table = ServedTable::new(served.values().map(|s| s.endpoint.clone()).collect());
+            if let Err(e) = node_cert(platform, &self.runtime_measurement, &table).and_then(|c| self.install(&c, None))
+            {
+                tracing::warn!("the ingress certificate still declares {key}, which is not served: {e}");
+            }
+            return Err(AgentError::Protocol(format!("{key}: {e}")));
         }
         served.insert(key, Served { endpoint });
         Ok(())
@@ -172,7 +201,6 @@ impl Ingress {
     /// reissued without it); the requests it has are waited for up to `wait`.
     pub(crate) fn stop_serving(&self, platform: &dyn Platform, workload: &WorkloadName, replica: u32, wait: Duration) {
         let key = key(workload, replica);
-        let drained: Option<Drained> = self.router.remove(&key);
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(gone) = served.remove(&key)
             && let Some(host) = &gone.endpoint.service.host
@@ -189,6 +217,9 @@ impl Ingress {
             }
             Err(e) => tracing::warn!("the ingress certificate could not be reissued without {key}: {e}"),
         }
+        // No longer declared, then no longer served: a client never reaches a route its
+        // certificate does not declare.
+        let drained: Option<Drained> = self.router.remove(&key);
         if let Some(drained) = drained
             && !drained.wait(wait)
         {

@@ -51,6 +51,9 @@ pub struct Node {
     /// Enrolled, attested and heard from recently; a node that is not ready gets nothing and
     /// loses what it had.
     pub ready: bool,
+    /// It serves HTTP workloads (it runs an ingress): only such nodes get them.
+    #[serde(default)]
+    pub ingress: bool,
 }
 
 /// A workload to place (what the scheduler needs of a [`lamina_types::WorkloadSpec`]).
@@ -64,6 +67,9 @@ pub struct Workload {
     pub memory: ByteSize,
     /// Where it may run.
     pub constraints: Constraints,
+    /// It serves HTTP: only nodes with an ingress take it.
+    #[serde(default)]
+    pub serves_http: bool,
 }
 
 /// One instance of a workload on a node.
@@ -120,13 +126,22 @@ enum Filter {
     Platform,
     Labels,
     MinMemory,
+    Ingress,
 }
 
-const FILTERS: [Filter; 6] =
-    [Filter::Ready, Filter::Zone, Filter::Architecture, Filter::Platform, Filter::Labels, Filter::MinMemory];
+const FILTERS: [Filter; 7] = [
+    Filter::Ready,
+    Filter::Zone,
+    Filter::Architecture,
+    Filter::Platform,
+    Filter::Labels,
+    Filter::MinMemory,
+    Filter::Ingress,
+];
 
 impl Filter {
-    fn passes(self, node: &Node, c: &Constraints) -> bool {
+    fn passes(self, node: &Node, w: &Workload) -> bool {
+        let c = &w.constraints;
         match self {
             Filter::Ready => node.ready,
             Filter::Zone => c.zones.is_empty() || c.zones.contains(&node.spec.zone),
@@ -134,12 +149,14 @@ impl Filter {
             Filter::Platform => c.platforms.is_empty() || c.platforms.contains(&node.spec.platform),
             Filter::Labels => c.labels.iter().all(|(k, v)| node.spec.labels.get(k) == Some(v)),
             Filter::MinMemory => c.min_memory.is_none_or(|m| node.spec.memory >= m),
+            Filter::Ingress => !w.serves_http || node.ingress,
         }
     }
 
     /// What this filter asks, as a predicate (`offers platform snp`) and as a qualifier of the
     /// nodes that passed it (`with platform snp`); `None` when it asks nothing.
-    fn describe(self, c: &Constraints) -> Option<(String, String)> {
+    fn describe(self, w: &Workload) -> Option<(String, String)> {
+        let c = &w.constraints;
         let list = |items: Vec<String>| items.join(" or ");
         let text = match self {
             Filter::Ready => return None,
@@ -167,29 +184,32 @@ impl Filter {
                 let m = c.min_memory?;
                 (format!("offers at least {m}"), format!("with at least {m}"))
             }
+            Filter::Ingress if !w.serves_http => return None,
+            Filter::Ingress => {
+                ("serves HTTP (start nodes with --ingress ADDR)".to_owned(), "with an ingress".to_owned())
+            }
         };
         Some(text)
     }
 }
 
-/// Whether a node satisfies a workload's constraints (capacity aside).
-pub fn eligible(node: &Node, constraints: &Constraints) -> bool {
-    FILTERS.iter().all(|f| f.passes(node, constraints))
+/// Whether a node satisfies a workload's constraints and needs (capacity aside).
+pub fn eligible(node: &Node, workload: &Workload) -> bool {
+    FILTERS.iter().all(|f| f.passes(node, workload))
 }
 
 /// Why no node is eligible: the filters in order, until the candidates run out.
 fn explain(workload: &Workload, nodes: &[Node], free: &BTreeMap<&str, u64>) -> String {
-    let c = &workload.constraints;
     if nodes.is_empty() {
         return "no node has joined".into();
     }
     let mut left: Vec<&Node> = nodes.iter().collect();
     let mut said: Vec<String> = Vec::new();
     for filter in FILTERS {
-        let next: Vec<&Node> = left.iter().copied().filter(|n| filter.passes(n, c)).collect();
+        let next: Vec<&Node> = left.iter().copied().filter(|n| filter.passes(n, workload)).collect();
         if next.is_empty() {
             let scope = if said.is_empty() { String::new() } else { format!(" {}", said.join(" ")) };
-            return match filter.describe(c) {
+            return match filter.describe(workload) {
                 None => "no node is ready (none is enrolled, attested and heard from)".into(),
                 Some((predicate, _)) if said.is_empty() && filter == Filter::Zone => {
                     format!("no ready node {predicate}")
@@ -197,7 +217,7 @@ fn explain(workload: &Workload, nodes: &[Node], free: &BTreeMap<&str, u64>) -> S
                 Some((predicate, _)) => format!("no node{scope} {predicate}"),
             };
         }
-        if let Some((_, qualifier)) = filter.describe(c) {
+        if let Some((_, qualifier)) = filter.describe(workload) {
             said.push(qualifier);
         }
         left = next;
@@ -248,7 +268,7 @@ pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -
                 continue;
             }
             let Some(&i) = index.get(p.node.as_str()) else { continue };
-            if !eligible(&nodes[i], &w.constraints) || free[i] < w.memory.bytes() {
+            if !eligible(&nodes[i], w) || free[i] < w.memory.bytes() {
                 replicas.remove(&p.replica);
                 continue;
             }
@@ -271,7 +291,7 @@ pub fn schedule(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -
                 per_zone[zone_of[i]] += 1;
             }
         }
-        let candidates: Vec<usize> = (0..nodes.len()).filter(|&i| eligible(&nodes[i], &w.constraints)).collect();
+        let candidates: Vec<usize> = (0..nodes.len()).filter(|&i| eligible(&nodes[i], w)).collect();
         let need = w.memory.bytes();
         let mut missing = 0;
         for replica in (0..w.replicas).filter(|r| !taken.contains(r)) {
@@ -310,6 +330,7 @@ impl From<&lamina_types::WorkloadSpec> for Workload {
             replicas: spec.replicas,
             memory: spec.memory,
             constraints: spec.constraints.clone(),
+            serves_http: spec.http.is_some(),
         }
     }
 }

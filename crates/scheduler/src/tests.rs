@@ -12,6 +12,7 @@ fn node(name: &str, zone: &str, platform: PlatformKind, target: Target, mib: u64
             zone: zone.into(),
         },
         ready: true,
+        ingress: false,
     }
 }
 
@@ -21,7 +22,7 @@ fn wname(name: &str) -> WorkloadName {
 }
 
 fn workload(name: &str, replicas: u32, mib: u64, constraints: Constraints) -> Workload {
-    Workload { name: wname(name), replicas, memory: ByteSize::mib(mib), constraints }
+    Workload { name: wname(name), replicas, memory: ByteSize::mib(mib), constraints, serves_http: false }
 }
 
 fn continuum() -> Vec<Node> {
@@ -134,8 +135,8 @@ fn fewer_replicas_stop_the_highest() {
 }
 
 fn arb_node() -> impl Strategy<Value = Node> {
-    (0usize..3, 0usize..6, 0usize..3, 0u64..2048, proptest::option::of(0u8..2), any::<bool>()).prop_map(
-        |(t, p, z, mib, label, ready)| Node {
+    (0usize..3, 0usize..6, 0usize..3, 0u64..2048, proptest::option::of(0u8..2), any::<bool>(), any::<bool>()).prop_map(
+        |(t, p, z, mib, label, ready, ingress)| Node {
             spec: NodeSpec {
                 name: String::new(),
                 target: Target::ALL[t],
@@ -145,6 +146,7 @@ fn arb_node() -> impl Strategy<Value = Node> {
                 zone: format!("z{z}"),
             },
             ready,
+            ingress,
         },
     )
 }
@@ -157,8 +159,9 @@ fn arb_workload() -> impl Strategy<Value = Workload> {
         proptest::collection::vec(0usize..6, 0..3),
         proptest::collection::vec(0usize..3, 0..2),
         proptest::option::of(0u8..2),
+        any::<bool>(),
     )
-        .prop_map(|(replicas, mib, t, p, z, label)| Workload {
+        .prop_map(|(replicas, mib, t, p, z, label, serves_http)| Workload {
             name: wname("w"),
             replicas,
             memory: ByteSize::mib(mib),
@@ -169,7 +172,28 @@ fn arb_workload() -> impl Strategy<Value = Workload> {
                 labels: label.map(|l| BTreeMap::from([("tier".to_owned(), l.to_string())])).unwrap_or_default(),
                 min_memory: None,
             },
+            serves_http,
         })
+}
+
+#[test]
+fn an_http_workload_goes_only_to_nodes_with_an_ingress_and_says_so_when_none_has_one() {
+    let mut nodes = vec![
+        node("plain", "edge", PlatformKind::Sim, Target::X86_64Linux, 1024),
+        node("serving", "edge", PlatformKind::Sim, Target::X86_64Linux, 1024),
+    ];
+    nodes[1].ingress = true;
+    let web = Workload { serves_http: true, ..workload("web", 2, 64, Constraints::default()) };
+    let plan = schedule(std::slice::from_ref(&web), &nodes, &[]);
+    assert!(plan.placements.iter().all(|p| p.node == "serving"), "{plan:?}");
+    assert_eq!(plan.placements.len(), 2);
+    // A command workload goes anywhere.
+    let plan = schedule(&[workload("job", 2, 64, Constraints::default())], &nodes, &[]);
+    assert!(plan.placements.iter().any(|p| p.node == "plain"), "{plan:?}");
+    nodes[1].ingress = false;
+    let plan = schedule(&[web], &nodes, &[]);
+    assert_eq!(plan.unplaced.len(), 1);
+    assert_eq!(plan.unplaced[0].reason, "no node serves HTTP (start nodes with --ingress ADDR)");
 }
 
 fn named<T>(items: Vec<T>, prefix: &str, set: impl Fn(&mut T, String)) -> Vec<T> {
@@ -199,7 +223,7 @@ proptest! {
         for p in &plan.placements {
             let w = workloads.iter().find(|w| w.name == p.workload).expect("a known workload");
             let n = by_name[p.node.as_str()];
-            prop_assert!(eligible(n, &w.constraints), "{p:?} breaks the constraints");
+            prop_assert!(eligible(n, w), "{p:?} breaks the constraints");
             *used.entry(n.spec.name.as_str()).or_default() += w.memory.bytes();
         }
         for (name, bytes) in used {
@@ -224,7 +248,7 @@ proptest! {
     ) {
         let nodes: Vec<Node> = named(nodes, "n", |n, s| n.spec.name = s)
             .into_iter()
-            .map(|n| Node { spec: NodeSpec { memory: ByteSize::gib(64), ..n.spec }, ready: true })
+            .map(|n| Node { spec: NodeSpec { memory: ByteSize::gib(64), ..n.spec }, ready: true, ingress: false })
             .collect();
         let plan = schedule(&[workload("w", replicas, 1, Constraints::default())], &nodes, &[]);
         let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
@@ -262,7 +286,7 @@ fn reference(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> P
             }
             let Some(node) = by_name.get(p.node.as_str()) else { continue };
             let room = free.get(node.spec.name.as_str()).copied().unwrap_or(0);
-            if !eligible(node, &w.constraints) || room < w.memory.bytes() {
+            if !eligible(node, w) || room < w.memory.bytes() {
                 replicas.remove(&p.replica);
                 continue;
             }
@@ -280,7 +304,7 @@ fn reference(workloads: &[Workload], nodes: &[Node], current: &[Placement]) -> P
             let per_node = reference_count(&placed, &by_name, |n| n.spec.name.as_str());
             let choice = nodes
                 .iter()
-                .filter(|n| eligible(n, &w.constraints))
+                .filter(|n| eligible(n, w))
                 .filter(|n| free.get(n.spec.name.as_str()).copied().unwrap_or(0) >= w.memory.bytes())
                 .min_by_key(|n| {
                     (

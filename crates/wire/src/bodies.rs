@@ -238,6 +238,10 @@ pub struct HeartbeatRequest {
     /// platform); `None` when it can. While it says so it gets no new placements.
     #[serde(default)]
     pub degraded: Option<String>,
+    /// Where its ingress serves HTTP workloads (`https://HOST:PORT`), when it has one: only
+    /// such nodes get them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<String>,
 }
 
 /// The most output a heartbeat may carry per instance.

@@ -333,6 +333,14 @@ impl ControlClient {
         self.get(paths::STATUS)
     }
 
+    /// `GET /v1/endpoints`: where the HTTP workloads are served (operator).
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn endpoints(&self) -> Result<crate::Endpoints, ClientError> {
+        self.get(paths::ENDPOINTS)
+    }
+
     /// `POST /v1/nodes/enroll`: a node enrols with a join token and evidence, over TLS with
     /// its attested certificate.
     ///

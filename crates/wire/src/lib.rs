@@ -25,4 +25,4 @@ pub use client::{ClientError, ControlClient, spki_fingerprint, tls_config};
 pub use desired::{Assignment, DesiredState, InstanceReport, InstanceState, SignedDesired};
 pub use evidence::Evidence;
 pub use lamina_scheduler::NodeSpec;
-pub use status::{NodeRecord, NodeState, Status};
+pub use status::{Endpoint, Endpoints, NodeRecord, NodeState, Status};

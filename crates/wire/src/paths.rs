@@ -37,6 +37,8 @@ pub const DEPLOYMENTS: &str = "/v1/deployments";
 pub const DEPLOYMENT: &str = "/v1/deployments/{name}";
 /// `GET` (admin): nodes, placements and what could not be placed.
 pub const STATUS: &str = "/v1/status";
+/// Where the HTTP workloads are served.
+pub const ENDPOINTS: &str = "/v1/endpoints";
 /// `POST` (attested TLS): a node enrols.
 pub const ENROL: &str = "/v1/nodes/enroll";
 /// `DELETE` (admin): remove a node.

@@ -66,6 +66,33 @@ pub struct NodeRecord {
     /// Why it cannot start instances, as its last heartbeat said; `None` when it can.
     #[serde(default)]
     pub degraded: Option<String>,
+    /// Where its ingress serves HTTP workloads, as its last heartbeat said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<String>,
+}
+
+/// Where one instance of an HTTP workload is served: `GET /v1/endpoints`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The workload.
+    pub workload: lamina_types::WorkloadName,
+    /// Which replica.
+    pub replica: u32,
+    /// The node it is placed on.
+    pub node: String,
+    /// The node's ingress (`https://HOST:PORT`).
+    pub url: String,
+    /// Its routes, host and attestation.
+    pub service: lamina_types::ingress::HttpService,
+    /// Whether the node last reported the instance running.
+    pub running: bool,
+}
+
+/// `GET /v1/endpoints`: where the HTTP workloads are served, placement by placement.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Every placed instance of an HTTP workload, in placement order.
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// `GET /v1/status`: the nodes, every placement, what could not be placed, and the workloads.
@@ -79,6 +106,9 @@ pub struct Status {
     pub unplaced: Vec<Unplaced>,
     /// The names of the deployed workloads.
     pub workloads: Vec<lamina_types::WorkloadName>,
+    /// Where the HTTP workloads are served (as `GET /v1/endpoints` says).
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl Status {

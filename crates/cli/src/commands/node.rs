@@ -38,6 +38,7 @@ pub(crate) fn node(args: NodeArgs) -> anyhow::Result<i32> {
         nats: args.nats.clone(),
         metrics: args.metrics,
         ingress: args.ingress,
+        ingress_url: args.ingress_url.clone(),
         profile: args.profile,
         logs: lamina_node::LogLimits {
             max_file: args.log_max_file.bytes().max(1),

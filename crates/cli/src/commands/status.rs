@@ -75,4 +75,22 @@ fn print_status(status: &lamina_wire::Status) {
         let missing = format!("{}x", u.missing);
         println!("{:<20} {missing:<8} {:<16} unplaced: {}", u.workload, "-", u.reason);
     }
+    if !status.endpoints.is_empty() {
+        println!();
+        println!("{:<20} {:<8} {:<16} {:<28} {:<10} ROUTES", "ENDPOINT", "REPLICA", "NODE", "URL", "ATTESTED");
+        for e in &status.endpoints {
+            let routes: Vec<String> = e.service.routes.iter().map(ToString::to_string).collect();
+            let host = e.service.host.as_ref().map_or(String::new(), |h| format!(" (host {h})"));
+            println!(
+                "{:<20} {:<8} {:<16} {:<28} {:<10} {}{host}{}",
+                e.workload,
+                e.replica,
+                e.node,
+                e.url,
+                e.service.attestation.name(),
+                routes.join(" "),
+                if e.running { "" } else { " [not running]" }
+            );
+        }
+    }
 }

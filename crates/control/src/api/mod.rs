@@ -392,6 +392,7 @@ pub fn router(control: Shared) -> Router {
         .route(paths::ARTIFACT, get(artifact))
         .route(paths::DEPLOYMENT, delete(undeploy))
         .route(paths::STATUS, get(status))
+        .route(paths::ENDPOINTS, get(endpoints))
         .route(paths::ENROL, post(enroll))
         .route(paths::NODE, delete(remove_node))
         .route(paths::CLUSTER_KEY, post(release_cluster_key))

@@ -122,7 +122,15 @@ pub(super) async fn heartbeat(
     }
     c.metrics.heartbeats.inc();
     let changed = c
-        .step(Event::Heartbeat { node: name.clone(), instances: req.instances, degraded: req.degraded }, now())
+        .step(
+            Event::Heartbeat {
+                node: name.clone(),
+                instances: req.instances,
+                degraded: req.degraded,
+                ingress: req.ingress,
+            },
+            now(),
+        )
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     if !changed.is_empty() {
         c.persist()?;

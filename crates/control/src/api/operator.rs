@@ -88,7 +88,14 @@ pub(super) async fn status(_: Admin, State(c): State<Shared>) -> ApiResult<Json<
         placements: r.plan.placements.clone(),
         unplaced: r.plan.unplaced.clone(),
         workloads: r.workloads.keys().cloned().collect(),
+        endpoints: r.endpoints(),
     }))
+}
+
+/// Where the HTTP workloads are served: each placed instance of one, on its node's ingress.
+pub(super) async fn endpoints(_: Admin, State(c): State<Shared>) -> ApiResult<Json<lamina_wire::Endpoints>> {
+    let c = lock(&c);
+    Ok(Json(lamina_wire::Endpoints { endpoints: c.cluster.endpoints() }))
 }
 
 /// The recent output of a workload's instances.

@@ -55,7 +55,8 @@ fn on(r: &Cluster, node: &str) -> Vec<String> {
 
 fn beat(r: &mut Cluster, nodes: &[&str], now: u64) {
     for n in nodes {
-        r.step(Event::Heartbeat { node: (*n).into(), instances: Vec::new(), degraded: None }, now).expect("heartbeat");
+        r.step(Event::Heartbeat { node: (*n).into(), instances: Vec::new(), degraded: None, ingress: None }, now)
+            .expect("heartbeat");
     }
 }
 
@@ -132,7 +133,7 @@ fn unknown_nodes_and_workloads_are_refused_without_change() {
     let mut r = continuum();
     let before = r.clone();
     assert_eq!(
-        r.step(Event::Heartbeat { node: "ghost".into(), instances: Vec::new(), degraded: None }, 1001),
+        r.step(Event::Heartbeat { node: "ghost".into(), instances: Vec::new(), degraded: None, ingress: None }, 1001),
         Err(StepError::UnknownNode("ghost".into()))
     );
     assert_eq!(r.step(Event::Undeployed("nope".into()), 1001), Err(StepError::UnknownWorkload("nope".into())));
@@ -152,12 +153,56 @@ fn a_node_that_cannot_start_instances_gets_none_and_its_instances_move() {
     let mut r = continuum();
     assert!(!on(&r, "edge-1").is_empty());
     let reason = "cannot start filter/0: Too many open files (os error 24)";
-    r.step(Event::Heartbeat { node: "edge-1".into(), instances: Vec::new(), degraded: Some(reason.into()) }, 1010)
-        .expect("heartbeat");
+    r.step(
+        Event::Heartbeat { node: "edge-1".into(), instances: Vec::new(), degraded: Some(reason.into()), ingress: None },
+        1010,
+    )
+    .expect("heartbeat");
     assert_eq!(r.nodes["edge-1"].state, NodeState::Degraded { reason: reason.into() });
     assert!(on(&r, "edge-1").is_empty(), "nothing stays on a node that cannot start it");
     assert_eq!(on(&r, "edge-2").len(), 2, "both filters on the other edge node");
     // Once its heartbeats no longer say so, it is ready for new placements again.
     beat(&mut r, &["edge-1"], 1012);
     assert_eq!(r.nodes["edge-1"].state, NodeState::Ready);
+}
+
+#[test]
+fn an_http_workload_goes_to_nodes_with_an_ingress_and_its_endpoint_moves_with_its_replica() {
+    let mut r =
+        Cluster::new(Settings { lost_after: Duration::from_secs(15), attestation_valid_for: Duration::from_secs(600) });
+    for name in ["edge-1", "edge-2", "edge-3"] {
+        enroll(&mut r, name, "edge", Target::Aarch64Linux, 1000);
+    }
+    let ingress = |r: &mut Cluster, node: &str, url: Option<&str>, now: u64| {
+        r.step(
+            Event::Heartbeat { node: node.into(), instances: Vec::new(), degraded: None, ingress: url.map(Into::into) },
+            now,
+        )
+        .expect("heartbeat");
+    };
+    ingress(&mut r, "edge-1", Some("https://10.0.0.1:8443"), 1000);
+    ingress(&mut r, "edge-2", Some("https://10.0.0.2:8443"), 1000);
+    let app = "[[workload]]\nname = \"web\"\nmodule = \"web.wasm\"\n[workload.http]\nroutes = [\"/readings\"]\n";
+    r.step(Event::Deployed(Deployment::parse(app).expect("valid app")), 1000).expect("deploys");
+    assert!(on(&r, "edge-3").is_empty(), "a node without an ingress gets no HTTP workload");
+    let endpoints = r.endpoints();
+    assert_eq!(endpoints.len(), 1);
+    let first = endpoints[0].node.clone();
+    let other = if first == "edge-1" { "edge-2" } else { "edge-1" };
+    assert_eq!(endpoints[0].url, format!("https://10.0.0.{}:8443", &first[5..]));
+    assert_eq!(endpoints[0].service.routes[0].as_str(), "/readings");
+    assert!(!endpoints[0].running, "nothing reported yet");
+    // Its node is lost: the replica, and its endpoint, move to the other node with an ingress.
+    ingress(&mut r, other, Some(&format!("https://10.0.0.{}:8443", &other[5..])), 1010);
+    ingress(&mut r, "edge-3", None, 1010);
+    r.step(Event::Tick, 1016).expect("tick");
+    let endpoints = r.endpoints();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0].node, other);
+    // A node that starts an ingress later is told about at its next heartbeat.
+    ingress(&mut r, other, None, 1017);
+    assert!(r.endpoints().is_empty());
+    assert_eq!(r.plan.unplaced.len(), 1, "{:?}", r.plan);
+    ingress(&mut r, "edge-3", Some("https://10.0.0.3:8443"), 1018);
+    assert_eq!(r.endpoints().first().map(|e| e.node.as_str()), Some("edge-3"));
 }
