@@ -1056,6 +1056,20 @@ fn a_node_serves_an_http_workload_on_its_attested_ingress_until_it_is_undeployed
     let refused = output(lamina().args(["verify", "--url", &url, "--policy"]).arg(&policy));
     assert_code(&refused, 1);
     assert!(texts(&refused).0.contains("is not in module_hashes"), "{}", texts(&refused).0);
+    // The device example posts a reading once the route's module passes its policy, and sends
+    // nothing to an endpoint whose module it does not trust.
+    std::fs::write(&policy, format!("allow_sim = true\nmodule_hashes = [\"{module_hash}\"]\n")).expect("write");
+    let device = common::host_example("device");
+    let reading = r#"{"sensor":"s1","celsius":21.5}"#;
+    let posted = output(Command::new(&device).arg("--policy").arg(&policy).arg(format!("{url}echo")).arg(reading));
+    assert_code(&posted, 0);
+    let said = texts(&posted).0;
+    assert!(said.contains("verified: ") && said.contains("workload web"), "{said}");
+    assert!(said.contains(&format!("200 {reading}")), "{said}");
+    std::fs::write(&policy, format!("allow_sim = true\nmodule_hashes = [\"{other}\"]\n")).expect("write");
+    let refused = output(Command::new(&device).arg("--policy").arg(&policy).arg(format!("{url}echo")).arg(reading));
+    assert_code(&refused, 2);
+    assert!(texts(&refused).1.contains("before sending anything"), "{}", texts(&refused).1);
     // Undeployed: the route goes, and the certificate says so (a connection made before the
     // certificate was reissued may still see the old one, with the route already gone).
     assert_code(&cmd(&state, &["undeploy", "web"]), 0);

@@ -245,3 +245,17 @@ impl Signer {
         self.run_with(lamina())
     }
 }
+
+/// The path of one of `lamina-cli`'s own examples (`crates/cli/examples`, host programs),
+/// built on first use beside this test binary.
+pub fn host_example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(root()).args(["build", "--quiet", "-p", "lamina-cli", "--example", name]);
+        run_build(cmd, "the examples");
+    });
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    profile_dir.join("examples").join(name)
+}
