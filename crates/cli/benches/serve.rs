@@ -13,6 +13,11 @@
 //!   checking its certificate against a root), and requests per second on reused connections.
 //! - Memory: the server's resident memory with 1,000 requests in flight (each waiting a second
 //!   in the guest), less its resident memory idle.
+//! - A node's ingress against `lamina serve`: the same WASI 0.3 component deployed as an HTTP
+//!   workload to a sim node (`lamina node --ingress`, under a `lamina control` of its own) and
+//!   served by `lamina serve --attested-tls`, both over attested HTTPS with a fresh instance
+//!   per request, 16 connections; requests per second and CPU per request of the node's
+//!   process against the server's.
 //!
 //! `cargo bench -p lamina-cli --bench serve` (SECONDS per run, 5 by default; ROUNDS pairs of
 //! runs per case, 1 by default, the case's ratio the median pair's; CASES=WORD only the cases
@@ -544,6 +549,9 @@ fn main() {
     }
 
     attested_against_plain(&p3, &mut record, warmup, duration, measuring && !quick);
+    if only.is_empty() || "ingress".contains(&only) {
+        ingress_against_serve(&p3, &mut record, warmup, duration, rounds);
+    }
     memory_in_flight(&p3, wasmtime.as_deref(), &mut record, measuring);
 
     let build = if cfg!(debug_assertions) { "a debug build" } else { "a release build" };
@@ -669,6 +677,152 @@ fn attested_against_plain(p3: &Path, record: &mut Record, warmup: Duration, dura
     }
     record.metric("tls.rps_ratio", "attested over plain HTTPS req/s with reused connections", rps[1] / rps[0], "ratio");
     println!("reused connections, 16: plain HTTPS {:.0}/s, attested {:.0}/s ({:.2}x)", rps[0], rps[1], rps[1] / rps[0]);
+}
+
+/// A relying party's client configuration: the sim platform, the component's module, and the
+/// route it calls (a node's ingress declares the module behind each route).
+fn attested_client(module_file: &Path, dir: &Path) -> Arc<rustls::ClientConfig> {
+    let module = lamina_types::ModuleHash::of(&std::fs::read(module_file).expect("component"));
+    let policy_path = dir.join("client-policy.toml");
+    std::fs::write(&policy_path, format!("allow_sim = true\nmodule_hashes = [\"{module}\"]\n")).expect("policy");
+    let mut anchors = lamina_attest::TrustAnchors::default();
+    let policy = lamina_attest::Policy::load(&policy_path, &mut anchors).expect("policy");
+    let verifier =
+        lamina_attest::ratls::AttestedServerVerifier::new(lamina_attest::Verifier::new(Some(policy), anchors))
+            .for_destination(lamina_attest::ratls::Destination { host: Some("bench".into()), path: "/".into() });
+    let mut config = lamina_attest::ratls::relying_party_config(verifier).expect("config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A node's ingress against `lamina serve` (see the module docs): the ratio of requests per
+/// second, ingress over serve, the median of `rounds` alternating pairs.
+fn ingress_against_serve(p3: &Path, record: &mut Record, warmup: Duration, duration: Duration, rounds: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lamina = env!("CARGO_BIN_EXE_lamina");
+    let control_state = dir.path().join("control");
+    let control = Command::new(lamina)
+        .args(["control", "--danger-dev-allow-any-sim-node", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&control_state)
+        .env("LAMINA_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lamina control starts");
+    let _control = Server { child: control, addr: free_addr() };
+    let ready = |what: &str, check: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    ready("the control plane", &mut || control_state.join("address").exists());
+    let cli = |args: &[&str]| {
+        let out = Command::new(lamina)
+            .args(args)
+            .arg("--control-state")
+            .arg(&control_state)
+            .env_remove("LAMINA_ADMIN_TOKEN")
+            .output()
+            .expect("lamina runs");
+        assert!(out.status.success(), "lamina {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let token = cli(&["token", "create"]);
+    let ingress = free_addr();
+    let node = Command::new(lamina)
+        .args(["node", "--name", "bench-1", "--platform", "sim", "--heartbeat", "1s", "--ingress"])
+        .arg(ingress.to_string())
+        .args(["--join", &token, "--state"])
+        .arg(dir.path().join("node"))
+        .env("LAMINA_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lamina node starts");
+    let node = Server { child: node, addr: ingress };
+    let app = dir.path().join("app.toml");
+    std::fs::write(
+        &app,
+        format!("[[workload]]\nname = \"web\"\nmodule = \"{}\"\n[workload.http]\nroutes = [\"/\"]\n", p3.display()),
+    )
+    .expect("app");
+    ready("the node to enrol", &mut || cli(&["status", "--format", "json"]).contains("\"ready\""));
+    cli(&["deploy", app.to_str().expect("utf-8")]);
+    let tls = attested_client(p3, dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    ready("the ingress to serve the workload", &mut || {
+        runtime.block_on(async {
+            let Ok(mut sender) = connect(ingress, &Some((Arc::clone(&tls), "bench"))).await else { return false };
+            let request = http::Request::get("/")
+                .header(http::header::HOST, "bench")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            sender.send_request(request).await.is_ok_and(|r| r.status() == 200)
+        })
+    });
+    let serve_state = dir.path().join("serve");
+    for (shape_name, shape) in [("hello", hello()), ("json4k", json_4k())] {
+        let (mut ingress_runs, mut serve_runs, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+        for pair in 0..rounds {
+            let (mut i, mut s) = (None, None);
+            for turn in 0..2 {
+                if (turn == 0) == (pair % 2 == 0) {
+                    i = Some(drive(&node, Some((Arc::clone(&tls), "bench")), &shape, 16, warmup, duration));
+                } else {
+                    let server = lamina_serve(
+                        p3,
+                        Mode::Fresh,
+                        &["--attested-tls", "--platform", "sim", "--state", serve_state.to_str().expect("utf-8")],
+                    );
+                    s = Some(drive(&server, Some((Arc::clone(&tls), "bench")), &shape, 16, warmup, duration));
+                }
+            }
+            let (i, s) = (i.expect("ingress ran"), s.expect("serve ran"));
+            pairs.push(i.rps() / s.rps());
+            ingress_runs.push(i);
+            serve_runs.push(s);
+        }
+        pairs.sort_by(f64::total_cmp);
+        let ratio = pairs[pairs.len() / 2];
+        let (i, s) = (Outcome::merged(ingress_runs), Outcome::merged(serve_runs));
+        record.metric(
+            &format!("ingress.{shape_name}_rps"),
+            &format!("node ingress, {shape_name}, 16 conns: req/s"),
+            i.rps(),
+            "req/s",
+        );
+        record.metric(
+            &format!("ingress.serve_{shape_name}_rps"),
+            &format!("lamina serve --attested-tls, {shape_name}, 16 conns: req/s"),
+            s.rps(),
+            "req/s",
+        );
+        record.metric(
+            &format!("ingress.{shape_name}_ratio"),
+            &format!("node ingress over lamina serve, {shape_name}: req/s"),
+            ratio,
+            "ratio",
+        );
+        println!(
+            "node ingress against lamina serve, attested HTTPS, fresh, {shape_name}, 16 conns: {:.0}/s against {:.0}/s ({ratio:.2}x); p50 {:.2} against {:.2} ms",
+            i.rps(),
+            s.rps(),
+            i.quantile_ms(0.5),
+            s.quantile_ms(0.5)
+        );
+        if let (Some(ic), Some(sc)) = (i.cpu_per_request_us(), s.cpu_per_request_us()) {
+            println!("    CPU per request: node {ic:.1} µs, lamina serve {sc:.1} µs ({:.2}x)", ic / sc);
+        }
+        if pairs.len() > 1 {
+            let shown: Vec<String> = pairs.iter().map(|r| format!("{r:.2}")).collect();
+            println!("    ratio of each pair, sorted: {}", shown.join(" "));
+        }
+        if i.failed > 0 {
+            println!("    ({} ingress requests failed)", i.failed);
+        }
+    }
 }
 
 /// Resident memory with 1,000 requests in flight (each a second in the guest) less idle.
