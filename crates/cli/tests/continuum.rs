@@ -1162,3 +1162,80 @@ fn an_instance_attested_endpoint_has_a_certificate_of_its_own_and_a_node_without
     assert_eq!(unplaced["reason"], "no node in zone far serves HTTP (start nodes with --ingress ADDR)", "{status}");
     assert!(status["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["degraded"].is_null())), "{status}");
 }
+
+/// A node serving an HTTP workload is lost in the middle of a request: the client's request
+/// fails (it is not answered by anything else), the endpoint moves with the replica to the other
+/// node with an ingress, and a client that resolves it again is served there, its certificate
+/// declaring the same module.
+#[test]
+fn an_endpoint_moves_with_its_replica_when_its_node_is_lost_mid_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("control");
+    let _plane = start_control(&state, &["--danger-dev-allow-any-sim-node", "--listen", "127.0.0.1:0"]);
+    let token = || texts(&cmd(&state, &["token", "create"])).0.trim().to_owned();
+    let node = |name: &str| {
+        Process(
+            Command::new(env!("CARGO_BIN_EXE_lamina"))
+                .args(["node", "--name", name, "--platform", "sim", "--heartbeat", "200ms"])
+                .args(["--ingress", "127.0.0.1:0", "--join", &token(), "--state"])
+                .arg(dir.path().join(name))
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("lamina node starts"),
+        )
+    };
+    let mut nodes = [("edge-1", Some(node("edge-1"))), ("edge-2", Some(node("edge-2")))];
+    wait_for("both nodes to enrol", Duration::from_secs(30), || {
+        status_json(&state)["nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["state"]["state"] == "ready"))
+    });
+    let module = common::component("p3-service");
+    let module_hash = lamina_types::ModuleHash::of(&std::fs::read(&module).expect("the component"));
+    let app = dir.path().join("app.toml");
+    std::fs::write(
+        &app,
+        format!("[[workload]]\nname = \"web\"\nmodule = \"{}\"\n[workload.http]\nroutes = [\"/\"]\n", module.display()),
+    )
+    .expect("write");
+    assert_code(&cmd(&state, &["deploy", app.to_str().expect("utf-8")]), 0);
+    let first = ingress_of(&state, "web");
+    let serving = status_json(&state)["endpoints"][0]["node"].as_str().expect("a node").to_owned();
+    wait_for("the first node to answer", Duration::from_secs(60), || {
+        attested_get(first, "edge.example", "/", true).0 == 200
+    });
+
+    // A request in flight (the guest answers after a second) when its node goes.
+    let slow = std::thread::spawn(move || attested_get(first, "edge.example", "/sleep", true));
+    std::thread::sleep(Duration::from_millis(300));
+    let at = nodes.iter().position(|(name, _)| *name == serving).expect("the serving node");
+    drop(nodes[at].1.take());
+    let (status, _, _) = slow.join().expect("the client");
+    assert_ne!(status, 200, "the request did not complete on a node that was killed");
+
+    // The endpoint moves with the replica; resolved again, the workload answers there.
+    let mut moved = first;
+    wait_for("the endpoint to move", Duration::from_secs(30), || {
+        let status = status_json(&state);
+        let endpoint = &status["endpoints"][0];
+        let ok = endpoint["node"].as_str().is_some_and(|n| n != serving);
+        if ok {
+            moved =
+                endpoint["url"].as_str().unwrap_or_default().trim_start_matches("https://").parse().unwrap_or(first);
+        }
+        ok && moved != first
+    });
+    let mut answer = (0, String::new(), Vec::new());
+    wait_for("the workload to answer on the other node", Duration::from_secs(60), || {
+        answer = attested_get(moved, "edge.example", "/", true);
+        answer.0 == 200
+    });
+    let table = lamina_attest::ratls::parse_extension(&answer.2)
+        .expect("an attested certificate")
+        .served_table()
+        .expect("a table")
+        .expect("well-formed");
+    assert_eq!(table.endpoint_for(None, "/").map(|e| e.module), Some(module_hash));
+    // The old address answers nothing.
+    assert!(std::net::TcpStream::connect_timeout(&first, Duration::from_secs(2)).is_err());
+}

@@ -252,7 +252,9 @@ pub fn host_example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let mut cmd = cargo();
-        cmd.current_dir(root()).args(["build", "--quiet", "-p", "lamina-cli", "--example", name]);
+        // `--workspace`, as `scripts/test.sh` builds every target: the same features, so there
+        // this finds the example built already.
+        cmd.current_dir(root()).args(["build", "--quiet", "--workspace", "--example", name]);
         run_build(cmd, "the examples");
     });
     let exe = std::env::current_exe().expect("the test binary's path");
