@@ -71,7 +71,7 @@ pub(crate) enum Command {
     },
     /// Run the node agent: enrol with a join token once, then run what the control plane assigns.
     #[cfg(feature = "node")]
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
 }
 
 /// `lamina logs`.

@@ -61,6 +61,6 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "node")]
         Command::Secret { command } => secret::secret(command),
         #[cfg(feature = "node")]
-        Command::Node(args) => node::node(args),
+        Command::Node(args) => node::node(*args),
     }
 }
