@@ -114,8 +114,7 @@ impl Ingress {
                             return;
                         }
                     };
-                    let server =
-                        Server::routed(listener, Some(tls), serving, Bounds::default(), Arc::new(Metrics::new()), None);
+                    let server = Server::routed(listener, Some(tls), serving, bounds(), Arc::new(Metrics::new()), None);
                     let shutdown = async move {
                         let _ = stopped.await;
                     };
@@ -286,6 +285,12 @@ impl Drop for Ingress {
             tracing::error!("the ingress thread panicked");
         }
     }
+}
+
+/// `lamina serve`'s bounds on clients, but requests still in flight when the node stops are
+/// given only as long as the node gives its instances ([`crate::STOP_WAIT`]).
+fn bounds() -> Bounds {
+    Bounds { drain_timeout: crate::STOP_WAIT, ..Bounds::default() }
 }
 
 /// The node's ingress certificate: evidence naming no module, whose configuration digest is
