@@ -29,6 +29,14 @@ fn messages_cross_between_clients_with_their_headers() {
     let mut inbox = b.subscribe(Pattern::parse("sensors.>").expect("pattern")).expect("subscribes");
     let mut one = b.subscribe(Pattern::parse("sensors.*").expect("pattern")).expect("subscribes");
     b.flush(Duration::from_secs(5)).expect("the subscriptions reached the server");
+    // A flush sends what is buffered; that the server has taken the subscriptions is shown by
+    // a message from `b` itself coming back through them (the server handles one connection's
+    // commands in order). Only then does `a`, on another connection, publish.
+    b.publish(message("sensors.ready", b"")).expect("publishes");
+    for inbox in [&mut inbox, &mut one] {
+        let ready = inbox.receive(Duration::from_secs(10)).expect("receives").expect("the marker");
+        assert_eq!(ready.topic, "sensors.ready");
+    }
 
     let mut m = message("sensors.edge-1", b"{\"celsius\":21.5}");
     m.content_type = Some("application/json".into());
