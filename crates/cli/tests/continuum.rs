@@ -1003,7 +1003,8 @@ fn attested_get(addr: std::net::SocketAddr, server_name: &str, path: &str, route
 fn a_node_serves_an_http_workload_on_its_attested_ingress_until_it_is_undeployed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("control");
-    let _running = plane_and_node(dir.path(), &["--ingress", "127.0.0.1:0"]);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let _running = plane_and_node(dir.path(), &["--ingress", "127.0.0.1:0", "--metrics", &metrics.to_string()]);
     let module = common::component("p3-service");
     let module_hash = lamina_types::ModuleHash::of(&std::fs::read(&module).expect("the component"));
     let app = dir.path().join("app.toml");
@@ -1025,6 +1026,17 @@ fn a_node_serves_an_http_workload_on_its_attested_ingress_until_it_is_undeployed
         },
     );
     assert_eq!(answer.1, "hello from WASI 0.3\n");
+    // The node counts what its ingress answered, beside its own metrics.
+    let scraped = {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(metrics).expect("metrics");
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("asks");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("reads");
+        text
+    };
+    assert!(scraped.contains("lamina_node_http_requests_total{status=\"200\"}"), "{scraped}");
+    assert!(scraped.contains("lamina_node_instances"), "{scraped}");
     // The control plane says where it is served.
     wait_for("the endpoint to be running", Duration::from_secs(30), || {
         status_json(&state)["endpoints"][0]["running"] == true

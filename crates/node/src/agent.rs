@@ -311,9 +311,10 @@ impl Agent {
         }
         let seal_stats: Arc<lamina_messaging_crypto::Stats> = Arc::default();
         let metrics: Arc<crate::metrics::NodeMetrics> = Arc::default();
+        let ingress_metrics = Arc::new(lamina_serve::Metrics::new());
         let endpoint = match options.metrics {
             Some(addr) => {
-                let registry = Arc::new(crate::metrics::registry(&metrics, seal_stats.clone()));
+                let registry = Arc::new(crate::metrics::registry(&metrics, seal_stats.clone(), &ingress_metrics));
                 let collect: lamina_metrics::Collect = Arc::new(move || lamina_metrics::render(&registry));
                 Some(
                     lamina_metrics::Endpoint::start(addr, collect)
@@ -324,7 +325,9 @@ impl Agent {
         };
         let ingress = options
             .ingress
-            .map(|addr| crate::ingress::Ingress::start(addr, options.ingress_url.clone(), platform.as_ref()))
+            .map(|addr| {
+                crate::ingress::Ingress::start(addr, options.ingress_url.clone(), platform.as_ref(), ingress_metrics)
+            })
             .transpose()?;
         Ok(Agent {
             identity,

@@ -61,7 +61,12 @@ impl Ingress {
     /// # Errors
     /// When the address cannot be listened on, the platform cannot attest, or the serving
     /// thread cannot start.
-    pub(crate) fn start(addr: SocketAddr, url: Option<String>, platform: &dyn Platform) -> Result<Self, AgentError> {
+    pub(crate) fn start(
+        addr: SocketAddr,
+        url: Option<String>,
+        platform: &dyn Platform,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AgentError> {
         let url = match url {
             Some(url) if url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
             Some(url) => {
@@ -114,7 +119,7 @@ impl Ingress {
                             return;
                         }
                     };
-                    let server = Server::routed(listener, Some(tls), serving, bounds(), Arc::new(Metrics::new()), None);
+                    let server = Server::routed(listener, Some(tls), serving, bounds(), metrics, None);
                     let shutdown = async move {
                         let _ = stopped.await;
                     };

@@ -103,8 +103,10 @@ impl Collector for Messages {
 }
 
 /// The node's registry of metrics, prefixed `lamina_node_`.
-pub(crate) fn registry(metrics: &NodeMetrics, messages: Arc<Stats>) -> Registry {
+pub(crate) fn registry(metrics: &NodeMetrics, messages: Arc<Stats>, ingress: &lamina_serve::Metrics) -> Registry {
     let mut registry = Registry::with_prefix("lamina_node");
+    // The ingress's requests, `lamina serve`'s metrics under `lamina_node_http_`.
+    ingress.register_into(registry.sub_registry_with_prefix("http"));
     registry.register("instances", "Instances on this node by state", metrics.instances.clone());
     registry.register("attestations", "Attestations to the control plane by result", metrics.attestations.clone());
     registry.register(

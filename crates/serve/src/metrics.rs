@@ -46,23 +46,35 @@ impl Drop for InFlight {
 impl Metrics {
     /// Fresh metrics, registered under `lamina_http_`.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("lamina_http");
         let requests = Family::<[(&'static str, u16); 1], Counter>::default();
-        registry.register("requests", "Requests answered, by status code", requests.clone());
-        let duration = lamina_metrics::seconds_histogram();
-        registry.register("request_duration_seconds", "Time from request to response headers", duration.clone());
-        let in_flight = Gauge::<i64, AtomicI64>::default();
-        registry.register("requests_in_flight", "Requests being answered", in_flight.clone());
-        let connections = Gauge::<i64, AtomicI64>::default();
-        registry.register("connections_open", "Client connections open", connections.clone());
-        let traps = Counter::default();
-        registry.register("guest_traps", "Requests that ended in a trap of the guest", traps.clone());
-        let timeouts = Counter::default();
-        registry.register("guest_timeouts", "Requests the guest did not answer in time", timeouts.clone());
-        let refused = CounterFamily::default();
-        registry.register("refused", "Requests refused before the guest saw them, by reason", refused.clone());
         let ok = requests.get_or_create_owned(&[("status", 200)]);
-        Self { registry, requests, ok, duration, in_flight, connections, traps, timeouts, refused }
+        let mut metrics = Self {
+            registry: Registry::with_prefix("lamina_http"),
+            requests,
+            ok,
+            duration: lamina_metrics::seconds_histogram(),
+            in_flight: Gauge::default(),
+            connections: Gauge::default(),
+            traps: Counter::default(),
+            timeouts: Counter::default(),
+            refused: CounterFamily::default(),
+        };
+        let mut registry = Registry::with_prefix("lamina_http");
+        metrics.register_into(&mut registry);
+        metrics.registry = registry;
+        metrics
+    }
+
+    /// Registers these metrics in another registry as well (a node's, under its prefix): the
+    /// same counters, rendered by both.
+    pub fn register_into(&self, registry: &mut Registry) {
+        registry.register("requests", "Requests answered, by status code", self.requests.clone());
+        registry.register("request_duration_seconds", "Time from request to response headers", self.duration.clone());
+        registry.register("requests_in_flight", "Requests being answered", self.in_flight.clone());
+        registry.register("connections_open", "Client connections open", self.connections.clone());
+        registry.register("guest_traps", "Requests that ended in a trap of the guest", self.traps.clone());
+        registry.register("guest_timeouts", "Requests the guest did not answer in time", self.timeouts.clone());
+        registry.register("refused", "Requests refused before the guest saw them, by reason", self.refused.clone());
     }
 
     /// The metrics in the OpenMetrics text format.
